@@ -1,0 +1,43 @@
+# fish completion for ktlsctl(1)
+# Installed as .../fish/vendor_completions.d/ktlsctl.fish
+
+set -l subcommands connect listen selftest
+set -l session '__fish_seen_subcommand_from connect listen'
+
+complete -c ktlsctl -f
+
+# Before a subcommand
+complete -c ktlsctl -n "not __fish_seen_subcommand_from $subcommands" -a connect -d 'Connect to a TLS server'
+complete -c ktlsctl -n "not __fish_seen_subcommand_from $subcommands" -a listen -d 'Accept TLS connections'
+complete -c ktlsctl -n "not __fish_seen_subcommand_from $subcommands" -a selftest -d 'Check kernel TLS on this machine over loopback'
+complete -c ktlsctl -n "not __fish_seen_subcommand_from $subcommands" -s h -l help -d 'Show help'
+complete -c ktlsctl -n "not __fish_seen_subcommand_from $subcommands" -s V -l version -d 'Show the version'
+
+# connect and listen
+complete -c ktlsctl -n $session -l tls1.2 -d 'Allow only TLS 1.2'
+complete -c ktlsctl -n $session -l tls1.3 -d 'Allow only TLS 1.3'
+complete -c ktlsctl -n $session -l cipher -x -a 'AES-128-GCM AES-256-GCM CHACHA20-POLY1305 AES-128-CCM' -d 'Allow only this cipher'
+complete -c ktlsctl -n $session -l priority -x -d 'GnuTLS priority string'
+complete -c ktlsctl -n $session -l ktls -x -a "auto\t'The kernel when it can, else user space' require\t'The kernel, or fail' off\t'Always the user-space channel'" -d 'Record channel after the handshake'
+complete -c ktlsctl -n $session -l handshake-timeout -x -d 'Handshake timeout in seconds (default 30)'
+complete -c ktlsctl -n $session -l cafile -r -F -d 'CA certificates to verify the peer with (PEM)'
+complete -c ktlsctl -n $session -l cert -r -F -d 'Our certificate chain (PEM)'
+complete -c ktlsctl -n $session -l key -r -F -d 'Our private key (PEM)'
+complete -c ktlsctl -n $session -s q -l quiet -d 'No notices on stderr'
+complete -c ktlsctl -n $session -s v -l verbose -d 'Handshake summary and session events on stderr'
+complete -c ktlsctl -n "__fish_seen_subcommand_from $subcommands" -s h -l help -d 'Show help'
+
+# connect only
+complete -c ktlsctl -n '__fish_seen_subcommand_from connect' -l connect-timeout -x -d 'Connect timeout in seconds (default 10)'
+complete -c ktlsctl -n '__fish_seen_subcommand_from connect' -l insecure -d 'No certificate verification'
+complete -c ktlsctl -n '__fish_seen_subcommand_from connect' -l sni -x -a '(__fish_print_hostnames)' -d 'Server name to send and verify'
+complete -c ktlsctl -n '__fish_seen_subcommand_from connect' -l alpn -x -d 'Offer an ALPN protocol'
+
+# listen only
+complete -c ktlsctl -n '__fish_seen_subcommand_from listen' -l echo -d 'Echo every byte back to the peer'
+complete -c ktlsctl -n '__fish_seen_subcommand_from listen' -s k -l keep-open -d 'Accept the next connection after one ends'
+complete -c ktlsctl -n '__fish_seen_subcommand_from listen' -l verify-client -d 'Require and verify a client certificate'
+
+# selftest
+complete -c ktlsctl -n '__fish_seen_subcommand_from selftest' -s v -l verbose -d 'Handshake summary and session events on stderr'
+complete -c ktlsctl -n '__fish_seen_subcommand_from selftest' -s q -l quiet -d 'No notices on stderr'
