@@ -1,0 +1,126 @@
+/* core/channel.h: the record channel contract.
+ *
+ * A channel is what sits on the TCP socket after the handover and turns
+ * plaintext into TLS records and back.  Two implementations share this
+ * contract, which is the Linux kernel's kTLS semantics exactly, so that
+ * core/conn runs the same code on both:
+ *
+ *   kernel (channel_kernel.c)  Linux kTLS: TCP_ULP "tls", SOL_TLS TLS_TX/RX.
+ *   soft   (channel_soft.c)    the same in user space on GnuTLS's AEAD API,
+ *                              for kernels without kTLS and for tests.
+ *
+ * The socket is non-blocking (the caller sets O_NONBLOCK before creating
+ * the channel); every call here is non-blocking.
+ *
+ * recv(ch, buf, len, &type, &eor)
+ *   Returns > 0: bytes of exactly ONE content type, *type set.  Consecutive
+ *     application-data records may be merged into one call; a control
+ *     record (alert, handshake, anything not 23) is always returned alone,
+ *     in several pieces if buf is shorter than the record.  *eor is true
+ *     when the returned bytes end a record (for data: the last record
+ *     returned was consumed to its end).
+ *   Returns 0 with *type != 0: an empty control record.
+ *   Returns 0 with *type == 0: end of stream (TCP FIN, nothing buffered).
+ *   Returns -1 with errno:
+ *     EAGAIN       no complete record available now (poll the fd, but only
+ *                  after a recv returned EAGAIN: the kernel may hold a
+ *                  decrypted record without raising POLLIN, see
+ *                  research/kernel-ktls.md §4)
+ *     EKEYEXPIRED  a TLS 1.3 KeyUpdate record (a handshake record whose
+ *                  first byte is 24) was returned to the end; no more
+ *                  records until set_key(KC_RX) installs the new key.
+ *                  Kernels before 6.14 never pause (and refuse the second
+ *                  set_key with EBUSY).
+ *     EBADMSG      a record failed authentication (sticky: every later
+ *                  recv fails the same way)
+ *     EMSGSIZE     a record header announced more than 2^14 + overhead
+ *                  (sticky)
+ *     EINVAL       a record header with the wrong version bytes (sticky)
+ *     other        socket errors (ECONNRESET, ...)
+ *
+ * send(ch, type, buf, len)
+ *   Sends len bytes as records of the given content type, at most 2^14
+ *   plaintext bytes per record, the last record closed at the end of the
+ *   call (no MSG_MORE).  Returns the number of bytes accepted (possibly
+ *   fewer than len for data; a control message of at most 2^14 bytes is
+ *   all or nothing) or -1 with errno (EAGAIN: wait for POLLOUT and retry).
+ *   Records already accepted are sent in order even across set_key(KC_TX):
+ *   bytes accepted before set_key use the old key.
+ *
+ * flush(ch)
+ *   Push out anything the channel still holds (the soft channel's queued
+ *   ciphertext; the kernel's open MSG_MORE record).  0 when nothing is
+ *   left, -1/EAGAIN when the socket is full (poll POLLOUT, call again).
+ *
+ * tx_pending(ch): true while flush() still has work (poll POLLOUT then).
+ *
+ * set_key(ch, dir, km)
+ *   Install keys for a direction.  A second call for the same direction is
+ *   a TLS 1.3 key update (km->seq is then 0); on a channel that cannot
+ *   rekey it fails with status KC_E_NOREKEY.
+ *
+ * rec_seq(ch, dir, &seq): the sequence number of the next record in that
+ *   direction (records protected under the current key, after a rekey).
+ *
+ * free(ch): releases the channel, wiping key material; does not close fd. */
+#ifndef KC_CHANNEL_H
+#define KC_CHANNEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/err.h"
+#include "core/keys.h"
+
+#define KC_REC_CCS 20
+#define KC_REC_ALERT 21
+#define KC_REC_HANDSHAKE 22
+#define KC_REC_DATA 23
+
+#define KC_MAX_PLAINTEXT 16384
+
+struct kc_channel;
+
+struct kc_channel_ops {
+	const char *name;   /* "kernel" or "user-space" */
+	int (*set_key)(struct kc_channel *ch, enum kc_dir dir,
+		       const struct kc_key_material *km, struct kc_err *err);
+	ssize_t (*recv)(struct kc_channel *ch, void *buf, size_t len,
+			uint8_t *type, bool *eor);
+	ssize_t (*send)(struct kc_channel *ch, uint8_t type, const void *buf,
+			size_t len);
+	int (*flush)(struct kc_channel *ch);
+	bool (*tx_pending)(const struct kc_channel *ch);
+	int (*rec_seq)(struct kc_channel *ch, enum kc_dir dir, uint64_t *seq);
+	void (*free)(struct kc_channel *ch);
+};
+
+struct kc_channel {
+	const struct kc_channel_ops *ops;
+	int fd;
+};
+
+/* Kernel channel.  kc_kernel_attach() sets TCP_ULP "tls" on a connected
+ * socket, before the handshake (plain TCP passes through until keys are
+ * installed); on failure the status is KC_E_KTLS and the message says why
+ * and what to do (for example "load the tls module: modprobe tls"). */
+int kc_kernel_attach(int fd, struct kc_err *err);
+struct kc_channel *kc_channel_kernel_new(int fd, struct kc_err *err);
+
+/* User-space channel.  no_rekey makes it behave like a kernel before 6.14
+ * (no pause after a KeyUpdate, second set_key fails with KC_E_NOREKEY), so
+ * that path can be tested on any machine. */
+struct kc_soft_opts {
+	bool no_rekey;
+};
+struct kc_channel *kc_channel_soft_new(int fd, const struct kc_soft_opts *opts,
+				       struct kc_err *err);
+
+static inline void kc_channel_free(struct kc_channel *ch)
+{
+	if (ch)
+		ch->ops->free(ch);
+}
+
+#endif

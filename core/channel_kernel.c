@@ -1,0 +1,232 @@
+/* core/channel_kernel.c: the record channel on Linux kernel TLS.
+ *
+ * The kernel encrypts and decrypts; this file only speaks its socket API
+ * (research/kernel-ktls.md): every read through recvmsg with room for the
+ * record-type cmsg, control records sent with TLS_SET_RECORD_TYPE, keys
+ * through setsockopt(SOL_TLS), sequence numbers through getsockopt. */
+#include "config.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "core/channel.h"
+
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
+#ifndef TCP_ULP
+#define TCP_ULP 31
+#endif
+#ifndef TLS_SET_RECORD_TYPE
+#define TLS_SET_RECORD_TYPE 1
+#endif
+#ifndef TLS_GET_RECORD_TYPE
+#define TLS_GET_RECORD_TYPE 2
+#endif
+
+struct kernel_channel {
+	struct kc_channel base;
+	bool keyed[2];                 /* by enum kc_dir */
+	uint16_t version;
+	gnutls_cipher_algorithm_t cipher;
+};
+
+int kc_kernel_attach(int fd, struct kc_err *err)
+{
+	if (setsockopt(fd, SOL_TCP, TCP_ULP, "tls", sizeof "tls") == 0)
+		return 0;
+	int e = errno;
+	if (e == ENOENT)
+		return kc_err_set(err, KC_E_KTLS,
+				  "this kernel has no TLS ULP (tls module not loaded or "
+				  "CONFIG_TLS off): try 'modprobe tls'");
+	if (e == ENOTCONN)
+		return kc_err_set(err, KC_E_KTLS, "the socket is not connected");
+	if (e == EEXIST)
+		return kc_err_set(err, KC_E_KTLS, "the socket already has an upper-layer protocol");
+	if (e == ENOPROTOOPT)
+		return kc_err_set(err, KC_E_KTLS, "this kernel has no TCP_ULP support");
+	return kc_err_errno(err, KC_E_KTLS, e, "cannot enable kernel TLS on the socket");
+}
+
+static struct kernel_channel *K(struct kc_channel *ch)
+{
+	return (struct kernel_channel *)ch;
+}
+
+static int kernel_set_key(struct kc_channel *ch, enum kc_dir dir,
+			  const struct kc_key_material *km, struct kc_err *err)
+{
+	struct kernel_channel *k = K(ch);
+	union kc_crypto_info ci;
+	socklen_t len;
+
+	if (kc_keys_to_crypto_info(km, &ci, &len, err) < 0)
+		return -1;
+	int rc = setsockopt(ch->fd, SOL_TLS, dir == KC_RX ? TLS_RX : TLS_TX, &ci, len);
+	int e = errno;
+	kc_crypto_info_wipe(&ci);
+	if (rc == 0) {
+		k->keyed[dir] = true;
+		k->version = km->version;
+		k->cipher = km->cipher;
+		return 0;
+	}
+	const char *what = dir == KC_RX ? "receive" : "send";
+	if (k->keyed[dir] && e == EBUSY)
+		return kc_err_set(err, KC_E_NOREKEY,
+				  "this kernel cannot install new kTLS %s keys (TLS 1.3 key "
+				  "update needs Linux 6.14 or later); use --ktls off on this kernel",
+				  what);
+	if (e == ENOENT)
+		return kc_err_set(err, KC_E_KTLS,
+				  "the kernel lacks the crypto for %s (%s %s): load its module "
+				  "or choose another --cipher", kc_cipher_name(km->cipher),
+				  km->version == KC_TLS13 ? "TLS1.3" : "TLS1.2", what);
+	if (e == EINVAL || e == ENOPROTOOPT)
+		return kc_err_set(err, KC_E_KTLS,
+				  "the kernel does not support %s with %s for %s",
+				  kc_cipher_name(km->cipher),
+				  km->version == KC_TLS13 ? "TLS1.3" : "TLS1.2", what);
+	return kc_err_errno(err, KC_E_KTLS, e, "cannot install kTLS %s keys", what);
+}
+
+static ssize_t kernel_recv(struct kc_channel *ch, void *buf, size_t len,
+			   uint8_t *type, bool *eor)
+{
+	union {
+		char raw[CMSG_SPACE(sizeof(uint8_t))];
+		struct cmsghdr align;
+	} cbuf;
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf.raw, .msg_controllen = sizeof cbuf.raw,
+	};
+
+	*type = 0;
+	*eor = false;
+	ssize_t n = recvmsg(ch->fd, &msg, MSG_DONTWAIT);
+	if (n < 0)
+		return -1;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_TLS && c->cmsg_type == TLS_GET_RECORD_TYPE)
+			*type = *(uint8_t *)CMSG_DATA(c);
+	/* A 0 return is EOF only when no record type came with it. */
+	if (n > 0 && *type == 0)
+		*type = KC_REC_DATA;
+	*eor = (msg.msg_flags & MSG_EOR) != 0;
+	return n;
+}
+
+/* sendmsg with an explicit record type. */
+static ssize_t send_typed(int fd, uint8_t type, const void *buf, size_t len)
+{
+	union {
+		char raw[CMSG_SPACE(sizeof(uint8_t))];
+		struct cmsghdr align;
+	} cbuf;
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf.raw, .msg_controllen = sizeof cbuf.raw,
+	};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_TLS;
+	c->cmsg_type = TLS_SET_RECORD_TYPE;
+	c->cmsg_len = CMSG_LEN(sizeof(uint8_t));
+	*(uint8_t *)CMSG_DATA(c) = type;
+	return sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static ssize_t kernel_send(struct kc_channel *ch, uint8_t type, const void *buf, size_t len)
+{
+	if (type == KC_REC_DATA)
+		return send(ch->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return send_typed(ch->fd, type, buf, len);
+}
+
+/* A zero-length send carrying a record-type cmsg pushes any open MSG_MORE
+ * record (kernel-ktls.md §2): called before close_notify so that unflushed
+ * data can never be lost at shutdown. */
+static int kernel_flush(struct kc_channel *ch)
+{
+	if (!K(ch)->keyed[KC_TX])
+		return 0;
+	return send_typed(ch->fd, KC_REC_DATA, NULL, 0) < 0 ? -1 : 0;
+}
+
+static bool kernel_tx_pending(const struct kc_channel *ch)
+{
+	return false;
+}
+
+static int kernel_rec_seq(struct kc_channel *ch, enum kc_dir dir, uint64_t *seq)
+{
+	struct kernel_channel *k = K(ch);
+	union kc_crypto_info ci;
+	socklen_t len;
+	struct kc_key_material km = { .version = k->version, .cipher = k->cipher };
+	const unsigned char *rs;
+
+	/* getsockopt wants the exact struct size, and hands back the key too:
+	 * wipe it at once. */
+	km.key_len = (k->cipher == GNUTLS_CIPHER_AES_256_GCM ||
+		      k->cipher == GNUTLS_CIPHER_CHACHA20_POLY1305) ? 32 : 16;
+	km.iv_len = (k->version == KC_TLS12 && k->cipher != GNUTLS_CIPHER_CHACHA20_POLY1305)
+		    ? 4 : 12;
+	if (kc_keys_to_crypto_info(&km, &ci, &len, NULL) < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	int rc = getsockopt(ch->fd, SOL_TLS, dir == KC_RX ? TLS_RX : TLS_TX, &ci, &len);
+	if (rc == 0) {
+		switch (k->cipher) {
+		case GNUTLS_CIPHER_AES_128_GCM: rs = ci.aes_gcm_128.rec_seq; break;
+		case GNUTLS_CIPHER_AES_256_GCM: rs = ci.aes_gcm_256.rec_seq; break;
+		case GNUTLS_CIPHER_AES_128_CCM: rs = ci.aes_ccm_128.rec_seq; break;
+		default: rs = ci.chacha20_poly1305.rec_seq; break;
+		}
+		*seq = 0;
+		for (int i = 0; i < 8; i++)
+			*seq = *seq << 8 | rs[i];
+	}
+	int e = errno;
+	kc_crypto_info_wipe(&ci);
+	errno = e;
+	return rc;
+}
+
+static void kernel_free(struct kc_channel *ch)
+{
+	free(ch);
+}
+
+static const struct kc_channel_ops kernel_ops = {
+	.name = "kernel",
+	.set_key = kernel_set_key,
+	.recv = kernel_recv,
+	.send = kernel_send,
+	.flush = kernel_flush,
+	.tx_pending = kernel_tx_pending,
+	.rec_seq = kernel_rec_seq,
+	.free = kernel_free,
+};
+
+struct kc_channel *kc_channel_kernel_new(int fd, struct kc_err *err)
+{
+	struct kernel_channel *k = calloc(1, sizeof *k);
+	if (!k) {
+		kc_err_set(err, KC_E_INTERNAL, "out of memory");
+		return NULL;
+	}
+	k->base.ops = &kernel_ops;
+	k->base.fd = fd;
+	return &k->base;
+}

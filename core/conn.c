@@ -1,0 +1,688 @@
+/* core/conn.c: the kernel connection (see conn.h). */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <gnutls/crypto.h>
+
+#include "core/conn.h"
+#include "core/net.h"
+
+#define HS_KEY_UPDATE 24
+#define HS_NEW_SESSION_TICKET 4
+#define HS_HELLO_REQUEST 0
+#define ALERT_WARNING 1
+#define ALERT_FATAL 2
+
+/* How long a control record (alert, KeyUpdate) may wait for room in the
+ * socket's send buffer before we give up on the peer. */
+#define CONTROL_SEND_TIMEOUT_MS 30000
+
+struct kc_conn {
+	gnutls_session_t session;
+	struct kc_channel *ch;
+	int fd;
+	enum kc_role role;
+	uint16_t version;
+	kc_event_fn on_event;
+	void *event_ctx;
+	char fallback_reason[512];
+
+	/* One control record being assembled from channel pieces. */
+	unsigned char ctrl[KC_MAX_PLAINTEXT + 256];
+	size_t ctrl_len;
+
+	/* Handshake-message framing across records (a message may span
+	 * records; a KeyUpdate must stand alone in its record). */
+	unsigned char hs_hdr[4];
+	size_t hs_hdr_len;
+	size_t hs_body_left;
+
+	/* Handshake messages GnuTLS wants sent (via the read function). */
+	unsigned char hs_out[1024];
+	size_t hs_out_len;
+	bool hs_out_overflow;
+
+	/* Plaintext GnuTLS had already decrypted at the handover. */
+	unsigned char *early;
+	size_t early_len, early_off;
+
+	bool peer_closed, close_sent, wr_shut, failed;
+	struct kc_err failure;     /* repeated on every call after a failure */
+	struct kc_dir_stats stats[2];
+	unsigned tickets;
+};
+
+static void emit(struct kc_conn *c, enum kc_event_kind kind, bool requested, int alert)
+{
+	if (c->on_event) {
+		struct kc_event ev = { .kind = kind, .requested = requested, .alert = alert };
+		c->on_event(c->event_ctx, &ev);
+	}
+}
+
+const char *kc_alert_name(int desc, char *buf, size_t len)
+{
+	const char *n = gnutls_alert_get_strname((gnutls_alert_description_t)desc);
+	if (!n) {
+		snprintf(buf, len, "alert %d", desc);
+		return buf;
+	}
+	if (strncmp(n, "GNUTLS_A_", 9) == 0)
+		n += 9;
+	size_t i = 0;
+	for (; n[i] && i + 1 < len; i++)
+		buf[i] = (char)tolower((unsigned char)n[i]);
+	buf[i] = '\0';
+	return buf;
+}
+
+/* Remember a failure so later calls report it again instead of touching a
+ * broken channel. */
+static int fail(struct kc_conn *c, struct kc_err *err)
+{
+	c->failed = true;
+	if (err && err != &c->failure)
+		c->failure = *err;
+	return -1;
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int wait_writable(struct kc_conn *c, long long deadline)
+{
+	for (;;) {
+		long long left = deadline - now_ms();
+		if (left <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		struct pollfd p = { .fd = c->fd, .events = POLLOUT };
+		int n = poll(&p, 1, (int)left);
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+/* Send one control message completely, waiting for socket room if needed:
+ * the message must go out before anything else is written. */
+static int send_control(struct kc_conn *c, uint8_t type, const void *buf, size_t len,
+			struct kc_err *err)
+{
+	const unsigned char *p = buf;
+	long long deadline = now_ms() + CONTROL_SEND_TIMEOUT_MS;
+
+	while (len > 0) {
+		ssize_t n = c->ch->ops->send(c->ch, type, p, len);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			if (wait_writable(c, deadline) == 0)
+				continue;
+			if (errno == ETIMEDOUT)
+				return kc_err_set(err, KC_E_TIMEOUT,
+						  "the peer stopped reading: could not send a "
+						  "control record for %d s", CONTROL_SEND_TIMEOUT_MS / 1000);
+		}
+		if (errno == EPIPE || errno == ECONNRESET)
+			return kc_err_set(err, KC_E_TRUNCATED,
+					  "connection reset by the peer (no close_notify received)");
+		return kc_err_errno(err, KC_E_IO, errno, "cannot send a %s record",
+				    type == KC_REC_ALERT ? "alert" : "handshake");
+	}
+	return 0;
+}
+
+/* Best effort: tell the peer why we are leaving.  A kernel channel that
+ * failed to decrypt refuses to send until SO_ERROR has been read. */
+static void send_fatal_alert(struct kc_conn *c, int desc)
+{
+	int soerr;
+	socklen_t len = sizeof soerr;
+	unsigned char a[2] = { ALERT_FATAL, (unsigned char)desc };
+
+	getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+	if (c->ch->ops->send(c->ch, KC_REC_ALERT, a, sizeof a) == (ssize_t)sizeof a)
+		c->ch->ops->flush(c->ch);
+}
+
+/* End the connection with a fatal alert; the message names the alert. */
+static int protocol_error(struct kc_conn *c, int alert, struct kc_err *err, const char *what)
+{
+	char name[64];
+	send_fatal_alert(c, alert);
+	kc_err_set(err, KC_E_PROTOCOL, "%s (sent alert %s)", what,
+		   kc_alert_name(alert, name, sizeof name));
+	return fail(c, err);
+}
+
+/* GnuTLS's outgoing handshake messages land here instead of the socket. */
+static int hs_read_cb(gnutls_session_t s, gnutls_record_encryption_level_t level,
+		      gnutls_handshake_description_t htype, const void *data, size_t size)
+{
+	struct kc_conn *c = gnutls_session_get_ptr(s);
+	if (size > sizeof c->hs_out - c->hs_out_len) {
+		c->hs_out_overflow = true;
+		return GNUTLS_E_INTERNAL_ERROR;
+	}
+	memcpy(c->hs_out + c->hs_out_len, data, size);
+	c->hs_out_len += size;
+	return 0;
+}
+
+/* Alerts GnuTLS decides to send go out through the channel. */
+static int alert_read_cb(gnutls_session_t s, gnutls_record_encryption_level_t level,
+			 gnutls_alert_level_t alert_level, gnutls_alert_description_t desc)
+{
+	struct kc_conn *c = gnutls_session_get_ptr(s);
+	unsigned char a[2] = { (unsigned char)alert_level, (unsigned char)desc };
+	return send_control(c, KC_REC_ALERT, a, sizeof a, NULL) < 0 ? GNUTLS_E_PUSH_ERROR : 0;
+}
+
+int kc_conn_key_update(struct kc_conn *c, bool request_peer, struct kc_err *err)
+{
+	struct kc_key_material km;
+
+	if (c->failed)
+		return kc_err_set(err, c->failure.status, "%s", c->failure.msg);
+	if (c->version != KC_TLS13)
+		return kc_err_set(err, KC_E_USAGE,
+				  "key updates are not in TLS 1.2 (only TLS 1.3 can change keys)");
+	if (c->close_sent)
+		return kc_err_set(err, KC_E_USAGE, "close_notify already sent: no more key updates");
+	c->hs_out_len = 0;
+	int rc = gnutls_session_key_update(c->session, request_peer ? GNUTLS_KU_PEER : 0);
+	if (rc < 0 || c->hs_out_len == 0 || c->hs_out_overflow) {
+		kc_err_set(err, KC_E_INTERNAL, "GnuTLS could not prepare a KeyUpdate: %s",
+			   rc < 0 ? gnutls_strerror(rc) : "no message produced");
+		return fail(c, err);
+	}
+	/* Strict order: the KeyUpdate under the old key, then the new key,
+	 * with no data write in between (we are single-threaded). */
+	if (send_control(c, KC_REC_HANDSHAKE, c->hs_out, c->hs_out_len, err) < 0)
+		return fail(c, err);
+	c->hs_out_len = 0;
+	if (kc_keys_from_session(c->session, KC_TX, &km, err) < 0)
+		return fail(c, err);
+	km.seq = 0;
+	rc = c->ch->ops->set_key(c->ch, KC_TX, &km, err);
+	kc_keys_wipe(&km);
+	if (rc < 0)
+		return fail(c, err);
+	c->stats[KC_TX].key_updates++;
+	emit(c, KC_EV_KEY_UPDATE_SENT, request_peer, 0);
+	return 0;
+}
+
+static int on_alert(struct kc_conn *c, const unsigned char *p, size_t n, struct kc_err *err)
+{
+	char name[64];
+
+	if (n != 2)
+		return protocol_error(c, GNUTLS_A_DECODE_ERROR, err,
+				      "the peer sent a malformed alert record");
+	int level = p[0], desc = p[1];
+	if (desc == GNUTLS_A_CLOSE_NOTIFY) {
+		c->peer_closed = true;
+		emit(c, KC_EV_PEER_CLOSE, false, desc);
+		return 1;
+	}
+	/* TLS 1.3 (RFC 8446 §6): every alert but close_notify and user_canceled
+	 * is fatal whatever its level; TLS 1.2 honours the level. */
+	bool warning = c->version == KC_TLS13 ? desc == GNUTLS_A_USER_CANCELED
+					      : level == ALERT_WARNING;
+	if (warning) {
+		emit(c, KC_EV_WARNING_ALERT, false, desc);
+		return 0;
+	}
+	kc_err_set(err, KC_E_PROTOCOL, "the peer ended the connection with fatal alert '%s'",
+		   kc_alert_name(desc, name, sizeof name));
+	return fail(c, err);
+}
+
+struct hs_scan {
+	unsigned tickets;          /* NewSessionTickets completed in this record */
+	bool key_update;
+	bool ku_requested;
+	int bad_alert;             /* nonzero: reject the record with this alert */
+	const char *why;
+};
+
+/* Walk the handshake messages in one record, keeping framing state across
+ * records, to find NewSessionTickets and KeyUpdates before GnuTLS sees them. */
+static void scan_handshake(struct kc_conn *c, const unsigned char *p, size_t n,
+			   struct hs_scan *sc)
+{
+	bool record_starts_message = c->hs_hdr_len == 0 && c->hs_body_left == 0;
+	size_t i = 0, msg_start = 0;
+
+	memset(sc, 0, sizeof *sc);
+	while (i < n) {
+		if (c->hs_body_left == 0) {
+			if (c->hs_hdr_len == 0)
+				msg_start = i;
+			c->hs_hdr[c->hs_hdr_len++] = p[i++];
+			if (c->hs_hdr_len < 4)
+				continue;
+			c->hs_body_left = (size_t)c->hs_hdr[1] << 16 | (size_t)c->hs_hdr[2] << 8 |
+					  c->hs_hdr[3];
+		} else {
+			size_t take = n - i < c->hs_body_left ? n - i : c->hs_body_left;
+			i += take;
+			c->hs_body_left -= take;
+		}
+		if (c->hs_hdr_len < 4 || c->hs_body_left > 0)
+			continue;
+		/* a message just completed */
+		unsigned char type = c->hs_hdr[0];
+		size_t body_len = (size_t)c->hs_hdr[1] << 16 | (size_t)c->hs_hdr[2] << 8 | c->hs_hdr[3];
+		c->hs_hdr_len = 0;
+		if (type == HS_NEW_SESSION_TICKET) {
+			sc->tickets++;
+		} else if (type == HS_KEY_UPDATE) {
+			if (!record_starts_message || msg_start != 0 || i != n) {
+				sc->bad_alert = GNUTLS_A_UNEXPECTED_MESSAGE;
+				sc->why = "the peer sent a KeyUpdate that does not stand alone in its record";
+			} else if (body_len != 1) {
+				sc->bad_alert = GNUTLS_A_DECODE_ERROR;
+				sc->why = "the peer sent a malformed KeyUpdate";
+			} else if (p[n - 1] > 1) {
+				sc->bad_alert = GNUTLS_A_ILLEGAL_PARAMETER;
+				sc->why = "the peer sent a KeyUpdate with an invalid request value";
+			} else {
+				sc->key_update = true;
+				sc->ku_requested = p[n - 1] == 1;
+			}
+			return;
+		}
+	}
+	/* A KeyUpdate split across records would straddle the key change. */
+	if (c->hs_hdr_len == 4 && c->hs_hdr[0] == HS_KEY_UPDATE) {
+		sc->bad_alert = GNUTLS_A_UNEXPECTED_MESSAGE;
+		sc->why = "the peer sent a KeyUpdate split across records";
+	}
+}
+
+static int on_peer_key_update(struct kc_conn *c, bool requested, struct kc_err *err)
+{
+	struct kc_key_material km;
+
+	if (kc_keys_from_session(c->session, KC_RX, &km, err) < 0)
+		return fail(c, err);
+	km.seq = 0;
+	int rc = c->ch->ops->set_key(c->ch, KC_RX, &km, err);
+	kc_keys_wipe(&km);
+	if (rc < 0) {
+		if (err && err->status == KC_E_NOREKEY)
+			snprintf(err->msg, sizeof err->msg,
+				 "the peer updated its TLS 1.3 keys and this kernel cannot follow "
+				 "(kTLS rekey needs Linux 6.14 or later): use --ktls off with this peer");
+		return fail(c, err);
+	}
+	c->stats[KC_RX].key_updates++;
+	emit(c, KC_EV_PEER_KEY_UPDATE, requested, 0);
+	if (requested)
+		return kc_conn_key_update(c, false, err);
+	return 0;
+}
+
+static int on_handshake(struct kc_conn *c, const unsigned char *p, size_t n, struct kc_err *err)
+{
+	char detail[256];
+	struct hs_scan sc;
+
+	if (n == 0)
+		return protocol_error(c, GNUTLS_A_UNEXPECTED_MESSAGE, err,
+				      "the peer sent an empty handshake record");
+	if (c->version == KC_TLS12) {
+		/* TLS 1.2 has nothing after the handshake but renegotiation,
+		 * which we decline politely (RFC 5246 §7.4.1.1). */
+		if (n == 4 && p[0] == HS_HELLO_REQUEST && !p[1] && !p[2] && !p[3]) {
+			unsigned char a[2] = { ALERT_WARNING, GNUTLS_A_NO_RENEGOTIATION };
+			return send_control(c, KC_REC_ALERT, a, 2, err) < 0 ? fail(c, err) : 0;
+		}
+		return protocol_error(c, GNUTLS_A_UNEXPECTED_MESSAGE, err,
+				      "the peer sent a handshake message after the TLS 1.2 "
+				      "handshake");
+	}
+	scan_handshake(c, p, n, &sc);
+	if (sc.bad_alert)
+		return protocol_error(c, sc.bad_alert, err, sc.why);
+	int rc = gnutls_handshake_write(c->session, GNUTLS_ENCRYPTION_LEVEL_APPLICATION, p, n);
+	if (rc < 0 && rc != GNUTLS_E_AGAIN) {
+		int level;
+		int alert = gnutls_error_to_alert(rc, &level);
+		snprintf(detail, sizeof detail,
+			 "the peer sent a handshake message we cannot accept: %s",
+			 gnutls_strerror(rc));
+		return protocol_error(c, alert < 0 ? GNUTLS_A_UNEXPECTED_MESSAGE : alert, err,
+				      detail);
+	}
+	for (unsigned i = 0; i < sc.tickets; i++) {
+		c->tickets++;
+		emit(c, KC_EV_TICKET, false, 0);
+	}
+	if (sc.key_update)
+		return on_peer_key_update(c, sc.ku_requested, err);
+	return 0;
+}
+
+/* 1: close_notify received; 0: handled, keep reading; -1: failed. */
+static int on_control(struct kc_conn *c, uint8_t type, struct kc_err *err)
+{
+	const unsigned char *p = c->ctrl;
+	size_t n = c->ctrl_len;
+
+	c->ctrl_len = 0;
+	switch (type) {
+	case KC_REC_ALERT:
+		return on_alert(c, p, n, err);
+	case KC_REC_HANDSHAKE:
+		return on_handshake(c, p, n, err);
+	default: {
+		char detail[96];
+		snprintf(detail, sizeof detail,
+			 "the peer sent a record of unexpected content type %u", type);
+		return protocol_error(c, GNUTLS_A_UNEXPECTED_MESSAGE, err, detail);
+	}
+	}
+}
+
+static int recv_error(struct kc_conn *c, int e, struct kc_err *err)
+{
+	switch (e) {
+	case EBADMSG:
+		return protocol_error(c, GNUTLS_A_BAD_RECORD_MAC, err,
+				      "a record from the peer failed authentication: the data "
+				      "was corrupted or forged");
+	case EMSGSIZE:
+		return protocol_error(c, GNUTLS_A_RECORD_OVERFLOW, err,
+				      "the peer sent an oversized record");
+	case EINVAL:
+		return protocol_error(c, GNUTLS_A_DECODE_ERROR, err,
+				      "the peer sent a malformed record header");
+	case EKEYEXPIRED:
+		kc_err_set(err, KC_E_PROTOCOL,
+			   "the kernel paused on a KeyUpdate that was never delivered");
+		return fail(c, err);
+	case ECONNRESET:
+	case EPIPE:
+		kc_err_set(err, KC_E_TRUNCATED,
+			   "connection truncated: reset by the peer before close_notify");
+		return fail(c, err);
+	default:
+		kc_err_errno(err, KC_E_IO, e, "cannot read from the connection");
+		return fail(c, err);
+	}
+}
+
+ssize_t kc_conn_read(struct kc_conn *c, void *buf, size_t len, struct kc_err *err)
+{
+	if (c->failed)
+		return kc_err_set(err, c->failure.status, "%s", c->failure.msg);
+	if (c->early_off < c->early_len) {
+		size_t n = c->early_len - c->early_off;
+		if (n > len)
+			n = len;
+		memcpy(buf, c->early + c->early_off, n);
+		c->early_off += n;
+		c->stats[KC_RX].bytes += n;
+		return (ssize_t)n;
+	}
+	for (;;) {
+		if (c->peer_closed)
+			return 0;
+		uint8_t type;
+		bool eor;
+		ssize_t n = c->ch->ops->recv(c->ch, buf, len, &type, &eor);
+		if (n < 0) {
+			if (errno == EAGAIN)
+				return KC_CONN_AGAIN;
+			if (errno == EINTR)
+				continue;
+			return recv_error(c, errno, err);
+		}
+		if (n == 0 && type == 0) {
+			kc_err_set(err, KC_E_TRUNCATED,
+				   "connection truncated: the peer closed without close_notify");
+			return fail(c, err);
+		}
+		if (type == KC_REC_DATA) {
+			if (c->ctrl_len)   /* channels never mix types mid-record */
+				return protocol_error(c, GNUTLS_A_UNEXPECTED_MESSAGE, err,
+						      "interleaved records");
+			c->stats[KC_RX].bytes += (size_t)n;
+			return n;
+		}
+		if ((size_t)n > sizeof c->ctrl - c->ctrl_len)
+			return protocol_error(c, GNUTLS_A_RECORD_OVERFLOW, err,
+					      "the peer sent an oversized control record");
+		memcpy(c->ctrl + c->ctrl_len, buf, (size_t)n);
+		c->ctrl_len += (size_t)n;
+		if (!eor)
+			continue;
+		int rc = on_control(c, type, err);
+		if (rc < 0)
+			return -1;
+		if (rc > 0)
+			return 0;
+	}
+}
+
+ssize_t kc_conn_write(struct kc_conn *c, const void *buf, size_t len, struct kc_err *err)
+{
+	if (c->failed)
+		return kc_err_set(err, c->failure.status, "%s", c->failure.msg);
+	if (c->close_sent)
+		return kc_err_set(err, KC_E_INTERNAL, "write after close_notify");
+	for (;;) {
+		ssize_t n = c->ch->ops->send(c->ch, KC_REC_DATA, buf, len);
+		if (n >= 0) {
+			c->stats[KC_TX].bytes += (size_t)n;
+			return n;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN)
+			return KC_CONN_AGAIN;
+		if (errno == EPIPE || errno == ECONNRESET)
+			kc_err_set(err, KC_E_TRUNCATED,
+				   "connection truncated: reset by the peer before close_notify");
+		else
+			kc_err_errno(err, KC_E_IO, errno, "cannot send to the peer");
+		return fail(c, err);
+	}
+}
+
+int kc_conn_flush(struct kc_conn *c, struct kc_err *err)
+{
+	if (c->failed)
+		return kc_err_set(err, c->failure.status, "%s", c->failure.msg);
+	if (c->ch->ops->flush(c->ch) < 0) {
+		if (errno == EAGAIN || errno == EINTR)
+			return KC_CONN_AGAIN;
+		if (errno == EPIPE || errno == ECONNRESET)
+			kc_err_set(err, KC_E_TRUNCATED,
+				   "connection truncated: reset by the peer before close_notify");
+		else
+			kc_err_errno(err, KC_E_IO, errno, "cannot send to the peer");
+		return fail(c, err);
+	}
+	if (c->close_sent && !c->wr_shut) {
+		/* Everything including close_notify is out: tell TCP too, for
+		 * peers that wait for end of stream. */
+		shutdown(c->fd, SHUT_WR);
+		c->wr_shut = true;
+	}
+	return 0;
+}
+
+bool kc_conn_tx_pending(const struct kc_conn *c)
+{
+	return c->ch->ops->tx_pending(c->ch) || (c->close_sent && !c->wr_shut);
+}
+
+int kc_conn_close(struct kc_conn *c, struct kc_err *err)
+{
+	static const unsigned char close_notify[2] = { ALERT_WARNING, GNUTLS_A_CLOSE_NOTIFY };
+
+	if (c->failed)
+		return kc_err_set(err, c->failure.status, "%s", c->failure.msg);
+	if (c->close_sent)
+		return 0;
+	/* Data accepted earlier is queued (soft) or open (kernel MSG_MORE)
+	 * ahead of the alert; the channel keeps the order, flush pushes it. */
+	if (c->ch->ops->flush(c->ch) < 0 && errno != EAGAIN) {
+		kc_err_errno(err, KC_E_IO, errno, "cannot send to the peer");
+		return fail(c, err);
+	}
+	if (send_control(c, KC_REC_ALERT, close_notify, sizeof close_notify, err) < 0)
+		return fail(c, err);
+	c->close_sent = true;
+	int rc = kc_conn_flush(c, err);
+	return rc == KC_CONN_AGAIN ? 0 : rc;
+}
+
+/* Take anything GnuTLS decrypted but did not hand out yet (it never
+ * should: it reads one record at a time), so no byte is lost. */
+static int drain_gnutls(struct kc_conn *c, struct kc_err *err)
+{
+	size_t pending;
+
+	while ((pending = gnutls_record_check_pending(c->session)) > 0) {
+		unsigned char *p = realloc(c->early, c->early_len + pending);
+		if (!p)
+			return kc_err_set(err, KC_E_INTERNAL, "out of memory");
+		c->early = p;
+		ssize_t n = gnutls_record_recv(c->session, p + c->early_len, pending);
+		if (n <= 0)
+			return kc_err_set(err, KC_E_INTERNAL,
+					  "cannot drain GnuTLS before the handover: %s",
+					  gnutls_strerror((int)n));
+		c->early_len += (size_t)n;
+	}
+	if (gnutls_record_check_corked(c->session) > 0)
+		return kc_err_set(err, KC_E_INTERNAL, "GnuTLS holds corked data at the handover");
+	return 0;
+}
+
+static int install_keys(struct kc_conn *c, struct kc_channel *ch, struct kc_key_material km[2],
+			struct kc_err *err)
+{
+	if (ch->ops->set_key(ch, KC_RX, &km[KC_RX], err) < 0)
+		return -1;
+	if (ch->ops->set_key(ch, KC_TX, &km[KC_TX], err) < 0) {
+		if (err)   /* no fallback now: the receive side is kernel-keyed */
+			err->status = KC_E_KTLS;
+		return -2;
+	}
+	return 0;
+}
+
+int kc_conn_open(gnutls_session_t session, int fd, const struct kc_conn_opts *opts,
+		 struct kc_conn **out, struct kc_err *err)
+{
+	struct kc_key_material km[2];
+	struct kc_conn *c = calloc(1, sizeof *c);
+	int rc = -1;
+
+	if (!c)
+		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
+	c->session = session;
+	c->fd = fd;
+	c->role = opts->role;
+	c->on_event = opts->on_event;
+	c->event_ctx = opts->event_ctx;
+	memset(km, 0, sizeof km);
+	if (drain_gnutls(c, err) < 0 ||
+	    kc_keys_from_session(session, KC_RX, &km[KC_RX], err) < 0 ||
+	    kc_keys_from_session(session, KC_TX, &km[KC_TX], err) < 0)
+		goto out;
+	c->version = km[KC_TX].version;
+	if (kc_set_nonblocking(fd, 1) < 0) {
+		kc_err_errno(err, KC_E_IO, errno, "cannot make the socket non-blocking");
+		goto out;
+	}
+	if (opts->kernel) {
+		c->ch = kc_channel_kernel_new(fd, err);
+		if (!c->ch)
+			goto out;
+		rc = install_keys(c, c->ch, km, err);
+		if (rc == -1 && opts->fallback && err && err->status == KC_E_KTLS) {
+			snprintf(c->fallback_reason, sizeof c->fallback_reason, "%s", err->msg);
+			kc_channel_free(c->ch);
+			c->ch = NULL;
+		} else if (rc < 0) {
+			goto out;
+		}
+	}
+	if (!c->ch) {
+		c->ch = kc_channel_soft_new(fd, &opts->soft, err);
+		if (!c->ch || (rc = install_keys(c, c->ch, km, err)) < 0) {
+			rc = -1;
+			goto out;
+		}
+	}
+	gnutls_session_set_ptr(session, c);
+	gnutls_handshake_set_read_function(session, hs_read_cb);
+	gnutls_alert_set_read_function(session, alert_read_cb);
+	rc = 0;
+out:
+	kc_keys_wipe(&km[KC_RX]);
+	kc_keys_wipe(&km[KC_TX]);
+	if (rc < 0) {
+		kc_conn_free(c);
+		return -1;
+	}
+	*out = c;
+	return 0;
+}
+
+void kc_conn_free(struct kc_conn *c)
+{
+	if (!c)
+		return;
+	kc_channel_free(c->ch);
+	if (c->early) {
+		gnutls_memset(c->early, 0, c->early_len);
+		free(c->early);
+	}
+	gnutls_memset(c->ctrl, 0, sizeof c->ctrl);
+	free(c);
+}
+
+int kc_conn_fd(const struct kc_conn *c) { return c->fd; }
+const char *kc_conn_channel_name(const struct kc_conn *c) { return c->ch->ops->name; }
+bool kc_conn_peer_closed(const struct kc_conn *c) { return c->peer_closed; }
+bool kc_conn_close_sent(const struct kc_conn *c) { return c->close_sent; }
+uint16_t kc_conn_version(const struct kc_conn *c) { return c->version; }
+unsigned kc_conn_tickets(const struct kc_conn *c) { return c->tickets; }
+
+const char *kc_conn_fallback_reason(const struct kc_conn *c)
+{
+	return c->fallback_reason[0] ? c->fallback_reason : NULL;
+}
+
+const struct kc_dir_stats *kc_conn_stats(const struct kc_conn *c, enum kc_dir dir)
+{
+	return &c->stats[dir];
+}

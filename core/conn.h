@@ -1,0 +1,107 @@
+/* core/conn.h: the kernel connection.
+ *
+ * After the handshake, a kc_conn owns the socket through a record channel
+ * (core/channel.h) and does what the record layer cannot do by itself, as
+ * rustls's KernelConnection does: it handles every control record the
+ * channel passes up (alerts, close_notify, KeyUpdate, NewSessionTicket),
+ * feeds post-handshake messages to GnuTLS (which stays the key schedule
+ * and ticket store), installs the keys GnuTLS then reports, and answers
+ * with the right alert when a peer misbehaves.  GnuTLS never touches the
+ * socket again after kc_conn_open(). */
+#ifndef KC_CONN_H
+#define KC_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <gnutls/gnutls.h>
+
+#include "core/channel.h"
+#include "core/err.h"
+#include "core/handshake.h"
+
+/* kc_conn_read/kc_conn_write/kc_conn_flush: would block; poll and retry. */
+#define KC_CONN_AGAIN (-2)
+
+enum kc_ktls_mode { KC_KTLS_AUTO, KC_KTLS_REQUIRE, KC_KTLS_OFF };
+
+enum kc_event_kind {
+	KC_EV_TICKET,            /* a NewSessionTicket was stored by GnuTLS */
+	KC_EV_PEER_KEY_UPDATE,   /* the peer updated its keys; .requested */
+	KC_EV_KEY_UPDATE_SENT,   /* we updated our send keys; .requested */
+	KC_EV_PEER_CLOSE,        /* close_notify received */
+	KC_EV_WARNING_ALERT,     /* a non-fatal alert was ignored; .alert */
+};
+
+struct kc_event {
+	enum kc_event_kind kind;
+	bool requested;          /* KeyUpdate with update_requested */
+	int alert;               /* alert description */
+};
+
+typedef void (*kc_event_fn)(void *ctx, const struct kc_event *ev);
+
+struct kc_conn_opts {
+	enum kc_role role;
+	/* Use the kernel channel (TCP_ULP "tls" already attached by
+	 * kc_kernel_attach).  With fallback, a kernel that refuses the keys
+	 * (cipher not available) leaves the socket to the user-space channel
+	 * and kc_conn_fallback_reason() says why. */
+	bool kernel;
+	bool fallback;
+	struct kc_soft_opts soft;
+	kc_event_fn on_event;
+	void *event_ctx;
+};
+
+struct kc_dir_stats {
+	uint64_t bytes;          /* application data bytes */
+	unsigned key_updates;    /* keys installed after the first */
+};
+
+struct kc_conn;
+
+/* The handover: check that GnuTLS holds nothing, take the keys of both
+ * directions, install them in the channel (receive first, so a refusal
+ * leaves no direction keyed), and route GnuTLS's post-handshake output to
+ * us.  fd must be the handshake's socket; it becomes non-blocking.  The
+ * session stays owned by the caller and must outlive the conn. */
+int kc_conn_open(gnutls_session_t session, int fd, const struct kc_conn_opts *opts,
+		 struct kc_conn **out, struct kc_err *err);
+void kc_conn_free(struct kc_conn *c);
+
+/* Application data from the peer: > 0 bytes, 0 when the peer sent
+ * close_notify, KC_CONN_AGAIN, or -1 with *err (KC_E_TRUNCATED when the
+ * stream ended without close_notify, KC_E_PROTOCOL, KC_E_NOREKEY, ...).
+ * Control records are handled inside.  buf must hold at least 1 byte. */
+ssize_t kc_conn_read(struct kc_conn *c, void *buf, size_t len, struct kc_err *err);
+
+/* Send application data: bytes accepted, KC_CONN_AGAIN, or -1. */
+ssize_t kc_conn_write(struct kc_conn *c, const void *buf, size_t len, struct kc_err *err);
+
+/* Push out what the channel still holds; after close, also shut down the
+ * TCP write side once everything is out.  0 done, KC_CONN_AGAIN, -1. */
+int kc_conn_flush(struct kc_conn *c, struct kc_err *err);
+bool kc_conn_tx_pending(const struct kc_conn *c);
+
+/* Send close_notify (after any pending data).  Reading may continue. */
+int kc_conn_close(struct kc_conn *c, struct kc_err *err);
+
+/* TLS 1.3 key update of our send keys, asking the peer to update too when
+ * request_peer.  The KeyUpdate goes out under the old key, then the new
+ * key is installed, with nothing written in between. */
+int kc_conn_key_update(struct kc_conn *c, bool request_peer, struct kc_err *err);
+
+int kc_conn_fd(const struct kc_conn *c);
+const char *kc_conn_channel_name(const struct kc_conn *c);
+const char *kc_conn_fallback_reason(const struct kc_conn *c);  /* NULL if none */
+bool kc_conn_peer_closed(const struct kc_conn *c);
+bool kc_conn_close_sent(const struct kc_conn *c);
+uint16_t kc_conn_version(const struct kc_conn *c);
+const struct kc_dir_stats *kc_conn_stats(const struct kc_conn *c, enum kc_dir dir);
+unsigned kc_conn_tickets(const struct kc_conn *c);
+
+/* Lowercase RFC name of an alert ("bad_record_mac"). */
+const char *kc_alert_name(int desc, char *buf, size_t len);
+
+#endif

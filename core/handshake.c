@@ -1,0 +1,304 @@
+/* core/handshake.c: GnuTLS credentials, session setup and the handshake. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <gnutls/x509.h>
+
+#include "core/handshake.h"
+#include "core/keys.h"
+
+struct kc_creds {
+	gnutls_certificate_credentials_t x509;
+	gnutls_datum_t ticket_key;     /* server: shared by all connections */
+};
+
+static int check_readable(const char *what, const char *path, struct kc_err *err)
+{
+	if (access(path, R_OK) < 0)
+		return kc_err_errno(err, KC_E_CREDENTIALS, errno, "cannot read %s '%s'",
+				    what, path);
+	return 0;
+}
+
+static int load_trust(const struct kc_tls_opts *o, struct kc_creds *c, struct kc_err *err)
+{
+	int rc;
+
+	if (o->ca_pem) {
+		rc = gnutls_certificate_set_x509_trust_mem(c->x509, o->ca_pem, GNUTLS_X509_FMT_PEM);
+	} else if (o->cafile) {
+		if (check_readable("CA file", o->cafile, err) < 0)
+			return -1;
+		rc = gnutls_certificate_set_x509_trust_file(c->x509, o->cafile,
+							    GNUTLS_X509_FMT_PEM);
+		if (rc == 0)
+			return kc_err_set(err, KC_E_CREDENTIALS,
+					  "CA file '%s' holds no PEM certificate", o->cafile);
+	} else if (o->role == KC_CLIENT && !o->insecure) {
+		rc = gnutls_certificate_set_x509_system_trust(c->x509);
+		if (rc == 0)
+			return kc_err_set(err, KC_E_CREDENTIALS,
+					  "the system trust store is empty: install "
+					  "ca-certificates or pass --cafile");
+	} else {
+		return 0;
+	}
+	if (rc < 0)
+		return kc_err_set(err, KC_E_CREDENTIALS, "cannot load CA certificates%s%s: %s",
+				  o->cafile ? " from " : "", o->cafile ? o->cafile : "",
+				  gnutls_strerror(rc));
+	return 0;
+}
+
+static int load_key_pair(const struct kc_tls_opts *o, struct kc_creds *c, struct kc_err *err)
+{
+	int rc;
+
+	if (o->cert_pem && o->key_pem) {
+		rc = gnutls_certificate_set_x509_key_mem(c->x509, o->cert_pem, o->key_pem,
+							 GNUTLS_X509_FMT_PEM);
+	} else if (o->certfile || o->keyfile) {
+		if (!o->certfile || !o->keyfile)
+			return kc_err_set(err, KC_E_USAGE, "--cert and --key go together");
+		if (check_readable("certificate file", o->certfile, err) < 0 ||
+		    check_readable("key file", o->keyfile, err) < 0)
+			return -1;
+		rc = gnutls_certificate_set_x509_key_file(c->x509, o->certfile, o->keyfile,
+							  GNUTLS_X509_FMT_PEM);
+	} else {
+		return 0;
+	}
+	if (rc == GNUTLS_E_CERTIFICATE_KEY_MISMATCH)
+		return kc_err_set(err, KC_E_CREDENTIALS,
+				  "the key in '%s' does not belong to the certificate in '%s'",
+				  o->keyfile ? o->keyfile : "(memory)",
+				  o->certfile ? o->certfile : "(memory)");
+	if (rc < 0)
+		return kc_err_set(err, KC_E_CREDENTIALS,
+				  "cannot load certificate '%s' with key '%s': %s (both must be PEM)",
+				  o->certfile ? o->certfile : "(memory)",
+				  o->keyfile ? o->keyfile : "(memory)", gnutls_strerror(rc));
+	return 0;
+}
+
+int kc_creds_new(const struct kc_tls_opts *o, struct kc_creds **out, struct kc_err *err)
+{
+	struct kc_creds *c = calloc(1, sizeof *c);
+	int rc;
+
+	if (!c)
+		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
+	rc = gnutls_certificate_allocate_credentials(&c->x509);
+	if (rc < 0) {
+		free(c);
+		return kc_err_set(err, KC_E_INTERNAL, "GnuTLS: %s", gnutls_strerror(rc));
+	}
+	if (o->role == KC_SERVER && !o->cert_pem && (!o->certfile || !o->keyfile)) {
+		kc_creds_free(c);
+		return kc_err_set(err, KC_E_USAGE, "listen needs --cert FILE and --key FILE");
+	}
+	if (o->role == KC_SERVER && o->verify_client && !o->cafile && !o->ca_pem) {
+		kc_creds_free(c);
+		return kc_err_set(err, KC_E_USAGE,
+				  "--verify-client needs --cafile FILE with the CA that signs "
+				  "client certificates");
+	}
+	if (load_trust(o, c, err) < 0 || load_key_pair(o, c, err) < 0)
+		goto fail;
+	if (o->role == KC_SERVER) {
+		rc = gnutls_session_ticket_key_generate(&c->ticket_key);
+		if (rc < 0) {
+			kc_err_set(err, KC_E_INTERNAL, "cannot create a ticket key: %s",
+				   gnutls_strerror(rc));
+			goto fail;
+		}
+	}
+	*out = c;
+	return 0;
+fail:
+	kc_creds_free(c);
+	return -1;
+}
+
+void kc_creds_free(struct kc_creds *c)
+{
+	if (!c)
+		return;
+	if (c->x509)
+		gnutls_certificate_free_credentials(c->x509);
+	if (c->ticket_key.data) {
+		gnutls_memset(c->ticket_key.data, 0, c->ticket_key.size);
+		gnutls_free(c->ticket_key.data);
+	}
+	free(c);
+}
+
+int kc_tls_priority(const struct kc_tls_opts *o, char *buf, size_t len,
+		    struct kc_err *err)
+{
+	static const gnutls_cipher_algorithm_t all[] = {
+		GNUTLS_CIPHER_AES_256_GCM, GNUTLS_CIPHER_AES_128_GCM,
+		GNUTLS_CIPHER_CHACHA20_POLY1305, GNUTLS_CIPHER_AES_128_CCM,
+	};
+	const gnutls_cipher_algorithm_t *list = o->n_ciphers ? o->ciphers : all;
+	size_t n = o->n_ciphers ? o->n_ciphers : 4;
+	unsigned v = o->versions ? o->versions : KC_VERS_12 | KC_VERS_13;
+	int off;
+
+	if (o->priority) {
+		off = snprintf(buf, len, "%s", o->priority);
+		return (size_t)off < len ? 0 : kc_err_set(err, KC_E_USAGE, "priority string too long");
+	}
+	/* Only ciphers the kernel can take; the version list as asked. */
+	off = snprintf(buf, len, "NORMAL:-VERS-ALL%s%s:-CIPHER-ALL",
+		       v & KC_VERS_13 ? ":+VERS-TLS1.3" : "",
+		       v & KC_VERS_12 ? ":+VERS-TLS1.2" : "");
+	for (size_t i = 0; i < n && (size_t)off < len; i++)
+		off += snprintf(buf + off, len - (size_t)off, ":+%s",
+				kc_cipher_priority_name(list[i]));
+	if ((size_t)off >= len)
+		return kc_err_set(err, KC_E_INTERNAL, "priority string too long");
+	return 0;
+}
+
+static int setup_session(gnutls_session_t s, int fd, const struct kc_tls_opts *o,
+			 struct kc_creds *c, struct kc_err *err)
+{
+	char prio[512];
+	const char *errpos = NULL;
+	int rc;
+
+	if (kc_tls_priority(o, prio, sizeof prio, err) < 0)
+		return -1;
+	rc = gnutls_priority_set_direct(s, prio, &errpos);
+	if (rc < 0)
+		return kc_err_set(err, KC_E_USAGE, "invalid priority string at '%s': %s",
+				  errpos ? errpos : prio, gnutls_strerror(rc));
+	rc = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, c->x509);
+	if (rc < 0)
+		return kc_err_set(err, KC_E_INTERNAL, "GnuTLS: %s", gnutls_strerror(rc));
+	if (o->role == KC_CLIENT) {
+		if (o->sni && (rc = gnutls_server_name_set(s, GNUTLS_NAME_DNS, o->sni,
+							   strlen(o->sni))) < 0)
+			return kc_err_set(err, KC_E_USAGE, "invalid server name '%s': %s",
+					  o->sni, gnutls_strerror(rc));
+		if (!o->insecure)
+			gnutls_session_set_verify_cert(s, o->verify_name, 0);
+	} else {
+		rc = gnutls_session_ticket_enable_server(s, &c->ticket_key);
+		if (rc < 0)
+			return kc_err_set(err, KC_E_INTERNAL, "GnuTLS tickets: %s",
+					  gnutls_strerror(rc));
+		if (o->verify_client) {
+			gnutls_certificate_server_set_request(s, GNUTLS_CERT_REQUIRE);
+			gnutls_session_set_verify_cert(s, NULL, 0);
+		}
+	}
+	if (o->n_alpn) {
+		gnutls_datum_t protos[KC_MAX_ALPN];
+		for (size_t i = 0; i < o->n_alpn; i++) {
+			protos[i].data = (unsigned char *)o->alpn[i];
+			protos[i].size = (unsigned)strlen(o->alpn[i]);
+		}
+		rc = gnutls_alpn_set_protocols(s, protos, (unsigned)o->n_alpn, 0);
+		if (rc < 0)
+			return kc_err_set(err, KC_E_USAGE, "invalid ALPN protocol: %s",
+					  gnutls_strerror(rc));
+	}
+	gnutls_transport_set_int(s, fd);
+	gnutls_handshake_set_timeout(s, o->handshake_timeout_ms ? o->handshake_timeout_ms
+							       : GNUTLS_DEFAULT_HANDSHAKE_TIMEOUT);
+	return 0;
+}
+
+static int handshake_error(gnutls_session_t s, const struct kc_tls_opts *o, int rc,
+			   struct kc_err *err)
+{
+	if (rc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
+		gnutls_datum_t out = { 0 };
+		unsigned status = gnutls_session_get_verify_cert_status(s);
+		gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out, 0);
+		kc_err_set(err, KC_E_VERIFY, "%s certificate rejected: %s%s",
+			   o->role == KC_CLIENT ? "server" : "client",
+			   out.data ? (char *)out.data : "verification failed",
+			   o->role == KC_CLIENT ? " (--cafile FILE to trust another CA, "
+						  "--insecure to skip the check)" : "");
+		gnutls_free(out.data);
+		return -1;
+	}
+	if (rc == GNUTLS_E_TIMEDOUT)
+		return kc_err_set(err, KC_E_TIMEOUT,
+				  "TLS handshake timed out after %u ms: the peer stopped answering "
+				  "(raise --handshake-timeout if it is just slow)",
+				  o->handshake_timeout_ms);
+	if (rc == GNUTLS_E_WARNING_ALERT_RECEIVED || rc == GNUTLS_E_FATAL_ALERT_RECEIVED) {
+		gnutls_alert_description_t a = gnutls_alert_get(s);
+		return kc_err_set(err, a == GNUTLS_A_BAD_CERTIFICATE ||
+				       a == GNUTLS_A_UNKNOWN_CA ||
+				       a == GNUTLS_A_CERTIFICATE_REQUIRED ? KC_E_VERIFY : KC_E_HANDSHAKE,
+				  "TLS handshake failed: the peer sent alert '%s'",
+				  gnutls_alert_get_name(a));
+	}
+	if (rc == GNUTLS_E_UNEXPECTED_PACKET_LENGTH || rc == GNUTLS_E_UNSUPPORTED_VERSION_PACKET ||
+	    rc == GNUTLS_E_UNEXPECTED_PACKET)
+		return kc_err_set(err, KC_E_HANDSHAKE,
+				  "TLS handshake failed: %s (is the peer speaking TLS on this port?)",
+				  gnutls_strerror(rc));
+	if (rc == GNUTLS_E_NO_PRIORITIES_WERE_SET || rc == GNUTLS_E_INSUFFICIENT_CREDENTIALS ||
+	    rc == GNUTLS_E_NO_CIPHER_SUITES || rc == GNUTLS_E_UNKNOWN_CIPHER_SUITE)
+		return kc_err_set(err, KC_E_HANDSHAKE,
+				  "TLS handshake failed: %s (no common version or cipher: "
+				  "check --tls1.2/--tls1.3/--cipher)", gnutls_strerror(rc));
+	if (rc == GNUTLS_E_PREMATURE_TERMINATION || rc == GNUTLS_E_PULL_ERROR ||
+	    rc == GNUTLS_E_PUSH_ERROR)
+		return kc_err_set(err, KC_E_HANDSHAKE,
+				  "TLS handshake failed: the peer closed the connection (%s)",
+				  gnutls_strerror(rc));
+	return kc_err_set(err, KC_E_HANDSHAKE, "TLS handshake failed: %s", gnutls_strerror(rc));
+}
+
+int kc_tls_handshake(int fd, const struct kc_tls_opts *o, struct kc_creds *c,
+		     gnutls_session_t *out, struct kc_err *err)
+{
+	gnutls_session_t s;
+	/* Servers send no tickets until asked; clients must not use early
+	 * data or false start before a handover. */
+	int rc = gnutls_init(&s, o->role == KC_CLIENT ? GNUTLS_CLIENT : GNUTLS_SERVER);
+	if (rc < 0)
+		return kc_err_set(err, KC_E_INTERNAL, "GnuTLS: %s", gnutls_strerror(rc));
+	if (setup_session(s, fd, o, c, err) < 0) {
+		gnutls_deinit(s);
+		return -1;
+	}
+	do {
+		rc = gnutls_handshake(s);
+	} while (rc < 0 && !gnutls_error_is_fatal(rc) && rc != GNUTLS_E_INTERRUPTED);
+	if (rc < 0) {
+		handshake_error(s, o, rc, err);
+		gnutls_deinit(s);
+		return -1;
+	}
+	*out = s;
+	return 0;
+}
+
+void kc_tls_describe(gnutls_session_t s, char *buf, size_t len)
+{
+	gnutls_datum_t alpn = { 0 };
+	const char *suite = NULL;
+#ifdef HAVE_GNUTLS_CIPHERSUITE_GET
+	suite = gnutls_ciphersuite_get(s);
+#endif
+	int off = snprintf(buf, len, "%s %s",
+			   gnutls_protocol_get_name(gnutls_protocol_get_version(s)),
+			   suite ? suite : kc_cipher_name(gnutls_cipher_get(s)));
+	if ((size_t)off < len && gnutls_alpn_get_selected_protocol(s, &alpn) == 0)
+		off += snprintf(buf + off, len - (size_t)off, ", ALPN %.*s", (int)alpn.size,
+				alpn.data);
+	if ((size_t)off < len && gnutls_session_is_resumed(s))
+		snprintf(buf + off, len - (size_t)off, ", resumed");
+}

@@ -1,0 +1,65 @@
+/* core/handshake.h: GnuTLS credentials, session setup and the handshake.
+ *
+ * The handshake runs in user space on a blocking socket with GnuTLS's own
+ * transport; GnuTLS reads exactly one record at a time, so nothing is left
+ * stranded when the socket is handed to the record channel afterwards. */
+#ifndef KC_HANDSHAKE_H
+#define KC_HANDSHAKE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <gnutls/gnutls.h>
+
+#include "core/err.h"
+
+enum kc_role { KC_CLIENT, KC_SERVER };
+
+#define KC_VERS_12 1u
+#define KC_VERS_13 2u
+#define KC_MAX_ALPN 8
+
+struct kc_tls_opts {
+	enum kc_role role;
+	/* Client: the name sent as SNI and checked against the certificate.
+	 * verify_name is what the certificate must match (a DNS name or IP
+	 * literal); sni is sent when non-NULL (never an IP literal). */
+	const char *verify_name;
+	const char *sni;
+	bool insecure;                 /* client: no certificate verification */
+	bool verify_client;            /* server: require a client certificate */
+	const char *cafile;            /* NULL: system trust (client) */
+	const char *certfile, *keyfile;
+	/* In-memory PEM alternatives (selftest's ephemeral certificate). */
+	const gnutls_datum_t *ca_pem, *cert_pem, *key_pem;
+	const char *alpn[KC_MAX_ALPN];
+	size_t n_alpn;
+	const char *priority;          /* replaces the built-in priority string */
+	unsigned versions;             /* KC_VERS_* mask, 0 = both */
+	gnutls_cipher_algorithm_t ciphers[4];
+	size_t n_ciphers;              /* 0 = all four */
+	unsigned handshake_timeout_ms;
+};
+
+/* Credentials outlive one connection (a listening server reuses them, and
+ * its session-ticket key, for every accepted connection). */
+struct kc_creds;
+
+int kc_creds_new(const struct kc_tls_opts *opts, struct kc_creds **out,
+		 struct kc_err *err);
+void kc_creds_free(struct kc_creds *creds);
+
+/* The priority string built from opts (exposed for tests and -v). */
+int kc_tls_priority(const struct kc_tls_opts *opts, char *buf, size_t len,
+		    struct kc_err *err);
+
+/* Create a session on fd (blocking socket) and run the handshake.  On
+ * success *out is ready for the handover.  Verification failures have
+ * status KC_E_VERIFY and GnuTLS's reason in the message. */
+int kc_tls_handshake(int fd, const struct kc_tls_opts *opts,
+		     struct kc_creds *creds, gnutls_session_t *out,
+		     struct kc_err *err);
+
+/* One line describing the session: "TLS1.3 TLS_AES_128_GCM_SHA256, ALPN h2". */
+void kc_tls_describe(gnutls_session_t session, char *buf, size_t len);
+
+#endif

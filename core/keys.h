@@ -1,0 +1,80 @@
+/* core/keys.h: traffic key material taken from GnuTLS at the handover and
+ * after each key update, and its mapping to the kernel's crypto_info.
+ *
+ * The mapping is the one in research/gnutls-handoff.md §1:
+ *   TLS 1.3 AES-GCM/CCM:  salt = iv[0..4], iv = iv[4..12], rec_seq = seq
+ *   TLS 1.3 ChaCha20:     iv = iv[0..12], no salt
+ *   TLS 1.2 AES-GCM/CCM:  GnuTLS gives a 4-byte iv (the implicit salt);
+ *                         explicit iv = seq (big endian), rec_seq = seq
+ *   TLS 1.2 ChaCha20:     iv = the 12-byte iv GnuTLS gives (NOT seq)  */
+#ifndef KC_KEYS_H
+#define KC_KEYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <linux/tls.h>
+#include <gnutls/gnutls.h>
+
+#include "core/err.h"
+
+#define KC_TLS12 0x0303
+#define KC_TLS13 0x0304
+
+enum kc_dir { KC_RX = 0, KC_TX = 1 };
+
+struct kc_key_material {
+	uint16_t version;                   /* KC_TLS12 or KC_TLS13 */
+	gnutls_cipher_algorithm_t cipher;   /* one of kc_cipher_supported() */
+	unsigned char key[32];
+	size_t key_len;
+	unsigned char iv[12];               /* as GnuTLS reports it */
+	size_t iv_len;                      /* 4 (TLS 1.2 GCM/CCM salt) or 12 */
+	uint64_t seq;                       /* sequence number of the next record */
+};
+
+/* Everything the kernel accepts, by size. */
+union kc_crypto_info {
+	struct tls_crypto_info info;
+	struct tls12_crypto_info_aes_gcm_128 aes_gcm_128;
+	struct tls12_crypto_info_aes_gcm_256 aes_gcm_256;
+	struct tls12_crypto_info_aes_ccm_128 aes_ccm_128;
+	struct tls12_crypto_info_chacha20_poly1305 chacha20_poly1305;
+};
+
+/* The four AEAD ciphers both the kernel and GnuTLS do: AES-128-GCM,
+ * AES-256-GCM, CHACHA20-POLY1305, AES-128-CCM. */
+bool kc_cipher_supported(gnutls_cipher_algorithm_t cipher);
+
+/* User-facing name ("AES-128-GCM", ...) and the reverse (case-insensitive);
+ * kc_cipher_from_name returns GNUTLS_CIPHER_UNKNOWN for anything else. */
+const char *kc_cipher_name(gnutls_cipher_algorithm_t cipher);
+gnutls_cipher_algorithm_t kc_cipher_from_name(const char *name);
+
+/* GnuTLS priority keyword for the cipher ("AES-128-GCM" ...). */
+const char *kc_cipher_priority_name(gnutls_cipher_algorithm_t cipher);
+
+/* The kernel's TLS_CIPHER_* value, 0 if none. */
+int kc_cipher_kernel_id(gnutls_cipher_algorithm_t cipher);
+
+/* Copy the current state of one direction out of GnuTLS.  Once
+ * gnutls_handshake_write() has been used, GnuTLS's read sequence number is
+ * meaningless (it counts the handshake messages we fed it): the caller sets
+ * km->seq itself (0 after a TLS 1.3 key update). */
+int kc_keys_from_session(gnutls_session_t session, enum kc_dir dir,
+			 struct kc_key_material *km, struct kc_err *err);
+
+/* Build the kernel's crypto_info for km; *len gets the exact struct size. */
+int kc_keys_to_crypto_info(const struct kc_key_material *km,
+			   union kc_crypto_info *ci, socklen_t *len,
+			   struct kc_err *err);
+
+/* Record overhead on the wire beyond the plaintext (header, explicit
+ * nonce, tag, TLS 1.3 inner content type). */
+size_t kc_keys_record_overhead(uint16_t version, gnutls_cipher_algorithm_t cipher);
+
+void kc_keys_wipe(struct kc_key_material *km);
+void kc_crypto_info_wipe(union kc_crypto_info *ci);
+
+#endif

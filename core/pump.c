@@ -1,0 +1,226 @@
+/* core/pump.c: the session's event loop in pipe mode (see pump.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/pump.h"
+
+#define PUMP_BUF (64 * 1024)
+/* After a stop request or a broken output, how long we keep trying to get
+ * close_notify out before giving up on a peer that does not read. */
+#define CLOSE_FLUSH_MS 2000
+
+struct buf {
+	unsigned char *p;
+	size_t off, len;     /* bytes p[off .. off+len) are queued */
+};
+
+/* Free bytes at the tail, moving queued bytes to the front when that is
+ * the only way to make room (rare: the queue usually drains to empty). */
+static size_t space(struct buf *b)
+{
+	if (b->len == 0)
+		b->off = 0;
+	else if (b->off + b->len == PUMP_BUF && b->off > 0) {
+		memmove(b->p, b->p + b->off, b->len);
+		b->off = 0;
+	}
+	return PUMP_BUF - (b->off + b->len);
+}
+
+static unsigned char *tail(struct buf *b)
+{
+	return b->p + b->off + b->len;
+}
+
+struct pump {
+	struct kc_conn *c;
+	const struct kc_pump_opts *o;
+	struct buf up, down;        /* to the peer / from the peer */
+	bool in_eof;                /* no more input will be read */
+	bool rx_maybe;              /* the conn may have data without POLLIN */
+	bool tx_blocked;            /* the last write would have blocked */
+	bool output_gone;
+};
+
+static int read_conn(struct pump *p, bool *progress, struct kc_err *err)
+{
+	struct buf *dst = p->o->echo ? &p->up : &p->down;
+	if (!p->rx_maybe || kc_conn_peer_closed(p->c) || space(dst) == 0)
+		return 0;
+	unsigned char *t = tail(dst);
+	ssize_t n = kc_conn_read(p->c, t, space(dst), err);
+	if (n == KC_CONN_AGAIN) {
+		p->rx_maybe = false;
+		return 0;
+	}
+	if (n < 0)
+		return -1;
+	*progress = true;
+	if (n == 0) {
+		/* The peer's close_notify.  Echo has nothing more to echo;
+		 * TLS 1.2 takes no more input (RFC 5246 §7.2.1). */
+		if (p->o->echo || kc_conn_version(p->c) == KC_TLS12)
+			p->in_eof = true;
+		return 0;
+	}
+	dst->len += (size_t)n;
+	return 0;
+}
+
+static int write_output(struct pump *p, bool *progress, struct kc_err *err)
+{
+	if (p->down.len == 0 || p->o->out_fd < 0)
+		return 0;
+	ssize_t n = write(p->o->out_fd, p->down.p + p->down.off, p->down.len);
+	if (n < 0) {
+		if (errno == EINTR || errno == EAGAIN)
+			return 0;
+		if (errno == EPIPE) {
+			p->output_gone = true;
+			p->down.len = 0;
+			return 0;
+		}
+		return kc_err_errno(err, KC_E_IO, errno, "cannot write to standard output");
+	}
+	p->down.off += (size_t)n;
+	p->down.len -= (size_t)n;
+	*progress = true;
+	return 0;
+}
+
+static int read_input(struct pump *p, bool *progress, struct kc_err *err)
+{
+	if (p->in_eof || p->o->in_fd < 0 || p->o->echo || space(&p->up) == 0)
+		return 0;
+	ssize_t n = read(p->o->in_fd, tail(&p->up), space(&p->up));
+	if (n < 0) {
+		if (errno == EINTR || errno == EAGAIN)
+			return 0;
+		return kc_err_errno(err, KC_E_IO, errno, "cannot read standard input");
+	}
+	if (n == 0)
+		p->in_eof = true;
+	p->up.len += (size_t)n;
+	*progress = true;
+	return 0;
+}
+
+static int write_conn(struct pump *p, bool *progress, struct kc_err *err)
+{
+	if (p->up.len == 0 || p->tx_blocked)
+		return 0;
+	ssize_t n = kc_conn_write(p->c, p->up.p + p->up.off, p->up.len, err);
+	if (n == KC_CONN_AGAIN) {
+		p->tx_blocked = true;
+		return 0;
+	}
+	if (n < 0)
+		return -1;
+	p->up.off += (size_t)n;
+	p->up.len -= (size_t)n;
+	*progress = n > 0;
+	return 0;
+}
+
+/* Wait for the fds the state asks for; clears the "would block" flags of
+ * whatever became ready. */
+static int wait_events(struct pump *p, int timeout_ms, struct kc_err *err)
+{
+	struct pollfd fds[3];
+	int n = 0, sock_i;
+	int fd = kc_conn_fd(p->c);
+
+	if (!p->in_eof && p->o->in_fd >= 0 && !p->o->echo && space(&p->up) > 0) {
+		fds[n++] = (struct pollfd){ .fd = p->o->in_fd, .events = POLLIN };
+	}
+	if (p->down.len > 0 && p->o->out_fd >= 0) {
+		fds[n++] = (struct pollfd){ .fd = p->o->out_fd, .events = POLLOUT };
+	}
+	sock_i = n;
+	fds[n] = (struct pollfd){ .fd = fd };
+	struct buf *dst = p->o->echo ? &p->up : &p->down;
+	if (!kc_conn_peer_closed(p->c) && space(dst) > 0)
+		fds[n].events |= POLLIN;
+	if ((p->up.len > 0 && p->tx_blocked) || kc_conn_tx_pending(p->c))
+		fds[n].events |= POLLOUT;
+	n++;
+
+	int rc = poll(fds, (nfds_t)n, timeout_ms);
+	if (rc < 0) {
+		if (errno == EINTR)
+			return 0;
+		return kc_err_errno(err, KC_E_IO, errno, "poll failed");
+	}
+	/* Errors and hangups surface through the next read or write. */
+	if (fds[sock_i].revents & (POLLIN | POLLERR | POLLHUP))
+		p->rx_maybe = true;
+	if (fds[sock_i].revents & (POLLOUT | POLLERR | POLLHUP))
+		p->tx_blocked = false;
+	return 0;
+}
+
+/* Get close_notify (and what precedes it) out within CLOSE_FLUSH_MS. */
+static int close_quickly(struct pump *p, struct kc_err *err)
+{
+	if (kc_conn_close(p->c, err) < 0)
+		return -1;
+	for (int waited = 0; kc_conn_tx_pending(p->c) && waited < CLOSE_FLUSH_MS; waited += 50) {
+		int rc = kc_conn_flush(p->c, err);
+		if (rc < 0 && rc != KC_CONN_AGAIN)
+			return -1;
+		if (rc == 0)
+			break;
+		struct pollfd pf = { .fd = kc_conn_fd(p->c), .events = POLLOUT };
+		poll(&pf, 1, 50);
+	}
+	return 0;
+}
+
+static int run(struct pump *p, struct kc_err *err)
+{
+	for (;;) {
+		bool progress = false;
+
+		if (p->o->stop && *p->o->stop)
+			return close_quickly(p, err) < 0 ? -1 : KC_PUMP_STOPPED;
+		if (read_conn(p, &progress, err) < 0 || write_output(p, &progress, err) < 0)
+			return -1;
+		if (p->output_gone)
+			return close_quickly(p, err) < 0 ? -1 : KC_PUMP_OUTPUT_GONE;
+		if (read_input(p, &progress, err) < 0 || write_conn(p, &progress, err) < 0)
+			return -1;
+		if (p->in_eof && p->up.len == 0 && !kc_conn_close_sent(p->c)) {
+			if (kc_conn_close(p->c, err) < 0)
+				return -1;
+			progress = true;
+		}
+		if (kc_conn_tx_pending(p->c)) {
+			int rc = kc_conn_flush(p->c, err);
+			if (rc < 0 && rc != KC_CONN_AGAIN)
+				return -1;
+		}
+		if (kc_conn_close_sent(p->c) && !kc_conn_tx_pending(p->c) &&
+		    kc_conn_peer_closed(p->c) && p->down.len == 0)
+			return KC_PUMP_CLOSED;
+		if (!progress && wait_events(p, -1, err) < 0)
+			return -1;
+	}
+}
+
+int kc_pump_run(struct kc_conn *c, const struct kc_pump_opts *opts, struct kc_err *err)
+{
+	struct pump p = { .c = c, .o = opts, .rx_maybe = true };
+
+	p.up.p = malloc(PUMP_BUF);
+	p.down.p = malloc(PUMP_BUF);
+	int rc = p.up.p && p.down.p ? run(&p, err)
+				    : kc_err_set(err, KC_E_INTERNAL, "out of memory");
+	free(p.up.p);
+	free(p.down.p);
+	return rc;
+}
