@@ -1,0 +1,43 @@
+/* cli/main.c: ktlsctl's entry point: parse, dispatch, exit. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <gnutls/gnutls.h>
+
+#include "cli/msg.h"
+#include "cli/opts.h"
+#include "cli/selftest.h"
+#include "cli/session.h"
+
+int main(int argc, char **argv)
+{
+	struct cli_opts o;
+	struct kc_err err;
+
+	if (cli_parse(argc, argv, &o, &err) < 0)
+		return cli_fail(&err);
+	if (o.help) {
+		cli_usage(o.cmd, stdout);
+		return 0;
+	}
+	if (o.version) {
+		printf("ktlsctl %s (GnuTLS %s)\n", PACKAGE_VERSION, gnutls_check_version(NULL));
+		return 0;
+	}
+	cli_msg_set_verbosity(o.verbosity);
+	cli_install_signals();
+	int rc = gnutls_global_init();
+	if (rc < 0) {
+		cli_error("cannot initialise GnuTLS: %s", gnutls_strerror(rc));
+		return KC_E_INTERNAL;
+	}
+	int status;
+	switch (o.cmd) {
+	case CLI_CMD_CONNECT: status = cli_connect(&o); break;
+	case CLI_CMD_LISTEN: status = cli_listen(&o); break;
+	default: status = cli_selftest(&o); break;
+	}
+	gnutls_global_deinit();
+	return status;
+}

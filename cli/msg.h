@@ -1,0 +1,20 @@
+/* cli/msg.h: what ktlsctl says on stderr, at which verbosity. */
+#ifndef CLI_MSG_H
+#define CLI_MSG_H
+
+#include "core/err.h"
+
+enum cli_verbosity { CLI_QUIET = -1, CLI_NORMAL = 0, CLI_VERBOSE = 1 };
+
+void cli_msg_set_verbosity(enum cli_verbosity v);
+
+/* "ktlsctl: MESSAGE" on stderr: errors always, notices unless quiet,
+ * info only when verbose. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Print err's message and return its status, for `return cli_fail(&e)`. */
+int cli_fail(const struct kc_err *err);
+
+#endif

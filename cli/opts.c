@@ -1,0 +1,301 @@
+/* cli/opts.c: the command line, parsed with getopt_long. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/opts.h"
+#include "core/keys.h"
+
+enum {
+	OPT_TLS12 = 256, OPT_TLS13, OPT_CIPHER, OPT_PRIORITY, OPT_KTLS,
+	OPT_HS_TIMEOUT, OPT_CONNECT_TIMEOUT, OPT_CAFILE, OPT_CERT, OPT_KEY,
+	OPT_INSECURE, OPT_SNI, OPT_ALPN, OPT_ECHO, OPT_VERIFY_CLIENT,
+};
+
+#define COMMON_OPTIONS                                                        \
+	{ "tls1.2", no_argument, NULL, OPT_TLS12 },                           \
+	{ "tls1.3", no_argument, NULL, OPT_TLS13 },                           \
+	{ "cipher", required_argument, NULL, OPT_CIPHER },                    \
+	{ "priority", required_argument, NULL, OPT_PRIORITY },                \
+	{ "ktls", required_argument, NULL, OPT_KTLS },                        \
+	{ "handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT },     \
+	{ "cafile", required_argument, NULL, OPT_CAFILE },                    \
+	{ "cert", required_argument, NULL, OPT_CERT },                        \
+	{ "key", required_argument, NULL, OPT_KEY },                          \
+	{ "quiet", no_argument, NULL, 'q' },                                  \
+	{ "verbose", no_argument, NULL, 'v' },                                \
+	{ "help", no_argument, NULL, 'h' }
+
+static const struct option connect_options[] = {
+	COMMON_OPTIONS,
+	{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
+	{ "insecure", no_argument, NULL, OPT_INSECURE },
+	{ "sni", required_argument, NULL, OPT_SNI },
+	{ "alpn", required_argument, NULL, OPT_ALPN },
+	{ 0 },
+};
+
+static const struct option listen_options[] = {
+	COMMON_OPTIONS,
+	{ "echo", no_argument, NULL, OPT_ECHO },
+	{ "keep-open", no_argument, NULL, 'k' },
+	{ "verify-client", no_argument, NULL, OPT_VERIFY_CLIENT },
+	{ 0 },
+};
+
+static const struct option selftest_options[] = {
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
+static const struct option top_options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ 0 },
+};
+
+static const char common_help[] =
+	"      --tls1.2                  allow only TLS 1.2\n"
+	"      --tls1.3                  allow only TLS 1.3 (default: both)\n"
+	"      --cipher NAME             only this cipher (repeatable): AES-128-GCM,\n"
+	"                                AES-256-GCM, CHACHA20-POLY1305, AES-128-CCM\n"
+	"      --priority STRING         GnuTLS priority string (replaces the built-in one)\n"
+	"      --ktls MODE               auto (default), require or off\n"
+	"      --handshake-timeout SECS  give up on the handshake after SECS (default 30)\n"
+	"      --cafile FILE             CA certificates (PEM) to verify the peer with\n";
+
+static const char tail_help[] =
+	"  -q, --quiet                   no notices on stderr (errors still shown)\n"
+	"  -v, --verbose                 handshake summary and session events on stderr\n"
+	"  -h, --help                    show this help\n";
+
+void cli_usage(enum cli_cmd cmd, FILE *out)
+{
+	switch (cmd) {
+	case CLI_CMD_CONNECT:
+		fprintf(out,
+			"Usage: ktlsctl connect HOST:PORT [OPTIONS]\n"
+			"Connect to a TLS server, hand the connection to kernel TLS and pump\n"
+			"stdin to the server and the server's data to stdout.\n\n"
+			"Options:\n%s"
+			"      --cert FILE               client certificate chain (PEM)\n"
+			"      --key FILE                client private key (PEM)\n"
+			"      --connect-timeout SECS    give up connecting after SECS (default 10)\n"
+			"      --insecure                do not verify the server's certificate\n"
+			"      --sni NAME                server name to send and verify (default: HOST)\n"
+			"      --alpn PROTO              offer an ALPN protocol (repeatable)\n"
+			"%s", common_help, tail_help);
+		break;
+	case CLI_CMD_LISTEN:
+		fprintf(out,
+			"Usage: ktlsctl listen [ADDR]:PORT --cert FILE --key FILE [OPTIONS]\n"
+			"Accept a TLS connection, hand it to kernel TLS and pump stdin to the\n"
+			"client and the client's data to stdout.\n\n"
+			"Options:\n%s"
+			"      --cert FILE               server certificate chain (PEM), required\n"
+			"      --key FILE                server private key (PEM), required\n"
+			"      --echo                    echo every byte back to the client\n"
+			"  -k, --keep-open               accept the next connection when one ends\n"
+			"      --verify-client           require a client certificate signed by --cafile\n"
+			"%s", common_help, tail_help);
+		break;
+	case CLI_CMD_SELFTEST:
+		fprintf(out,
+			"Usage: ktlsctl selftest [OPTIONS]\n"
+			"Run a loopback client and server for TLS 1.2 and 1.3 with every cipher\n"
+			"and report which record channel works on this machine.\n\n"
+			"Options:\n%s", tail_help);
+		break;
+	default:
+		fprintf(out,
+			"Usage: ktlsctl COMMAND [OPTIONS]\n"
+			"Kernel TLS (kTLS) sessions and diagnostics.\n\n"
+			"Commands:\n"
+			"  connect HOST:PORT             TLS client session through kernel TLS\n"
+			"  listen [ADDR]:PORT            TLS server session through kernel TLS\n"
+			"  selftest                      check kTLS on this machine end to end\n\n"
+			"Options:\n"
+			"  -h, --help                    show this help (COMMAND --help for a command)\n"
+			"  -V, --version                 show the version\n");
+		break;
+	}
+}
+
+static int usage_error(struct kc_err *err, const char *cmd, const char *msg)
+{
+	return kc_err_set(err, KC_E_USAGE, "%s (see 'ktlsctl %s%s--help')", msg,
+			  cmd ? cmd : "", cmd ? " " : "");
+}
+
+static int parse_seconds(const char *arg, const char *opt, unsigned *ms, struct kc_err *err)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(arg, &end);
+	if (errno || end == arg || *end || !isfinite(v) || v <= 0 || v > 86400)
+		return kc_err_set(err, KC_E_USAGE,
+				  "invalid %s '%s': give seconds between 0 and 86400", opt, arg);
+	*ms = (unsigned)(v * 1000 + 0.5);
+	if (*ms == 0)
+		*ms = 1;
+	return 0;
+}
+
+static int parse_option(struct cli_opts *o, int c, const char *cmd, struct kc_err *err)
+{
+	switch (c) {
+	case OPT_TLS12: o->tls.versions |= KC_VERS_12; return 0;
+	case OPT_TLS13: o->tls.versions |= KC_VERS_13; return 0;
+	case OPT_CIPHER: {
+		gnutls_cipher_algorithm_t ci = kc_cipher_from_name(optarg);
+		if (ci == GNUTLS_CIPHER_UNKNOWN)
+			return kc_err_set(err, KC_E_USAGE,
+					  "unknown cipher '%s': use AES-128-GCM, AES-256-GCM, "
+					  "CHACHA20-POLY1305 or AES-128-CCM", optarg);
+		for (size_t i = 0; i < o->tls.n_ciphers; i++)
+			if (o->tls.ciphers[i] == ci)
+				return 0;
+		o->tls.ciphers[o->tls.n_ciphers++] = ci;
+		return 0;
+	}
+	case OPT_PRIORITY: o->tls.priority = optarg; return 0;
+	case OPT_KTLS:
+		if (strcmp(optarg, "auto") == 0)
+			o->ktls = KC_KTLS_AUTO;
+		else if (strcmp(optarg, "require") == 0)
+			o->ktls = KC_KTLS_REQUIRE;
+		else if (strcmp(optarg, "off") == 0)
+			o->ktls = KC_KTLS_OFF;
+		else
+			return kc_err_set(err, KC_E_USAGE,
+					  "invalid --ktls '%s': use auto, require or off", optarg);
+		return 0;
+	case OPT_HS_TIMEOUT:
+		return parse_seconds(optarg, "--handshake-timeout", &o->tls.handshake_timeout_ms, err);
+	case OPT_CONNECT_TIMEOUT:
+		return parse_seconds(optarg, "--connect-timeout", &o->connect_timeout_ms, err);
+	case OPT_CAFILE: o->tls.cafile = optarg; return 0;
+	case OPT_CERT: o->tls.certfile = optarg; return 0;
+	case OPT_KEY: o->tls.keyfile = optarg; return 0;
+	case OPT_INSECURE: o->tls.insecure = true; return 0;
+	case OPT_SNI:
+		if (!*optarg)
+			return kc_err_set(err, KC_E_USAGE, "--sni needs a name");
+		o->sni = optarg;
+		return 0;
+	case OPT_ALPN:
+		if (!*optarg || strlen(optarg) > 255)
+			return kc_err_set(err, KC_E_USAGE, "--alpn needs a protocol name of 1-255 bytes");
+		if (o->tls.n_alpn == KC_MAX_ALPN)
+			return kc_err_set(err, KC_E_USAGE, "at most %d --alpn protocols", KC_MAX_ALPN);
+		o->tls.alpn[o->tls.n_alpn++] = optarg;
+		return 0;
+	case OPT_ECHO: o->echo = true; return 0;
+	case 'k': o->keep_open = true; return 0;
+	case OPT_VERIFY_CLIENT: o->tls.verify_client = true; return 0;
+	case 'q': o->verbosity = CLI_QUIET; return 0;
+	case 'v': o->verbosity = CLI_VERBOSE; return 0;
+	case 'h': o->help = true; return 0;
+	case 'V': o->version = true; return 0;
+	default:
+		return usage_error(err, cmd, "invalid option");
+	}
+}
+
+int cli_parse(int argc, char **argv, struct cli_opts *o, struct kc_err *err)
+{
+	static const struct { const char *name; enum cli_cmd cmd; const struct option *opts;
+			      const char *shortopts; } cmds[] = {
+		{ "connect", CLI_CMD_CONNECT, connect_options, "qvh" },
+		{ "listen", CLI_CMD_LISTEN, listen_options, "qvhk" },
+		{ "selftest", CLI_CMD_SELFTEST, selftest_options, "qvh" },
+	};
+	const struct option *longopts = top_options;
+	const char *shortopts = "hV", *cmd = NULL;
+	int first = 1;
+
+	memset(o, 0, sizeof *o);
+	o->connect_timeout_ms = 10000;
+	o->tls.handshake_timeout_ms = 30000;
+	if (argc > 1 && argv[1][0] != '-') {
+		for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+			if (strcmp(argv[1], cmds[i].name) == 0) {
+				o->cmd = cmds[i].cmd;
+				longopts = cmds[i].opts;
+				shortopts = cmds[i].shortopts;
+				cmd = cmds[i].name;
+			}
+		if (!cmd)
+			return kc_err_set(err, KC_E_USAGE,
+					  "unknown command '%s' (see 'ktlsctl --help')", argv[1]);
+		first = 2;
+	}
+
+	/* getopt_long permutes argv so positional arguments end up last. */
+	optind = first;
+	opterr = 0;
+	int c;
+	char gopts[16];   /* leading ':' reports a missing argument as ':' */
+	snprintf(gopts, sizeof gopts, ":%s", shortopts);
+	while ((c = getopt_long(argc, argv, gopts, longopts, NULL)) != -1) {
+		if (c == '?') {
+			char msg[128];
+			if (optopt)
+				snprintf(msg, sizeof msg, "unknown option '-%c'", optopt);
+			else
+				snprintf(msg, sizeof msg, "unknown option '%s'", argv[optind - 1]);
+			return usage_error(err, cmd, msg);
+		}
+		if (c == ':') {
+			char msg[128];
+			snprintf(msg, sizeof msg, "option '%s' needs an argument", argv[optind - 1]);
+			return usage_error(err, cmd, msg);
+		}
+		if (parse_option(o, c, cmd, err) < 0)
+			return -1;
+	}
+	if (o->help || o->version)
+		return 0;
+
+	int npos = argc - optind;
+	switch (o->cmd) {
+	case CLI_CMD_NONE:
+		return usage_error(err, NULL, npos ? "unknown command" : "no command given");
+	case CLI_CMD_SELFTEST:
+		if (npos)
+			return usage_error(err, cmd, "selftest takes no arguments");
+		return 0;
+	case CLI_CMD_CONNECT:
+	case CLI_CMD_LISTEN:
+		break;
+	}
+	if (npos != 1)
+		return usage_error(err, cmd, o->cmd == CLI_CMD_CONNECT
+					     ? "give exactly one HOST:PORT"
+					     : "give exactly one [ADDR]:PORT");
+	if (kc_parse_hostport(argv[optind], o->cmd == CLI_CMD_LISTEN, &o->hp, err) < 0)
+		return -1;
+	o->tls.role = o->cmd == CLI_CMD_CONNECT ? KC_CLIENT : KC_SERVER;
+	if (o->cmd == CLI_CMD_LISTEN && (!o->tls.certfile || !o->tls.keyfile))
+		return usage_error(err, cmd, "listen needs --cert FILE and --key FILE");
+	if (o->cmd == CLI_CMD_CONNECT && (!o->tls.certfile != !o->tls.keyfile))
+		return usage_error(err, cmd, "--cert and --key go together");
+	if (o->tls.verify_client && !o->tls.cafile)
+		return usage_error(err, cmd, "--verify-client needs --cafile FILE");
+	if (o->tls.priority && (o->tls.versions || o->tls.n_ciphers))
+		return usage_error(err, cmd,
+				   "--priority replaces --tls1.2/--tls1.3/--cipher: give one or the other");
+	if (o->cmd == CLI_CMD_CONNECT) {
+		/* SNI carries names only; the certificate is checked against
+		 * --sni, else the host (a name or an IP address). */
+		o->tls.sni = o->sni ? o->sni : (o->hp.host_is_ip ? NULL : o->hp.host);
+		o->tls.verify_name = o->sni ? o->sni : o->hp.host;
+	}
+	return 0;
+}

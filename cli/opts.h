@@ -1,0 +1,34 @@
+/* cli/opts.h: the command line, parsed into one struct. */
+#ifndef CLI_OPTS_H
+#define CLI_OPTS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "cli/msg.h"
+#include "core/addr.h"
+#include "core/conn.h"
+#include "core/handshake.h"
+
+enum cli_cmd { CLI_CMD_NONE, CLI_CMD_CONNECT, CLI_CMD_LISTEN, CLI_CMD_SELFTEST };
+
+struct cli_opts {
+	enum cli_cmd cmd;
+	bool help, version;
+	struct kc_hostport hp;
+	struct kc_tls_opts tls;
+	const char *sni;               /* --sni as given */
+	enum kc_ktls_mode ktls;
+	unsigned connect_timeout_ms;
+	bool echo, keep_open;
+	enum cli_verbosity verbosity;
+};
+
+/* Parse argv (argv[0] is the program).  On a usage error returns -1 with
+ * status KC_E_USAGE and a message naming the problem and `--help`. */
+int cli_parse(int argc, char **argv, struct cli_opts *o, struct kc_err *err);
+
+/* --help text for a subcommand (CLI_CMD_NONE: the program). */
+void cli_usage(enum cli_cmd cmd, FILE *out);
+
+#endif

@@ -1,0 +1,204 @@
+/* cli/session.c: the connect and listen subcommands: TCP, handshake,
+ * handover, then the pump; everything a user sees about it. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/session.h"
+#include "core/conn.h"
+#include "core/net.h"
+#include "core/pump.h"
+
+volatile sig_atomic_t cli_stop_signal;
+
+static void on_signal(int sig)
+{
+	cli_stop_signal = sig;
+}
+
+void cli_install_signals(void)
+{
+	/* No SA_RESTART: a blocking connect, accept or handshake returns
+	 * EINTR so we can stop. */
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int interrupted_status(void)
+{
+	return 128 + (int)cli_stop_signal;
+}
+
+static void on_event(void *ctx, const struct kc_event *ev)
+{
+	char name[64];
+
+	switch (ev->kind) {
+	case KC_EV_TICKET:
+		cli_info("session ticket received");
+		break;
+	case KC_EV_PEER_KEY_UPDATE:
+		cli_info("peer updated its keys%s", ev->requested ? " and asked us to update ours" : "");
+		break;
+	case KC_EV_KEY_UPDATE_SENT:
+		cli_info("updated our send keys%s", ev->requested ? " and asked the peer to update" : "");
+		break;
+	case KC_EV_PEER_CLOSE:
+		cli_info("peer sent close_notify");
+		break;
+	case KC_EV_WARNING_ALERT:
+		cli_notice("peer sent warning alert '%s' (ignored)",
+			   kc_alert_name(ev->alert, name, sizeof name));
+		break;
+	}
+}
+
+/* Attach the kernel's TLS ULP before the handshake (plain TCP passes
+ * through until keys are installed), so a kernel without kTLS is known
+ * before any TLS byte is spent.  Returns 1 kernel, 0 user space, -1 fail. */
+static int choose_channel(int fd, const struct cli_opts *o, char *why, size_t why_len,
+			  struct kc_err *err)
+{
+	struct kc_err e;
+
+	why[0] = '\0';
+	if (o->ktls == KC_KTLS_OFF)
+		return 0;
+	if (kc_kernel_attach(fd, &e) == 0)
+		return 1;
+	if (o->ktls == KC_KTLS_REQUIRE) {
+		return kc_err_set(err, KC_E_KTLS,
+				  "kernel TLS unavailable and --ktls require given: %.440s", e.msg);
+	}
+	snprintf(why, why_len, "%s", e.msg);
+	return 0;
+}
+
+/* Handshake, handover and pump on a connected socket. */
+static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
+		       const char *peer)
+{
+	struct kc_err err = { 0 };
+	gnutls_session_t session = NULL;
+	struct kc_conn *conn = NULL;
+	char why[512], desc[256];
+	int status;
+
+	int kernel = choose_channel(fd, o, why, sizeof why, &err);
+	if (kernel < 0)
+		return cli_fail(&err);
+	if (kc_tls_handshake(fd, &o->tls, creds, &session, &err) < 0) {
+		status = cli_stop_signal ? interrupted_status() : cli_fail(&err);
+		goto out;
+	}
+	struct kc_conn_opts co = {
+		.role = o->tls.role,
+		.kernel = kernel == 1,
+		.fallback = o->ktls == KC_KTLS_AUTO,
+		.soft = { .no_rekey = getenv("KTLSCTL_TEST_SOFT_NOREKEY") &&
+				      strcmp(getenv("KTLSCTL_TEST_SOFT_NOREKEY"), "1") == 0 },
+		.on_event = on_event,
+	};
+	if (kc_conn_open(session, fd, &co, &conn, &err) < 0) {
+		status = cli_fail(&err);
+		goto out;
+	}
+	if (kc_conn_fallback_reason(conn))
+		snprintf(why, sizeof why, "%s", kc_conn_fallback_reason(conn));
+	if (why[0])
+		cli_notice("notice: kernel TLS unavailable (%s); using the user-space record channel",
+			   why);
+	kc_tls_describe(session, desc, sizeof desc);
+	cli_info("%s %s: %s, %s channel", o->tls.role == KC_CLIENT ? "connected to" : "accepted",
+		 peer, desc, kc_conn_channel_name(conn));
+
+	struct kc_pump_opts po = {
+		.in_fd = o->echo ? -1 : STDIN_FILENO,
+		.out_fd = o->echo ? -1 : STDOUT_FILENO,
+		.echo = o->echo,
+		.stop = &cli_stop_signal,
+	};
+	int end = kc_pump_run(conn, &po, &err);
+	if (end < 0)
+		status = cli_fail(&err);
+	else if (end == KC_PUMP_STOPPED)
+		status = interrupted_status();
+	else
+		status = 0;
+	if (end >= 0)
+		cli_info("session closed: %llu bytes sent, %llu received",
+			 (unsigned long long)kc_conn_stats(conn, KC_TX)->bytes,
+			 (unsigned long long)kc_conn_stats(conn, KC_RX)->bytes);
+out:
+	kc_conn_free(conn);
+	if (session)
+		gnutls_deinit(session);
+	return status;
+}
+
+static int load_creds(const struct cli_opts *o, struct kc_creds **creds)
+{
+	struct kc_err err;
+	if (kc_creds_new(&o->tls, creds, &err) < 0)
+		return cli_fail(&err);
+	return 0;
+}
+
+int cli_connect(const struct cli_opts *o)
+{
+	struct kc_err err;
+	struct kc_creds *creds;
+	char peer[KC_ADDRSTR_MAX];
+	int status;
+
+	if ((status = load_creds(o, &creds)) != 0)
+		return status;
+	if (o->tls.insecure)
+		cli_notice("warning: --insecure: the server's certificate is NOT verified; "
+			   "anyone on the path can read and change this session");
+	int fd = kc_tcp_connect(&o->hp, o->connect_timeout_ms, peer, &err);
+	if (fd < 0) {
+		kc_creds_free(creds);
+		return cli_stop_signal ? interrupted_status() : cli_fail(&err);
+	}
+	status = run_session(fd, o, creds, peer);
+	close(fd);
+	kc_creds_free(creds);
+	return status;
+}
+
+int cli_listen(const struct cli_opts *o)
+{
+	struct kc_err err;
+	struct kc_creds *creds;
+	char bound[KC_ADDRSTR_MAX], peer[KC_ADDRSTR_MAX];
+	int status;
+
+	if ((status = load_creds(o, &creds)) != 0)
+		return status;
+	int lfd = kc_tcp_listen(&o->hp, bound, &err);
+	if (lfd < 0) {
+		kc_creds_free(creds);
+		return cli_fail(&err);
+	}
+	cli_notice("listening on %s", bound);
+	do {
+		int fd = kc_tcp_accept(lfd, peer, &err);
+		if (fd < 0) {
+			status = cli_stop_signal ? interrupted_status() : cli_fail(&err);
+			break;
+		}
+		cli_info("connection from %s", peer);
+		status = run_session(fd, o, creds, peer);
+		close(fd);
+	} while (o->keep_open && !cli_stop_signal);
+	close(lfd);
+	kc_creds_free(creds);
+	return status;
+}
