@@ -1,0 +1,111 @@
+/* tests/unit/test_opts.c: the command line parser. */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "cli/opts.h"
+
+#define ARGV(...) ((char *[]){ "ktlsctl", __VA_ARGS__, NULL })
+#define ARGC(...) ((int)(sizeof((char *[]){ "ktlsctl", __VA_ARGS__ }) / sizeof(char *)))
+#define PARSE(o, err, ...) cli_parse(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), (o), (err))
+
+static void usage_fails(int argc, char **argv, const char *phrase)
+{
+	struct cli_opts o;
+	struct kc_err err = { 0 };
+	cr_assert_eq(cli_parse(argc, argv, &o, &err), -1, "accepted: %s", argv[1]);
+	cr_assert_eq(err.status, KC_E_USAGE);
+	cr_assert(strstr(err.msg, phrase), "message '%s' lacks '%s'", err.msg, phrase);
+}
+#define FAILS(phrase, ...) usage_fails(ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), phrase)
+
+Test(opts, connect_defaults)
+{
+	struct cli_opts o;
+	struct kc_err err = { 0 };
+	cr_assert_eq(PARSE(&o, &err, "connect", "example.com:443"), 0, "%s", err.msg);
+	cr_assert_eq(o.cmd, CLI_CMD_CONNECT);
+	cr_assert_eq(o.ktls, KC_KTLS_AUTO);
+	cr_assert_eq(o.connect_timeout_ms, 10000);
+	cr_assert_eq(o.tls.handshake_timeout_ms, 30000);
+	cr_assert_str_eq(o.tls.sni, "example.com");
+	cr_assert_str_eq(o.tls.verify_name, "example.com");
+	cr_assert_eq(o.tls.role, KC_CLIENT);
+}
+
+Test(opts, connect_everything)
+{
+	struct cli_opts o;
+	struct kc_err err = { 0 };
+	cr_assert_eq(PARSE(&o, &err, "connect", "--tls1.3", "--cipher", "aes-128-ccm",
+			   "--cipher", "CHACHA20-POLY1305", "--ktls", "off", "--sni", "name.test",
+			   "--alpn", "h2", "--alpn", "http/1.1", "--connect-timeout", "0.5",
+			   "--handshake-timeout=2", "-v", "127.0.0.1:4433"), 0, "%s", err.msg);
+	cr_assert_eq(o.tls.versions, KC_VERS_13);
+	cr_assert_eq(o.tls.n_ciphers, 2);
+	cr_assert_eq(o.tls.ciphers[0], GNUTLS_CIPHER_AES_128_CCM);
+	cr_assert_eq(o.ktls, KC_KTLS_OFF);
+	cr_assert_str_eq(o.tls.sni, "name.test");
+	cr_assert_str_eq(o.tls.verify_name, "name.test");
+	cr_assert_eq(o.tls.n_alpn, 2);
+	cr_assert_eq(o.connect_timeout_ms, 500);
+	cr_assert_eq(o.tls.handshake_timeout_ms, 2000);
+	cr_assert_eq(o.verbosity, CLI_VERBOSE);
+}
+
+Test(opts, ip_literal_gets_no_sni_but_is_verified)
+{
+	struct cli_opts o;
+	struct kc_err err = { 0 };
+	cr_assert_eq(PARSE(&o, &err, "connect", "[::1]:4433"), 0, "%s", err.msg);
+	cr_assert_null(o.tls.sni);
+	cr_assert_str_eq(o.tls.verify_name, "::1");
+}
+
+Test(opts, listen)
+{
+	struct cli_opts o;
+	struct kc_err err = { 0 };
+	cr_assert_eq(PARSE(&o, &err, "listen", ":0", "--cert", "c.pem", "--key", "k.pem",
+			   "--echo", "-k", "-q"), 0, "%s", err.msg);
+	cr_assert_eq(o.cmd, CLI_CMD_LISTEN);
+	cr_assert(o.echo);
+	cr_assert(o.keep_open);
+	cr_assert_eq(o.verbosity, CLI_QUIET);
+	cr_assert_eq(o.tls.role, KC_SERVER);
+}
+
+Test(opts, help_and_version)
+{
+	struct cli_opts o;
+	struct kc_err err = { 0 };
+	cr_assert_eq(PARSE(&o, &err, "--version"), 0);
+	cr_assert(o.version);
+	cr_assert_eq(PARSE(&o, &err, "listen", "--help"), 0);
+	cr_assert(o.help);
+	cr_assert_eq(o.cmd, CLI_CMD_LISTEN);
+}
+
+Test(opts, usage_errors)
+{
+	usage_fails(1, (char *[]){ "ktlsctl", NULL }, "no command given");
+	FAILS("unknown option '-q'", "-q");
+	FAILS("unknown command 'conect'", "conect", "x:1");
+	FAILS("exactly one HOST:PORT", "connect");
+	FAILS("exactly one HOST:PORT", "connect", "a:1", "b:2");
+	FAILS("unknown option '--bogus'", "connect", "--bogus", "a:1");
+	FAILS("needs an argument", "connect", "a:1", "--cipher");
+	FAILS("unknown cipher 'rc4'", "connect", "--cipher", "rc4", "a:1");
+	FAILS("invalid --ktls 'maybe'", "connect", "--ktls", "maybe", "a:1");
+	FAILS("invalid --connect-timeout '0'", "connect", "--connect-timeout", "0", "a:1");
+	FAILS("invalid --handshake-timeout 'x'", "connect", "--handshake-timeout", "x", "a:1");
+	FAILS("listen needs --cert FILE and --key FILE", "listen", ":1");
+	FAILS("--cert and --key go together", "connect", "--cert", "c", "a:1");
+	FAILS("--verify-client needs --cafile", "listen", ":1", "--cert", "c", "--key", "k",
+	      "--verify-client");
+	FAILS("--priority replaces", "connect", "--priority", "NORMAL", "--tls1.3", "a:1");
+	FAILS("unknown option '--echo'", "connect", "--echo", "a:1");
+	FAILS("malformed address", "connect", "nohost");
+	FAILS("selftest takes no arguments", "selftest", "x");
+}
