@@ -37,7 +37,7 @@ static unsigned char *tail(struct buf *b)
 	return b->p + b->off + b->len;
 }
 
-struct pump {
+struct kc_pump {
 	struct kc_conn *c;
 	const struct kc_pump_opts *o;
 	struct buf up, down;        /* to the peer / from the peer */
@@ -45,9 +45,26 @@ struct pump {
 	bool rx_maybe;              /* the conn may have data without POLLIN */
 	bool tx_blocked;            /* the last write would have blocked */
 	bool output_gone;
+	bool quit;
+	bool in_ready;              /* poll said the input fd is readable */
 };
 
-static int read_conn(struct pump *p, bool *progress, struct kc_err *err)
+struct kc_conn *kc_pump_conn(struct kc_pump *p)
+{
+	return p->c;
+}
+
+void kc_pump_end_input(struct kc_pump *p)
+{
+	p->in_eof = true;
+}
+
+void kc_pump_quit(struct kc_pump *p)
+{
+	p->quit = true;
+}
+
+static int read_conn(struct kc_pump *p, bool *progress, struct kc_err *err)
 {
 	struct buf *dst = p->o->echo ? &p->up : &p->down;
 	if (!p->rx_maybe || kc_conn_peer_closed(p->c) || space(dst) == 0)
@@ -72,11 +89,16 @@ static int read_conn(struct pump *p, bool *progress, struct kc_err *err)
 	return 0;
 }
 
-static int write_output(struct pump *p, bool *progress, struct kc_err *err)
+static int write_output(struct kc_pump *p, bool *progress, struct kc_err *err)
 {
-	if (p->down.len == 0 || p->o->out_fd < 0)
+	if (p->down.len == 0)
 		return 0;
-	ssize_t n = write(p->o->out_fd, p->down.p + p->down.off, p->down.len);
+	if (p->o->out_fd < 0 && !p->o->output) {
+		p->down.len = 0;   /* nowhere to go: discard */
+		return 0;
+	}
+	ssize_t n = p->o->output ? p->o->output(p->o->ctx, p->down.p + p->down.off, p->down.len)
+				 : write(p->o->out_fd, p->down.p + p->down.off, p->down.len);
 	if (n < 0) {
 		if (errno == EINTR || errno == EAGAIN)
 			return 0;
@@ -93,9 +115,26 @@ static int write_output(struct pump *p, bool *progress, struct kc_err *err)
 	return 0;
 }
 
-static int read_input(struct pump *p, bool *progress, struct kc_err *err)
+static int read_input(struct kc_pump *p, bool *progress, struct kc_err *err)
 {
-	if (p->in_eof || p->o->in_fd < 0 || p->o->echo || space(&p->up) == 0)
+	bool pending = p->o->input_pending && p->o->input_pending(p->o->ctx);
+	if (p->in_eof || p->o->echo || space(&p->up) == 0 || !(p->in_ready || pending))
+		return 0;
+	bool readable = p->in_ready;
+	p->in_ready = false;   /* reads never block: only after poll says so */
+	if (p->o->input) {
+		ssize_t n = p->o->input(p->o->ctx, p, readable, tail(&p->up), space(&p->up), err);
+		if (n == KC_CONN_AGAIN)
+			return 0;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			p->in_eof = true;
+		p->up.len += (size_t)n;
+		*progress = n > 0 || p->in_eof;
+		return 0;
+	}
+	if (!readable || p->o->in_fd < 0)
 		return 0;
 	ssize_t n = read(p->o->in_fd, tail(&p->up), space(&p->up));
 	if (n < 0) {
@@ -110,7 +149,7 @@ static int read_input(struct pump *p, bool *progress, struct kc_err *err)
 	return 0;
 }
 
-static int write_conn(struct pump *p, bool *progress, struct kc_err *err)
+static int write_conn(struct kc_pump *p, bool *progress, struct kc_err *err)
 {
 	if (p->up.len == 0 || p->tx_blocked)
 		return 0;
@@ -129,13 +168,16 @@ static int write_conn(struct pump *p, bool *progress, struct kc_err *err)
 
 /* Wait for the fds the state asks for; clears the "would block" flags of
  * whatever became ready. */
-static int wait_events(struct pump *p, int timeout_ms, struct kc_err *err)
+static int wait_events(struct kc_pump *p, int timeout_ms, struct kc_err *err)
 {
 	struct pollfd fds[3];
-	int n = 0, sock_i;
+	int n = 0, sock_i, in_i = -1;
 	int fd = kc_conn_fd(p->c);
 
 	if (!p->in_eof && p->o->in_fd >= 0 && !p->o->echo && space(&p->up) > 0) {
+		if (p->o->input_pending && p->o->input_pending(p->o->ctx))
+			timeout_ms = 0;
+		in_i = n;
 		fds[n++] = (struct pollfd){ .fd = p->o->in_fd, .events = POLLIN };
 	}
 	if (p->down.len > 0 && p->o->out_fd >= 0) {
@@ -157,6 +199,8 @@ static int wait_events(struct pump *p, int timeout_ms, struct kc_err *err)
 		return kc_err_errno(err, KC_E_IO, errno, "poll failed");
 	}
 	/* Errors and hangups surface through the next read or write. */
+	if (in_i >= 0 && fds[in_i].revents)
+		p->in_ready = true;
 	if (fds[sock_i].revents & (POLLIN | POLLERR | POLLHUP))
 		p->rx_maybe = true;
 	if (fds[sock_i].revents & (POLLOUT | POLLERR | POLLHUP))
@@ -165,7 +209,7 @@ static int wait_events(struct pump *p, int timeout_ms, struct kc_err *err)
 }
 
 /* Get close_notify (and what precedes it) out within CLOSE_FLUSH_MS. */
-static int close_quickly(struct pump *p, struct kc_err *err)
+static int close_quickly(struct kc_pump *p, struct kc_err *err)
 {
 	if (kc_conn_close(p->c, err) < 0)
 		return -1;
@@ -181,13 +225,15 @@ static int close_quickly(struct pump *p, struct kc_err *err)
 	return 0;
 }
 
-static int run(struct pump *p, struct kc_err *err)
+static int run(struct kc_pump *p, struct kc_err *err)
 {
 	for (;;) {
 		bool progress = false;
 
 		if (p->o->stop && *p->o->stop)
 			return close_quickly(p, err) < 0 ? -1 : KC_PUMP_STOPPED;
+		if (p->quit)
+			return close_quickly(p, err) < 0 ? -1 : KC_PUMP_QUIT;
 		if (read_conn(p, &progress, err) < 0 || write_output(p, &progress, err) < 0)
 			return -1;
 		if (p->output_gone)
@@ -214,7 +260,7 @@ static int run(struct pump *p, struct kc_err *err)
 
 int kc_pump_run(struct kc_conn *c, const struct kc_pump_opts *opts, struct kc_err *err)
 {
-	struct pump p = { .c = c, .o = opts, .rx_maybe = true };
+	struct kc_pump p = { .c = c, .o = opts, .rx_maybe = true };
 
 	p.up.p = malloc(PUMP_BUF);
 	p.down.p = malloc(PUMP_BUF);

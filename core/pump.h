@@ -20,20 +20,43 @@
 #include "core/conn.h"
 #include "core/err.h"
 
+struct kc_pump;
+
 struct kc_pump_opts {
 	int in_fd;                      /* -1: no input */
 	int out_fd;                     /* -1: discard peer data */
 	bool echo;                      /* send peer data back (server demo/test) */
 	volatile sig_atomic_t *stop;    /* nonzero: close and finish (signals) */
+
+	/* Optional hooks that take over the input or the output (the
+	 * interactive session, --commands).  input is called when in_fd is
+	 * readable (readable=true: one read will not block) or
+	 * input_pending() says it holds something: it puts up
+	 * to `space` bytes to send into buf and returns their count, 0 at
+	 * the end of input, KC_CONN_AGAIN when it has nothing to send now,
+	 * or -1 with *err.  output consumes peer data: bytes taken or -1
+	 * with errno (EPIPE: the output is gone). */
+	ssize_t (*input)(void *ctx, struct kc_pump *p, bool readable, unsigned char *buf,
+			 size_t space, struct kc_err *err);
+	bool (*input_pending)(void *ctx);
+	ssize_t (*output)(void *ctx, const unsigned char *buf, size_t len);
+	void *ctx;
 };
 
 enum kc_pump_end {
 	KC_PUMP_CLOSED = 0,     /* both close_notify exchanged */
 	KC_PUMP_OUTPUT_GONE,    /* output closed (EPIPE); we sent close_notify */
 	KC_PUMP_STOPPED,        /* *stop was set; close_notify sent if possible */
+	KC_PUMP_QUIT,           /* kc_pump_quit(); close_notify sent */
 };
 
 /* Returns an enum kc_pump_end (>= 0) or -1 with *err. */
 int kc_pump_run(struct kc_conn *c, const struct kc_pump_opts *opts, struct kc_err *err);
+
+/* For the hooks: the connection; end the input as if at EOF (send what
+ * is queued, then close_notify, keep reading); close now and finish. */
+struct kc_conn *kc_pump_conn(struct kc_pump *p);
+void kc_pump_end_input(struct kc_pump *p);
+void kc_pump_quit(struct kc_pump *p);
 
 #endif
