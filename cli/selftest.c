@@ -101,10 +101,10 @@ static int serve_echo(int lfd, const struct st_case *tc, const struct kc_selfcer
 	int rc = 1;
 
 	tls_opts_for(tc, sc, KC_SERVER, &t);
-	int fd = kc_tcp_accept(lfd, peer, &r.err);
+	int fd = kc_tcp_accept(lfd, -1, peer, &r.err);
 	if (fd >= 0 && kc_creds_new(&t, &creds, &r.err) == 0 &&
 	    open_conn(fd, &t, creds, &r, &s, &conn) == 0) {
-		struct kc_pump_opts po = { .in_fd = -1, .out_fd = -1, .echo = true };
+		struct kc_pump_opts po = { .in_fd = -1, .out_fd = -1, .echo = true, .stop_fd = -1 };
 		rc = kc_pump_run(conn, &po, &r.err) == KC_PUMP_CLOSED ? 0 : 1;
 	}
 	kc_conn_free(conn);
@@ -162,7 +162,8 @@ static int run_client(const char *addr, const struct st_case *tc,
 		kc_err_errno(&r->err, KC_E_IO, errno, "memfd_create");
 		goto out;
 	}
-	struct kc_pump_opts po = { .in_fd = in, .out_fd = out };
+	struct kc_pump_opts po = { .in_fd = in, .out_fd = out, .stop = &cli_stop_signal,
+				   .stop_fd = cli_stop_fd };
 	int end = kc_pump_run(conn, &po, &r->err);
 	if (end < 0)
 		goto out;
@@ -202,13 +203,16 @@ static int run_case(const struct st_case *tc, const struct kc_selfcert *sc,
 		close(lfd);
 		return kc_err_errno(&r->err, KC_E_INTERNAL, errno, "fork");
 	}
-	if (pid == 0)
+	if (pid == 0) {
+		signal(SIGINT, SIG_DFL);   /* the parent handles stops; a signal */
+		signal(SIGTERM, SIG_DFL);  /* just ends the child */
 		_exit(serve_echo(lfd, tc, sc));
+	}
 	close(lfd);
 	int rc = run_client(addr, tc, sc, data, r);
 	int wstatus = 0;
-	if (rc < 0)
-		kill(pid, SIGTERM);
+	if (rc < 0)   /* the child may wait for a client that gave up */
+		kill(pid, SIGKILL);
 	waitpid(pid, &wstatus, 0);
 	if (rc == 0 && !(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0))
 		rc = kc_err_set(&r->err, KC_E_PROTOCOL, "the echo server did not finish cleanly");

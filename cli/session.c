@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,14 +14,26 @@
 #include "core/pump.h"
 
 volatile sig_atomic_t cli_stop_signal;
+int cli_stop_fd = -1;
+static int stop_pipe_w = -1;
 
 static void on_signal(int sig)
 {
+	int saved = errno;
 	cli_stop_signal = sig;
+	if (stop_pipe_w >= 0 && write(stop_pipe_w, "", 1) < 0) {
+		/* full pipe: a stop is already pending */
+	}
+	errno = saved;
 }
 
 void cli_install_signals(void)
 {
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0) {
+		cli_stop_fd = fds[0];
+		stop_pipe_w = fds[1];
+	}
 	/* No SA_RESTART: a blocking connect, accept or handshake returns
 	 * EINTR so we can stop. */
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -123,6 +136,7 @@ static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
 		.out_fd = o->echo ? -1 : STDOUT_FILENO,
 		.echo = o->echo,
 		.stop = &cli_stop_signal,
+		.stop_fd = cli_stop_fd,
 	};
 	int end = kc_pump_run(conn, &po, &err);
 	if (end < 0)
@@ -189,7 +203,7 @@ int cli_listen(const struct cli_opts *o)
 	}
 	cli_notice("listening on %s", bound);
 	do {
-		int fd = kc_tcp_accept(lfd, peer, &err);
+		int fd = kc_tcp_accept(lfd, cli_stop_fd, peer, &err);
 		if (fd < 0) {
 			status = cli_stop_signal ? interrupted_status() : cli_fail(&err);
 			break;
@@ -198,6 +212,8 @@ int cli_listen(const struct cli_opts *o)
 		status = run_session(fd, o, creds, peer);
 		close(fd);
 	} while (o->keep_open && !cli_stop_signal);
+	if (cli_stop_signal)
+		status = interrupted_status();
 	close(lfd);
 	kc_creds_free(creds);
 	return status;

@@ -222,6 +222,8 @@ static int handshake_error(gnutls_session_t s, const struct kc_tls_opts *o, int 
 		gnutls_datum_t out = { 0 };
 		unsigned status = gnutls_session_get_verify_cert_status(s);
 		gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out, 0);
+		while (out.data && out.size && out.data[out.size - 1] == ' ')
+			out.data[--out.size] = '\0';   /* GnuTLS ends it with a space */
 		kc_err_set(err, KC_E_VERIFY, "%s certificate rejected: %s%s",
 			   o->role == KC_CLIENT ? "server" : "client",
 			   out.data ? (char *)out.data : "verification failed",

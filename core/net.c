@@ -186,10 +186,23 @@ fail:
 			    hp->host[0] ? hp->host : "*", hp->port);
 }
 
-int kc_tcp_accept(int lfd, char desc[KC_ADDRSTR_MAX], struct kc_err *err)
+int kc_tcp_accept(int lfd, int stop_fd, char desc[KC_ADDRSTR_MAX], struct kc_err *err)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
+	/* Poll rather than block in accept: a stop request that lands just
+	 * before the wait must still end it (the signal handler writes to
+	 * stop_fd; a flag alone could be missed). */
+	struct pollfd p[2] = { { .fd = lfd, .events = POLLIN }, { .fd = stop_fd, .events = POLLIN } };
+	for (;;) {
+		int n = poll(p, stop_fd >= 0 ? 2 : 1, -1);
+		if (n < 0 && errno != EINTR)
+			return kc_err_errno(err, KC_E_CONNECT, errno, "waiting for a connection failed");
+		if (n > 0 && stop_fd >= 0 && p[1].revents)
+			return kc_err_errno(err, KC_E_IO, EINTR, "accept failed");
+		if (n > 0 && p[0].revents)
+			break;
+	}
 	int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
 	if (fd < 0)
 		return kc_err_errno(err, errno == EINTR ? KC_E_IO : KC_E_CONNECT, errno,

@@ -20,9 +20,9 @@ int kc_tcp_connect(const struct kc_hostport *hp, unsigned timeout_ms,
 int kc_tcp_listen(const struct kc_hostport *hp, char desc[KC_ADDRSTR_MAX],
 		  struct kc_err *err);
 
-/* Accept one connection (blocking; EINTR is returned as an error with
- * sys_errno EINTR so a signal can stop the wait). */
-int kc_tcp_accept(int lfd, char desc[KC_ADDRSTR_MAX], struct kc_err *err);
+/* Accept one connection, waiting until one comes or stop_fd (-1: none)
+ * becomes readable; a stop gives an error with sys_errno EINTR. */
+int kc_tcp_accept(int lfd, int stop_fd, char desc[KC_ADDRSTR_MAX], struct kc_err *err);
 
 /* "addr:port" / "[v6]:port" for a socket address. */
 void kc_sockaddr_str(const void *sa, char desc[KC_ADDRSTR_MAX]);

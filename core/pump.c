@@ -170,7 +170,7 @@ static int write_conn(struct kc_pump *p, bool *progress, struct kc_err *err)
  * whatever became ready. */
 static int wait_events(struct kc_pump *p, int timeout_ms, struct kc_err *err)
 {
-	struct pollfd fds[3];
+	struct pollfd fds[4];
 	int n = 0, sock_i, in_i = -1;
 	int fd = kc_conn_fd(p->c);
 
@@ -191,6 +191,9 @@ static int wait_events(struct kc_pump *p, int timeout_ms, struct kc_err *err)
 	if ((p->up.len > 0 && p->tx_blocked) || kc_conn_tx_pending(p->c))
 		fds[n].events |= POLLOUT;
 	n++;
+
+	if (p->o->stop && p->o->stop_fd >= 0)
+		fds[n++] = (struct pollfd){ .fd = p->o->stop_fd, .events = POLLIN };
 
 	int rc = poll(fds, (nfds_t)n, timeout_ms);
 	if (rc < 0) {

@@ -27,6 +27,8 @@ struct kc_pump_opts {
 	int out_fd;                     /* -1: discard peer data */
 	bool echo;                      /* send peer data back (server demo/test) */
 	volatile sig_atomic_t *stop;    /* nonzero: close and finish (signals) */
+	int stop_fd;                    /* with stop: readable when *stop was set
+					   (-1: none), so no stop is missed before poll */
 
 	/* Optional hooks that take over the input or the output (the
 	 * interactive session, --commands).  input is called when in_fd is
