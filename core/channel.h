@@ -32,11 +32,16 @@
  *                  Kernels before 6.14 never pause (and refuse the second
  *                  set_key with EBUSY).
  *     EBADMSG      a record failed authentication (sticky: every later
- *                  recv fails the same way)
+ *                  recv fails the same way; records before it are still
+ *                  delivered first)
  *     EMSGSIZE     a record header announced more than 2^14 + overhead
- *                  (sticky)
- *     EINVAL       a record header with the wrong version bytes (sticky)
+ *     EINVAL       a record header with the wrong version bytes, or len 0
+ *                  (both fatal: later reads may repeat the error or give
+ *                  EAGAIN, as the kernel's parser does)
+ *     ENOKEY       (user space) no receive key installed yet
  *     other        socket errors (ECONNRESET, ...)
+ *   After set_key(KC_RX) call recv again before polling: the channel may
+ *   hold complete records the fd will not signal.
  *
  * send(ch, type, buf, len)
  *   Sends len bytes as records of the given content type, at most 2^14
@@ -54,13 +59,21 @@
  *
  * tx_pending(ch): true while flush() still has work (poll POLLOUT then).
  *
+ *   After a failed decryption the kernel refuses sends until SO_ERROR has
+ *   been read; the user-space channel keeps sending.  Read SO_ERROR before
+ *   a fatal alert and rely on neither.  A broken socket fails send even
+ *   if records were queued in the same call.
+ *
  * set_key(ch, dir, km)
  *   Install keys for a direction.  A second call for the same direction is
  *   a TLS 1.3 key update (km->seq is then 0); on a channel that cannot
- *   rekey it fails with status KC_E_NOREKEY.
+ *   rekey it fails with status KC_E_NOREKEY; a second call under TLS 1.2
+ *   fails with KC_E_PROTOCOL, and one that changes version or cipher with
+ *   KC_E_INTERNAL (the kernel: EINVAL).
  *
  * rec_seq(ch, dir, &seq): the sequence number of the next record in that
- *   direction (records protected under the current key, after a rekey).
+ *   direction (records protected under the current key, after a rekey);
+ *   -1/EBUSY before that direction has a key.
  *
  * free(ch): releases the channel, wiping key material; does not close fd. */
 #ifndef KC_CHANNEL_H

@@ -13,7 +13,9 @@
 #include <gnutls/crypto.h>
 
 #include "core/conn.h"
+#include "core/limits.h"
 #include "core/net.h"
+#include "core/probe.h"
 
 #define HS_KEY_UPDATE 24
 #define HS_NEW_SESSION_TICKET 4
@@ -54,18 +56,48 @@ struct kc_conn {
 	unsigned char *early;
 	size_t early_len, early_off;
 
+	/* The NewSessionTicket being received, for the ticket store. */
+	unsigned char nst[8192];
+	size_t nst_len;
+	bool nst_capturing;
+	struct kc_ticket_info nst_done[4];   /* completed in the current record */
+	unsigned nst_done_n;
+
 	bool peer_closed, close_sent, wr_shut, failed;
 	struct kc_err failure;     /* repeated on every call after a failure */
 	struct kc_dir_stats stats[2];
 	unsigned tickets;
+	struct kc_ticket_store store;
+	gnutls_cipher_algorithm_t cipher;
+	uint64_t rekey_point;      /* send-side records under one key */
+	bool rx_limit_asked;       /* we asked the peer to update its keys */
+	int can_rekey;             /* -1 unknown, 0 no, 1 yes (probed lazily) */
+	bool soft_no_rekey;
 };
+
+/* Whether the channel can take a second key; asked before a KeyUpdate goes
+ * out, because once it is on the wire the new key must follow. */
+static bool can_rekey(struct kc_conn *c)
+{
+	if (c->can_rekey < 0) {
+		if (strcmp(c->ch->ops->name, "kernel") == 0)
+			c->can_rekey = kc_probe_kernel_rekey(NULL) == 1;
+		else
+			c->can_rekey = !c->soft_no_rekey;
+	}
+	return c->can_rekey == 1;
+}
+
+static void emit_ev(struct kc_conn *c, const struct kc_event *ev)
+{
+	if (c->on_event)
+		c->on_event(c->event_ctx, ev);
+}
 
 static void emit(struct kc_conn *c, enum kc_event_kind kind, bool requested, int alert)
 {
-	if (c->on_event) {
-		struct kc_event ev = { .kind = kind, .requested = requested, .alert = alert };
-		c->on_event(c->event_ctx, &ev);
-	}
+	struct kc_event ev = { .kind = kind, .requested = requested, .alert = alert };
+	emit_ev(c, &ev);
 }
 
 const char *kc_alert_name(int desc, char *buf, size_t len)
@@ -198,7 +230,38 @@ static int alert_read_cb(gnutls_session_t s, gnutls_record_encryption_level_t le
 	return send_control(c, KC_REC_ALERT, a, sizeof a, NULL) < 0 ? GNUTLS_E_PUSH_ERROR : 0;
 }
 
+/* Before a direction gets a new key, add what the old key protected. */
+static void close_key_generation(struct kc_conn *c, enum kc_dir dir)
+{
+	uint64_t seq;
+	if (c->ch->ops->rec_seq(c->ch, dir, &seq) == 0)
+		c->stats[dir].records_prev += seq;
+}
+
+int kc_conn_records(struct kc_conn *c, enum kc_dir dir, uint64_t *current_key,
+		    uint64_t *total)
+{
+	uint64_t seq;
+	if (c->ch->ops->rec_seq(c->ch, dir, &seq) < 0)
+		return -1;
+	*current_key = seq;
+	*total = c->stats[dir].records_prev + seq;
+	return 0;
+}
+
+static int key_update(struct kc_conn *c, bool request_peer, bool automatic,
+		      struct kc_err *err);
+
 int kc_conn_key_update(struct kc_conn *c, bool request_peer, struct kc_err *err)
+{
+	struct kc_err local;
+	if (!err)   /* a failure is latched with its message either way */
+		err = &local;
+	return key_update(c, request_peer, false, err);
+}
+
+static int key_update(struct kc_conn *c, bool request_peer, bool automatic,
+		      struct kc_err *err)
 {
 	struct kc_key_material km;
 
@@ -209,8 +272,17 @@ int kc_conn_key_update(struct kc_conn *c, bool request_peer, struct kc_err *err)
 				  "key updates are not in TLS 1.2 (only TLS 1.3 can change keys)");
 	if (c->close_sent)
 		return kc_err_set(err, KC_E_USAGE, "close_notify already sent: no more key updates");
+	if (!can_rekey(c))
+		return kc_err_set(err, KC_E_NOREKEY,
+				  "this kernel cannot update kTLS keys (Linux 6.14 or later "
+				  "needed): no KeyUpdate was sent");
 	c->hs_out_len = 0;
-	int rc = gnutls_session_key_update(c->session, request_peer ? GNUTLS_KU_PEER : 0);
+	/* Ask GnuTLS for a plain KeyUpdate and set update_requested in the
+	 * message ourselves: with GNUTLS_KU_PEER, GnuTLS would reject a
+	 * request from the peer crossing ours, which RFC 8446 §4.6.3 allows. */
+	int rc = gnutls_session_key_update(c->session, 0);
+	if (rc >= 0 && c->hs_out_len == 5 && c->hs_out[0] == HS_KEY_UPDATE && request_peer)
+		c->hs_out[4] = 1;
 	if (rc < 0 || c->hs_out_len == 0 || c->hs_out_overflow) {
 		kc_err_set(err, KC_E_INTERNAL, "GnuTLS could not prepare a KeyUpdate: %s",
 			   rc < 0 ? gnutls_strerror(rc) : "no message produced");
@@ -224,12 +296,17 @@ int kc_conn_key_update(struct kc_conn *c, bool request_peer, struct kc_err *err)
 	if (kc_keys_from_session(c->session, KC_TX, &km, err) < 0)
 		return fail(c, err);
 	km.seq = 0;
+	uint64_t old_records = 0, total;
+	kc_conn_records(c, KC_TX, &old_records, &total);
+	close_key_generation(c, KC_TX);
 	rc = c->ch->ops->set_key(c->ch, KC_TX, &km, err);
 	kc_keys_wipe(&km);
 	if (rc < 0)
 		return fail(c, err);
 	c->stats[KC_TX].key_updates++;
-	emit(c, KC_EV_KEY_UPDATE_SENT, request_peer, 0);
+	struct kc_event ev = { .kind = KC_EV_KEY_UPDATE_SENT, .requested = request_peer,
+			       .automatic = automatic, .records = old_records };
+	emit_ev(c, &ev);
 	return 0;
 }
 
@@ -276,6 +353,7 @@ static void scan_handshake(struct kc_conn *c, const unsigned char *p, size_t n,
 	size_t i = 0, msg_start = 0;
 
 	memset(sc, 0, sizeof *sc);
+	c->nst_done_n = 0;
 	while (i < n) {
 		if (c->hs_body_left == 0) {
 			if (c->hs_hdr_len == 0)
@@ -285,8 +363,18 @@ static void scan_handshake(struct kc_conn *c, const unsigned char *p, size_t n,
 				continue;
 			c->hs_body_left = (size_t)c->hs_hdr[1] << 16 | (size_t)c->hs_hdr[2] << 8 |
 					  c->hs_hdr[3];
+			c->nst_capturing = c->hs_hdr[0] == HS_NEW_SESSION_TICKET &&
+					   c->hs_body_left + 4 <= sizeof c->nst;
+			if (c->nst_capturing) {
+				memcpy(c->nst, c->hs_hdr, 4);
+				c->nst_len = 4;
+			}
 		} else {
 			size_t take = n - i < c->hs_body_left ? n - i : c->hs_body_left;
+			if (c->nst_capturing) {
+				memcpy(c->nst + c->nst_len, p + i, take);
+				c->nst_len += take;
+			}
 			i += take;
 			c->hs_body_left -= take;
 		}
@@ -298,6 +386,11 @@ static void scan_handshake(struct kc_conn *c, const unsigned char *p, size_t n,
 		c->hs_hdr_len = 0;
 		if (type == HS_NEW_SESSION_TICKET) {
 			sc->tickets++;
+			/* Parsed for display only; GnuTLS judges the ticket. */
+			if (c->nst_capturing && c->nst_done_n < 4 &&
+			    kc_ticket_parse(c->nst, c->nst_len, &c->nst_done[c->nst_done_n], NULL) == 0)
+				c->nst_done_n++;
+			c->nst_capturing = false;
 		} else if (type == HS_KEY_UPDATE) {
 			if (!record_starts_message || msg_start != 0 || i != n) {
 				sc->bad_alert = GNUTLS_A_UNEXPECTED_MESSAGE;
@@ -316,7 +409,7 @@ static void scan_handshake(struct kc_conn *c, const unsigned char *p, size_t n,
 		}
 	}
 	/* A KeyUpdate split across records would straddle the key change. */
-	if (c->hs_hdr_len == 4 && c->hs_hdr[0] == HS_KEY_UPDATE) {
+	if (c->hs_hdr_len > 0 && c->hs_hdr[0] == HS_KEY_UPDATE) {
 		sc->bad_alert = GNUTLS_A_UNEXPECTED_MESSAGE;
 		sc->why = "the peer sent a KeyUpdate split across records";
 	}
@@ -329,8 +422,10 @@ static int on_peer_key_update(struct kc_conn *c, bool requested, struct kc_err *
 	if (kc_keys_from_session(c->session, KC_RX, &km, err) < 0)
 		return fail(c, err);
 	km.seq = 0;
+	close_key_generation(c, KC_RX);
 	int rc = c->ch->ops->set_key(c->ch, KC_RX, &km, err);
 	kc_keys_wipe(&km);
+	c->rx_limit_asked = false;
 	if (rc < 0) {
 		if (err && err->status == KC_E_NOREKEY)
 			snprintf(err->msg, sizeof err->msg,
@@ -339,10 +434,34 @@ static int on_peer_key_update(struct kc_conn *c, bool requested, struct kc_err *
 		return fail(c, err);
 	}
 	c->stats[KC_RX].key_updates++;
+	c->can_rekey = 1;   /* the channel just took a second key */
 	emit(c, KC_EV_PEER_KEY_UPDATE, requested, 0);
-	if (requested)
+	/* Nothing may follow our close_notify, not even the answer. */
+	if (requested && !c->close_sent)
 		return kc_conn_key_update(c, false, err);
 	return 0;
+}
+
+/* The kernel pauses reading after any handshake record whose first byte
+ * is 24 (KeyUpdate), even when that byte continues a split message.  Give
+ * it its current key back, at its current sequence number, to resume. */
+static int release_false_pause(struct kc_conn *c, struct kc_err *err)
+{
+	struct kc_key_material km;
+	uint64_t seq;
+
+	if (!can_rekey(c))   /* kernels that cannot rekey never pause */
+		return 0;
+	if (c->ch->ops->rec_seq(c->ch, KC_RX, &seq) < 0) {
+		kc_err_errno(err, KC_E_IO, errno, "cannot read the receive sequence number");
+		return fail(c, err);
+	}
+	if (kc_keys_from_session(c->session, KC_RX, &km, err) < 0)
+		return fail(c, err);
+	km.seq = seq;
+	int rc = c->ch->ops->set_key(c->ch, KC_RX, &km, err);
+	kc_keys_wipe(&km);
+	return rc < 0 ? fail(c, err) : 0;
 }
 
 static int on_handshake(struct kc_conn *c, const unsigned char *p, size_t n, struct kc_err *err)
@@ -370,7 +489,8 @@ static int on_handshake(struct kc_conn *c, const unsigned char *p, size_t n, str
 	int rc = gnutls_handshake_write(c->session, GNUTLS_ENCRYPTION_LEVEL_APPLICATION, p, n);
 	if (rc < 0 && rc != GNUTLS_E_AGAIN) {
 		int level;
-		int alert = gnutls_error_to_alert(rc, &level);
+		int alert = rc == GNUTLS_E_PARSING_ERROR ? GNUTLS_A_DECODE_ERROR
+							 : gnutls_error_to_alert(rc, &level);
 		snprintf(detail, sizeof detail,
 			 "the peer sent a handshake message we cannot accept: %s",
 			 gnutls_strerror(rc));
@@ -378,11 +498,16 @@ static int on_handshake(struct kc_conn *c, const unsigned char *p, size_t n, str
 				      detail);
 	}
 	for (unsigned i = 0; i < sc.tickets; i++) {
+		struct kc_event ev = { .kind = KC_EV_TICKET };
 		c->tickets++;
-		emit(c, KC_EV_TICKET, false, 0);
+		if (i < c->nst_done_n)
+			ev.ticket = &kc_ticket_store_add(&c->store, &c->nst_done[i], time(NULL))->info;
+		emit_ev(c, &ev);
 	}
 	if (sc.key_update)
 		return on_peer_key_update(c, sc.ku_requested, err);
+	if (p[0] == HS_KEY_UPDATE && c->version == KC_TLS13)
+		return release_false_pause(c, err);
 	return 0;
 }
 
@@ -435,8 +560,57 @@ static int recv_error(struct kc_conn *c, int e, struct kc_err *err)
 	}
 }
 
+/* The peer must update its keys before its records reach the limit; if it
+ * does not, ask it to (once per key) and let the caller warn. */
+static int check_rx_limit(struct kc_conn *c, struct kc_err *err)
+{
+	uint64_t seq;
+	if (c->version != KC_TLS13 || c->rx_limit_asked || c->close_sent ||
+	    c->ch->ops->rec_seq(c->ch, KC_RX, &seq) < 0 ||
+	    seq < kc_limit_rekey_point(c->cipher, 0))
+		return 0;
+	c->rx_limit_asked = true;
+	struct kc_event ev = { .kind = KC_EV_RX_LIMIT, .records = seq };
+	emit_ev(c, &ev);
+	return key_update(c, true, true, err);
+}
+
+/* Cut a write so the send key never protects more records than the
+ * rekey point (plus the margin limits.h documents), updating the key
+ * first when it is due; TLS 1.2 cannot, so it closes instead. */
+static ssize_t send_budget(struct kc_conn *c, size_t len, struct kc_err *err)
+{
+	uint64_t seq;
+	if (c->rekey_point == UINT64_MAX || c->ch->ops->rec_seq(c->ch, KC_TX, &seq) < 0)
+		return (ssize_t)len;
+	if (seq >= c->rekey_point) {
+		if (c->version == KC_TLS13 && can_rekey(c)) {
+			if (key_update(c, false, true, err) < 0)
+				return -1;
+			seq = 0;
+		} else {
+			char lim[64];
+			snprintf(lim, sizeof lim, "%llu", (unsigned long long)c->rekey_point);
+			kc_conn_close(c, NULL);
+			kc_err_set(err, KC_E_LIMIT,
+				   "closed the session after %s records under one key: %s "
+				   "and %s allows no more (use TLS 1.3, on a kernel that can "
+				   "rekey, for long sessions)", lim,
+				   c->version == KC_TLS12 ? "TLS 1.2 cannot update keys"
+							  : "this kernel cannot update keys",
+				   kc_cipher_name(c->cipher));
+			return fail(c, err);
+		}
+	}
+	uint64_t budget = kc_limit_write_budget(c->rekey_point, seq);
+	return (ssize_t)(len < budget ? len : budget);
+}
+
 ssize_t kc_conn_read(struct kc_conn *c, void *buf, size_t len, struct kc_err *err)
 {
+	struct kc_err local;
+	if (!err)   /* a failure is latched with its message either way */
+		err = &local;
 	if (c->failed)
 		return kc_err_set(err, c->failure.status, "%s", c->failure.msg);
 	if (c->early_off < c->early_len) {
@@ -466,11 +640,19 @@ ssize_t kc_conn_read(struct kc_conn *c, void *buf, size_t len, struct kc_err *er
 				   "connection truncated: the peer closed without close_notify");
 			return fail(c, err);
 		}
+		/* RFC 8446 §5.1: nothing may come between the records of
+		 * one handshake message. */
+		if (type != KC_REC_HANDSHAKE && (c->hs_hdr_len || c->hs_body_left))
+			return protocol_error(c, GNUTLS_A_UNEXPECTED_MESSAGE, err,
+					      "the peer sent another record inside a split "
+					      "handshake message");
 		if (type == KC_REC_DATA) {
 			if (c->ctrl_len)   /* channels never mix types mid-record */
 				return protocol_error(c, GNUTLS_A_UNEXPECTED_MESSAGE, err,
 						      "interleaved records");
 			c->stats[KC_RX].bytes += (size_t)n;
+			if (check_rx_limit(c, err) < 0)
+				return -1;
 			return n;
 		}
 		if ((size_t)n > sizeof c->ctrl - c->ctrl_len)
@@ -488,12 +670,29 @@ ssize_t kc_conn_read(struct kc_conn *c, void *buf, size_t len, struct kc_err *er
 	}
 }
 
+static int send_error(struct kc_conn *c, int e, struct kc_err *err)
+{
+	if (e == EPIPE || e == ECONNRESET)
+		kc_err_set(err, KC_E_TRUNCATED,
+			   "connection truncated: reset by the peer before close_notify");
+	else
+		kc_err_errno(err, KC_E_IO, e, "cannot send to the peer");
+	return fail(c, err);
+}
+
 ssize_t kc_conn_write(struct kc_conn *c, const void *buf, size_t len, struct kc_err *err)
 {
+	struct kc_err local;
+	if (!err)   /* a failure is latched with its message either way */
+		err = &local;
 	if (c->failed)
 		return kc_err_set(err, c->failure.status, "%s", c->failure.msg);
 	if (c->close_sent)
 		return kc_err_set(err, KC_E_INTERNAL, "write after close_notify");
+	ssize_t budget = send_budget(c, len, err);
+	if (budget < 0)
+		return -1;
+	len = (size_t)budget;
 	for (;;) {
 		ssize_t n = c->ch->ops->send(c->ch, KC_REC_DATA, buf, len);
 		if (n >= 0) {
@@ -504,28 +703,21 @@ ssize_t kc_conn_write(struct kc_conn *c, const void *buf, size_t len, struct kc_
 			continue;
 		if (errno == EAGAIN)
 			return KC_CONN_AGAIN;
-		if (errno == EPIPE || errno == ECONNRESET)
-			kc_err_set(err, KC_E_TRUNCATED,
-				   "connection truncated: reset by the peer before close_notify");
-		else
-			kc_err_errno(err, KC_E_IO, errno, "cannot send to the peer");
-		return fail(c, err);
+		return send_error(c, errno, err);
 	}
 }
 
 int kc_conn_flush(struct kc_conn *c, struct kc_err *err)
 {
+	struct kc_err local;
+	if (!err)   /* a failure is latched with its message either way */
+		err = &local;
 	if (c->failed)
 		return kc_err_set(err, c->failure.status, "%s", c->failure.msg);
 	if (c->ch->ops->flush(c->ch) < 0) {
 		if (errno == EAGAIN || errno == EINTR)
 			return KC_CONN_AGAIN;
-		if (errno == EPIPE || errno == ECONNRESET)
-			kc_err_set(err, KC_E_TRUNCATED,
-				   "connection truncated: reset by the peer before close_notify");
-		else
-			kc_err_errno(err, KC_E_IO, errno, "cannot send to the peer");
-		return fail(c, err);
+		return send_error(c, errno, err);
 	}
 	if (c->close_sent && !c->wr_shut) {
 		/* Everything including close_notify is out: tell TCP too, for
@@ -543,6 +735,9 @@ bool kc_conn_tx_pending(const struct kc_conn *c)
 
 int kc_conn_close(struct kc_conn *c, struct kc_err *err)
 {
+	struct kc_err local;
+	if (!err)   /* a failure is latched with its message either way */
+		err = &local;
 	static const unsigned char close_notify[2] = { ALERT_WARNING, GNUTLS_A_CLOSE_NOTIFY };
 
 	if (c->failed)
@@ -551,10 +746,8 @@ int kc_conn_close(struct kc_conn *c, struct kc_err *err)
 		return 0;
 	/* Data accepted earlier is queued (soft) or open (kernel MSG_MORE)
 	 * ahead of the alert; the channel keeps the order, flush pushes it. */
-	if (c->ch->ops->flush(c->ch) < 0 && errno != EAGAIN) {
-		kc_err_errno(err, KC_E_IO, errno, "cannot send to the peer");
-		return fail(c, err);
-	}
+	if (c->ch->ops->flush(c->ch) < 0 && errno != EAGAIN)
+		return send_error(c, errno, err);
 	if (send_control(c, KC_REC_ALERT, close_notify, sizeof close_notify, err) < 0)
 		return fail(c, err);
 	c->close_sent = true;
@@ -618,6 +811,10 @@ int kc_conn_open(gnutls_session_t session, int fd, const struct kc_conn_opts *op
 	    kc_keys_from_session(session, KC_TX, &km[KC_TX], err) < 0)
 		goto out;
 	c->version = km[KC_TX].version;
+	c->cipher = km[KC_TX].cipher;
+	c->rekey_point = kc_limit_rekey_point(c->cipher, opts->key_update_after);
+	c->can_rekey = -1;
+	c->soft_no_rekey = opts->soft.no_rekey;
 	if (kc_set_nonblocking(fd, 1) < 0) {
 		kc_err_errno(err, KC_E_IO, errno, "cannot make the socket non-blocking");
 		goto out;
@@ -676,6 +873,13 @@ bool kc_conn_peer_closed(const struct kc_conn *c) { return c->peer_closed; }
 bool kc_conn_close_sent(const struct kc_conn *c) { return c->close_sent; }
 uint16_t kc_conn_version(const struct kc_conn *c) { return c->version; }
 unsigned kc_conn_tickets(const struct kc_conn *c) { return c->tickets; }
+gnutls_cipher_algorithm_t kc_conn_cipher(const struct kc_conn *c) { return c->cipher; }
+uint64_t kc_conn_rekey_point(const struct kc_conn *c) { return c->rekey_point; }
+
+const struct kc_ticket_store *kc_conn_ticket_store(const struct kc_conn *c)
+{
+	return &c->store;
+}
 
 const char *kc_conn_fallback_reason(const struct kc_conn *c)
 {

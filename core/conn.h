@@ -19,6 +19,7 @@
 #include "core/channel.h"
 #include "core/err.h"
 #include "core/handshake.h"
+#include "core/ticket.h"
 
 /* kc_conn_read/kc_conn_write/kc_conn_flush: would block; poll and retry. */
 #define KC_CONN_AGAIN (-2)
@@ -31,12 +32,19 @@ enum kc_event_kind {
 	KC_EV_KEY_UPDATE_SENT,   /* we updated our send keys; .requested */
 	KC_EV_PEER_CLOSE,        /* close_notify received */
 	KC_EV_WARNING_ALERT,     /* a non-fatal alert was ignored; .alert */
+	KC_EV_RX_LIMIT,          /* the peer passed the limit without updating;
+				    we asked it to (.records) */
 };
+
+struct kc_ticket_info;
 
 struct kc_event {
 	enum kc_event_kind kind;
 	bool requested;          /* KeyUpdate with update_requested */
+	bool automatic;          /* KEY_UPDATE_SENT: forced by the record limit */
 	int alert;               /* alert description */
+	uint64_t records;        /* RX_LIMIT, KEY_UPDATE_SENT: records under the old key */
+	const struct kc_ticket_info *ticket;   /* TICKET: parsed, or NULL */
 };
 
 typedef void (*kc_event_fn)(void *ctx, const struct kc_event *ev);
@@ -50,6 +58,9 @@ struct kc_conn_opts {
 	bool kernel;
 	bool fallback;
 	struct kc_soft_opts soft;
+	/* Update our send keys after this many records (0: shortly before the
+	 * cipher's confidentiality limit, core/limits.h). */
+	uint64_t key_update_after;
 	kc_event_fn on_event;
 	void *event_ctx;
 };
@@ -57,6 +68,7 @@ struct kc_conn_opts {
 struct kc_dir_stats {
 	uint64_t bytes;          /* application data bytes */
 	unsigned key_updates;    /* keys installed after the first */
+	uint64_t records_prev;   /* records protected by earlier keys */
 };
 
 struct kc_conn;
@@ -100,6 +112,20 @@ bool kc_conn_close_sent(const struct kc_conn *c);
 uint16_t kc_conn_version(const struct kc_conn *c);
 const struct kc_dir_stats *kc_conn_stats(const struct kc_conn *c, enum kc_dir dir);
 unsigned kc_conn_tickets(const struct kc_conn *c);
+
+gnutls_cipher_algorithm_t kc_conn_cipher(const struct kc_conn *c);
+
+/* Records protected by the current key (the channel's sequence number:
+ * the kernel's rec_seq on kTLS) and in total, for one direction. */
+int kc_conn_records(struct kc_conn *c, enum kc_dir dir, uint64_t *current_key,
+		    uint64_t *total);
+
+/* The send-side record count at which keys are updated (TLS 1.3) or the
+ * session is closed (TLS 1.2); UINT64_MAX when the cipher has no limit. */
+uint64_t kc_conn_rekey_point(const struct kc_conn *c);
+
+/* Tickets received after the handover, parsed (client, TLS 1.3). */
+const struct kc_ticket_store *kc_conn_ticket_store(const struct kc_conn *c);
 
 /* Lowercase RFC name of an alert ("bad_record_mac"). */
 const char *kc_alert_name(int desc, char *buf, size_t len);

@@ -22,6 +22,7 @@ enum kc_status {
 	KC_E_NOREKEY = 10,     /* the peer updated its keys and this kernel cannot follow */
 	KC_E_IO = 11,          /* local input/output or socket error */
 	KC_E_TIMEOUT = 12,     /* a connect, handshake or close timeout expired */
+	KC_E_LIMIT = 13,       /* TLS 1.2 session closed at the cipher's record limit */
 };
 
 struct kc_err {
