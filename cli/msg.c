@@ -3,10 +3,24 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "cli/msg.h"
 
 static enum cli_verbosity verbosity = CLI_NORMAL;
+static bool interactive;
+static void (*hook_before)(void), (*hook_after)(void);
+
+void cli_msg_set_interactive(bool on)
+{
+	interactive = on;
+}
+
+void cli_msg_set_hooks(void (*before)(void), void (*after)(void))
+{
+	hook_before = before;
+	hook_after = after;
+}
 
 void cli_msg_set_verbosity(enum cli_verbosity v)
 {
@@ -17,10 +31,14 @@ static void say(const char *prefix, const char *fmt, va_list ap)
 {
 	/* One write per line so lines from concurrent processes stay whole. */
 	char line[1024];
-	int n = snprintf(line, sizeof line, "ktlsctl: %s", prefix);
+	int n = snprintf(line, sizeof line, "%sktlsctl: ", prefix);
 	if (n >= 0 && (size_t)n < sizeof line)
 		vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
-	fprintf(stderr, "%s\n", line);
+	if (hook_before)
+		hook_before();
+	fprintf(stderr, "%s%s\n", line, prefix[0] ? "\033[0m" : "");
+	if (hook_after)
+		hook_after();
 }
 
 void cli_error(const char *fmt, ...)
@@ -48,6 +66,17 @@ void cli_info(const char *fmt, ...)
 	va_list ap;
 	va_start(ap, fmt);
 	say("", fmt, ap);
+	va_end(ap);
+}
+
+void cli_event(const char *fmt, ...)
+{
+	if (!interactive && verbosity < CLI_VERBOSE)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	/* Bold on a terminal, so events never pass for peer data. */
+	say(interactive && isatty(STDERR_FILENO) ? "\033[1m" : "", fmt, ap);
 	va_end(ap);
 }
 

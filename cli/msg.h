@@ -2,6 +2,8 @@
 #ifndef CLI_MSG_H
 #define CLI_MSG_H
 
+#include <stdbool.h>
+
 #include "core/err.h"
 
 enum cli_verbosity { CLI_QUIET = -1, CLI_NORMAL = 0, CLI_VERBOSE = 1 };
@@ -13,6 +15,15 @@ void cli_msg_set_verbosity(enum cli_verbosity v);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Session events (key updates, tickets, limits): shown as they happen in
+ * an interactive session, visually set apart; in pipe mode only with -v. */
+void cli_event(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_msg_set_interactive(bool on);
+
+/* Called around every message, so the interactive console can take its
+ * input line off the screen and put it back. */
+void cli_msg_set_hooks(void (*before)(void), void (*after)(void));
 
 /* Print err's message and return its status, for `return cli_fail(&e)`. */
 int cli_fail(const struct kc_err *err);

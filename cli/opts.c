@@ -14,6 +14,7 @@ enum {
 	OPT_TLS12 = 256, OPT_TLS13, OPT_CIPHER, OPT_PRIORITY, OPT_KTLS,
 	OPT_HS_TIMEOUT, OPT_CONNECT_TIMEOUT, OPT_CAFILE, OPT_CERT, OPT_KEY,
 	OPT_INSECURE, OPT_SNI, OPT_ALPN, OPT_ECHO, OPT_VERIFY_CLIENT,
+	OPT_COMMANDS, OPT_CRLF, OPT_KEY_UPDATE_AFTER, OPT_SESSION_IN, OPT_SESSION_OUT,
 };
 
 #define COMMON_OPTIONS                                                        \
@@ -26,6 +27,9 @@ enum {
 	{ "cafile", required_argument, NULL, OPT_CAFILE },                    \
 	{ "cert", required_argument, NULL, OPT_CERT },                        \
 	{ "key", required_argument, NULL, OPT_KEY },                          \
+	{ "commands", no_argument, NULL, OPT_COMMANDS },                      \
+	{ "crlf", no_argument, NULL, OPT_CRLF },                              \
+	{ "key-update-after", required_argument, NULL, OPT_KEY_UPDATE_AFTER }, \
 	{ "quiet", no_argument, NULL, 'q' },                                  \
 	{ "verbose", no_argument, NULL, 'v' },                                \
 	{ "help", no_argument, NULL, 'h' }
@@ -36,6 +40,8 @@ static const struct option connect_options[] = {
 	{ "insecure", no_argument, NULL, OPT_INSECURE },
 	{ "sni", required_argument, NULL, OPT_SNI },
 	{ "alpn", required_argument, NULL, OPT_ALPN },
+	{ "session-in", required_argument, NULL, OPT_SESSION_IN },
+	{ "session-out", required_argument, NULL, OPT_SESSION_OUT },
 	{ 0 },
 };
 
@@ -68,7 +74,12 @@ static const char common_help[] =
 	"      --priority STRING         GnuTLS priority string (replaces the built-in one)\n"
 	"      --ktls MODE               auto (default), require or off\n"
 	"      --handshake-timeout SECS  give up on the handshake after SECS (default 30)\n"
-	"      --cafile FILE             CA certificates (PEM) to verify the peer with\n";
+	"      --cafile FILE             CA certificates (PEM) to verify the peer with\n"
+	"      --commands                lines starting with / are session commands in\n"
+	"                                pipe mode too (always on a terminal)\n"
+	"      --crlf                    end the lines typed at a terminal with CR LF\n"
+	"      --key-update-after N      update TLS 1.3 send keys every N records\n"
+	"                                (default: shortly before the cipher's limit)\n";
 
 static const char tail_help[] =
 	"  -q, --quiet                   no notices on stderr (errors still shown)\n"
@@ -90,6 +101,9 @@ void cli_usage(enum cli_cmd cmd, FILE *out)
 			"      --insecure                do not verify the server's certificate\n"
 			"      --sni NAME                server name to send and verify (default: HOST)\n"
 			"      --alpn PROTO              offer an ALPN protocol (repeatable)\n"
+			"      --session-in FILE         resume the session saved in FILE\n"
+			"      --session-out FILE        save the session to FILE for resumption\n"
+			"                                (again whenever a new ticket arrives)\n"
 			"%s", common_help, tail_help);
 		break;
 	case CLI_CMD_LISTEN:
@@ -197,6 +211,21 @@ static int parse_option(struct cli_opts *o, int c, const char *cmd, struct kc_er
 		o->tls.alpn[o->tls.n_alpn++] = optarg;
 		return 0;
 	case OPT_ECHO: o->echo = true; return 0;
+	case OPT_COMMANDS: o->commands = true; return 0;
+	case OPT_CRLF: o->crlf = true; return 0;
+	case OPT_KEY_UPDATE_AFTER: {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(optarg, &end, 10);
+		if (errno || end == optarg || *end || v == 0 || optarg[0] == '-')
+			return kc_err_set(err, KC_E_USAGE,
+					  "invalid --key-update-after '%s': give a number of records "
+					  "(1 or more)", optarg);
+		o->key_update_after = v;
+		return 0;
+	}
+	case OPT_SESSION_IN: o->session_in = optarg; return 0;
+	case OPT_SESSION_OUT: o->session_out = optarg; return 0;
 	case 'k': o->keep_open = true; return 0;
 	case OPT_VERIFY_CLIENT: o->tls.verify_client = true; return 0;
 	case 'q': o->verbosity = CLI_QUIET; return 0;

@@ -21,6 +21,10 @@ struct cli_opts {
 	enum kc_ktls_mode ktls;
 	unsigned connect_timeout_ms;
 	bool echo, keep_open;
+	bool commands;                 /* '/' lines are commands in pipe mode */
+	bool crlf;                     /* interactive lines end in CR LF */
+	uint64_t key_update_after;     /* records; 0: near the cipher's limit */
+	const char *session_in, *session_out;
 	enum cli_verbosity verbosity;
 };
 

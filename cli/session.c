@@ -8,10 +8,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/console.h"
+#include "cli/report.h"
 #include "cli/session.h"
 #include "core/conn.h"
 #include "core/net.h"
 #include "core/pump.h"
+#include "core/sessfile.h"
 
 volatile sig_atomic_t cli_stop_signal;
 int cli_stop_fd = -1;
@@ -48,26 +51,49 @@ static int interrupted_status(void)
 	return 128 + (int)cli_stop_signal;
 }
 
+struct session_ctx {
+	const struct cli_opts *o;
+	gnutls_session_t session;
+};
+
 static void on_event(void *ctx, const struct kc_event *ev)
 {
+	struct session_ctx *sx = ctx;
 	char name[64];
 
 	switch (ev->kind) {
 	case KC_EV_TICKET:
-		cli_info("session ticket received");
+		if (ev->ticket)
+			cli_event("session ticket received (lifetime %us)", ev->ticket->lifetime);
+		else
+			cli_event("session ticket received");
+		if (sx->o->session_out) {
+			struct kc_err err = { 0 };
+			if (cli_save_session(sx->session, sx->o, sx->o->session_out, &err) < 0)
+				cli_error("%s", err.msg);
+		}
 		break;
 	case KC_EV_PEER_KEY_UPDATE:
-		cli_info("peer updated its keys%s", ev->requested ? " and asked us to update ours" : "");
+		cli_event("peer updated its keys%s", ev->requested ? " and asked us to update ours" : "");
 		break;
 	case KC_EV_KEY_UPDATE_SENT:
-		cli_info("updated our send keys%s", ev->requested ? " and asked the peer to update" : "");
+		if (ev->automatic)
+			cli_event("updated our send keys after %llu records (limit reached)",
+				  (unsigned long long)ev->records);
+		else
+			cli_event("updated our send keys%s",
+				  ev->requested ? " and asked the peer to update" : "");
 		break;
 	case KC_EV_PEER_CLOSE:
-		cli_info("peer sent close_notify");
+		cli_event("peer sent close_notify");
 		break;
 	case KC_EV_WARNING_ALERT:
 		cli_notice("peer sent warning alert '%s' (ignored)",
 			   kc_alert_name(ev->alert, name, sizeof name));
+		break;
+	case KC_EV_RX_LIMIT:
+		cli_notice("warning: the peer sent %llu records under one key, past the cipher's "
+			   "limit; asked it to update its keys", (unsigned long long)ev->records);
 		break;
 	}
 }
@@ -93,6 +119,35 @@ static int choose_channel(int fd, const struct cli_opts *o, char *why, size_t wh
 	return 0;
 }
 
+/* A session file that cannot be used is worth a message, not a failure:
+ * the handshake goes on without it. */
+static bool load_session(const struct cli_opts *o, gnutls_datum_t *saved)
+{
+	struct kc_err err = { 0 };
+	char peer[KC_HOST_MAX + KC_PORT_MAX + 4];
+
+	cli_peer_name(o, peer, sizeof peer);
+	if (kc_sessfile_load(o->session_in, peer, saved, &err) == 0)
+		return true;
+	cli_notice("%s; doing a full handshake", err.msg);
+	return false;
+}
+
+static void report_resumption(const struct cli_opts *o, gnutls_session_t session,
+			      int resume_status)
+{
+	if (!o->session_in || resume_status == 1)
+		return;
+	if (resume_status < 0)
+		cli_notice("the session in %s is not usable (%s); did a full handshake",
+			   o->session_in, gnutls_strerror(resume_status));
+	else if (gnutls_session_is_resumed(session))
+		cli_notice("session resumed from %s", o->session_in);
+	else
+		cli_notice("session in %s not resumed (the server did not accept it: expired "
+			   "or unknown to it); did a full handshake", o->session_in);
+}
+
 /* Handshake, handover and pump on a connected socket. */
 static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
 		       const char *peer)
@@ -106,17 +161,28 @@ static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
 	int kernel = choose_channel(fd, o, why, sizeof why, &err);
 	if (kernel < 0)
 		return cli_fail(&err);
-	if (kc_tls_handshake(fd, &o->tls, creds, &session, &err) < 0) {
+	struct kc_tls_opts tls = o->tls;
+	gnutls_datum_t saved = { 0 };
+	int resume_status = 1;   /* 1: nothing offered */
+	if (o->session_in && load_session(o, &saved))
+		tls.resume_data = &saved;
+	tls.resume_status = &resume_status;
+	int hs = kc_tls_handshake(fd, &tls, creds, &session, &err);
+	kc_sessfile_free(&saved);
+	if (hs < 0) {
 		status = cli_stop_signal ? interrupted_status() : cli_fail(&err);
 		goto out;
 	}
+	struct session_ctx sx = { .o = o, .session = session };
+	const char *norekey = getenv("KTLSCTL_TEST_SOFT_NOREKEY");
 	struct kc_conn_opts co = {
 		.role = o->tls.role,
 		.kernel = kernel == 1,
 		.fallback = o->ktls == KC_KTLS_AUTO,
-		.soft = { .no_rekey = getenv("KTLSCTL_TEST_SOFT_NOREKEY") &&
-				      strcmp(getenv("KTLSCTL_TEST_SOFT_NOREKEY"), "1") == 0 },
+		.soft = { .no_rekey = norekey && strcmp(norekey, "1") == 0 },
+		.key_update_after = o->key_update_after,
 		.on_event = on_event,
+		.event_ctx = &sx,
 	};
 	if (kc_conn_open(session, fd, &co, &conn, &err) < 0) {
 		status = cli_fail(&err);
@@ -128,8 +194,15 @@ static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
 		cli_notice("notice: kernel TLS unavailable (%s); using the user-space record channel",
 			   why);
 	kc_tls_describe(session, desc, sizeof desc);
-	cli_info("%s %s: %s, %s channel", o->tls.role == KC_CLIENT ? "connected to" : "accepted",
-		 peer, desc, kc_conn_channel_name(conn));
+	/* At a terminal the summary is worth showing; in a pipe only with -v. */
+	(!o->echo && isatty(STDIN_FILENO) ? cli_notice : cli_info)(
+		"%s %s: %s, %s channel", o->tls.role == KC_CLIENT ? "connected to" : "accepted",
+		peer, desc, kc_conn_channel_name(conn));
+	report_resumption(o, session, resume_status);
+	/* TLS 1.2 has no tickets after the handshake: save right away. */
+	if (o->session_out && gnutls_protocol_get_version(session) == GNUTLS_TLS1_2 &&
+	    cli_save_session(session, o, o->session_out, &err) < 0)
+		cli_error("%s", err.msg);
 
 	struct kc_pump_opts po = {
 		.in_fd = o->echo ? -1 : STDIN_FILENO,
@@ -138,11 +211,17 @@ static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
 		.stop = &cli_stop_signal,
 		.stop_fd = cli_stop_fd,
 	};
+	struct cli_console *console = cli_console_new(o, session, &po);
+	cli_msg_set_interactive(cli_console_interactive(console));
 	int end = kc_pump_run(conn, &po, &err);
+	cli_console_free(console);
+	cli_msg_set_interactive(false);
 	if (end < 0)
 		status = cli_fail(&err);
 	else if (end == KC_PUMP_STOPPED)
 		status = interrupted_status();
+	else if (end == KC_PUMP_QUIT)
+		status = 0;
 	else
 		status = 0;
 	if (end >= 0)

@@ -209,6 +209,11 @@ static int setup_session(gnutls_session_t s, int fd, const struct kc_tls_opts *o
 			return kc_err_set(err, KC_E_USAGE, "invalid ALPN protocol: %s",
 					  gnutls_strerror(rc));
 	}
+	if (o->role == KC_CLIENT && o->resume_data) {
+		rc = gnutls_session_set_data(s, o->resume_data->data, o->resume_data->size);
+		if (o->resume_status)
+			*o->resume_status = rc;
+	}
 	gnutls_transport_set_int(s, fd);
 	gnutls_handshake_set_timeout(s, o->handshake_timeout_ms ? o->handshake_timeout_ms
 							       : GNUTLS_DEFAULT_HANDSHAKE_TIMEOUT);

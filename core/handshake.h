@@ -38,6 +38,11 @@ struct kc_tls_opts {
 	gnutls_cipher_algorithm_t ciphers[4];
 	size_t n_ciphers;              /* 0 = all four */
 	unsigned handshake_timeout_ms;
+	/* Client: a saved session to resume (gnutls_session_get_data2 data);
+	 * *resume_status gets gnutls_session_set_data's result: a session
+	 * GnuTLS refuses means a full handshake, not a failure. */
+	const gnutls_datum_t *resume_data;
+	int *resume_status;
 };
 
 /* Credentials outlive one connection (a listening server reuses them, and

@@ -54,6 +54,11 @@ struct kc_conn *kc_pump_conn(struct kc_pump *p)
 	return p->c;
 }
 
+size_t kc_pump_unsent(const struct kc_pump *p)
+{
+	return p->up.len;
+}
+
 void kc_pump_end_input(struct kc_pump *p)
 {
 	p->in_eof = true;
@@ -177,8 +182,10 @@ static int wait_events(struct kc_pump *p, int timeout_ms, struct kc_err *err)
 	if (!p->in_eof && p->o->in_fd >= 0 && !p->o->echo && space(&p->up) > 0) {
 		if (p->o->input_pending && p->o->input_pending(p->o->ctx))
 			timeout_ms = 0;
-		in_i = n;
-		fds[n++] = (struct pollfd){ .fd = p->o->in_fd, .events = POLLIN };
+		if (!p->o->input_full || !p->o->input_full(p->o->ctx)) {
+			in_i = n;
+			fds[n++] = (struct pollfd){ .fd = p->o->in_fd, .events = POLLIN };
+		}
 	}
 	if (p->down.len > 0 && p->o->out_fd >= 0) {
 		fds[n++] = (struct pollfd){ .fd = p->o->out_fd, .events = POLLOUT };

@@ -41,6 +41,7 @@ struct kc_pump_opts {
 	ssize_t (*input)(void *ctx, struct kc_pump *p, bool readable, unsigned char *buf,
 			 size_t space, struct kc_err *err);
 	bool (*input_pending)(void *ctx);
+	bool (*input_full)(void *ctx);  /* true: do not poll in_fd for now */
 	ssize_t (*output)(void *ctx, const unsigned char *buf, size_t len);
 	void *ctx;
 };
@@ -58,6 +59,8 @@ int kc_pump_run(struct kc_conn *c, const struct kc_pump_opts *opts, struct kc_er
 /* For the hooks: the connection; end the input as if at EOF (send what
  * is queued, then close_notify, keep reading); close now and finish. */
 struct kc_conn *kc_pump_conn(struct kc_pump *p);
+/* Input bytes taken but not yet handed to the connection. */
+size_t kc_pump_unsent(const struct kc_pump *p);
 void kc_pump_end_input(struct kc_pump *p);
 void kc_pump_quit(struct kc_pump *p);
 

@@ -1,0 +1,21 @@
+/* cli/report.h: what /stats and /tickets show, and saving the session. */
+#ifndef CLI_REPORT_H
+#define CLI_REPORT_H
+
+#include <stdio.h>
+#include <gnutls/gnutls.h>
+
+#include "cli/opts.h"
+#include "core/conn.h"
+
+void cli_print_stats(FILE *out, gnutls_session_t session, struct kc_conn *conn);
+void cli_print_tickets(FILE *out, const struct kc_conn *conn);
+
+/* The peer a saved session belongs to: "host:port" as given. */
+void cli_peer_name(const struct cli_opts *o, char *buf, size_t len);
+
+/* Save the resumable session to file (0600, atomically). */
+int cli_save_session(gnutls_session_t session, const struct cli_opts *o, const char *file,
+		     struct kc_err *err);
+
+#endif
