@@ -9,6 +9,7 @@
 #include "cli/opts.h"
 #include "cli/selftest.h"
 #include "cli/session.h"
+#include "cli/stats.h"
 
 int main(int argc, char **argv)
 {
@@ -36,6 +37,9 @@ int main(int argc, char **argv)
 	switch (o.cmd) {
 	case CLI_CMD_CONNECT: status = cli_connect(&o); break;
 	case CLI_CMD_LISTEN: status = cli_listen(&o); break;
+	case CLI_CMD_STATS: status = cli_stats(&o); break;
+	case CLI_CMD_KEYUPDATE: status = cli_keyupdate(&o); break;
+	case CLI_CMD_TICKETS: status = cli_tickets(&o); break;
 	default: status = cli_selftest(&o); break;
 	}
 	gnutls_global_deinit();

@@ -15,6 +15,7 @@ enum {
 	OPT_HS_TIMEOUT, OPT_CONNECT_TIMEOUT, OPT_CAFILE, OPT_CERT, OPT_KEY,
 	OPT_INSECURE, OPT_SNI, OPT_ALPN, OPT_ECHO, OPT_VERIFY_CLIENT,
 	OPT_COMMANDS, OPT_CRLF, OPT_KEY_UPDATE_AFTER, OPT_SESSION_IN, OPT_SESSION_OUT,
+	OPT_JSON, OPT_WATCH, OPT_REQUEST,
 };
 
 #define COMMON_OPTIONS                                                        \
@@ -56,6 +57,28 @@ static const struct option listen_options[] = {
 static const struct option selftest_options[] = {
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
+static const struct option stats_options[] = {
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "watch", required_argument, NULL, OPT_WATCH },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
+static const struct option keyupdate_options[] = {
+	{ "request", no_argument, NULL, OPT_REQUEST },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
+static const struct option tickets_options[] = {
+	{ "json", no_argument, NULL, OPT_JSON },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -126,6 +149,34 @@ void cli_usage(enum cli_cmd cmd, FILE *out)
 			"and report which record channel works on this machine.\n\n"
 			"Options:\n%s", tail_help);
 		break;
+	case CLI_CMD_STATS:
+		fprintf(out,
+			"Usage: ktlsctl stats [PID] [OPTIONS]\n"
+			"Show the running ktlsctl sessions (all, or the one with PID): peer,\n"
+			"channel, version and cipher, records under the current key against the\n"
+			"cipher's limit, bytes, key updates, tickets and uptime.\n\n"
+			"Options:\n"
+			"      --json                    one JSON document with stable keys\n"
+			"      --watch SECS              repeat every SECS seconds until interrupted\n"
+			"%s", tail_help);
+		break;
+	case CLI_CMD_KEYUPDATE:
+		fprintf(out,
+			"Usage: ktlsctl keyupdate PID [OPTIONS]\n"
+			"Make the running session PID update its TLS 1.3 send keys.\n\n"
+			"Options:\n"
+			"      --request                 ask the peer to update its keys too\n"
+			"  -q, --quiet                   no confirmation on stderr\n"
+			"  -h, --help                    show this help\n");
+		break;
+	case CLI_CMD_TICKETS:
+		fprintf(out,
+			"Usage: ktlsctl tickets PID [OPTIONS]\n"
+			"Show the session tickets the running session PID received.\n\n"
+			"Options:\n"
+			"      --json                    JSON output\n"
+			"  -h, --help                    show this help\n");
+		break;
 	default:
 		fprintf(out,
 			"Usage: ktlsctl COMMAND [OPTIONS]\n"
@@ -133,7 +184,10 @@ void cli_usage(enum cli_cmd cmd, FILE *out)
 			"Commands:\n"
 			"  connect HOST:PORT             TLS client session through kernel TLS\n"
 			"  listen [ADDR]:PORT            TLS server session through kernel TLS\n"
-			"  selftest                      check kTLS on this machine end to end\n\n"
+			"  selftest                      check kTLS on this machine end to end\n"
+			"  stats [PID]                   the running sessions and their counters\n"
+			"  keyupdate PID                 make a running session update its keys\n"
+			"  tickets PID                   a running session's tickets\n\n"
 			"Options:\n"
 			"  -h, --help                    show this help (COMMAND --help for a command)\n"
 			"  -V, --version                 show the version\n");
@@ -225,6 +279,10 @@ static int parse_option(struct cli_opts *o, int c, const char *cmd, struct kc_er
 		return 0;
 	}
 	case OPT_SESSION_IN: o->session_in = optarg; return 0;
+	case OPT_JSON: o->json = true; return 0;
+	case OPT_REQUEST: o->request_peer = true; return 0;
+	case OPT_WATCH:
+		return parse_seconds(optarg, "--watch", &o->watch_ms, err);
 	case OPT_SESSION_OUT: o->session_out = optarg; return 0;
 	case 'k': o->keep_open = true; return 0;
 	case OPT_VERIFY_CLIENT: o->tls.verify_client = true; return 0;
@@ -237,6 +295,25 @@ static int parse_option(struct cli_opts *o, int c, const char *cmd, struct kc_er
 	}
 }
 
+/* The PID argument: optional for stats, required for the others. */
+static int parse_pid(struct cli_opts *o, int npos, char **pos, const char *cmd,
+		     struct kc_err *err)
+{
+	if (npos > 1 || (npos == 0 && o->cmd != CLI_CMD_STATS))
+		return usage_error(err, cmd, npos ? "give at most one PID" : "give the session's PID");
+	if (npos == 1) {
+		char *end;
+		errno = 0;
+		long v = strtol(pos[0], &end, 10);
+		if (errno || *end || v <= 0 || v > 4194304)
+			return kc_err_set(err, KC_E_USAGE,
+					  "invalid PID '%s': give a ktlsctl session's process id "
+					  "(see 'ktlsctl stats')", pos[0]);
+		o->target_pid = (pid_t)v;
+	}
+	return 0;
+}
+
 int cli_parse(int argc, char **argv, struct cli_opts *o, struct kc_err *err)
 {
 	static const struct { const char *name; enum cli_cmd cmd; const struct option *opts;
@@ -244,6 +321,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct kc_err *err)
 		{ "connect", CLI_CMD_CONNECT, connect_options, "qvh" },
 		{ "listen", CLI_CMD_LISTEN, listen_options, "qvhk" },
 		{ "selftest", CLI_CMD_SELFTEST, selftest_options, "qvh" },
+		{ "stats", CLI_CMD_STATS, stats_options, "qvh" },
+		{ "keyupdate", CLI_CMD_KEYUPDATE, keyupdate_options, "qh" },
+		{ "tickets", CLI_CMD_TICKETS, tickets_options, "h" },
 	};
 	const struct option *longopts = top_options;
 	const char *shortopts = "hV", *cmd = NULL;
@@ -300,6 +380,10 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct kc_err *err)
 		if (npos)
 			return usage_error(err, cmd, "selftest takes no arguments");
 		return 0;
+	case CLI_CMD_STATS:
+	case CLI_CMD_KEYUPDATE:
+	case CLI_CMD_TICKETS:
+		return parse_pid(o, argc - optind, argv + optind, cmd, err);
 	case CLI_CMD_CONNECT:
 	case CLI_CMD_LISTEN:
 		break;

@@ -4,13 +4,17 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "cli/msg.h"
 #include "core/addr.h"
 #include "core/conn.h"
 #include "core/handshake.h"
 
-enum cli_cmd { CLI_CMD_NONE, CLI_CMD_CONNECT, CLI_CMD_LISTEN, CLI_CMD_SELFTEST };
+enum cli_cmd {
+	CLI_CMD_NONE, CLI_CMD_CONNECT, CLI_CMD_LISTEN, CLI_CMD_SELFTEST,
+	CLI_CMD_STATS, CLI_CMD_KEYUPDATE, CLI_CMD_TICKETS,
+};
 
 struct cli_opts {
 	enum cli_cmd cmd;
@@ -25,6 +29,11 @@ struct cli_opts {
 	bool crlf;                     /* interactive lines end in CR LF */
 	uint64_t key_update_after;     /* records; 0: near the cipher's limit */
 	const char *session_in, *session_out;
+	/* stats, keyupdate, tickets */
+	bool json;
+	unsigned watch_ms;
+	pid_t target_pid;              /* 0: every session */
+	bool request_peer;
 	enum cli_verbosity verbosity;
 };
 

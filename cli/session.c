@@ -6,12 +6,14 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/console.h"
 #include "cli/report.h"
 #include "cli/session.h"
 #include "core/conn.h"
+#include "core/ctl.h"
 #include "core/net.h"
 #include "core/pump.h"
 #include "core/sessfile.h"
@@ -119,6 +121,25 @@ static int choose_channel(int fd, const struct cli_opts *o, char *why, size_t wh
 	return 0;
 }
 
+/* The control socket rides on the pump's loop. */
+struct ctl_ctx {
+	struct kc_ctl_server *server;
+	struct kc_conn *conn;
+	struct kc_ctl_info info;
+};
+
+static int ctl_fds(void *ctx, struct pollfd *fds, int max)
+{
+	struct ctl_ctx *cc = ctx;
+	return kc_ctl_server_fds(cc->server, fds, max);
+}
+
+static void ctl_ready(void *ctx, struct kc_pump *p, const struct pollfd *fds, int n)
+{
+	struct ctl_ctx *cc = ctx;
+	kc_ctl_server_ready(cc->server, cc->conn, &cc->info, fds, n);
+}
+
 /* A session file that cannot be used is worth a message, not a failure:
  * the handshake goes on without it. */
 static bool load_session(const struct cli_opts *o, gnutls_datum_t *saved)
@@ -211,11 +232,31 @@ static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
 		.stop = &cli_stop_signal,
 		.stop_fd = cli_stop_fd,
 	};
+	struct kc_ctl_server *ctl = NULL;
+	struct kc_err ctl_err = { 0 };
+	char role_peer[KC_ADDRSTR_MAX];
+	snprintf(role_peer, sizeof role_peer, "%s", peer);
+	struct ctl_ctx cc = {
+		.conn = conn,
+		.info = { .role = o->tls.role == KC_CLIENT ? "client" : "server",
+			  .peer = role_peer, .session = session, .started = time(NULL) },
+	};
+	if (kc_ctl_server_open(&ctl, &ctl_err) == 0) {
+		cc.server = ctl;
+		po.side_fds = ctl_fds;
+		po.side_ready = ctl_ready;
+		po.side_ctx = &cc;
+		cli_info("control socket %s", kc_ctl_server_path(ctl));
+	} else {
+		cli_notice("no control socket (ktlsctl stats will not see this session): %s",
+			   ctl_err.msg);
+	}
 	struct cli_console *console = cli_console_new(o, session, &po);
 	cli_msg_set_interactive(cli_console_interactive(console));
 	int end = kc_pump_run(conn, &po, &err);
 	cli_console_free(console);
 	cli_msg_set_interactive(false);
+	kc_ctl_server_close(ctl);
 	if (end < 0)
 		status = cli_fail(&err);
 	else if (end == KC_PUMP_STOPPED)

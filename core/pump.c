@@ -10,6 +10,7 @@
 #include "core/pump.h"
 
 #define PUMP_BUF (64 * 1024)
+#define KC_PUMP_SIDE_FDS 8
 /* After a stop request or a broken output, how long we keep trying to get
  * close_notify out before giving up on a peer that does not read. */
 #define CLOSE_FLUSH_MS 2000
@@ -175,8 +176,8 @@ static int write_conn(struct kc_pump *p, bool *progress, struct kc_err *err)
  * whatever became ready. */
 static int wait_events(struct kc_pump *p, int timeout_ms, struct kc_err *err)
 {
-	struct pollfd fds[4];
-	int n = 0, sock_i, in_i = -1;
+	struct pollfd fds[4 + KC_PUMP_SIDE_FDS];
+	int n = 0, sock_i, in_i = -1, side_i, side_n = 0;
 	int fd = kc_conn_fd(p->c);
 
 	if (!p->in_eof && p->o->in_fd >= 0 && !p->o->echo && space(&p->up) > 0) {
@@ -201,6 +202,10 @@ static int wait_events(struct kc_pump *p, int timeout_ms, struct kc_err *err)
 
 	if (p->o->stop && p->o->stop_fd >= 0)
 		fds[n++] = (struct pollfd){ .fd = p->o->stop_fd, .events = POLLIN };
+	side_i = n;
+	if (p->o->side_fds)
+		side_n = p->o->side_fds(p->o->side_ctx, fds + n, KC_PUMP_SIDE_FDS);
+	n += side_n;
 
 	int rc = poll(fds, (nfds_t)n, timeout_ms);
 	if (rc < 0) {
@@ -208,6 +213,8 @@ static int wait_events(struct kc_pump *p, int timeout_ms, struct kc_err *err)
 			return 0;
 		return kc_err_errno(err, KC_E_IO, errno, "poll failed");
 	}
+	if (side_n)
+		p->o->side_ready(p->o->side_ctx, p, fds + side_i, side_n);
 	/* Errors and hangups surface through the next read or write. */
 	if (in_i >= 0 && fds[in_i].revents)
 		p->in_ready = true;

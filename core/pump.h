@@ -15,6 +15,7 @@
 #define KC_PUMP_H
 
 #include <signal.h>
+#include <poll.h>
 #include <stdbool.h>
 
 #include "core/conn.h"
@@ -44,6 +45,13 @@ struct kc_pump_opts {
 	bool (*input_full)(void *ctx);  /* true: do not poll in_fd for now */
 	ssize_t (*output)(void *ctx, const unsigned char *buf, size_t len);
 	void *ctx;
+
+	/* Optional side channel served by the same loop (the session's
+	 * control socket): side_fds fills up to max pollfds, side_ready is
+	 * called with them after each poll.  It must never block. */
+	int (*side_fds)(void *side_ctx, struct pollfd *fds, int max);
+	void (*side_ready)(void *side_ctx, struct kc_pump *p, const struct pollfd *fds, int n);
+	void *side_ctx;
 };
 
 enum kc_pump_end {

@@ -1,0 +1,194 @@
+/* cli/stats.c: `ktlsctl stats`, `keyupdate` and `tickets`. */
+#include "config.h"
+
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/msg.h"
+#include "cli/out.h"
+#include "cli/session.h"
+#include "cli/stats.h"
+#include "core/ctl.h"
+
+#define MAX_SESSIONS 256
+
+/* Text labels of the fields a session reports; JSON uses the keys. */
+static const struct { const char *key, *label; } labels[] = {
+	{ "pid", "pid" }, { "role", "role" }, { "peer", "peer" },
+	{ "channel", "record channel" }, { "version", "version" }, { "cipher", "cipher" },
+	{ "suite", "cipher suite" }, { "resumed", "resumed" },
+	{ "records_key", "records under the current key" }, { "records", "records in all" },
+	{ "bytes", "bytes" }, { "key_updates", "key updates" },
+	{ "limit", "confidentiality limit (records, 0 = none)" },
+	{ "limit_used", "limit used (%)" }, { "rekey_point", "key update after (records)" },
+	{ "tickets", "tickets held" }, { "uptime", "uptime (s)" }, { "count", "tickets" },
+	{ "arrived", "arrived (unix time)" }, { "lifetime", "lifetime (s)" },
+	{ "age_add", "age_add" }, { "nonce_len", "nonce length" }, { "length", "ticket length" },
+	{ "sha256", "sha256[0..8]" }, { "in_use", "used to resume" },
+	{ "max_early_data", "max_early_data" },
+};
+
+static const char *label_for(const char *key)
+{
+	for (size_t i = 0; i < sizeof labels / sizeof labels[0]; i++)
+		if (strcmp(labels[i].key, key) == 0)
+			return labels[i].label;
+	return key;
+}
+
+/* A session's answer as fields, emitted in order; "a.b c" lines are
+ * grouped into an object "a" (a run of equal prefixes). */
+struct fields {
+	char *key[128], *value[128];
+	size_t n;
+};
+
+static void collect(void *ctx, const char *key, const char *value)
+{
+	struct fields *f = ctx;
+	if (f->n < 128) {
+		f->key[f->n] = strdup(key);
+		f->value[f->n] = strdup(value);
+		if (f->key[f->n] && f->value[f->n])
+			f->n++;
+	}
+}
+
+static void fields_free(struct fields *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		free(f->key[i]);
+		free(f->value[i]);
+	}
+	f->n = 0;
+}
+
+static void emit_value(struct cli_out *o, const char *key, const char *value)
+{
+	if (strcmp(value, "yes") == 0 || strcmp(value, "no") == 0)
+		out_bool(o, key, label_for(key), value[0] == 'y');
+	else
+		out_num_text(o, key, label_for(key), value);
+}
+
+static void emit_fields(struct cli_out *o, const struct fields *f)
+{
+	char group[64] = "";
+	for (size_t i = 0; i < f->n; i++) {
+		const char *dot = strrchr(f->key[i], '.');
+		char prefix[64] = "";
+		if (dot)
+			snprintf(prefix, sizeof prefix, "%.*s", (int)(dot - f->key[i]), f->key[i]);
+		if (strcmp(prefix, group) != 0) {
+			if (group[0])
+				out_end(o);
+			if (prefix[0]) {
+				char title[96];
+				snprintf(title, sizeof title, "%s",
+					 strcmp(prefix, "tx") == 0 ? "send" :
+					 strcmp(prefix, "rx") == 0 ? "receive" : prefix);
+				out_object(o, prefix, title);
+			}
+			snprintf(group, sizeof group, "%s", prefix);
+		}
+		emit_value(o, dot ? dot + 1 : f->key[i], f->value[i]);
+	}
+	if (group[0])
+		out_end(o);
+}
+
+static int session_report(struct cli_out *o, pid_t pid, const char *request, struct kc_err *err)
+{
+	char *resp;
+	struct fields f = { 0 };
+	char title[64];
+
+	if (kc_ctl_request(pid, request, &resp, err) < 0)
+		return -1;
+	kc_ctl_fields(resp, collect, &f);
+	free(resp);
+	snprintf(title, sizeof title, "session %d", (int)pid);
+	out_item(o, title);
+	emit_fields(o, &f);
+	out_end(o);
+	fields_free(&f);
+	return 0;
+}
+
+static int report_sessions(struct cli_out *o, const struct cli_opts *opts, const char *request)
+{
+	pid_t pids[MAX_SESSIONS];
+	size_t n = 0;
+	struct kc_err err = { 0 };
+	int failures = 0;
+
+	if (opts->target_pid) {
+		pids[0] = opts->target_pid;
+		n = 1;
+	} else if (kc_ctl_list(pids, MAX_SESSIONS, &n, &err) < 0) {
+		cli_error("%s", err.msg);
+		return -1;
+	}
+	out_list(o, "sessions", n ? "sessions" : "sessions: none running");
+	for (size_t i = 0; i < n; i++) {
+		if (session_report(o, pids[i], request, &err) < 0) {
+			/* A session may end while we ask: say so, go on. */
+			cli_error("%s", err.msg);
+			failures++;
+		}
+	}
+	out_end(o);
+	return opts->target_pid && failures ? -1 : 0;
+}
+
+static int stats_once(const struct cli_opts *o)
+{
+	struct cli_out out;
+	out_init(&out, stdout, o->json);
+	out_u64(&out, "format", "ktlsctl stats format", 1);
+	int rc = report_sessions(&out, o, "STATS");
+	out_finish(&out);
+	fflush(stdout);
+	return rc;
+}
+
+int cli_stats(const struct cli_opts *o)
+{
+	for (;;) {
+		int rc = stats_once(o);
+		if (rc < 0 && o->target_pid)
+			return KC_E_CONNECT;
+		if (!o->watch_ms || cli_stop_signal)
+			return cli_stop_signal ? 128 + (int)cli_stop_signal : 0;
+		struct pollfd p = { .fd = cli_stop_fd, .events = POLLIN };
+		poll(&p, cli_stop_fd >= 0 ? 1 : 0, (int)o->watch_ms);
+		if (cli_stop_signal)
+			return 0;   /* Ctrl-C is how --watch ends */
+		if (!o->json)
+			fputc('\n', stdout);
+	}
+}
+
+int cli_keyupdate(const struct cli_opts *o)
+{
+	char *resp = NULL;
+	struct kc_err err = { 0 };
+	if (kc_ctl_request(o->target_pid, o->request_peer ? "KEYUPDATE request" : "KEYUPDATE",
+			   &resp, &err) < 0)
+		return cli_fail(&err);
+	free(resp);
+	cli_notice("session %d updated its send keys%s", (int)o->target_pid,
+		   o->request_peer ? " and asked the peer to update" : "");
+	return 0;
+}
+
+int cli_tickets(const struct cli_opts *o)
+{
+	struct cli_out out;
+	out_init(&out, stdout, o->json);
+	int rc = report_sessions(&out, o, "TICKETS");
+	out_finish(&out);
+	return rc < 0 ? KC_E_CONNECT : 0;
+}

@@ -1,0 +1,450 @@
+/* core/ctl.c: the session control socket and its client (see ctl.h). */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/ctl.h"
+#include "core/handshake.h"
+#include "core/limits.h"
+
+#define PROTO "KTLSCTL/1"
+#define REQUEST_MAX 256
+#define CLIENTS (KC_CTL_MAX_FDS - 1)
+#define CLIENT_TIMEOUT_MS 2000
+
+struct ctl_client {
+	int fd;                       /* -1: free slot */
+	char in[REQUEST_MAX + 1];
+	size_t in_len;
+	char *out;                    /* response being written */
+	size_t out_len, out_off;
+};
+
+struct kc_ctl_server {
+	int lfd;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct ctl_client c[CLIENTS];
+};
+
+int kc_ctl_dir(char *buf, size_t len, bool create, struct kc_err *err)
+{
+	const char *rt = getenv("XDG_RUNTIME_DIR");
+	struct stat st;
+
+	int n = rt && rt[0] == '/' ? snprintf(buf, len, "%s/ktlsctl", rt)
+				   : snprintf(buf, len, "/tmp/ktlsctl-%u", (unsigned)geteuid());
+	if (n < 0 || (size_t)n >= len)   /* a socket path has ~108 bytes */
+		return kc_err_set(err, KC_E_IO,
+				  "XDG_RUNTIME_DIR is too long for a control socket path");
+	if (create && mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return kc_err_errno(err, KC_E_IO, errno, "cannot create %s", buf);
+	if (lstat(buf, &st) < 0)
+		return kc_err_errno(err, KC_E_IO, errno, "cannot use %s", buf);
+	/* Someone else's directory, or one others can enter, would let them
+	 * plant or reach our sockets. */
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077))
+		return kc_err_set(err, KC_E_IO,
+				  "refusing %s: it must be a directory of ours with mode 0700", buf);
+	return 0;
+}
+
+static void client_drop(struct ctl_client *cl)
+{
+	if (cl->fd >= 0)
+		close(cl->fd);
+	free(cl->out);
+	memset(cl, 0, sizeof *cl);
+	cl->fd = -1;
+}
+
+static bool pid_alive(pid_t pid)
+{
+	return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+/* Remove sockets whose process is gone (a crashed session). */
+static void clean_stale(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+		if (pid > 0 && strcmp(end, ".sock") == 0 && !pid_alive((pid_t)pid))
+			unlinkat(dirfd(d), e->d_name, 0);
+	}
+	closedir(d);
+}
+
+int kc_ctl_server_open(struct kc_ctl_server **out, struct kc_err *err)
+{
+	char dir[KC_CTL_DIR_MAX];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct kc_ctl_server *s;
+
+	if (kc_ctl_dir(dir, sizeof dir, true, err) < 0)
+		return -1;
+	clean_stale(dir);
+	if (!(s = calloc(1, sizeof *s)))
+		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
+	for (int i = 0; i < CLIENTS; i++)
+		s->c[i].fd = -1;
+	snprintf(s->path, sizeof s->path, "%s/%d.sock", dir, (int)getpid());
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", s->path);
+	unlink(s->path);
+	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	mode_t old = umask(077);   /* the socket file is 0600 from the start */
+	int rc = s->lfd < 0 ? -1 : bind(s->lfd, (struct sockaddr *)&sa, sizeof sa);
+	umask(old);
+	if (rc < 0 || listen(s->lfd, 4) < 0) {
+		kc_err_errno(err, KC_E_IO, errno, "cannot serve the control socket %s", s->path);
+		if (s->lfd >= 0)
+			close(s->lfd);
+		free(s);
+		return -1;
+	}
+	*out = s;
+	return 0;
+}
+
+void kc_ctl_server_close(struct kc_ctl_server *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < CLIENTS; i++)
+		client_drop(&s->c[i]);
+	close(s->lfd);
+	unlink(s->path);
+	free(s);
+}
+
+const char *kc_ctl_server_path(const struct kc_ctl_server *s)
+{
+	return s->path;
+}
+
+int kc_ctl_server_fds(struct kc_ctl_server *s, struct pollfd *fds, int max)
+{
+	int n = 0;
+	if (max < 1)
+		return 0;
+	fds[n++] = (struct pollfd){ .fd = s->lfd, .events = POLLIN };
+	for (int i = 0; i < CLIENTS && n < max; i++)
+		if (s->c[i].fd >= 0)
+			fds[n++] = (struct pollfd){ .fd = s->c[i].fd,
+						    .events = s->c[i].out ? POLLOUT : POLLIN };
+	return n;
+}
+
+/* A growing response buffer. */
+struct out {
+	char *p;
+	size_t len;
+	bool overflow;
+};
+
+static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	if (!o->p && !(o->p = malloc(KC_CTL_RESPONSE_MAX)))
+		o->overflow = true;
+	if (o->overflow)
+		return;
+	va_start(ap, fmt);
+	int n = vsnprintf(o->p + o->len, KC_CTL_RESPONSE_MAX - o->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= KC_CTL_RESPONSE_MAX - o->len)
+		o->overflow = true;
+	else
+		o->len += (size_t)n;
+}
+
+static void put_direction(struct out *o, struct kc_conn *conn, enum kc_dir dir)
+{
+	const char *d = dir == KC_TX ? "tx" : "rx";
+	const struct kc_dir_stats *st = kc_conn_stats(conn, dir);
+	const struct kc_limit *lim = kc_limit_for(kc_conn_cipher(conn));
+	uint64_t cur = 0, total = 0;
+
+	kc_conn_records(conn, dir, &cur, &total);
+	put(o, "%s.records_key %" PRIu64 "\n%s.records %" PRIu64 "\n%s.bytes %" PRIu64 "\n"
+	       "%s.key_updates %u\n%s.limit %" PRIu64 "\n%s.limit_used %.4f\n",
+	    d, cur, d, total, d, st->bytes, d, st->key_updates, d,
+	    lim ? lim->records : 0, d, kc_limit_percent(kc_conn_cipher(conn), cur));
+}
+
+static void stats(struct out *o, struct kc_conn *conn, const struct kc_ctl_info *info)
+{
+	char desc[256];
+	kc_tls_describe(info->session, desc, sizeof desc);
+	put(o, "pid %d\nrole %s\npeer %s\nchannel %s\nversion %s\ncipher %s\n",
+	    (int)getpid(), info->role, info->peer, kc_conn_channel_name(conn),
+	    gnutls_protocol_get_name(gnutls_protocol_get_version(info->session)),
+	    kc_cipher_name(kc_conn_cipher(conn)));
+#ifdef HAVE_GNUTLS_CIPHERSUITE_GET
+	put(o, "suite %s\n", gnutls_ciphersuite_get(info->session));
+#endif
+	put(o, "resumed %s\n", gnutls_session_is_resumed(info->session) ? "yes" : "no");
+	put_direction(o, conn, KC_TX);
+	put_direction(o, conn, KC_RX);
+	uint64_t point = kc_conn_rekey_point(conn);
+	if (point != UINT64_MAX)
+		put(o, "rekey_point %" PRIu64 "\n", point);
+	put(o, "tickets %u\nuptime %ld\n", kc_conn_tickets(conn), (long)(time(NULL) - info->started));
+}
+
+static void tickets(struct out *o, const struct kc_conn *conn)
+{
+	const struct kc_ticket_store *st = kc_conn_ticket_store(conn);
+	put(o, "count %zu\n", st->n);
+	for (size_t i = 0; i < st->n; i++) {
+		const struct kc_ticket_entry *e = &st->e[i];
+		char hash[17];
+		kc_ticket_format_hash(&e->info, hash);
+		put(o, "ticket.%zu.arrived %lld\nticket.%zu.lifetime %" PRIu32 "\n"
+		       "ticket.%zu.age_add %" PRIu32 "\nticket.%zu.nonce_len %zu\n"
+		       "ticket.%zu.length %zu\nticket.%zu.sha256 %s\nticket.%zu.in_use %s\n",
+		    i, (long long)e->arrived, i, e->info.lifetime, i, e->info.age_add, i,
+		    e->info.nonce_len, i, e->info.ticket_len, i, hash, i,
+		    i + 1 == st->n ? "yes" : "no");
+		if (e->info.has_max_early_data)
+			put(o, "ticket.%zu.max_early_data %" PRIu32 "\n", i, e->info.max_early_data);
+	}
+}
+
+static void respond(struct ctl_client *cl, struct kc_conn *conn, const struct kc_ctl_info *info)
+{
+	struct out o = { 0 };
+	struct kc_err err = { 0 };
+	const char *req = cl->in;
+
+	if (strncmp(req, PROTO " ", sizeof PROTO) != 0) {
+		put(&o, strncmp(req, "KTLSCTL/", 8) == 0
+			 ? PROTO " ERR unsupported protocol version (this session speaks " PROTO ")\n"
+			 : PROTO " ERR not a ktlsctl request\n");
+	} else if (strcmp(req + sizeof PROTO, "STATS") == 0) {
+		put(&o, PROTO " OK\n");
+		stats(&o, conn, info);
+		put(&o, ".\n");
+	} else if (strcmp(req + sizeof PROTO, "TICKETS") == 0) {
+		put(&o, PROTO " OK\n");
+		tickets(&o, conn);
+		put(&o, ".\n");
+	} else if (strcmp(req + sizeof PROTO, "KEYUPDATE") == 0 ||
+		   strcmp(req + sizeof PROTO, "KEYUPDATE request") == 0) {
+		bool request = strchr(req + sizeof PROTO, ' ') != NULL;
+		if (kc_conn_key_update(conn, request, &err) < 0)
+			put(&o, PROTO " ERR %s\n", err.msg);
+		else
+			put(&o, PROTO " OK\n.\n");
+	} else {
+		put(&o, PROTO " ERR unknown request (STATS, TICKETS, KEYUPDATE [request])\n");
+	}
+	if (o.overflow) {
+		free(o.p);
+		o.p = strdup(PROTO " ERR response too large\n");
+		o.len = o.p ? strlen(o.p) : 0;
+	}
+	cl->out = o.p;
+	cl->out_len = o.len;
+	cl->out_off = 0;
+}
+
+static bool same_user(int fd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof cr;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return false;
+	return cr.uid == geteuid() || cr.uid == 0;
+}
+
+static void accept_clients(struct kc_ctl_server *s)
+{
+	int fd;
+	while ((fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+		struct ctl_client *slot = NULL;
+		for (int i = 0; i < CLIENTS && !slot; i++)
+			if (s->c[i].fd < 0)
+				slot = &s->c[i];
+		if (!same_user(fd)) {
+			static const char denied[] = PROTO " ERR permission denied: another user's session\n";
+			if (send(fd, denied, sizeof denied - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+				/* nothing more to tell it */
+			}
+			close(fd);
+			continue;
+		}
+		if (!slot) {   /* busy: a client that holds a slot must not starve us */
+			close(fd);
+			continue;
+		}
+		slot->fd = fd;
+	}
+}
+
+static void serve_client(struct ctl_client *cl, short revents, struct kc_conn *conn,
+			 const struct kc_ctl_info *info)
+{
+	if (cl->out) {
+		ssize_t n = send(cl->fd, cl->out + cl->out_off, cl->out_len - cl->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n < 0 || (cl->out_off += (size_t)n) == cl->out_len)
+			client_drop(cl);
+		return;
+	}
+	ssize_t n = recv(cl->fd, cl->in + cl->in_len, REQUEST_MAX - cl->in_len, MSG_DONTWAIT);
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n <= 0) {
+		client_drop(cl);
+		return;
+	}
+	cl->in_len += (size_t)n;
+	cl->in[cl->in_len] = '\0';
+	char *nl = memchr(cl->in, '\n', cl->in_len);
+	if (!nl && cl->in_len < REQUEST_MAX)
+		return;
+	if (!nl) {
+		cl->out = strdup(PROTO " ERR request too long\n");
+		cl->out_len = cl->out ? strlen(cl->out) : 0;
+		if (!cl->out)
+			client_drop(cl);
+		return;
+	}
+	*nl = '\0';
+	if (nl > cl->in && nl[-1] == '\r')
+		nl[-1] = '\0';
+	respond(cl, conn, info);
+	if (!cl->out)
+		client_drop(cl);
+}
+
+void kc_ctl_server_ready(struct kc_ctl_server *s, struct kc_conn *conn,
+			 const struct kc_ctl_info *info, const struct pollfd *fds, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (!fds[i].revents)
+			continue;
+		if (fds[i].fd == s->lfd) {
+			accept_clients(s);
+			continue;
+		}
+		for (int j = 0; j < CLIENTS; j++)
+			if (s->c[j].fd == fds[i].fd) {
+				serve_client(&s->c[j], fds[i].revents, conn, info);
+				break;
+			}
+	}
+}
+
+/* ------------------------------------------------------------- client */
+
+int kc_ctl_list(pid_t *pids, size_t max, size_t *n, struct kc_err *err)
+{
+	char dir[KC_CTL_DIR_MAX];
+	*n = 0;
+	if (kc_ctl_dir(dir, sizeof dir, false, err) < 0) {
+		if (err && err->sys_errno == ENOENT)
+			return 0;   /* no session ever ran: none to list */
+		return -1;
+	}
+	clean_stale(dir);
+	DIR *d = opendir(dir);
+	if (!d)
+		return kc_err_errno(err, KC_E_IO, errno, "cannot read %s", dir);
+	struct dirent *e;
+	while ((e = readdir(d)) && *n < max) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+		if (pid > 0 && strcmp(end, ".sock") == 0)
+			pids[(*n)++] = (pid_t)pid;
+	}
+	closedir(d);
+	return 0;
+}
+
+int kc_ctl_request(pid_t pid, const char *request, char **resp, struct kc_err *err)
+{
+	char dir[KC_CTL_DIR_MAX], buf[KC_CTL_RESPONSE_MAX + 1];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t len = 0;
+
+	*resp = NULL;
+	if (kc_ctl_dir(dir, sizeof dir, false, err) < 0)
+		return -1;
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%d.sock", dir, (int)pid);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return kc_err_errno(err, KC_E_CONNECT, e,
+				    "no ktlsctl session with pid %d answers (%s)", (int)pid, sa.sun_path);
+	}
+	struct timeval tv = { .tv_sec = CLIENT_TIMEOUT_MS / 1000 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	dprintf(fd, PROTO " %s\n", request);
+	ssize_t n;
+	while (len < sizeof buf - 1 && (n = recv(fd, buf + len, sizeof buf - 1 - len, 0)) > 0)
+		len += (size_t)n;
+	close(fd);
+	buf[len] = '\0';
+	if (strncmp(buf, PROTO " OK\n", sizeof PROTO + 3) == 0) {
+		char *end = strstr(buf, "\n.\n");
+		if (!end)
+			return kc_err_set(err, KC_E_PROTOCOL,
+					  "session %d sent an incomplete answer (it may have just ended)",
+					  (int)pid);
+		end[1] = '\0';
+		*resp = strdup(buf + sizeof PROTO + 3);
+		return *resp ? 0 : kc_err_set(err, KC_E_INTERNAL, "out of memory");
+	}
+	if (strncmp(buf, PROTO " ERR ", sizeof PROTO + 4) == 0) {
+		buf[strcspn(buf, "\n")] = '\0';
+		return kc_err_set(err, KC_E_PROTOCOL, "session %d: %s", (int)pid,
+				  buf + sizeof PROTO + 4);
+	}
+	return kc_err_set(err, KC_E_PROTOCOL,
+			  "session %d gave no answer (it may have just ended)", (int)pid);
+}
+
+int kc_ctl_fields(const char *resp, void (*fn)(void *ctx, const char *key, const char *value),
+		  void *ctx)
+{
+	char line[512];
+	int count = 0;
+	while (*resp) {
+		size_t n = strcspn(resp, "\n");
+		if (n < sizeof line) {
+			memcpy(line, resp, n);
+			line[n] = '\0';
+			char *sp = strchr(line, ' ');
+			if (sp) {
+				*sp = '\0';
+				fn(ctx, line, sp + 1);
+				count++;
+			}
+		}
+		resp += n + (resp[n] == '\n');
+	}
+	return count;
+}
