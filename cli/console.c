@@ -119,6 +119,18 @@ static void run_save(struct cli_console *c, const char *file)
 		cli_event("session saved to %s", file);
 }
 
+/* After /close or /quit nothing more is read or sent: drop what was read
+ * after the command and stop the line editor. */
+static void end_input(struct cli_console *c)
+{
+	c->in_eof = true;
+	c->in_len = 0;
+	if (c->rl_active) {
+		rl_callback_handler_remove();
+		c->rl_active = false;
+	}
+}
+
 /* Execute a parsed command; returns true when it was a command. */
 static bool run_command(struct cli_console *c, const struct cli_parsed *pc)
 {
@@ -154,10 +166,12 @@ static bool run_command(struct cli_console *c, const struct cli_parsed *pc)
 		run_save(c, file);
 		break;
 	case CLI_C_CLOSE:
+		end_input(c);
 		kc_pump_end_input(c->pump);
 		cli_event("close_notify sent; waiting for the peer to close");
 		break;
 	case CLI_C_QUIT:
+		end_input(c);
 		kc_pump_quit(c->pump);
 		break;
 	}
@@ -195,6 +209,8 @@ static int split_lines(struct cli_console *c, bool flush_all)
 			size_t skip = pc.text_len < body ? body - pc.text_len : 0;
 			if (enqueue(c, c->in + start + skip, end - start - skip) < 0)
 				return -1;
+		} else if (c->in_len == 0) {
+			return 0;   /* /close or /quit: the rest is not sent */
 		}
 		start = end;
 		if (!nl && !flush_all)
@@ -348,15 +364,16 @@ static void history_file(struct cli_console *c)
 		snprintf(dir, sizeof dir, "%s/.local/share/ktlsctl", home);
 	else
 		return;
-	/* mkdir -p for the last two levels is enough for ~/.local/share */
-	char parent[400];
-	snprintf(parent, sizeof parent, "%s", dir);
-	char *slash = strrchr(parent, '/');
-	if (slash) {
+	/* mkdir -p: a fresh account may have no ~/.local yet */
+	for (char *slash = strchr(dir + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
 		*slash = '\0';
-		mkdir(parent, 0700);
+		mkdir(dir, 0700);
+		*slash = '/';
 	}
-	mkdir(dir, 0700);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		cli_notice("no command history: cannot create %s: %s", dir, strerror(errno));
+		return;
+	}
 	snprintf(c->history_path, sizeof c->history_path, "%s/history", dir);
 }
 
@@ -373,6 +390,7 @@ static void start_readline(struct cli_console *c)
 	rl_callback_handler_install(PROMPT, on_line);
 	c->rl_active = true;
 	cli_msg_set_hooks(suspend_line, resume_line);
+	cli_msg_set_interactive(true);
 	cli_event("interactive session: type /help for commands, Ctrl-D to close");
 }
 

@@ -129,7 +129,11 @@ static int read_input(struct kc_pump *p, bool *progress, struct kc_err *err)
 	bool readable = p->in_ready;
 	p->in_ready = false;   /* reads never block: only after poll says so */
 	if (p->o->input) {
+		bool was_eof = p->in_eof;
 		ssize_t n = p->o->input(p->o->ctx, p, readable, tail(&p->up), space(&p->up), err);
+		/* A command (/close, /quit) may have changed the state: that is
+		 * progress too, or the loop would sleep in poll over it. */
+		*progress = p->in_eof != was_eof || p->quit;
 		if (n == KC_CONN_AGAIN)
 			return 0;
 		if (n < 0)
@@ -137,7 +141,7 @@ static int read_input(struct kc_pump *p, bool *progress, struct kc_err *err)
 		if (n == 0)
 			p->in_eof = true;
 		p->up.len += (size_t)n;
-		*progress = n > 0 || p->in_eof;
+		*progress = *progress || n > 0 || p->in_eof;
 		return 0;
 	}
 	if (!readable || p->o->in_fd < 0)
