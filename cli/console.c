@@ -32,6 +32,7 @@ struct cli_console {
 	/* pipe --commands: bytes read but not yet split into lines */
 	unsigned char in[LINE_MAX_CHECKED + 1];
 	size_t in_len;
+	bool mid_line;              /* in[0] continues a line already sent as data */
 	bool in_eof;
 	/* bytes waiting to be handed to the pump (lines typed or passed) */
 	unsigned char *q;
@@ -201,7 +202,16 @@ static int split_lines(struct cli_console *c, bool flush_all)
 			break;
 		struct cli_parsed pc;
 		size_t body = end - start - (nl ? 1 : 0);
-		cli_command_parse((const char *)c->in + start, body, &pc);
+		bool long_piece = !nl && end - start >= LINE_MAX_CHECKED;
+		if (c->mid_line || long_piece) {
+			/* a line too long to be a command, or the rest of one:
+			 * data, whatever it starts with */
+			cli_command_parse("", 0, &pc);
+			pc.text_len = body;
+			c->mid_line = long_piece;
+		} else {
+			cli_command_parse((const char *)c->in + start, body, &pc);
+		}
 		if (pc.cmd != CLI_C_NONE && !stream_caught_up(c))
 			break;   /* run it once the data before it is sent */
 		if (!run_command(c, &pc)) {

@@ -30,8 +30,8 @@ _ktlsctl()
 
 	local ciphers="AES-128-GCM AES-256-GCM CHACHA20-POLY1305 AES-128-CCM"
 	local common="--tls1.2 --tls1.3 --cipher --priority --ktls
-		--handshake-timeout --cafile --cert --key -q --quiet -v --verbose
-		-h --help"
+		--handshake-timeout --cafile --cert --key --commands --crlf
+		--key-update-after -q --quiet -v --verbose -h --help"
 	local opts
 
 	if [[ $sub == connect || $sub == listen ]]; then
@@ -44,7 +44,7 @@ _ktlsctl()
 			mapfile -t COMPREPLY < <(compgen -W "$ciphers" -- "${cur^^}")
 			return
 			;;
-		--cafile | --cert | --key)
+		--cafile | --cert | --key | --session-in | --session-out)
 			if declare -F _filedir >/dev/null; then
 				_filedir
 			else
@@ -53,7 +53,8 @@ _ktlsctl()
 			fi
 			return
 			;;
-		--priority | --handshake-timeout | --connect-timeout | --sni | --alpn)
+		--priority | --handshake-timeout | --connect-timeout | --sni | --alpn | \
+			--key-update-after)
 			return
 			;;
 		esac
@@ -61,7 +62,8 @@ _ktlsctl()
 
 	case $sub in
 	connect)
-		opts="$common --connect-timeout --insecure --sni --alpn"
+		opts="$common --connect-timeout --insecure --sni --alpn
+			--session-in --session-out"
 		;;
 	listen)
 		opts="$common --echo -k --keep-open --verify-client"

@@ -23,6 +23,9 @@ complete -c ktlsctl -n $session -l handshake-timeout -x -d 'Handshake timeout in
 complete -c ktlsctl -n $session -l cafile -r -F -d 'CA certificates to verify the peer with (PEM)'
 complete -c ktlsctl -n $session -l cert -r -F -d 'Our certificate chain (PEM)'
 complete -c ktlsctl -n $session -l key -r -F -d 'Our private key (PEM)'
+complete -c ktlsctl -n $session -l commands -d 'Lines starting with / are session commands in pipe mode too'
+complete -c ktlsctl -n $session -l crlf -d 'End the lines typed at a terminal with CR LF'
+complete -c ktlsctl -n $session -l key-update-after -x -d 'Update TLS 1.3 send keys every N records'
 complete -c ktlsctl -n $session -s q -l quiet -d 'No notices on stderr'
 complete -c ktlsctl -n $session -s v -l verbose -d 'Handshake summary and session events on stderr'
 complete -c ktlsctl -n "__fish_seen_subcommand_from $subcommands" -s h -l help -d 'Show help'
@@ -32,6 +35,8 @@ complete -c ktlsctl -n '__fish_seen_subcommand_from connect' -l connect-timeout 
 complete -c ktlsctl -n '__fish_seen_subcommand_from connect' -l insecure -d 'No certificate verification'
 complete -c ktlsctl -n '__fish_seen_subcommand_from connect' -l sni -x -a '(__fish_print_hostnames)' -d 'Server name to send and verify'
 complete -c ktlsctl -n '__fish_seen_subcommand_from connect' -l alpn -x -d 'Offer an ALPN protocol'
+complete -c ktlsctl -n '__fish_seen_subcommand_from connect' -l session-in -r -F -d 'Resume the session saved in FILE'
+complete -c ktlsctl -n '__fish_seen_subcommand_from connect' -l session-out -r -F -d 'Save the session to FILE for resumption'
 
 # listen only
 complete -c ktlsctl -n '__fish_seen_subcommand_from listen' -l echo -d 'Echo every byte back to the peer'
