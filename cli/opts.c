@@ -15,7 +15,7 @@ enum {
 	OPT_HS_TIMEOUT, OPT_CONNECT_TIMEOUT, OPT_CAFILE, OPT_CERT, OPT_KEY,
 	OPT_INSECURE, OPT_SNI, OPT_ALPN, OPT_ECHO, OPT_VERIFY_CLIENT,
 	OPT_COMMANDS, OPT_CRLF, OPT_KEY_UPDATE_AFTER, OPT_SESSION_IN, OPT_SESSION_OUT,
-	OPT_JSON, OPT_WATCH, OPT_REQUEST,
+	OPT_JSON, OPT_WATCH, OPT_REQUEST, OPT_REQUIRE_KERNEL,
 };
 
 #define COMMON_OPTIONS                                                        \
@@ -55,6 +55,8 @@ static const struct option listen_options[] = {
 };
 
 static const struct option selftest_options[] = {
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "require-kernel", no_argument, NULL, OPT_REQUIRE_KERNEL },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -147,7 +149,10 @@ void cli_usage(enum cli_cmd cmd, FILE *out)
 			"Usage: ktlsctl selftest [OPTIONS]\n"
 			"Run a loopback client and server for TLS 1.2 and 1.3 with every cipher\n"
 			"and report which record channel works on this machine.\n\n"
-			"Options:\n%s", tail_help);
+			"Options:\n"
+			"      --json                    one JSON document instead of the report\n"
+			"      --require-kernel          exit 7 unless the kernel carried every case\n"
+			"%s", tail_help);
 		break;
 	case CLI_CMD_STATS:
 		fprintf(out,
@@ -281,6 +286,7 @@ static int parse_option(struct cli_opts *o, int c, const char *cmd, struct kc_er
 	case OPT_SESSION_IN: o->session_in = optarg; return 0;
 	case OPT_JSON: o->json = true; return 0;
 	case OPT_REQUEST: o->request_peer = true; return 0;
+	case OPT_REQUIRE_KERNEL: o->require_kernel = true; return 0;
 	case OPT_WATCH:
 		return parse_seconds(optarg, "--watch", &o->watch_ms, err);
 	case OPT_SESSION_OUT: o->session_out = optarg; return 0;

@@ -34,6 +34,7 @@ struct cli_opts {
 	unsigned watch_ms;
 	pid_t target_pid;              /* 0: every session */
 	bool request_peer;
+	bool require_kernel;           /* selftest: fail (7) without the kernel path */
 	enum cli_verbosity verbosity;
 };
 

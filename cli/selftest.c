@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <gnutls/crypto.h>
 
+#include "cli/out.h"
 #include "cli/selftest.h"
 #include "cli/session.h"
 #include "core/conn.h"
@@ -227,7 +228,8 @@ int cli_selftest(const struct cli_opts *o)
 	};
 	struct kc_selfcert sc;
 	struct kc_err err;
-	unsigned passed = 0, failed = 0;
+	struct cli_out out;
+	unsigned passed = 0, failed = 0, on_kernel = 0;
 	const char *channel = NULL;
 	char kernel_why[512] = "";
 
@@ -240,24 +242,39 @@ int cli_selftest(const struct cli_opts *o)
 		cli_error("cannot prepare test data");
 		return KC_E_INTERNAL;
 	}
-	printf("ktlsctl selftest: loopback client and server, %d cases\n", 8);
+	out_init(&out, stdout, o->json);
+	if (!o->json)
+		printf("ktlsctl selftest: loopback client and server, %d cases\n", 8);
+	out_list(&out, "cases", "cases");
 	for (unsigned v = KC_VERS_12; v <= KC_VERS_13 && !cli_stop_signal; v++) {
 		for (size_t i = 0; i < 4 && !cli_stop_signal; i++) {
 			struct st_case tc = { .version = v, .cipher = ciphers[i] };
 			struct st_result r = { .channel = "-" };
 			struct timespec t0, t1;
+			const char *vname = v == KC_VERS_13 ? "TLS1.3" : "TLS1.2";
 			clock_gettime(CLOCK_MONOTONIC, &t0);
 			int rc = run_case(&tc, &sc, data, &r);
 			clock_gettime(CLOCK_MONOTONIC, &t1);
 			double secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
-			printf("  %-7s %-18s %-10s %-4s %5.2fs  %s\n",
-			       v == KC_VERS_13 ? "TLS1.3" : "TLS1.2", kc_cipher_name(ciphers[i]),
-			       r.channel, rc == 0 ? "ok" : "FAIL", secs,
-			       rc == 0 ? r.detail : r.err.msg);
+			if (o->json) {
+				out_item(&out, NULL);
+				out_str(&out, "version", NULL, vname);
+				out_str(&out, "cipher", NULL, kc_cipher_name(ciphers[i]));
+				out_str(&out, "channel", NULL, r.channel);
+				out_bool(&out, "ok", NULL, rc == 0);
+				out_f64(&out, "seconds", NULL, secs);
+				out_str(&out, "detail", NULL, rc == 0 ? r.detail : r.err.msg);
+				out_end(&out);
+			} else {
+				printf("  %-7s %-18s %-10s %-4s %5.2fs  %s\n", vname,
+				       kc_cipher_name(ciphers[i]), r.channel, rc == 0 ? "ok" : "FAIL",
+				       secs, rc == 0 ? r.detail : r.err.msg);
+			}
 			fflush(stdout);
 			if (rc == 0) {
 				passed++;
 				channel = r.channel;
+				on_kernel += strcmp(r.channel, "kernel") == 0;
 			} else {
 				failed++;
 			}
@@ -265,15 +282,31 @@ int cli_selftest(const struct cli_opts *o)
 				snprintf(kernel_why, sizeof kernel_why, "%s", r.fallback);
 		}
 	}
-	if (kernel_why[0])
-		printf("kernel TLS: not used: %s\n", kernel_why);
-	else if (channel)
-		printf("kernel TLS: works (the kernel encrypted and decrypted every case)\n");
-	printf("%u passed, %u failed (record channel: %s)\n", passed, failed,
-	       channel ? channel : "none");
+	out_end(&out);
+	bool kernel_ok = on_kernel == passed && passed > 0 && failed == 0;
+	if (o->json) {
+		out_bool(&out, "kernel_tls", NULL, kernel_ok);
+		if (kernel_why[0])
+			out_str(&out, "kernel_tls_unavailable", NULL, kernel_why);
+		out_u64(&out, "passed", NULL, passed);
+		out_u64(&out, "failed", NULL, failed);
+		out_str(&out, "channel", NULL, channel ? channel : "none");
+		out_finish(&out);
+	} else {
+		if (kernel_why[0])
+			printf("kernel TLS: not used: %s\n", kernel_why);
+		else if (kernel_ok)
+			printf("kernel TLS: works (the kernel encrypted and decrypted every case)\n");
+		printf("%u passed, %u failed (record channel: %s)\n", passed, failed,
+		       channel ? channel : "none");
+	}
 	free(data);
 	kc_selfcert_free(&sc);
 	if (cli_stop_signal)
 		return 128 + (int)cli_stop_signal;
-	return failed ? 1 : 0;
+	if (failed)
+		return 1;
+	/* The user-space channel passing is success, unless the caller
+	 * needs the kernel path itself. */
+	return o->require_kernel && !kernel_ok ? KC_E_KTLS : 0;
 }
