@@ -149,6 +149,17 @@ void out_bool(struct cli_out *o, const char *key, const char *label, bool value)
 	}
 }
 
+void out_null(struct cli_out *o, const char *key, const char *label)
+{
+	if (o->json) {
+		json_key(o, key);
+		fputs("null", o->f);
+	} else {
+		text_field(o, label);
+		fputs("-\n", o->f);
+	}
+}
+
 void out_f64(struct cli_out *o, const char *key, const char *label, double value)
 {
 	if (o->json) {

@@ -29,6 +29,7 @@ void out_end(struct cli_out *o);
 void out_str(struct cli_out *o, const char *key, const char *label, const char *value);
 void out_u64(struct cli_out *o, const char *key, const char *label, uint64_t value);
 void out_bool(struct cli_out *o, const char *key, const char *label, bool value);
+void out_null(struct cli_out *o, const char *key, const char *label);
 void out_f64(struct cli_out *o, const char *key, const char *label, double value);
 /* A number given as text (from a session's answer): emitted as a JSON
  * number when it is one, else as a string. */

@@ -11,6 +11,8 @@
 #include "cli/session.h"
 #include "cli/stats.h"
 #include "core/ctl.h"
+#include "core/sockdiag.h"
+#include "core/sysinfo.h"
 
 #define MAX_SESSIONS 256
 
@@ -131,7 +133,11 @@ static int report_sessions(struct cli_out *o, const struct cli_opts *opts, const
 		cli_error("%s", err.msg);
 		return -1;
 	}
-	out_list(o, "sessions", n ? "sessions" : "sessions: none running");
+	if (n == 0 && !o->json) {
+		fputs("sessions: none running\n", o->f);
+		return 0;
+	}
+	out_list(o, "sessions", "sessions");
 	for (size_t i = 0; i < n; i++) {
 		if (session_report(o, pids[i], request, &err) < 0) {
 			/* A session may end while we ask: say so, go on. */
@@ -143,15 +149,105 @@ static int report_sessions(struct cli_out *o, const struct cli_opts *opts, const
 	return opts->target_pid && failures ? -1 : 0;
 }
 
+/* A capability {state, reason, errno} reads best as one text line. */
+static bool render_cap(struct cli_out *o, const struct kc_view *v)
+{
+	const struct kc_view *state = kc_view_get(v, "state"), *reason = kc_view_get(v, "reason");
+	if (o->json || !state || state->kind != KC_VIEW_STRING)
+		return false;
+	char line[600];
+	if (reason && reason->kind == KC_VIEW_STRING && strcmp(state->str, "yes") != 0)
+		snprintf(line, sizeof line, "%s (%s)", state->str, reason->str);
+	else
+		snprintf(line, sizeof line, "%s", state->str);
+	out_str(o, v->key, v->label ? v->label : v->key, line);
+	return true;
+}
+
+/* The core's view trees, through the same emitter as everything else. */
+static void render_view(struct cli_out *o, const struct kc_view *v)
+{
+	const char *label = v->label ? v->label : v->key ? v->key : "";
+	switch (v->kind) {
+	case KC_VIEW_OBJECT:
+		if (render_cap(o, v))
+			return;
+		if (v->key) {
+			out_object(o, v->key, label);
+		} else {
+			/* A list element: its summary, after its name if it has one. */
+			const struct kc_view *name = kc_view_get(v, "name");
+			char title[700];
+			snprintf(title, sizeof title, "%s%s%s",
+				 name && name->kind == KC_VIEW_STRING ? name->str : "",
+				 name && name->kind == KC_VIEW_STRING && v->text ? ": " : "",
+				 v->text ? v->text : name ? "" : label);
+			out_item(o, title);
+		}
+		/* In text, a list element with a one-line summary says enough. */
+		if (o->json || !v->text || v->key)
+			for (const struct kc_view *c = v->first; c; c = c->next)
+				render_view(o, c);
+		out_end(o);
+		return;
+	case KC_VIEW_ARRAY:
+		out_list(o, v->key, label);
+		for (const struct kc_view *c = v->first; c; c = c->next)
+			render_view(o, c);
+		out_end(o);
+		return;
+	case KC_VIEW_STRING: out_str(o, v->key, label, v->str); return;
+	case KC_VIEW_UINT: out_u64(o, v->key, label, v->num); return;
+	case KC_VIEW_BOOL: out_bool(o, v->key, label, v->flag); return;
+	case KC_VIEW_NULL: out_null(o, v->key, label); return;
+	}
+}
+
+/* Kernel capabilities are probed once per run: each probe bumps the
+ * kernel's counters, and they do not change under --watch. */
+static struct kc_ktls_caps caps;
+static bool caps_done;
+
+static int kernel_report(struct cli_out *o, bool probe)
+{
+	struct kc_err err = { 0 };
+	struct kc_tls_stat st = { 0 };
+	struct kc_sockdiag sd = { 0 };
+	struct kc_view *v = kc_view_new();
+	int rc = 0;
+
+	if (!v)
+		return -1;
+	/* Counters first: the probes below add to them. */
+	if (kc_tls_stat_read(NULL, &st, &err) < 0 || kc_tls_stat_view(&st, v, &err) < 0)
+		rc = -1;
+	if (probe && !caps_done && kc_ktls_caps_probe(&caps, &err) == 0)
+		caps_done = true;
+	if (caps_done && kc_ktls_caps_view(&caps, v, &err) < 0)
+		rc = -1;
+	if (kc_sockdiag_dump(NULL, &sd, &err) < 0 || kc_sockdiag_view(&sd, v, &err) < 0)
+		rc = -1;
+	if (rc < 0)
+		cli_error("%s", err.msg);
+	for (const struct kc_view *c = v->first; c; c = c->next)
+		render_view(o, c);
+	kc_sockdiag_free(&sd);
+	kc_tls_stat_free(&st);
+	kc_view_free(v);
+	return rc;
+}
+
 static int stats_once(const struct cli_opts *o)
 {
 	struct cli_out out;
 	out_init(&out, stdout, o->json);
 	out_u64(&out, "format", "ktlsctl stats format", 1);
+	/* ktlsctl stats PID is about that session alone. */
+	int krc = o->target_pid ? 0 : kernel_report(&out, true);
 	int rc = report_sessions(&out, o, "STATS");
 	out_finish(&out);
 	fflush(stdout);
-	return rc;
+	return rc < 0 ? rc : krc;
 }
 
 int cli_stats(const struct cli_opts *o)
@@ -160,6 +256,8 @@ int cli_stats(const struct cli_opts *o)
 		int rc = stats_once(o);
 		if (rc < 0 && o->target_pid)
 			return KC_E_CONNECT;
+		if (rc < 0 && !o->watch_ms)
+			return KC_E_IO;
 		if (!o->watch_ms || cli_stop_signal)
 			return cli_stop_signal ? 128 + (int)cli_stop_signal : 0;
 		struct pollfd p = { .fd = cli_stop_fd, .events = POLLIN };

@@ -26,6 +26,8 @@
 
 struct ctl_client {
 	int fd;                       /* -1: free slot */
+	bool denied;                  /* another user: answer ERR, nothing else */
+	unsigned long long since;     /* accept order, to evict the oldest */
 	char in[REQUEST_MAX + 1];
 	size_t in_len;
 	char *out;                    /* response being written */
@@ -34,6 +36,7 @@ struct ctl_client {
 
 struct kc_ctl_server {
 	int lfd;
+	unsigned long long accepted;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct ctl_client c[CLIENTS];
 };
@@ -107,7 +110,7 @@ int kc_ctl_server_open(struct kc_ctl_server **out, struct kc_err *err)
 	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", s->path);
 	unlink(s->path);
 	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	mode_t old = umask(077);   /* the socket file is 0600 from the start */
+	mode_t old = umask(0177);   /* the socket file is 0600 from the start */
 	int rc = s->lfd < 0 ? -1 : bind(s->lfd, (struct sockaddr *)&sa, sizeof sa);
 	umask(old);
 	if (rc < 0 || listen(s->lfd, 4) < 0) {
@@ -278,23 +281,23 @@ static void accept_clients(struct kc_ctl_server *s)
 {
 	int fd;
 	while ((fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
-		struct ctl_client *slot = NULL;
-		for (int i = 0; i < CLIENTS && !slot; i++)
-			if (s->c[i].fd < 0)
+		/* All slots busy: the oldest client gives way, so idle
+		 * connections can never lock `ktlsctl stats` out. */
+		struct ctl_client *slot = &s->c[0];
+		for (int i = 0; i < CLIENTS; i++) {
+			if (s->c[i].fd < 0) {
 				slot = &s->c[i];
-		if (!same_user(fd)) {
-			static const char denied[] = PROTO " ERR permission denied: another user's session\n";
-			if (send(fd, denied, sizeof denied - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-				/* nothing more to tell it */
+				break;
 			}
-			close(fd);
-			continue;
+			if (s->c[i].since < slot->since)
+				slot = &s->c[i];
 		}
-		if (!slot) {   /* busy: a client that holds a slot must not starve us */
-			close(fd);
-			continue;
-		}
+		client_drop(slot);
 		slot->fd = fd;
+		slot->since = ++s->accepted;
+		/* Judged by the kernel's credentials, not the file mode; the
+		 * answer waits for the request, as any answer does. */
+		slot->denied = !same_user(fd);
 	}
 }
 
@@ -332,7 +335,12 @@ static void serve_client(struct ctl_client *cl, short revents, struct kc_conn *c
 	*nl = '\0';
 	if (nl > cl->in && nl[-1] == '\r')
 		nl[-1] = '\0';
-	respond(cl, conn, info);
+	if (cl->denied) {
+		cl->out = strdup(PROTO " ERR permission denied: another user's session\n");
+		cl->out_len = cl->out ? strlen(cl->out) : 0;
+	} else {
+		respond(cl, conn, info);
+	}
 	if (!cl->out)
 		client_drop(cl);
 }
@@ -388,8 +396,13 @@ int kc_ctl_request(pid_t pid, const char *request, char **resp, struct kc_err *e
 	size_t len = 0;
 
 	*resp = NULL;
-	if (kc_ctl_dir(dir, sizeof dir, false, err) < 0)
+	if (kc_ctl_dir(dir, sizeof dir, false, err) < 0) {
+		if (err && err->sys_errno == ENOENT)
+			return kc_err_set(err, KC_E_CONNECT,
+					  "no ktlsctl session with pid %d answers (no session has "
+					  "run as this user)", (int)pid);
 		return -1;
+	}
 	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%d.sock", dir, (int)pid);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {

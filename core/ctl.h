@@ -25,7 +25,7 @@
 #include "core/conn.h"
 #include "core/err.h"
 
-#define KC_CTL_MAX_FDS 5      /* the listener and up to 4 clients */
+#define KC_CTL_MAX_FDS 32     /* the listener and up to 31 clients */
 #define KC_CTL_RESPONSE_MAX 16384
 #define KC_CTL_DIR_MAX 90     /* leaves room for "/PID.sock" in sun_path */
 

@@ -10,7 +10,7 @@
 #include "core/pump.h"
 
 #define PUMP_BUF (64 * 1024)
-#define KC_PUMP_SIDE_FDS 8
+#define KC_PUMP_SIDE_FDS 32
 /* After a stop request or a broken output, how long we keep trying to get
  * close_notify out before giving up on a peer that does not read. */
 #define CLOSE_FLUSH_MS 2000
