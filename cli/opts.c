@@ -213,7 +213,8 @@ static int parse_seconds(const char *arg, const char *opt, unsigned *ms, struct 
 	double v = strtod(arg, &end);
 	if (errno || end == arg || *end || !isfinite(v) || v <= 0 || v > 86400)
 		return kc_err_set(err, KC_E_USAGE,
-				  "invalid %s '%s': give seconds between 0 and 86400", opt, arg);
+				  "invalid %s '%s': give seconds, more than 0 and at most 86400",
+				  opt, arg);
 	*ms = (unsigned)(v * 1000 + 0.5);
 	if (*ms == 0)
 		*ms = 1;

@@ -258,7 +258,9 @@ int cli_stats(const struct cli_opts *o)
 			return KC_E_CONNECT;
 		if (rc < 0 && !o->watch_ms)
 			return KC_E_IO;
-		if (!o->watch_ms || cli_stop_signal)
+		if (o->watch_ms && cli_stop_signal)
+			return 0;   /* Ctrl-C is how --watch ends, even mid-report */
+		if (!o->watch_ms)
 			return cli_stop_signal ? 128 + (int)cli_stop_signal : 0;
 		struct pollfd p = { .fd = cli_stop_fd, .events = POLLIN };
 		poll(&p, cli_stop_fd >= 0 ? 1 : 0, (int)o->watch_ms);
