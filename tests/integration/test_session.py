@@ -1379,11 +1379,28 @@ class Term:
 
 
 def bold_line(term, text):
-    """Whether the screen line with text is bold (SGR 1 before it)."""
+    """Whether the screen line with text starts bold.  tmux's capture
+    writes an SGR only where the attributes change, so a bold line that
+    follows another bold line carries no escape of its own: follow the
+    state through the whole capture."""
+    bold = False
     for l in term.screen(escapes=True).splitlines():
+        m = re.match(r"^((?:\x1b\[[0-9;]*m)*)", l)
+        for sgr in re.findall(r"\x1b\[([0-9;]*)m", m.group(1)):
+            for p in (sgr or "0").split(";"):
+                if p in ("", "0", "22"):
+                    bold = False
+                elif p == "1":
+                    bold = True
         if ANSI.sub("", l).rstrip() == text:
-            m = re.match(r"^((?:\x1b\[[0-9;]*m)*)", l)
-            return m is not None and re.search(r"\x1b\[(?:[0-9;]*;)?1(?:;[0-9;]*)?m", m.group(1)) is not None
+            return bold
+        # escapes later in the line change the state for the next one
+        for sgr in re.findall(r"\x1b\[([0-9;]*)m", l[len(m.group(1)):]):
+            for p in (sgr or "0").split(";"):
+                if p in ("", "0", "22"):
+                    bold = False
+                elif p == "1":
+                    bold = True
     return None
 
 
