@@ -2,6 +2,25 @@
 # Installed as .../bash-completion/completions/ktlsctl; also works when
 # sourced by hand without the bash-completion package.
 
+# The PIDs of the running sessions: their control sockets, PID.sock, in
+# $XDG_RUNTIME_DIR/ktlsctl when XDG_RUNTIME_DIR is absolute, else in
+# /tmp/ktlsctl-UID.
+_ktlsctl_pids()
+{
+	local dir f
+	if [[ ${XDG_RUNTIME_DIR-} == /* ]]; then
+		dir=$XDG_RUNTIME_DIR/ktlsctl
+	else
+		dir=/tmp/ktlsctl-${EUID:-$(id -u)}
+	fi
+	for f in "$dir"/*.sock; do
+		[[ -S $f ]] || continue
+		f=${f##*/}
+		f=${f%.sock}
+		[[ $f =~ ^[0-9]+$ ]] && printf '%s\n' "$f"
+	done
+}
+
 _ktlsctl()
 {
 	local cur prev cword i sub=
@@ -21,7 +40,7 @@ _ktlsctl()
 
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
-		connect | listen | selftest)
+		connect | listen | selftest | stats | keyupdate | tickets)
 			sub=${words[i]}
 			break
 			;;
@@ -69,13 +88,32 @@ _ktlsctl()
 		opts="$common --echo -k --keep-open --verify-client"
 		;;
 	selftest)
-		opts="-v --verbose -q --quiet -h --help"
+		opts="--json --require-kernel -v --verbose -q --quiet -h --help"
+		;;
+	stats | keyupdate | tickets)
+		[[ $sub == stats && $prev == --watch ]] && return
+		case $sub in
+		stats) opts="--json --watch -q --quiet -v --verbose -h --help" ;;
+		keyupdate) opts="--request -q --quiet -h --help" ;;
+		tickets) opts="--json -h --help" ;;
+		esac
+		if [[ $cur != -* ]]; then
+			# One PID: offer it until one has been given.
+			local w j=0
+			for ((i = i + 1; i < cword; i++)); do
+				w=${words[i]}
+				if [[ $w == --watch ]]; then ((i += 1)); continue; fi
+				[[ $w =~ ^[0-9]+$ ]] && j=1
+			done
+			((j)) || mapfile -t COMPREPLY < <(compgen -W "$(_ktlsctl_pids)" -- "$cur")
+			return
+		fi
 		;;
 	*)
 		if [[ $cur == -* ]]; then
 			mapfile -t COMPREPLY < <(compgen -W "-h --help -V --version" -- "$cur")
 		else
-			mapfile -t COMPREPLY < <(compgen -W "connect listen selftest" -- "$cur")
+			mapfile -t COMPREPLY < <(compgen -W "connect listen selftest stats keyupdate tickets" -- "$cur")
 		fi
 		return
 		;;

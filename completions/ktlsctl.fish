@@ -1,7 +1,36 @@
 # fish completion for ktlsctl(1)
 # Installed as .../fish/vendor_completions.d/ktlsctl.fish
 
-set -l subcommands connect listen selftest
+set -l subcommands connect listen selftest stats keyupdate tickets
+
+# The PIDs of the running sessions: their control sockets, PID.sock, in
+# $XDG_RUNTIME_DIR/ktlsctl when XDG_RUNTIME_DIR is absolute, else in
+# /tmp/ktlsctl-UID.
+function __ktlsctl_pids
+    set -l dir /tmp/ktlsctl-(id -u)
+    if string match -q '/*' -- "$XDG_RUNTIME_DIR"
+        set dir $XDG_RUNTIME_DIR/ktlsctl
+    end
+    for f in $dir/*.sock
+        test -S $f; or continue
+        string replace -r '^.*/([0-9]+)\.sock$' '$1' -- $f
+    end
+end
+
+# True until the PID of stats, keyupdate or tickets has been given.
+function __ktlsctl_needs_pid
+    set -l args (commandline -opc)
+    set -l skip 0
+    for a in $args[3..-1]
+        if test $skip = 1
+            set skip 0
+            continue
+        end
+        test "$a" = --watch; and set skip 1; and continue
+        string match -qr '^[0-9]+$' -- $a; and return 1
+    end
+    return 0
+end
 set -l session '__fish_seen_subcommand_from connect listen'
 
 complete -c ktlsctl -f
@@ -10,6 +39,9 @@ complete -c ktlsctl -f
 complete -c ktlsctl -n "not __fish_seen_subcommand_from $subcommands" -a connect -d 'Connect to a TLS server'
 complete -c ktlsctl -n "not __fish_seen_subcommand_from $subcommands" -a listen -d 'Accept TLS connections'
 complete -c ktlsctl -n "not __fish_seen_subcommand_from $subcommands" -a selftest -d 'Check kernel TLS on this machine over loopback'
+complete -c ktlsctl -n "not __fish_seen_subcommand_from $subcommands" -a stats -d 'kTLS on this machine and the running sessions'
+complete -c ktlsctl -n "not __fish_seen_subcommand_from $subcommands" -a keyupdate -d 'Make a running session update its keys'
+complete -c ktlsctl -n "not __fish_seen_subcommand_from $subcommands" -a tickets -d 'List the session tickets of a running session'
 complete -c ktlsctl -n "not __fish_seen_subcommand_from $subcommands" -s h -l help -d 'Show help'
 complete -c ktlsctl -n "not __fish_seen_subcommand_from $subcommands" -s V -l version -d 'Show the version'
 
@@ -46,3 +78,15 @@ complete -c ktlsctl -n '__fish_seen_subcommand_from listen' -l verify-client -d 
 # selftest
 complete -c ktlsctl -n '__fish_seen_subcommand_from selftest' -s v -l verbose -d 'Handshake summary and session events on stderr'
 complete -c ktlsctl -n '__fish_seen_subcommand_from selftest' -s q -l quiet -d 'No notices on stderr'
+complete -c ktlsctl -n '__fish_seen_subcommand_from selftest' -l json -d 'One JSON document instead of the report'
+complete -c ktlsctl -n '__fish_seen_subcommand_from selftest' -l require-kernel -d 'Exit 7 unless the kernel carried every case'
+
+# stats, keyupdate, tickets: a session PID
+complete -c ktlsctl -n '__fish_seen_subcommand_from stats keyupdate tickets; and __ktlsctl_needs_pid' -a '(__ktlsctl_pids)' -d 'Session PID'
+complete -c ktlsctl -n '__fish_seen_subcommand_from stats' -l json -d 'One JSON document with stable keys'
+complete -c ktlsctl -n '__fish_seen_subcommand_from stats' -l watch -x -d 'Repeat every SECS seconds until interrupted'
+complete -c ktlsctl -n '__fish_seen_subcommand_from stats' -s q -l quiet -d 'No notices on stderr'
+complete -c ktlsctl -n '__fish_seen_subcommand_from stats' -s v -l verbose -d 'Handshake summary and session events on stderr'
+complete -c ktlsctl -n '__fish_seen_subcommand_from keyupdate' -l request -d 'Ask the peer to update its keys too'
+complete -c ktlsctl -n '__fish_seen_subcommand_from keyupdate' -s q -l quiet -d 'No confirmation on stderr'
+complete -c ktlsctl -n '__fish_seen_subcommand_from tickets' -l json -d 'JSON output'
