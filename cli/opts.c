@@ -361,11 +361,16 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct kc_err *err)
 	snprintf(gopts, sizeof gopts, ":%s", shortopts);
 	while ((c = getopt_long(argc, argv, gopts, longopts, NULL)) != -1) {
 		if (c == '?') {
-			char msg[128];
-			if (optopt)
+			char msg[160];
+			const char *arg = argv[optind - 1];
+			if (optopt > 0 && optopt < 256 && strncmp(arg, "--", 2) != 0)
 				snprintf(msg, sizeof msg, "unknown option '-%c'", optopt);
+			else if (optopt && strncmp(arg, "--", 2) == 0 && strchr(arg, '='))
+				/* a long option that takes no value was given one */
+				snprintf(msg, sizeof msg, "option '%.*s' takes no argument",
+					 (int)(strchr(arg, '=') - arg), arg);
 			else
-				snprintf(msg, sizeof msg, "unknown option '%s'", argv[optind - 1]);
+				snprintf(msg, sizeof msg, "unknown option '%.100s'", arg);
 			return usage_error(err, cmd, msg);
 		}
 		if (c == ':') {

@@ -427,7 +427,10 @@ static ssize_t soft_recv(struct kc_channel *ch, void *buf, size_t len,
 		direct = maxpt <= room;
 		dst = direct ? out + got : s->held_buf;
 		n = open_record(k, rec, (size_t)rlen, dst, &rt);
-		if (n < 0) {
+		/* Content type 0 is invalid in both versions; the kernel's
+		 * tls_record_content_type() fails it with EBADMSG too (and a 0
+		 * type would read as end of stream here). */
+		if (n < 0 || rt == 0) {
 			s->rx_err = EBADMSG;
 			if (got)
 				break;

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""tests/fuzz/make-seeds.py: write the seed corpora in tests/fuzz/corpus/.
+
+The seeds are committed; this script says how they were made and makes
+them again (python3 tests/fuzz/make-seeds.py).  Each is a small, valid or
+nearly valid input of its target, so that the fuzzer starts past the
+format's first checks.  No secrets: the session-file seeds carry dummy
+data, the record programs are sealed at run time with keys the harnesses
+make up.  Formats: the comment at the top of each fuzz_*.c and
+fuzz_seal.h (record programs)."""
+
+import base64
+import hashlib
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def write(target, name, data):
+    d = os.path.join(HERE, 'corpus', target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), 'wb') as f:
+        f.write(data)
+
+
+# ---- record programs (fuzz_seal.h) ----------------------------------------
+
+SEALED, INNER, FILL, RAW = 0, 1, 2, 3
+
+
+def op(rtype, mode, payload=b'', length=None):
+    n = len(payload) if length is None else length
+    return bytes([rtype, (mode << 6) | (n >> 8), n & 0xff]) + payload
+
+
+def nst(tlen, fill, ext=b''):
+    """A TLS 1.3 NewSessionTicket, header included."""
+    body = (b'\x00\x00\x0e\x10' + b'\x12\x34\x56\x78' + b'\x01\x2a' +
+            tlen.to_bytes(2, 'big') + bytes([fill]) * tlen +
+            len(ext).to_bytes(2, 'big') + ext)
+    return bytes([4]) + len(body).to_bytes(3, 'big') + body
+
+
+def key_update(requested):
+    return bytes([24, 0, 0, 1, requested])
+
+
+EARLY_DATA = b'\x00\x2a\x00\x04\x00\x00\x40\x00'
+
+# fuzz_conn: byte 0 = config (bits 0-2 version/cipher, 3 server victim,
+# 4-5 read size, 6 no_rekey)
+write('fuzz_conn', 'tls13-client-mix',
+      bytes([0x24]) + op(22, SEALED, nst(32, 1)) + op(23, SEALED, b'hello') +
+      op(22, SEALED, key_update(0)) + op(23, SEALED, b'after') +
+      op(22, SEALED, key_update(1)) + op(23, SEALED, b'x') +
+      op(21, SEALED, b'\x01\x5a') + op(21, SEALED, b'\x01\x00'))
+write('fuzz_conn', 'tls13-server-keyupdate-requested',
+      bytes([0x2c]) + op(22, SEALED, key_update(1)) + op(23, SEALED, b'data'))
+write('fuzz_conn', 'tls12-hello-request',
+      bytes([0x20]) + op(22, SEALED, b'\x00\x00\x00\x00') + op(23, SEALED, b'data') +
+      op(21, SEALED, b'\x01\x64'))
+t = nst(64, 2)
+write('fuzz_conn', 'tls13-split-ticket',
+      bytes([0x26]) + op(22, SEALED, t[:30]) + op(22, SEALED, t[30:]) + op(23, SEALED, b'ok'))
+write('fuzz_conn', 'tls13-two-tickets-1-byte-reads',
+      bytes([0x05]) + op(22, SEALED, nst(10, 3) + nst(20, 4, EARLY_DATA)))
+write('fuzz_conn', 'tls13-odd-records',
+      bytes([0x37]) + op(0x42, SEALED, b'zz') + op(22, SEALED, b'') +
+      op(21, SEALED, b'\x02\x28\x00'))
+write('fuzz_conn', 'tls13-16k-handshake', bytes([0x34]) + op(22, FILL, b'\x04', 16320))
+write('fuzz_conn', 'tls13-padding',
+      bytes([0x14]) + op(23, INNER, b'pad\x17\x00\x00\x00') + op(23, INNER, bytes(5)))
+write('fuzz_conn', 'tls12-raw-alert', bytes([0x01]) + op(0, RAW, bytes([0x15, 3, 3, 0, 2, 1, 0])))
+write('fuzz_conn', 'tls13-keyupdate-long', bytes([0x24]) + op(22, SEALED, bytes([24, 0, 0, 2, 0, 0])))
+write('fuzz_conn', 'tls13-keyupdate-value-2', bytes([0x24]) + op(22, SEALED, bytes([24, 0, 0, 1, 2])))
+write('fuzz_conn', 'tls13-keyupdate-glued', bytes([0x24]) + op(22, SEALED, key_update(0) + nst(4, 5)))
+
+
+def action(what):
+    """fuzz_conn: a raw op of length 0 is the victim's own action."""
+    return op(what, RAW)
+
+
+write('fuzz_conn', 'tls13-actions',
+      bytes([0x2c]) + action(0) + action(1) + op(22, SEALED, key_update(1)) + action(2) +
+      action(5) + action(4) + op(23, SEALED, b'z') + action(3) + op(22, SEALED, key_update(1)) +
+      op(21, SEALED, b'\x01\x00'))
+write('fuzz_conn', 'tls12-actions',
+      bytes([0x22]) + action(0) + action(1) + action(5) + action(3) + op(23, SEALED, b'late'))
+write('fuzz_conn', 'tls13-no-rekey-keyupdate',
+      bytes([0x44]) + op(22, SEALED, key_update(0)) + op(23, SEALED, b'y'))
+
+# fuzz_record: byte 0 = config (bits 0-2 version/cipher, 3 no_rekey,
+# 4 sequence near 2^64, 5 EOF at the end), byte 1 = read sizes
+write('fuzz_record', 'tls13-keyupdate',
+      bytes([0x04, 0x00]) + op(23, SEALED, b'hello') + op(22, SEALED, key_update(0)) +
+      op(23, SEALED, b'after'))
+write('fuzz_record', 'tls12-data-alert-eof',
+      bytes([0x20, 0x1b]) + op(23, SEALED, b'data') + op(21, SEALED, b'\x01\x00'))
+write('fuzz_record', 'tls13-small-reads',
+      bytes([0x06, 0x08]) + op(22, SEALED, bytes([4, 0, 0, 12]) + bytes(12)) +
+      op(23, SEALED, b'xyz'))
+write('fuzz_record', 'raw-header', bytes([0x24, 0x00]) + op(0, RAW, bytes([0x17, 3, 3, 0x40, 0x20])))
+write('fuzz_record', 'tls12-16k-and-over',
+      bytes([0x01, 0x2d]) + op(23, FILL, b'A', 16320) + op(22, FILL, b'B', 16321))
+write('fuzz_record', 'tls13-all-padding', bytes([0x05, 0x00]) + op(23, INNER, bytes(8)))
+write('fuzz_record', 'sequence-wrap',
+      bytes([0x13, 0x24]) + b''.join(op(23, SEALED, bytes([0x31 + i])) for i in range(4)))
+write('fuzz_record', 'tls13-merged-data-then-control',
+      bytes([0x0e, 0x1c]) + op(23, SEALED, b'a' * 40) + op(23, SEALED, b'') +
+      op(23, SEALED, b'b' * 40) + op(21, SEALED, b'\x01\x00') + op(23, SEALED, b'c'))
+
+write('fuzz_record', 'batch-tls13-merge',
+      bytes([0x44, 0x3f]) + op(23, SEALED, b'd1') + op(23, SEALED, b'd2') +
+      op(21, SEALED, b'\x01\x00') + op(23, SEALED, b'd3') + op(22, SEALED, key_update(1)) +
+      op(23, SEALED, b'd4') + op(23, FILL, b'E', 20000 - 64))
+write('fuzz_record', 'batch-tls12-small-reads-eof',
+      bytes([0x61, 0x0a]) + op(23, SEALED, b'abc') + op(22, SEALED, b'hs') +
+      op(23, FILL, b'F', 300) + op(21, SEALED, b'\x02\x0a'))
+
+# ---- fuzz_addr: byte 0 bit 0 = allow an empty host ------------------------
+
+for i, (flag, arg) in enumerate([(0, b'example.com:443'), (0, b'[::1]:8443'), (1, b':8443'),
+                                  (1, b'[fe80::1%eth0]:0'), (0, b'127.0.0.1:https'),
+                                  (0, b'host:99999')]):
+    write('fuzz_addr', 'arg%d' % i, bytes([flag]) + arg)
+
+# ---- fuzz_commands: the line ------------------------------------------------
+
+for i, line in enumerate([b'hello', b'/keyupdate request', b'/save /tmp/x  \r', b'//literal',
+                          b'/stats extra', b'/', b'/quit']):
+    write('fuzz_commands', 'line%d' % i, line)
+
+# ---- fuzz_ticket: a NewSessionTicket message --------------------------------
+
+write('fuzz_ticket', 'plain', nst(16, 1))
+write('fuzz_ticket', 'early-data', nst(8, 2, EARLY_DATA))
+write('fuzz_ticket', 'unknown-extension', nst(8, 3, b'\xfa\xfa\x00\x00' + EARLY_DATA))
+write('fuzz_ticket', 'duplicate-extension', nst(8, 3, EARLY_DATA + EARLY_DATA))
+write('fuzz_ticket', 'truncated', nst(16, 1)[:20])
+
+# ---- fuzz_opts: byte 0 = argv[1] (0 none, 1 connect, 2 listen, 3 selftest),
+# then NUL-separated arguments ----------------------------------------------
+
+for i, (cmd, args) in enumerate([
+        (1, [b'example.com:443']),
+        (1, [b'--tls1.3', b'--cipher', b'AES-128-GCM', b'--alpn=h2', b'--sni', b'x.example',
+             b'host:443']),
+        (2, [b':8443', b'--cert', b'c.pem', b'--key', b'k.pem', b'-qk', b'--echo']),
+        (3, [b'-v']),
+        (0, [b'--version']),
+        (1, [b'--key-update-after', b'100', b'--handshake-timeout=2.5', b'--ktls', b'off',
+             b'[::1]:443']),
+        (1, [b'--session-in', b'f', b'--session-out', b'g', b'--priority', b'NORMAL', b'h:1'])]):
+    write('fuzz_opts', 'argv%d' % i, bytes([cmd]) + b'\0'.join(args))
+
+
+# ---- fuzz_sessfile: the file (peer example.com:443) -------------------------
+
+def sessfile(peer, data, when=b'2025-06-01T10:00:00Z'):
+    return (b'ktlsctl-session 1\npeer ' + peer + b'\nsaved ' + when + b'\nsha256 ' +
+            hashlib.sha256(data).hexdigest().encode() + b'\ndata ' +
+            base64.b64encode(data) + b'\n')
+
+
+DUMMY = b'not a real session: fuzz seed ' * 3
+write('fuzz_sessfile', 'valid', sessfile(b'example.com:443', DUMMY))
+write('fuzz_sessfile', 'other-peer', sessfile(b'other.example:443', DUMMY))
+write('fuzz_sessfile', 'one-byte', sessfile(b'example.com:443', b'x'))
+write('fuzz_sessfile', 'bad-checksum',
+      sessfile(b'example.com:443', DUMMY).replace(b'sha256 ', b'sha256 0', 1)[:-1])
+write('fuzz_sessfile', 'other-format', b'ktlsctl-session 0\n')
+write('fuzz_sessfile', 'truncated', sessfile(b'example.com:443', DUMMY)[:80])
