@@ -79,6 +79,8 @@
 #ifndef KC_CHANNEL_H
 #define KC_CHANNEL_H
 
+#include <netinet/tcp.h>
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -92,6 +94,14 @@
 #define KC_REC_DATA 23
 
 #define KC_MAX_PLAINTEXT 16384
+
+/* Older libc headers lack these kernel constants. */
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
+#ifndef TCP_ULP
+#define TCP_ULP 31
+#endif
 
 struct kc_channel;
 

@@ -17,12 +17,6 @@
 
 #include "core/channel.h"
 
-#ifndef SOL_TLS
-#define SOL_TLS 282
-#endif
-#ifndef TCP_ULP
-#define TCP_ULP 31
-#endif
 #ifndef TLS_SET_RECORD_TYPE
 #define TLS_SET_RECORD_TYPE 1
 #endif

@@ -12,13 +12,6 @@
 #include "core/channel.h"
 #include "core/probe.h"
 
-#ifndef SOL_TLS
-#define SOL_TLS 282
-#endif
-#ifndef TCP_ULP
-#define TCP_ULP 31
-#endif
-
 /* Sizes are tls_crypto_info (4) + iv + key + salt + rec_seq, spelled out so
  * that ids newer than the build host's <linux/tls.h> still probe right. */
 static const struct kc_ktls_cipher kernel_ciphers[] = {

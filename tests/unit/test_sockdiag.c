@@ -24,13 +24,6 @@
 #include "core/probe.h"
 #include "core/sockdiag.h"
 
-#ifndef SOL_TLS
-#define SOL_TLS 282
-#endif
-#ifndef TCP_ULP
-#define TCP_ULP 31
-#endif
-
 /* ------------------------------------------------------ message builder */
 
 struct nb {
