@@ -1,6 +1,7 @@
 /* cli/opts.c: the command line, parsed with getopt_long. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -363,8 +364,12 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct kc_err *err)
 		if (c == '?') {
 			char msg[160];
 			const char *arg = argv[optind - 1];
-			if (optopt > 0 && optopt < 256 && strncmp(arg, "--", 2) != 0)
-				snprintf(msg, sizeof msg, "unknown option '-%c'", optopt);
+			/* glibc stores a short option as a plain char: a byte above
+			 * 127 comes back negative. */
+			int oc = optopt < 0 ? (unsigned char)optopt : optopt;
+			if (oc > 0 && oc < 256 && strncmp(arg, "--", 2) != 0)
+				snprintf(msg, sizeof msg, isprint(oc) ? "unknown option '-%c'"
+								      : "unknown option '-\\x%02x'", oc);
 			else if (optopt && strncmp(arg, "--", 2) == 0 && strchr(arg, '='))
 				/* a long option that takes no value was given one */
 				snprintf(msg, sizeof msg, "option '%.*s' takes no argument",
