@@ -221,11 +221,13 @@ static int kernel_report(struct cli_out *o, bool probe)
 	/* Counters first: the probes below add to them. */
 	if (kc_tls_stat_read(NULL, &st, &err) < 0 || kc_tls_stat_view(&st, v, &err) < 0)
 		rc = -1;
-	if (probe && !caps_done && kc_ktls_caps_probe(&caps, &err) == 0)
+	/* A stop (Ctrl-C ends --watch) skips what is left of the report. */
+	if (probe && !caps_done && !cli_stop_signal && kc_ktls_caps_probe(&caps, &err) == 0)
 		caps_done = true;
 	if (caps_done && kc_ktls_caps_view(&caps, v, &err) < 0)
 		rc = -1;
-	if (kc_sockdiag_dump(NULL, &sd, &err) < 0 || kc_sockdiag_view(&sd, v, &err) < 0)
+	if (!cli_stop_signal &&
+	    (kc_sockdiag_dump(NULL, &sd, &err) < 0 || kc_sockdiag_view(&sd, v, &err) < 0))
 		rc = -1;
 	if (rc < 0)
 		cli_error("%s", err.msg);
@@ -244,7 +246,7 @@ static int stats_once(const struct cli_opts *o)
 	out_u64(&out, "format", "ktlsctl stats format", 1);
 	/* ktlsctl stats PID is about that session alone. */
 	int krc = o->target_pid ? 0 : kernel_report(&out, true);
-	int rc = report_sessions(&out, o, "STATS");
+	int rc = cli_stop_signal ? 0 : report_sessions(&out, o, "STATS");
 	out_finish(&out);
 	fflush(stdout);
 	return rc < 0 ? rc : krc;
