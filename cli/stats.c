@@ -153,7 +153,9 @@ static int report_sessions(struct cli_out *o, const struct cli_opts *opts, const
 static bool render_cap(struct cli_out *o, const struct kc_view *v)
 {
 	const struct kc_view *state = kc_view_get(v, "state"), *reason = kc_view_get(v, "reason");
-	if (o->json || !state || state->kind != KC_VIEW_STRING)
+	/* A socket has a "state" too (its TCP state): a capability is the
+	 * object with state, reason and errno. */
+	if (o->json || !state || state->kind != KC_VIEW_STRING || !kc_view_get(v, "errno"))
 		return false;
 	char line[600];
 	if (reason && reason->kind == KC_VIEW_STRING && strcmp(state->str, "yes") != 0)
