@@ -13,7 +13,9 @@
 # cache, whose sources lists reuse the Debian mirror already configured on
 # this machine (read from /etc/apt/sources.list and /etc/apt/sources.list.d
 # at run time; override with KTLSCTL_VM_MIRROR / KTLSCTL_VM_SECURITY_MIRROR).
-# The system's apt configuration and state are never touched.
+# The system's apt configuration and state are never touched.  Release
+# files are verified against /usr/share/keyrings/debian-archive-keyring.gpg
+# (signed-by; override with KTLSCTL_VM_KEYRING).
 #
 # Cache: ${KTLSCTL_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ktlsctl-vm},
 # outside the source tree.  Each kernel is unpacked (dpkg -x) into

@@ -8,8 +8,11 @@
 #                    kernel.env and root/).
 #   SCENARIO_SCRIPT  a bash script on this machine; it runs inside the guest,
 #                    as root, chrooted into this machine's root file system
-#                    (shared read-only over 9p), with tmpfs on /tmp and /run,
-#                    loopback up and the kTLS modules loaded.  It reports
+#                    (shared read-only over 9p; the host's /tmp stays
+#                    visible), with a tmpfs on /run for scratch space
+#                    (TMPDIR=/run/tmp, HOME=/run/home, XDG_RUNTIME_DIR=
+#                    /run/user/0), loopback up and the kTLS modules loaded,
+#                    its variables from the VM_ENV_* below.  It reports
 #                    with lines "VMRESULT PASS name" / "VMRESULT FAIL name:
 #                    reason" (and may print "VMINFO ..." lines).
 #
@@ -22,6 +25,8 @@
 #   KTLSCTL            ktlsctl binary (default: ../../ktlsctl from here)
 #   VM_TIMEOUT         hard limit for the whole boot, seconds (default 600)
 #   VM_MEM, VM_SMP     guest memory (MiB, default 1024) and CPUs (default 1)
+#   VM_CPU             qemu -cpu model (default max: aesni_intel needs it)
+#   VM_RUNDIR          where the run directory goes (default /tmp)
 #   VM_LOG             keep the whole console log in this file
 #   VM_KEEP=1          keep the run directory (its path is printed)
 #   VM_ENV_*           passed to the scenario without the VM_ENV_ prefix
@@ -31,6 +36,9 @@
 # Exit 0 when the guest ran the scenario to its end, every result is PASS
 # and at least one was reported; 1 otherwise (the guest log is printed);
 # 2 on a usage error.
+# (The whole script is read before it runs: replacing it on disk while it
+# runs cannot change what this run does.)
+{
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -54,17 +62,24 @@ VM_SMP=${VM_SMP:-1}
 
 fail() { echo "run-vm[$LABEL]: $*" >&2; exit 1; }
 
-for tool in qemu-system-x86_64 modprobe depmod cpio gzip timeout; do
+for tool in qemu-system-x86_64 modprobe depmod cpio gzip xz timeout; do
 	command -v "$tool" >/dev/null || fail "'$tool' not found"
 done
-busybox=$(command -v busybox || true)
-[[ -n $busybox ]] && file -L "$busybox" 2>/dev/null | grep -q 'statically linked' ||
-	[[ -x /bin/busybox ]] && busybox=/bin/busybox
-[[ -x $busybox ]] || fail "busybox not found (install busybox-static)"
+# The guest's init and shell: a static busybox (it runs before anything
+# else is there).
+busybox=
+for bb in "$(command -v busybox || true)" /bin/busybox /usr/bin/busybox; do
+	# (ldd fails on a static executable)
+	if [[ -n $bb && -x $bb ]] && ! ldd "$bb" >/dev/null 2>&1; then
+		busybox=$bb
+		break
+	fi
+done
+[[ -n $busybox ]] || fail "no static busybox found (install busybox-static)"
 
-# The run directory lives in the host's /tmp: the guest sees it over 9p
-# (read-only) at the same path.
-run=$(mktemp -d "${TMPDIR:-/tmp}/ktlsctl-vm.XXXXXX")
+# The run directory lives on the host (default /tmp): the guest sees it over
+# 9p (read-only) at the same path.  Not under /run, which the guest hides.
+run=$(mktemp -d "${VM_RUNDIR:-/tmp}/ktlsctl-vm.XXXXXX")
 chmod 755 "$run"
 cleanup() {
 	if [[ ${VM_KEEP:-0} == 1 ]]; then
@@ -111,7 +126,8 @@ for m in "${want_modules[@]}"; do
 		mkdir -p "$(dirname "$out")"
 		case $path in
 		*.xz) xz -dc "$path" > "$out" ;;
-		*.zst) zstd -qdc "$path" > "$out" ;;
+		*.zst) command -v zstd >/dev/null || fail "zstd is needed for $path (install zstd)"
+		       zstd -qdc "$path" > "$out" ;;
 		*) cp "$path" "$out" ;;
 		esac
 		echo "/lib/modules/$KVER/${out#"$ird/lib/modules/$KVER/"}" >> "$ird/modules.load"
@@ -229,7 +245,8 @@ fi
 echo "run-vm[$LABEL]: kernel $KVER: $npass passed, $nfail failed, $((t1 - t0))s" >&2
 if [[ ${#problems[@]} -gt 0 ]]; then
 	{
-		echo "run-vm[$LABEL]: FAILED: $(IFS=';'; echo "${problems[*]}")"
+		joined=$(printf '%s; ' "${problems[@]}")
+		echo "run-vm[$LABEL]: FAILED: ${joined%; }"
 		echo "----- guest console log ($KVER) -----"
 		cat "$log.txt"
 		echo "----- end of guest console log ($KVER) -----"
@@ -237,3 +254,5 @@ if [[ ${#problems[@]} -gt 0 ]]; then
 	exit 1
 fi
 exit 0
+exit
+}

@@ -6,6 +6,16 @@
 # up, the kTLS modules loaded.  ktlsctl ($KTLSCTL) and the peers
 # (gnutls-serv, gnutls-cli, openssl, python3) come from the host.
 #
+# What it proves: the kernel channel is in use (tcp-ulp-tls in ss, the
+# tls_stat gauges, ktlsctl stats); data integrity both ways for TLS 1.2 and
+# 1.3 x AES-128-GCM, AES-256-GCM, CHACHA20-POLY1305, AES-128-CCM against
+# gnutls-serv, s_server, gnutls-cli and s_client; tickets after the
+# handover; resumption; close_notify both ways; truncation (8); tampered
+# and garbage records (9); peer KeyUpdates with and without
+# update_requested (continue on a kernel that can rekey, exit 10 on one that
+# cannot); the KeyUpdate-behind-data poll pitfall; our own key updates
+# (keyupdate PID, --key-update-after); IPv6; ktlsctl selftest.
+#
 # Each scenario prints one line "VMRESULT PASS name" or "VMRESULT FAIL
 # name: reason" (a failure is followed by "VMLOG" lines with the evidence),
 # or "VMRESULT SKIP name: reason" for a feature ktlsctl does not have yet.
@@ -19,10 +29,16 @@
 #   ONLY           run only the scenarios whose name contains this string
 #   DATA_KIB       size of the random data per transfer (default 64)
 #   HOST_DEBUG=1   run on a machine without kTLS: ktlsctl uses --ktls off
-#                  and kernel-only checks are skipped (to debug the script)
+#                  and kernel-only checks are skipped (to debug the script;
+#                  with EXPECT_REKEY=no KTLSCTL_TEST_SOFT_NOREKEY=1 the
+#                  no-rekey branches run against the user-space channel)
+#   PARALLEL       scenarios marked "par" run this many at a time (default 3)
 #   TIMEOUT_SCALE  multiplier for every timeout (default 1; slower builds)
 #   XTRACE=1       trace every scenario (with timestamps) into its run.log,
 #                  which a failure prints
+# (The whole script is read before it runs: replacing it on disk while it
+# runs cannot change what this run does.)
+{
 set -u
 
 SELF=$(readlink -f "$0")
@@ -166,11 +182,11 @@ port() { PORT=$(( 20000 + CASE_INDEX * 10 + $1 )); }
 # listening PORT: a TCP socket listens on PORT (from /proc, no fork: ss
 # costs 0.4 s under TCG).
 listening() {
-	local hex f sl local_addr rem st
+	local hex f local_addr st
 	printf -v hex ':%04X' "$1"
 	for f in /proc/net/tcp /proc/net/tcp6; do
 		[[ -r $f ]] || continue
-		while read -r sl local_addr rem st _; do
+		while read -r _ local_addr _ st _; do
 			[[ $st == 0A && $local_addr == *"$hex" ]] && return 0
 		done < "$f"
 	done
@@ -215,8 +231,7 @@ ktls_args() {  # VERSION [CIPHER] -> TA (array)
 start_gnutls_serv() {
 	gnutls-serv -p "$1" --x509certfile "$W/srv.pem" --x509keyfile "$W/srv.key" -a \
 		--echo --crlf --priority "$2" > gnutls-serv.out 2> gnutls-serv.err 6>&- 7>&- 8>&- &
-	GSERV=$!
-	wait_for 15 listening "$1" || fail "gnutls-serv did not start listening on $1"
+	wait_for 40 listening "$1" || fail "gnutls-serv did not start listening on $1"
 }
 
 # start_s_server PORT [ARGS...]: one-connection s_server; stdin from the fd
@@ -227,9 +242,8 @@ start_s_server() {
 	mkfifo s_server.in
 	openssl s_server -accept "$p" -cert "$W/srv.pem" -key "$W/srv.key" -naccept 1 "$@" \
 		< s_server.in > s_server.out 2> s_server.err 6>&- 7>&- 8>&- &
-	SSERV=$!
 	exec 7> s_server.in
-	wait_for 15 listening "$p" || fail "openssl s_server did not start listening on $p"
+	wait_for 40 listening "$p" || fail "openssl s_server did not start listening on $p"
 }
 
 # start_listen ARGS...: ktlsctl listen 127.0.0.1:0 in the background,
@@ -247,7 +261,7 @@ start_listen() {
 		KPID=$!
 		exec 8> k.in
 	fi
-	wait_for 20 has k.err "listening on" || fail "ktlsctl listen did not start: $(head -c 300 k.err)"
+	wait_for 40 has k.err "listening on" || fail "ktlsctl listen did not start: $(head -c 300 k.err)"
 	LPORT=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' k.err | head -n1)
 	[[ -n $LPORT ]] || fail "cannot read the port from: $(head -n3 k.err)"
 }
@@ -319,6 +333,14 @@ sc_kernel_channel() {
 	! grep -q 'tcp-ulp-tls' ss.gnutls-serv || fail "gnutls-serv's socket claims a tls ULP: ss output unreliable"
 	(( $(tls_stat TlsCurrTxSw) >= 1 && $(tls_stat TlsCurrRxSw) >= 1 )) ||
 		fail "TlsCurrTxSw/TlsCurrRxSw do not count the session: $(tr '\n' ' ' < /proc/net/tls_stat)"
+	# ktlsctl's own view (its control socket): the kernel channel, and the
+	# record count the kernel keeps (getsockopt TLS_TX rec_seq): one record
+	# sent so far.
+	"$KTLSCTL" stats "$KPID" > stats.out 2> stats.err 6>&- 7>&- 8>&- ||
+		fail "ktlsctl stats $KPID failed: $(cat stats.err)"
+	has stats.out "record channel: kernel" || fail "ktlsctl stats: not the kernel channel: $(tr '\n' ' ' < stats.out)"
+	grep -A1 '^ *send:' stats.out | grep -q 'records under the current key: 1$' ||
+		fail "ktlsctl stats: the kernel's send record count is not 1: $(tr '\n' ' ' < stats.out)"
 	exec 8>&-
 	expect_exit "$KPID" 20 0 "ktlsctl connect"
 	(( $(tls_stat TlsTxSw) > tx0 && $(tls_stat TlsRxSw) > rx0 )) ||
@@ -377,8 +399,16 @@ sc_gnutls_cli_listen() {  # VERSION CIPHER
 	ktls_args "$1" "$2"
 	LISTEN_STDIN=/dev/null
 	start_listen --echo "${TA[@]}"
-	gnutls_cli "$LPORT" "$PRIO" < "$data" > cli.out 2> cli.err 6>&- 7>&- 8>&- &
+	# gnutls-cli quits 2 s after its stdin ends if nothing arrives: under
+	# load the echo can be slower, so its stdin stays open until it has all.
+	mkfifo cli.in
+	gnutls_cli "$LPORT" "$PRIO" < cli.in > cli.out 2> cli.err 6>&- 7>&- 8>&- &
 	local cpid=$!
+	exec 6> cli.in
+	cat "$data" >&6
+	wait_for 60 size_ge cli.out "$(size_of "$data")" ||
+		fail "gnutls-cli got $(size_of cli.out) of $(size_of "$data") echoed bytes: $(tail -n2 k.err)"
+	exec 6>&-   # gnutls-cli sends close_notify; ktlsctl answers and exits
 	expect_exit "$KPID" 60 0 "ktlsctl listen --echo"
 	expect_exit "$cpid" 20 0 "gnutls-cli"
 	check_channel
@@ -474,7 +504,7 @@ sc_peer_dies() {
 	yes "some stream data from a peer that is about to die" | \
 		openssl s_server -accept "$p" -cert "$W/srv.pem" -key "$W/srv.key" -naccept 1 -quiet "${OSSL[@]}" \
 		> s_server.out 2> s_server.err 6>&- 7>&- 8>&- &
-	wait_for 15 listening "$p" || fail "s_server did not start listening"
+	wait_for 40 listening "$p" || fail "s_server did not start listening"
 	local spid
 	spid=$(pgrep -f "s_server -accept $p ")
 	start_connect "$p" --tls1.3
@@ -497,7 +527,7 @@ sc_tamper() {  # VERSION MODE (flip|garbage)
 	# The client's Finished is a type-23 record in TLS 1.3: arm after it.
 	[[ $1 == 1.3 ]] && arm=2
 	"$PY" "$W/mitm.py" "$q" "$p" "$arm" "$2" > mitm.out 2> mitm.err 6>&- 7>&- 8>&- &
-	wait_for 15 listening "$q" || fail "the proxy did not start: $(cat mitm.err)"
+	wait_for 40 listening "$q" || fail "the proxy did not start: $(cat mitm.err)"
 	derr0=$(tls_stat TlsDecryptError)
 	start_connect "$q" "${TA[@]}"
 	cat "$W/pool/txt-2k" >&8
@@ -527,9 +557,16 @@ sc_keyupdate_gnutls_cli() {  # CMD (rekey1|rekey)
 	start_listen --echo --tls1.3
 	{ cat "$a"; echo "^$1^"; cat "$b"; } > stream
 	cat "$a" "$b" > want
-	gnutls_cli "$LPORT" "$PRIO" --inline-commands < stream > cli.out 2> cli.err 6>&- 7>&- 8>&- &
+	mkfifo cli.in
+	gnutls_cli "$LPORT" "$PRIO" --inline-commands < cli.in > cli.out 2> cli.err 6>&- 7>&- 8>&- &
 	local cpid=$!
+	exec 6> cli.in
+	cat stream >&6
 	if [[ $REKEY == yes ]]; then
+		# held open until the echo is back (gnutls-cli's 2 s EOF grace)
+		wait_for 60 size_ge cli.out "$(size_of want)" ||
+			fail "gnutls-cli got $(size_of cli.out) of $(size_of want) echoed bytes: $(tail -n2 k.err)"
+		exec 6>&-
 		expect_exit "$KPID" 60 0 "ktlsctl listen --echo"
 		wait_exit "$cpid" 20 || true
 		check_channel
@@ -545,6 +582,7 @@ sc_keyupdate_gnutls_cli() {  # CMD (rekey1|rekey)
 				fail "TlsTxRekeyOk did not grow: ktlsctl did not update its send key"
 		fi
 	else
+		exec 6>&-
 		expect_exit "$KPID" 60 10 "ktlsctl listen --echo on a kernel without rekey"
 		grep -qi "cannot" k.err || fail "no 'cannot rekey' message: $(tail -n2 k.err)"
 		wait_exit "$cpid" 20 || true
@@ -736,6 +774,73 @@ sc_key_update_after() {
 	fi
 }
 
+# --- IPv6: kTLS on an AF_INET6 socket --------------------------------------
+sc_ipv6() {
+	local p data=$W/pool/txt-4k
+	port 0; p=$PORT
+	gprio 1.3 AES-128-GCM
+	start_gnutls_serv "$p" "$PRIO"
+	"$KTLSCTL" connect "[::1]:$p" --sni localhost --cafile "$W/ca.pem" "${KTLS[@]}" -v --tls1.3 \
+		< "$data" > k.out 2> k.err 6>&- 7>&- 8>&- &
+	expect_exit $! 30 0 "ktlsctl connect [::1]"
+	check_channel
+	has k.err "::1" || fail "not connected over IPv6: $(grep -m1 connected k.err)"
+	same k.out "$data" "echo over IPv6"
+}
+
+# --- ktlsctl selftest: the tool's own check, on a real kernel ---------------
+# Every case must pass on the kernel channel (--require-kernel), on a kernel
+# that cannot rekey as well: kTLS works there, only TLS 1.3 key updates do not.
+sc_selftest() {
+	local rc=0 req=(--require-kernel)
+	[[ $HOST_DEBUG == 1 ]] && req=()
+	"$KTLSCTL" selftest "${req[@]}" > st.out 2> st.err 6>&- 7>&- 8>&- || rc=$?
+	[[ $rc -eq 0 ]] ||
+		fail "ktlsctl selftest --require-kernel exited $rc: $(grep -E 'FAIL|passed|kernel TLS' st.out st.err | head -n4 | tr '\n' ' ')"
+	[[ $HOST_DEBUG == 1 ]] && return 0
+	has st.out "passed, 0 failed (record channel: kernel)" ||
+		fail "selftest did not run every case on the kernel: $(tail -n2 st.out)"
+}
+
+# --- ktlsctl stats: the kernel's view of the session ------------------------
+# With a session up, `ktlsctl stats` finds ktlsctl's kTLS socket through
+# sock_diag (ULP "tls", version, cipher, owner) in JSON and in text.
+sc_stats_sockets() {
+	local p
+	port 0; p=$PORT
+	gprio 1.3 AES-128-GCM
+	start_gnutls_serv "$p" "$PRIO"
+	start_connect "$p" --tls1.3 --cipher AES-128-GCM
+	echo "hello" >&8
+	wait_for 20 size_ge k.out 6 || fail "no echo from gnutls-serv: $(tail -n3 k.err)"
+	check_channel
+	"$KTLSCTL" stats --json > stats.json 2> stats.err 6>&- 7>&- 8>&- ||
+		fail "ktlsctl stats --json failed: $(cat stats.err)"
+	"$KTLSCTL" stats > stats.out 2>> stats.err 6>&- 7>&- 8>&- ||
+		fail "ktlsctl stats failed: $(cat stats.err)"
+	exec 8>&-
+	expect_exit "$KPID" 20 0 "ktlsctl connect"
+	[[ $HOST_DEBUG == 1 ]] && return 0
+	local comm=${KTLSCTL##*/}
+	"$PY" - "$KPID" "$p" stats.json "${comm:0:15}" <<-'EOF' > stats.check 2>&1 || fail "ktlsctl stats --json: $(cat stats.check)"
+	import json, sys
+	pid, port, path, comm = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+	doc = json.load(open(path))
+	socks = [s for s in doc["sockets"]["list"] if s.get("pid") == pid and s.get("remote_port") == port]
+	if not socks:
+	    sys.exit("no kTLS socket of pid %d to port %d in %s" % (pid, port, doc["sockets"]))
+	s = socks[0]
+	want = {"ulp": "tls", "version": "TLS1.3", "cipher": "aes-gcm-128", "tx": "sw", "rx": "sw", "comm": comm}
+	bad = {k: s.get(k) for k, v in want.items() if s.get(k) != v}
+	if bad:
+	    sys.exit("socket fields differ: %s (want %s)" % (bad, want))
+	if not doc["kernel"]["available"]["state"] == "yes":
+	    sys.exit("kernel kTLS not available: %s" % doc["kernel"]["available"])
+	EOF
+	has stats.out "pid $KPID (${comm:0:15})" ||
+		fail "ktlsctl stats (text) does not show the kTLS socket of pid $KPID: $(grep -A3 'kTLS sockets' stats.out | tr '\n' ' ')"
+}
+
 # --- the kernel is the one we think it is ---------------------------------
 sc_rekey_capability() {
 	[[ -z ${EXPECT_REKEY:-} ]] && return 0
@@ -769,6 +874,7 @@ add "60|close_notify peer first TLS1.3 (half-close)|sc_close_peer_first 1.3"
 add "60|peer dies mid-stream -> 8|sc_peer_dies"
 add "60|resumption TLS1.2 (--session-out, --session-in)|sc_resume 1.2"
 add "60|resumption TLS1.3 (--session-out, --session-in)|sc_resume 1.3"
+add "60|data TLS1.3 over IPv6 (connect [::1]->gnutls-serv)|sc_ipv6"
 MODE=solo
 add "60|tampered record TLS1.3 -> 9|sc_tamper 1.3 flip"
 add "60|tampered record TLS1.2 -> 9|sc_tamper 1.2 flip"
@@ -779,6 +885,8 @@ add "90|peer KeyUpdate k and K (s_server) -> connect|sc_keyupdate_s_server"
 add "90|KeyUpdate queued behind data (poll pitfall)|sc_keyupdate_behind_data"
 add "90|local key update (ktlsctl keyupdate PID [--request], s_server)|sc_local_keyupdate"
 add "90|local key update (--key-update-after 2, gnutls-serv)|sc_key_update_after"
+add "120|ktlsctl selftest --require-kernel|sc_selftest"
+add "60|ktlsctl stats lists the kTLS socket (sock_diag)|sc_stats_sockets"
 
 # ================================================================ runner
 
@@ -914,7 +1022,7 @@ run_one() {
 	fi
 	{
 		echo "VMRESULT FAIL $name: $reason"
-		for f in run.log k.err reason cli.err gnutls-cli.log s_server.err mitm.out mitm.err queued; do
+		for f in run.log k.err reason cli.err gnutls-cli.log s_server.err mitm.out mitm.err queued st.out stats.out stats.check; do
 			[[ -s $d/$f ]] || continue
 			tail -n 15 "$d/$f" | sed "s|^|VMLOG $name: $f: |"
 		done
@@ -952,3 +1060,5 @@ while (( ${#running[@]} > 0 )); do reap; done
 now_ms
 echo "VMINFO scenarios took $(( (NOW_MS - t_all) / 1000 ))s (up to $PARALLEL at a time)"
 exit 0
+exit
+}
