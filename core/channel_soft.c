@@ -77,7 +77,6 @@ struct soft_channel {
 
 	unsigned char in[IN_CAP];
 	unsigned char held_buf[PT_CAP];
-	unsigned char stage[PT_CAP];    /* TLS 1.3 inner plaintext being sealed */
 	unsigned char out[OUT_CAP];
 };
 
@@ -504,8 +503,11 @@ static ssize_t seal_record(struct soft_channel *s, uint8_t type,
 	unsigned char *ct = dst + HDR_LEN;
 	size_t wire = n + wire_overhead(k);
 	size_t len = wire - HDR_LEN, ctlen;
-	const unsigned char *pt = p;
-	size_t ptlen = n, aadlen = HDR_LEN;
+	/* TLS 1.3's inner plaintext is content || type (no padding): sealed
+	 * from two pieces, so the content is never copied. */
+	giovec_t pt[2] = { { (void *)p, n }, { &type, 1 } };
+	int ptn = 1;
+	size_t aadlen = HDR_LEN;
 
 	if (k->seq == UINT64_MAX) {
 		errno = EBADMSG;  /* as the kernel: never wrap the sequence */
@@ -517,11 +519,7 @@ static ssize_t seal_record(struct soft_channel *s, uint8_t type,
 	dst[3] = (unsigned char)(len >> 8);
 	dst[4] = (unsigned char)len;
 	if (k->version == KC_TLS13) {
-		/* Inner plaintext: content || type, no padding. */
-		memcpy(s->stage, p, n);
-		s->stage[n] = type;
-		pt = s->stage;
-		ptlen = n + 1;
+		ptn = 2;
 		xor_nonce(nonce, k);
 		memcpy(aad, dst, HDR_LEN);
 	} else {
@@ -537,9 +535,11 @@ static ssize_t seal_record(struct soft_channel *s, uint8_t type,
 		tls12_aad(aad, k->seq, type, n);
 		aadlen = 13;
 	}
+	size_t ptlen = n + (size_t)ptn - 1;
+	giovec_t auth = { aad, aadlen };
 	ctlen = ptlen + TAG_LEN;
-	if (gnutls_aead_cipher_encrypt(k->aead, nonce, sizeof nonce, aad, aadlen,
-				       TAG_LEN, pt, ptlen, ct, &ctlen) < 0 ||
+	if (gnutls_aead_cipher_encryptv(k->aead, nonce, sizeof nonce, &auth, 1, TAG_LEN,
+					pt, ptn, ct, &ctlen) < 0 ||
 	    ctlen != ptlen + TAG_LEN) {
 		errno = EIO;
 		return -1;
