@@ -16,7 +16,7 @@ enum {
 	OPT_HS_TIMEOUT, OPT_CONNECT_TIMEOUT, OPT_CAFILE, OPT_CERT, OPT_KEY,
 	OPT_INSECURE, OPT_SNI, OPT_ALPN, OPT_ECHO, OPT_VERIFY_CLIENT,
 	OPT_COMMANDS, OPT_CRLF, OPT_KEY_UPDATE_AFTER, OPT_SESSION_IN, OPT_SESSION_OUT,
-	OPT_JSON, OPT_WATCH, OPT_REQUEST, OPT_REQUIRE_KERNEL,
+	OPT_JSON, OPT_WATCH, OPT_REQUEST, OPT_REQUIRE_KERNEL, OPT_NO_ZEROCOPY,
 };
 
 #define COMMON_OPTIONS                                                        \
@@ -32,6 +32,7 @@ enum {
 	{ "commands", no_argument, NULL, OPT_COMMANDS },                      \
 	{ "crlf", no_argument, NULL, OPT_CRLF },                              \
 	{ "key-update-after", required_argument, NULL, OPT_KEY_UPDATE_AFTER }, \
+	{ "no-zerocopy", no_argument, NULL, OPT_NO_ZEROCOPY },                \
 	{ "quiet", no_argument, NULL, 'q' },                                  \
 	{ "verbose", no_argument, NULL, 'v' },                                \
 	{ "help", no_argument, NULL, 'h' }
@@ -105,7 +106,9 @@ static const char common_help[] =
 	"                                pipe mode too (always on a terminal)\n"
 	"      --crlf                    end the lines typed at a terminal with CR LF\n"
 	"      --key-update-after N      update TLS 1.3 send keys every N records\n"
-	"                                (default: shortly before the cipher's limit)\n";
+	"                                (default: shortly before the cipher's limit)\n"
+	"      --no-zerocopy             on the kernel channel, copy through read and\n"
+	"                                write instead of sendfile and splice\n";
 
 static const char tail_help[] =
 	"  -q, --quiet                   no notices on stderr (errors still shown)\n"
@@ -274,6 +277,7 @@ static int parse_option(struct cli_opts *o, int c, const char *cmd, struct kc_er
 	case OPT_ECHO: o->echo = true; return 0;
 	case OPT_COMMANDS: o->commands = true; return 0;
 	case OPT_CRLF: o->crlf = true; return 0;
+	case OPT_NO_ZEROCOPY: o->no_zerocopy = true; return 0;
 	case OPT_KEY_UPDATE_AFTER: {
 		char *end;
 		errno = 0;

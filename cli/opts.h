@@ -27,6 +27,7 @@ struct cli_opts {
 	bool echo, keep_open;
 	bool commands;                 /* '/' lines are commands in pipe mode */
 	bool crlf;                     /* interactive lines end in CR LF */
+	bool no_zerocopy;              /* kernel channel: no sendfile/splice */
 	uint64_t key_update_after;     /* records; 0: near the cipher's limit */
 	const char *session_in, *session_out;
 	/* stats, keyupdate, tickets */

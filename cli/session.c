@@ -229,6 +229,7 @@ static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
 		.in_fd = o->echo ? -1 : STDIN_FILENO,
 		.out_fd = o->echo ? -1 : STDOUT_FILENO,
 		.echo = o->echo,
+		.copy = o->no_zerocopy,
 		.stop = &cli_stop_signal,
 		.stop_fd = cli_stop_fd,
 	};
@@ -253,6 +254,11 @@ static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
 	}
 	struct cli_console *console = cli_console_new(o, session, &po);
 	cli_msg_set_interactive(cli_console_interactive(console));
+	if (!o->echo) {
+		const char *in, *out;
+		kc_pump_data_path(conn, &po, &in, &out);
+		cli_info("data path: standard input by %s, standard output by %s", in, out);
+	}
 	int end = kc_pump_run(conn, &po, &err);
 	cli_console_free(console);
 	cli_msg_set_interactive(false);

@@ -75,7 +75,25 @@
  *   direction (records protected under the current key, after a rekey);
  *   -1/EBUSY before that direction has a key.
  *
- * free(ch): releases the channel, wiping key material; does not close fd. */
+ * free(ch): releases the channel, wiping key material; does not close fd.
+ *
+ * Zero-copy paths (optional: NULL on channels without them; the kernel's):
+ *
+ * send_from(ch, in_fd, len, file)
+ *   Sends up to len bytes of application data read straight from in_fd,
+ *   a regular file (file=true: sendfile from its current offset) or a pipe
+ *   (splice), never through user space.  Returns the bytes sent, 0 at the
+ *   end of in_fd, or -1 with errno; EAGAIN means the socket is full or (a
+ *   pipe) empty.  A short count may leave the last record open: it is
+ *   closed by the next send, a control record or flush().
+ *
+ * recv_to(ch, out_fd, len)
+ *   Moves decrypted application data straight into the pipe out_fd
+ *   (splice), at most one record per call.  Returns the bytes moved or -1
+ *   with errno: EINVAL when the next record is not application data (it
+ *   stays queued: recv() returns it), EAGAIN when nothing is ready or the
+ *   pipe is full, otherwise as recv().  0: end of stream or nothing
+ *   spliced; recv() tells which. */
 #ifndef KC_CHANNEL_H
 #define KC_CHANNEL_H
 
@@ -117,6 +135,8 @@ struct kc_channel_ops {
 	bool (*tx_pending)(const struct kc_channel *ch);
 	int (*rec_seq)(struct kc_channel *ch, enum kc_dir dir, uint64_t *seq);
 	void (*free)(struct kc_channel *ch);
+	ssize_t (*send_from)(struct kc_channel *ch, int in_fd, size_t len, bool file);
+	ssize_t (*recv_to)(struct kc_channel *ch, int out_fd, size_t len);
 };
 
 struct kc_channel {

@@ -12,8 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "core/channel.h"
 
@@ -29,6 +33,8 @@ struct kernel_channel {
 	bool keyed[2];                 /* by enum kc_dir */
 	uint16_t version;
 	gnutls_cipher_algorithm_t cipher;
+	bool open_record;              /* a short zero-copy send may have left
+					  the last record unsent (MSG_MORE) */
 };
 
 int kc_kernel_attach(int fd, struct kc_err *err)
@@ -153,12 +159,49 @@ static int kernel_flush(struct kc_channel *ch)
 {
 	if (!K(ch)->keyed[KC_TX])
 		return 0;
-	return send_typed(ch->fd, KC_REC_DATA, NULL, 0) < 0 ? -1 : 0;
+	if (send_typed(ch->fd, KC_REC_DATA, NULL, 0) < 0)
+		return -1;
+	K(ch)->open_record = false;
+	return 0;
 }
 
 static bool kernel_tx_pending(const struct kc_channel *ch)
 {
-	return false;
+	return ((const struct kernel_channel *)ch)->open_record;
+}
+
+/* sendfile asked for more than the file holds leaves its last record open
+ * on kernels before 6.5 (no splice_eof): ask for at most what is left. */
+static size_t file_left(int fd, size_t len)
+{
+	struct stat st;
+	off_t pos = lseek(fd, 0, SEEK_CUR);
+	if (pos < 0 || fstat(fd, &st) < 0)
+		return len;
+	if (st.st_size <= pos)
+		return 1;   /* at the end: sendfile says 0 (or the file grew) */
+	return (uint64_t)(st.st_size - pos) < len ? (size_t)(st.st_size - pos) : len;
+}
+
+static ssize_t kernel_send_from(struct kc_channel *ch, int in_fd, size_t len, bool file)
+{
+	ssize_t n;
+	if (file) {
+		len = file_left(in_fd, len);
+		n = sendfile(ch->fd, in_fd, NULL, len);
+	} else {
+		n = splice(in_fd, NULL, ch->fd, NULL, len, SPLICE_F_NONBLOCK);
+	}
+	if (n > 0 && (size_t)n < len)
+		K(ch)->open_record = true;
+	return n;
+}
+
+/* SPLICE_F_NONBLOCK, not the socket's O_NONBLOCK, is what keeps kTLS's
+ * splice_read from sleeping (tls_sw_splice_read). */
+static ssize_t kernel_recv_to(struct kc_channel *ch, int out_fd, size_t len)
+{
+	return splice(ch->fd, NULL, out_fd, NULL, len, SPLICE_F_NONBLOCK);
 }
 
 static int kernel_rec_seq(struct kc_channel *ch, enum kc_dir dir, uint64_t *seq)
@@ -211,6 +254,8 @@ static const struct kc_channel_ops kernel_ops = {
 	.tx_pending = kernel_tx_pending,
 	.rec_seq = kernel_rec_seq,
 	.free = kernel_free,
+	.send_from = kernel_send_from,
+	.recv_to = kernel_recv_to,
 };
 
 struct kc_channel *kc_channel_kernel_new(int fd, struct kc_err *err)

@@ -707,6 +707,70 @@ ssize_t kc_conn_write(struct kc_conn *c, const void *buf, size_t len, struct kc_
 	}
 }
 
+bool kc_conn_zero_copy(const struct kc_conn *c)
+{
+	return c->ch->ops->send_from && c->ch->ops->recv_to;
+}
+
+ssize_t kc_conn_write_from(struct kc_conn *c, int in_fd, bool file, size_t len,
+			   struct kc_err *err)
+{
+	struct kc_err local;
+	if (!err)
+		err = &local;
+	if (c->failed)
+		return kc_err_set(err, c->failure.status, "%s", c->failure.msg);
+	if (c->close_sent)
+		return kc_err_set(err, KC_E_INTERNAL, "write after close_notify");
+	ssize_t budget = send_budget(c, len, err);
+	if (budget < 0)
+		return -1;
+	for (;;) {
+		ssize_t n = c->ch->ops->send_from(c->ch, in_fd, (size_t)budget, file);
+		if (n >= 0) {
+			c->stats[KC_TX].bytes += (size_t)n;
+			return n;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN)
+			return KC_CONN_AGAIN;
+		/* Which side failed?  A socket error is latched in SO_ERROR or
+		 * shows as EPIPE; anything else is the input's. */
+		int e = errno, soerr = 0;
+		socklen_t sl = sizeof soerr;
+		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+		if (soerr || e == EPIPE || e == ECONNRESET)
+			return send_error(c, soerr ? soerr : e, err);
+		return kc_err_errno(err, KC_E_IO, e, "cannot read standard input");
+	}
+}
+
+ssize_t kc_conn_read_to(struct kc_conn *c, int out_fd, size_t len, struct kc_err *err)
+{
+	struct kc_err local;
+	if (!err)
+		err = &local;
+	/* Anything but plain data next goes through kc_conn_read. */
+	if (c->failed || c->peer_closed || c->early_off < c->early_len || c->ctrl_len ||
+	    c->hs_hdr_len || c->hs_body_left)
+		return KC_CONN_USE_READ;
+	for (;;) {
+		ssize_t n = c->ch->ops->recv_to(c->ch, out_fd, len);
+		if (n > 0) {
+			c->stats[KC_RX].bytes += (size_t)n;
+			return check_rx_limit(c, err) < 0 ? -1 : n;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return KC_CONN_AGAIN;
+		/* A control record (EINVAL), a KeyUpdate pause, the end of
+		 * the stream or an error: the record path sorts it out. */
+		return KC_CONN_USE_READ;
+	}
+}
+
 int kc_conn_flush(struct kc_conn *c, struct kc_err *err)
 {
 	struct kc_err local;

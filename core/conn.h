@@ -91,6 +91,25 @@ ssize_t kc_conn_read(struct kc_conn *c, void *buf, size_t len, struct kc_err *er
 /* Send application data: bytes accepted, KC_CONN_AGAIN, or -1. */
 ssize_t kc_conn_write(struct kc_conn *c, const void *buf, size_t len, struct kc_err *err);
 
+/* Zero-copy variants, on channels that have them (kc_conn_zero_copy():
+ * the kernel's).  kc_conn_write_from sends up to len bytes straight from
+ * a regular file (file=true) or pipe in_fd: bytes sent, 0 at the end of
+ * in_fd, KC_CONN_AGAIN (the socket is full, or the pipe empty), or -1
+ * (KC_E_IO naming the input when in_fd failed).  The record limit is
+ * metered as for kc_conn_write, except that a pipe carrying small writes
+ * can make the kernel cut records short, so one call may overshoot the
+ * rekey point by more than one record (the margin of core/limits.h
+ * still holds for calls of up to a few MiB).
+ * kc_conn_read_to moves peer data straight into the pipe out_fd: bytes
+ * moved, KC_CONN_AGAIN (nothing to read, or the pipe is full),
+ * KC_CONN_USE_READ when what comes next (a control record, the end, an
+ * error) must go through kc_conn_read, or -1. */
+#define KC_CONN_USE_READ (-3)
+bool kc_conn_zero_copy(const struct kc_conn *c);
+ssize_t kc_conn_write_from(struct kc_conn *c, int in_fd, bool file, size_t len,
+			   struct kc_err *err);
+ssize_t kc_conn_read_to(struct kc_conn *c, int out_fd, size_t len, struct kc_err *err);
+
 /* Push out what the channel still holds; after close, also shut down the
  * TCP write side once everything is out.  0 done, KC_CONN_AGAIN, -1. */
 int kc_conn_flush(struct kc_conn *c, struct kc_err *err);

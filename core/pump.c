@@ -5,11 +5,15 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/pump.h"
 
 #define PUMP_BUF (64 * 1024)
+/* Bytes per sendfile/splice call: large enough that syscalls are rare,
+ * small enough that limit metering and stop requests stay prompt. */
+#define ZC_CHUNK (1024 * 1024)
 #define KC_PUMP_SIDE_FDS 32
 /* After a stop request or a broken output, how long we keep trying to get
  * close_notify out before giving up on a peer that does not read. */
@@ -48,6 +52,9 @@ struct kc_pump {
 	bool output_gone;
 	bool quit;
 	bool in_ready;              /* poll said the input fd is readable */
+	/* Zero-copy: input sent by sendfile (file) or splice, peer data
+	 * spliced to the output pipe (out_blocked: that pipe is full). */
+	bool zc_in, zc_in_file, zc_out, out_blocked;
 };
 
 struct kc_conn *kc_pump_conn(struct kc_pump *p)
@@ -70,11 +77,43 @@ void kc_pump_quit(struct kc_pump *p)
 	p->quit = true;
 }
 
+/* Whether fd is ready for events now, without waiting. */
+static bool ready_now(int fd, short events)
+{
+	struct pollfd pf = { .fd = fd, .events = events };
+	return poll(&pf, 1, 0) > 0;
+}
+
+/* Splice peer data to the output pipe: 1 when that settled this turn,
+ * 0 when the record path must read (control record, end, error). */
+static int splice_conn(struct kc_pump *p, bool *progress, struct kc_err *err)
+{
+	ssize_t n = kc_conn_read_to(p->c, p->o->out_fd, ZC_CHUNK, err);
+	if (n == KC_CONN_USE_READ)
+		return 0;
+	if (n == -1)
+		return -1;
+	if (n > 0)
+		*progress = true;
+	else if (!ready_now(p->o->out_fd, POLLOUT))
+		p->out_blocked = true;    /* the pipe is full */
+	else
+		p->rx_maybe = false;      /* nothing to read */
+	return 1;
+}
+
 static int read_conn(struct kc_pump *p, bool *progress, struct kc_err *err)
 {
 	struct buf *dst = p->o->echo ? &p->up : &p->down;
 	if (!p->rx_maybe || kc_conn_peer_closed(p->c) || space(dst) == 0)
 		return 0;
+	if (p->zc_out && p->down.len == 0) {
+		if (p->out_blocked)
+			return 0;
+		int rc = splice_conn(p, progress, err);
+		if (rc != 0)
+			return rc < 0 ? -1 : 0;
+	}
 	unsigned char *t = tail(dst);
 	ssize_t n = kc_conn_read(p->c, t, space(dst), err);
 	if (n == KC_CONN_AGAIN) {
@@ -121,8 +160,29 @@ static int write_output(struct kc_pump *p, bool *progress, struct kc_err *err)
 	return 0;
 }
 
+/* Send input straight from the file or pipe. */
+static int send_input(struct kc_pump *p, bool *progress, struct kc_err *err)
+{
+	if (p->in_eof || p->tx_blocked || !(p->in_ready || p->zc_in_file))
+		return 0;
+	ssize_t n = kc_conn_write_from(p->c, p->o->in_fd, p->zc_in_file, ZC_CHUNK, err);
+	if (n == -1)
+		return -1;
+	if (n >= 0) {
+		p->in_eof = n == 0;
+		*progress = true;
+	} else if (p->zc_in_file || !ready_now(kc_conn_fd(p->c), POLLOUT)) {
+		p->tx_blocked = true;     /* the socket is full */
+	} else {
+		p->in_ready = false;      /* the pipe is empty */
+	}
+	return 0;
+}
+
 static int read_input(struct kc_pump *p, bool *progress, struct kc_err *err)
 {
+	if (p->zc_in)
+		return send_input(p, progress, err);
 	bool pending = p->o->input_pending && p->o->input_pending(p->o->ctx);
 	if (p->in_eof || p->o->echo || space(&p->up) == 0 || !(p->in_ready || pending))
 		return 0;
@@ -181,10 +241,13 @@ static int write_conn(struct kc_pump *p, bool *progress, struct kc_err *err)
 static int wait_events(struct kc_pump *p, int timeout_ms, struct kc_err *err)
 {
 	struct pollfd fds[4 + KC_PUMP_SIDE_FDS];
-	int n = 0, sock_i, in_i = -1, side_i, side_n = 0;
+	int n = 0, sock_i, in_i = -1, out_i = -1, side_i, side_n = 0;
 	int fd = kc_conn_fd(p->c);
 
-	if (!p->in_eof && p->o->in_fd >= 0 && !p->o->echo && space(&p->up) > 0) {
+	/* Zero-copy input waits for the socket, not for a file (always
+	 * readable) or a pipe it could not send from anyway. */
+	bool want_in = p->zc_in ? !p->zc_in_file && !p->tx_blocked : space(&p->up) > 0;
+	if (!p->in_eof && p->o->in_fd >= 0 && !p->o->echo && want_in) {
 		if (p->o->input_pending && p->o->input_pending(p->o->ctx))
 			timeout_ms = 0;
 		if (!p->o->input_full || !p->o->input_full(p->o->ctx)) {
@@ -192,15 +255,17 @@ static int wait_events(struct kc_pump *p, int timeout_ms, struct kc_err *err)
 			fds[n++] = (struct pollfd){ .fd = p->o->in_fd, .events = POLLIN };
 		}
 	}
-	if (p->down.len > 0 && p->o->out_fd >= 0) {
+	if ((p->down.len > 0 || p->out_blocked) && p->o->out_fd >= 0) {
+		out_i = n;
 		fds[n++] = (struct pollfd){ .fd = p->o->out_fd, .events = POLLOUT };
 	}
 	sock_i = n;
 	fds[n] = (struct pollfd){ .fd = fd };
 	struct buf *dst = p->o->echo ? &p->up : &p->down;
-	if (!kc_conn_peer_closed(p->c) && space(dst) > 0)
+	if (!kc_conn_peer_closed(p->c) && space(dst) > 0 && !p->out_blocked)
 		fds[n].events |= POLLIN;
-	if ((p->up.len > 0 && p->tx_blocked) || kc_conn_tx_pending(p->c))
+	bool to_send = p->up.len > 0 || (p->zc_in && !p->in_eof);
+	if ((to_send && p->tx_blocked) || kc_conn_tx_pending(p->c))
 		fds[n].events |= POLLOUT;
 	n++;
 
@@ -222,6 +287,8 @@ static int wait_events(struct kc_pump *p, int timeout_ms, struct kc_err *err)
 	/* Errors and hangups surface through the next read or write. */
 	if (in_i >= 0 && fds[in_i].revents)
 		p->in_ready = true;
+	if (out_i >= 0 && fds[out_i].revents)
+		p->out_blocked = false;
 	if (fds[sock_i].revents & (POLLIN | POLLERR | POLLHUP))
 		p->rx_maybe = true;
 	if (fds[sock_i].revents & (POLLOUT | POLLERR | POLLHUP))
@@ -279,9 +346,34 @@ static int run(struct kc_pump *p, struct kc_err *err)
 	}
 }
 
+/* Zero copy where the channel has it and the fds allow it: the plain
+ * stdin/stdout pipe mode only (hooks and echo need the bytes). */
+void kc_pump_data_path(const struct kc_conn *c, const struct kc_pump_opts *o,
+		       const char **in, const char **out)
+{
+	struct stat st;
+	bool zc = !o->copy && !o->echo && kc_conn_zero_copy(c);
+	*in = *out = "copy";
+	if (zc && !o->input && o->in_fd >= 0 && fstat(o->in_fd, &st) == 0)
+		*in = S_ISREG(st.st_mode) ? "sendfile" : S_ISFIFO(st.st_mode) ? "splice" : "copy";
+	if (zc && !o->output && o->out_fd >= 0 && fstat(o->out_fd, &st) == 0 &&
+	    S_ISFIFO(st.st_mode))
+		*out = "splice";
+}
+
+static void choose_zero_copy(struct kc_pump *p)
+{
+	const char *in, *out;
+	kc_pump_data_path(p->c, p->o, &in, &out);
+	p->zc_in = strcmp(in, "copy") != 0;
+	p->zc_in_file = strcmp(in, "sendfile") == 0;
+	p->zc_out = strcmp(out, "splice") == 0;
+}
+
 int kc_pump_run(struct kc_conn *c, const struct kc_pump_opts *opts, struct kc_err *err)
 {
 	struct kc_pump p = { .c = c, .o = opts, .rx_maybe = true };
+	choose_zero_copy(&p);
 
 	p.up.p = malloc(PUMP_BUF);
 	p.down.p = malloc(PUMP_BUF);

@@ -27,6 +27,10 @@ struct kc_pump_opts {
 	int in_fd;                      /* -1: no input */
 	int out_fd;                     /* -1: discard peer data */
 	bool echo;                      /* send peer data back (server demo/test) */
+	/* The kernel channel moves data by sendfile (in_fd a regular file)
+	 * and splice (pipes) without copying it through user space; copy
+	 * forces read/write, as on the user-space channel. */
+	bool copy;
 	volatile sig_atomic_t *stop;    /* nonzero: close and finish (signals) */
 	int stop_fd;                    /* with stop: readable when *stop was set
 					   (-1: none), so no stop is missed before poll */
@@ -60,6 +64,11 @@ enum kc_pump_end {
 	KC_PUMP_STOPPED,        /* *stop was set; close_notify sent if possible */
 	KC_PUMP_QUIT,           /* kc_pump_quit(); close_notify sent */
 };
+
+/* How kc_pump_run will move the input to the peer and the peer's data to
+ * the output: "sendfile", "splice" or "copy" (for reports). */
+void kc_pump_data_path(const struct kc_conn *c, const struct kc_pump_opts *o,
+		       const char **in, const char **out);
 
 /* Returns an enum kc_pump_end (>= 0) or -1 with *err. */
 int kc_pump_run(struct kc_conn *c, const struct kc_pump_opts *opts, struct kc_err *err);

@@ -774,6 +774,94 @@ sc_key_update_after() {
 	fi
 }
 
+# --- zero-copy data path ----------------------------------------------------
+# connect sends a 4 MiB file by sendfile (or a pipe by splice); listen
+# splices what it receives into a pipe.  With KEYS=N connect updates its
+# keys every N records, so KeyUpdates (control records) arrive between
+# spliced data records; a kernel without rekey must stop at exactly N full
+# records from a file (exit 13), the metering being exact there.
+sc_zerocopy() {  # INPUT(file|pipe) VERSION [KEYS]
+	local in=$1 v=$2 keys=${3:-} size=$(( 4 << 20 )) want=big kargs=()
+	head -c "$size" /dev/urandom > big
+	[[ -n $keys ]] && kargs=(--key-update-after "$keys")
+	mkfifo k.in
+	{ "$KTLSCTL" listen 127.0.0.1:0 --cert "$W/srv.pem" --key "$W/srv.key" "${KTLS[@]}" -v \
+		--tls"$v" < k.in 2> k.err 6>&- 7>&- 8>&-; echo $? > k.rc; } | cat > k.out &
+	local lpid=$!
+	exec 8> k.in
+	wait_for 40 has k.err "listening on" || fail "ktlsctl listen did not start: $(head -c 300 k.err)"
+	LPORT=$(sed -n 's/.*listening on [^ ]*:\([0-9][0-9]*\).*/\1/p' k.err | head -n1)
+	if [[ $in == file ]]; then
+		"$KTLSCTL" connect "localhost:$LPORT" --cafile "$W/ca.pem" "${KTLS[@]}" -v --tls"$v" \
+			"${kargs[@]}" < big > c.out 2> c.err 6>&- 7>&- 8>&- &
+	else
+		cat big | "$KTLSCTL" connect "localhost:$LPORT" --cafile "$W/ca.pem" "${KTLS[@]}" -v \
+			--tls"$v" "${kargs[@]}" > c.out 2> c.err 6>&- 7>&- 8>&- &
+	fi
+	local cpid=$! crc=0
+	if [[ -n $keys && $REKEY == no ]]; then
+		expect_exit "$cpid" 120 13 "ktlsctl connect --key-update-after $keys on a kernel without rekey"
+		grep -qi "cannot update keys" c.err || fail "no 'cannot update keys' reason: $(tail -n2 c.err)"
+		head -c "$(size_of k.out)" big > want.part
+		want=want.part
+		if [[ $in == file ]]; then
+			(( $(size_of k.out) == keys * 16384 )) ||
+				fail "sendfile: $(size_of k.out) bytes under one key, want exactly $keys records of 16384"
+		fi
+	else
+		# TLS 1.3 listen half-closes: its stdin ends once all is there.
+		wait_for 120 size_ge k.out "$size" ||
+			fail "listen got $(size_of k.out) of $size bytes: $(tail -n2 c.err) $(tail -n2 k.err)"
+		exec 8>&-
+		expect_exit "$cpid" 60 0 "ktlsctl connect (zero-copy $in)"
+	fi
+	exec 8>&-
+	expect_exit "$lpid" 60 0 "ktlsctl listen | cat"
+	[[ $(< k.rc) == 0 ]] || fail "ktlsctl listen exited with status $(< k.rc), expected 0: $(tail -n2 k.err)"
+	same k.out "$want" "ktlsctl connect -> listen (zero-copy)"
+	check_channel
+	if [[ $HOST_DEBUG != 1 ]]; then
+		local how=sendfile
+		[[ $in == pipe ]] && how=splice
+		has c.err "standard input by $how" ||
+			fail "connect did not send by $how: $(grep -m1 'data path' c.err)"
+		has k.err "standard output by splice" ||
+			fail "listen did not splice to its stdout pipe: $(grep -m1 'data path' k.err)"
+	fi
+	if [[ -n $keys && $REKEY == yes ]]; then
+		has k.err "peer updated its keys" || fail "listen saw no KeyUpdate between spliced records"
+	fi
+}
+
+# A reader that goes away (EPIPE on the spliced pipe) ends the session
+# like a write would: close_notify and exit 0.
+sc_zerocopy_epipe() {
+	head -c $(( 4 << 20 )) /dev/urandom > big
+	LISTEN_STDIN=big
+	start_listen --tls1.3
+	"$KTLSCTL" connect "localhost:$LPORT" --cafile "$W/ca.pem" "${KTLS[@]}" -v --tls1.3 \
+		< /dev/null 2> c.err 6>&- 7>&- 8>&- | head -c 1000 > c.out &
+	local cpid=$!
+	expect_exit "$cpid" 60 0 "ktlsctl connect | head -c 1000"
+	head -c 1000 big > want
+	same c.out want "the first 1000 bytes"
+	wait_exit "$KPID" 60 || true
+}
+
+# --no-zerocopy on the same pipes: read and write.
+sc_zerocopy_off() {
+	local data=$W/pool/bin-a
+	LISTEN_STDIN=$data
+	start_listen --tls1.3 --no-zerocopy
+	"$KTLSCTL" connect "localhost:$LPORT" --cafile "$W/ca.pem" "${KTLS[@]}" -v --tls1.3 \
+		--no-zerocopy < /dev/null 2> c.err 6>&- 7>&- 8>&- | cat > c.out &
+	expect_exit $! 60 0 "ktlsctl connect --no-zerocopy"
+	expect_exit "$KPID" 60 0 "ktlsctl listen --no-zerocopy"
+	same c.out "$data" "listen -> connect (copying)"
+	has c.err "standard input by copy, standard output by copy" ||
+		fail "--no-zerocopy still used zero copy: $(grep -m1 'data path' c.err)"
+}
+
 # --- IPv6: kTLS on an AF_INET6 socket --------------------------------------
 sc_ipv6() {
 	local p data=$W/pool/txt-4k
@@ -875,6 +963,12 @@ add "60|peer dies mid-stream -> 8|sc_peer_dies"
 add "60|resumption TLS1.2 (--session-out, --session-in)|sc_resume 1.2"
 add "60|resumption TLS1.3 (--session-out, --session-in)|sc_resume 1.3"
 add "60|data TLS1.3 over IPv6 (connect [::1]->gnutls-serv)|sc_ipv6"
+add "120|zero-copy TLS1.3 sendfile -> splice|sc_zerocopy file 1.3"
+add "120|zero-copy TLS1.2 splice -> splice|sc_zerocopy pipe 1.2"
+add "120|zero-copy TLS1.3 sendfile with key updates every 64 records|sc_zerocopy file 1.3 64"
+add "120|zero-copy TLS1.3 splice with key updates every 64 records|sc_zerocopy pipe 1.3 64"
+add "60|zero-copy: the reader of the spliced pipe goes away -> 0|sc_zerocopy_epipe"
+add "60|--no-zerocopy copies|sc_zerocopy_off"
 MODE=solo
 add "60|tampered record TLS1.3 -> 9|sc_tamper 1.3 flip"
 add "60|tampered record TLS1.2 -> 9|sc_tamper 1.2 flip"
