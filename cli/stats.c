@@ -41,7 +41,9 @@ static const char *label_for(const char *key)
 }
 
 /* A session's answer as fields, emitted in order; "a.b c" lines are
- * grouped into an object "a" (a run of equal prefixes). */
+ * grouped into an object "a" (a run of equal prefixes), and "a.N.b c"
+ * lines into the items of an array "as" (N = 0, 1, ...: "ticket.N" makes
+ * "tickets"). */
 struct fields {
 	char *key[128], *value[128];
 	size_t n;
@@ -75,29 +77,56 @@ static void emit_value(struct cli_out *o, const char *key, const char *value)
 		out_num_text(o, key, label_for(key), value);
 }
 
+/* "name.N" (an array item) gives name's length, else 0. */
+static size_t item_name_len(const char *prefix)
+{
+	const char *dot = strrchr(prefix, '.');
+	if (!dot || !dot[1] || strspn(dot + 1, "0123456789") != strlen(dot + 1))
+		return 0;
+	return (size_t)(dot - prefix);
+}
+
 static void emit_fields(struct cli_out *o, const struct fields *f)
 {
-	char group[64] = "";
+	char group[64] = "", list[64] = "";
 	for (size_t i = 0; i < f->n; i++) {
 		const char *dot = strrchr(f->key[i], '.');
 		char prefix[64] = "";
 		if (dot)
 			snprintf(prefix, sizeof prefix, "%.*s", (int)(dot - f->key[i]), f->key[i]);
 		if (strcmp(prefix, group) != 0) {
+			size_t nl = item_name_len(prefix);
 			if (group[0])
 				out_end(o);
-			if (prefix[0]) {
+			if (list[0] && (nl == 0 || strncmp(prefix, list, nl) != 0 || list[nl])) {
+				out_end(o);
+				list[0] = '\0';
+			}
+			if (nl) {
 				char title[96];
-				snprintf(title, sizeof title, "%s",
-					 strcmp(prefix, "tx") == 0 ? "send" :
-					 strcmp(prefix, "rx") == 0 ? "receive" : prefix);
-				out_object(o, prefix, title);
+				if (!list[0]) {
+					char key[80];
+					snprintf(list, sizeof list, "%.*s", (int)nl, prefix);
+					snprintf(key, sizeof key, "%ss", list);
+					snprintf(title, sizeof title, "%s list", list);
+					out_list(o, key, title);
+				}
+				/* People count from 1 (as /tickets does). */
+				snprintf(title, sizeof title, "%s %llu", list,
+					 strtoull(prefix + nl + 1, NULL, 10) + 1);
+				out_item(o, title);
+			} else if (prefix[0]) {
+				out_object(o, prefix,
+					   strcmp(prefix, "tx") == 0 ? "send" :
+					   strcmp(prefix, "rx") == 0 ? "receive" : prefix);
 			}
 			snprintf(group, sizeof group, "%s", prefix);
 		}
 		emit_value(o, dot ? dot + 1 : f->key[i], f->value[i]);
 	}
 	if (group[0])
+		out_end(o);
+	if (list[0])
 		out_end(o);
 }
 

@@ -553,7 +553,10 @@ def _tickets():
     if not isinstance(sess, list) or len(sess) != 1 or not isinstance(sess[0], dict):
         raise Fail("`tickets %d --json`: expected one session, got %r" % (c.pid, doc))
     t = sess[0]
-    tickets = [v for k, v in sorted(t.items()) if isinstance(v, dict)]
+    tickets = t.get("tickets")
+    if not isinstance(tickets, list) or not all(isinstance(v, dict) for v in tickets):
+        raise Fail("`tickets %d --json`: \"tickets\" is not an array of objects: %s"
+                   % (c.pid, json.dumps(doc)))
     in_use = [v.get("in_use") for v in tickets]
     if t.get("count") != 2 or len(tickets) != 2 or in_use.count(True) != 1 \
             or in_use.count(False) != 1:
