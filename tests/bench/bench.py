@@ -223,10 +223,16 @@ def kill_all():
 _tmp_dirs = []
 
 
+KEEP = False
+
+
 def cleanup_all():
     kill_all()
     for d in _tmp_dirs:
-        shutil.rmtree(d, ignore_errors=True)
+        if KEEP:
+            sys.stderr.write("bench: kept %s\n" % d)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def _on_signal(signum, frame):
@@ -574,6 +580,9 @@ class Run:
         self.label = label
         self.verify = verify
         self.x = x                  # the data set: .size, .data, .sha
+        # Its own directory: a file of an earlier run (a server's "listening
+        # on" line) must never be read for this one.
+        self.dir = tempfile.mkdtemp(prefix="run-%s." % safe(label), dir=bench.tmp)
         self.procs = []
         self.sinks = []
         self.feeders = []
@@ -630,7 +639,7 @@ class Run:
             if ep.quiet_err:
                 stdout = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
             else:
-                stdout = os.open(os.path.join(b.tmp, "%s.out" % safe(ep.name)),
+                stdout = os.open(os.path.join(self.dir, "%s.out" % safe(ep.name)),
                                  os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             child_fds.append(stdout)
         else:
@@ -641,7 +650,7 @@ class Run:
             sink = Sink(self, r, ep.expect, ep.name, self.verify and ep.expect > 0,
                         header=ep.header)
         # stderr: a file, opened by the launcher
-        errpath = None if ep.quiet_err else os.path.join(b.tmp, "%s.err" % safe(ep.name))
+        errpath = None if ep.quiet_err else os.path.join(self.dir, "%s.err" % safe(ep.name))
         self.stderr_paths[ep.name] = errpath
         env = dict(b.env)
         if ep.env:
@@ -727,7 +736,7 @@ class Run:
                 if s.eof and s.count < s.expect:
                     # The writer closed early: say who, after a moment for
                     # its exit status to arrive.
-                    self._reap_for(0.5)
+                    self._reap_for(2.0 * self.b.args.timeout_scale)
                     self._check_skip()
                     raise RunFailed("%s: received %d of %d bytes, then EOF%s"
                                     % (s.name, s.count, s.expect, self._why(s.name)))
@@ -800,13 +809,11 @@ class Run:
             time.sleep(0.01)
 
     def _why(self, sink_name):
-        for p in self.procs:
-            if p.name == sink_name and p.status is not None and p.status not in p.ok_status:
-                return " (%s %s: %s)" % (p.name, p.describe_status(), tail_of(p.errpath))
-        for p in self.procs:
-            if p.status is not None and p.status not in p.ok_status:
-                return " (%s %s: %s)" % (p.name, p.describe_status(), tail_of(p.errpath))
-        return ""
+        """Each endpoint's state and last stderr line, the failed ones
+        first."""
+        procs = sorted(self.procs, key=lambda p: (p.status in p.ok_status, p.name != sink_name))
+        return " (%s)" % "; ".join("%s %s: %s" % (p.name, p.describe_status(), tail_of(p.errpath))
+                                   for p in procs)
 
     def finish(self):
         """Stop whatever still runs, reap everything, close every fd."""
@@ -825,6 +832,8 @@ class Run:
                 os.close(fd)
             except OSError:
                 pass
+        if not self.b.args.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def safe(name):
@@ -1025,7 +1034,7 @@ class GnuTLS(Contender):
 
     def client(self, mode, port, x):
         b = self.b
-        self.logfile = os.path.join(b.tmp, "gnutls-cli.log")
+        self.logfile = os.path.join(b.run_dir, "gnutls-cli.log")
         argv = ["gnutls-cli", "--logfile", self.logfile, "--x509cafile", b.ca,
                 "-p", str(port), "--priority", self._prio(), "127.0.0.1"]
         if mode == "one-way":
@@ -1392,6 +1401,7 @@ class Bench:
     def transfer(self, c, mode, verify):
         x = self.dataset(c)
         run = Run(self, c.id, verify, x)
+        self.run_dir = run.dir
         try:
             port = None
             srv = None
@@ -1643,7 +1653,7 @@ class Bench:
             if refs:
                 say("  ratios, ktlsctl / contender: throughput (>1: ktlsctl faster) and CPU per "
                     "GiB (<1: ktlsctl cheaper)")
-                say("  %-28s" % "" + "".join(" %22s" % r.title for r in refs))
+                say("  %-28s" % "" + "".join(" %22s" % r.title for r in refs) + "  spread")
                 for c, cells in rows:
                     res = self.res(c, m)
                     if res is None:
@@ -1657,6 +1667,9 @@ class Bench:
                         else:
                             cell = "%.2fx / %s" % (tr, "%.2fx" % cr if cr is not None else "n/a")
                         line += " %22s" % cell
+                    md = res.get("median")
+                    if md and md["rounds"] > 1:
+                        line += "  %5.0f%%" % md["spread_pct"]
                     say(line)
             else:
                 say("  no ktlsctl result to compare with")
@@ -1861,6 +1874,9 @@ def main(argv=None):
                          "tests/bench/tcpcopy; `make bench` builds it); without it a Python "
                          "helper is used")
     ap.add_argument("--tmpdir", default=None, help="where the temporary directory goes")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the temporary directory (certificates, data, each transfer's "
+                         "stderr) and say where")
     ap.add_argument("--no-install", action="store_true",
                     help="do not apt-get install socat when it is missing")
     ap.add_argument("-v", "--verbose", action="store_true",
@@ -1884,8 +1900,9 @@ def main(argv=None):
 
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, _on_signal)
-    global SUBREAPER
+    global SUBREAPER, KEEP
     SUBREAPER = set_subreaper()
+    KEEP = args.keep
     b = None
     try:
         b = Bench(args)
