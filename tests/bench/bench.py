@@ -103,6 +103,17 @@ def human_size(n):
     return "%d bytes" % n
 
 
+def ratio(r):
+    """A ratio with about three significant digits: 1.23x, 0.0042x, 416x."""
+    if r is None:
+        return "n/a"
+    if r >= 100:
+        return "%.0fx" % r
+    if r >= 0.1:
+        return "%.2fx" % r
+    return "%.2gx" % r
+
+
 def last_line(text, limit=220):
     """The last non-empty line of text, shortened."""
     lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
@@ -997,8 +1008,8 @@ class GnuTLS(Contender):
     id = "gnutls"
     title = "gnutls-cli/gnutls-serv"
     note = {
-        "one-way": "server to client: gnutls-serv --httpdata serves the data file (it reads "
-                   "the file itself); gnutls-cli's stdin (the GET) held open",
+        "one-way": "server to client: gnutls-serv --httpdata serves the data file (read into "
+                   "its memory); gnutls-cli's stdin (the GET) held open",
         "both": "echo: gnutls-cli sends its stdin (a pipe held open: gnutls-cli quits 2 s "
                 "after EOF), gnutls-serv --echo sends every line back",
     }
@@ -1665,7 +1676,7 @@ class Bench:
                         elif tr is None:
                             cell = res["status"] if res["status"] != "ok" else "n/a"
                         else:
-                            cell = "%.2fx / %s" % (tr, "%.2fx" % cr if cr is not None else "n/a")
+                            cell = "%s / %s" % (ratio(tr), ratio(cr))
                         line += " %22s" % cell
                     md = res.get("median")
                     if md and md["rounds"] > 1:
@@ -1680,6 +1691,8 @@ class Bench:
             say()
         say("how each contender moves the data:")
         for c in cs:
+            if c.skip_reason:
+                continue
             for m in a.modes:
                 if c.kind == "aead" and m != a.modes[0]:
                     continue
