@@ -420,24 +420,42 @@ int kc_ctl_request(pid_t pid, const char *request, char **resp, struct kc_err *e
 	while (len < sizeof buf - 1 && (n = recv(fd, buf + len, sizeof buf - 1 - len, 0)) > 0)
 		len += (size_t)n;
 	close(fd);
+	return kc_ctl_parse_response(buf, len, pid, resp, err);
+}
+
+int kc_ctl_parse_response(const char *answer, size_t len, pid_t pid, char **resp,
+			  struct kc_err *err)
+{
+	*resp = NULL;
+	if (len > KC_CTL_RESPONSE_MAX)
+		len = KC_CTL_RESPONSE_MAX;
+	char *buf = malloc(len + 1);
+	if (!buf)
+		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
+	memcpy(buf, answer, len);
 	buf[len] = '\0';
+	int rc;
 	if (strncmp(buf, PROTO " OK\n", sizeof PROTO + 3) == 0) {
 		char *end = strstr(buf, "\n.\n");
-		if (!end)
-			return kc_err_set(err, KC_E_PROTOCOL,
-					  "session %d sent an incomplete answer (it may have just ended)",
-					  (int)pid);
-		end[1] = '\0';
-		*resp = strdup(buf + sizeof PROTO + 3);
-		return *resp ? 0 : kc_err_set(err, KC_E_INTERNAL, "out of memory");
-	}
-	if (strncmp(buf, PROTO " ERR ", sizeof PROTO + 4) == 0) {
+		if (!end) {
+			rc = kc_err_set(err, KC_E_PROTOCOL,
+					"session %d sent an incomplete answer (it may have just ended)",
+					(int)pid);
+		} else {
+			end[1] = '\0';
+			*resp = strdup(buf + sizeof PROTO + 3);
+			rc = *resp ? 0 : kc_err_set(err, KC_E_INTERNAL, "out of memory");
+		}
+	} else if (strncmp(buf, PROTO " ERR ", sizeof PROTO + 4) == 0) {
 		buf[strcspn(buf, "\n")] = '\0';
-		return kc_err_set(err, KC_E_PROTOCOL, "session %d: %s", (int)pid,
-				  buf + sizeof PROTO + 4);
+		rc = kc_err_set(err, KC_E_PROTOCOL, "session %d: %s", (int)pid,
+				buf + sizeof PROTO + 4);
+	} else {
+		rc = kc_err_set(err, KC_E_PROTOCOL,
+				"session %d gave no answer (it may have just ended)", (int)pid);
 	}
-	return kc_err_set(err, KC_E_PROTOCOL,
-			  "session %d gave no answer (it may have just ended)", (int)pid);
+	free(buf);
+	return rc;
 }
 
 int kc_ctl_fields(const char *resp, void (*fn)(void *ctx, const char *key, const char *value),

@@ -54,6 +54,15 @@ void kc_ctl_server_ready(struct kc_ctl_server *s, struct kc_conn *conn,
 int kc_ctl_list(pid_t *pids, size_t max, size_t *n, struct kc_err *err);
 int kc_ctl_request(pid_t pid, const char *request, char **resp, struct kc_err *err);
 
+/* The client's reading of a session's answer: answer is what came back
+ * (len bytes, any content; only the first KC_CTL_RESPONSE_MAX count), pid
+ * names the session in messages.  0 and *resp as for kc_ctl_request on an
+ * OK answer ending in a "." line; else -1 with *err (KC_E_PROTOCOL: the
+ * session's ERR message, an incomplete answer or none; KC_E_INTERNAL: out
+ * of memory) and *resp NULL. */
+int kc_ctl_parse_response(const char *answer, size_t len, pid_t pid, char **resp,
+			  struct kc_err *err);
+
 /* Split a response into fields: calls fn(ctx, key, value) per line. */
 int kc_ctl_fields(const char *resp, void (*fn)(void *ctx, const char *key, const char *value),
 		  void *ctx);
