@@ -227,24 +227,35 @@ const char *kc_errno_name(int e, char *buf, size_t len)
 	return buf;
 }
 
+int kc_proc_status_capeff(FILE *f, uint64_t *eff)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	int found = 0;
+
+	while (getline(&line, &cap, f) >= 0) {
+		unsigned long long v;
+		if (sscanf(line, "CapEff: %llx", &v) == 1) {
+			*eff = v;
+			found = 1;
+			break;
+		}
+	}
+	free(line);
+	return found;
+}
+
 bool kc_sysinfo_net_admin(void)
 {
 	FILE *f = fopen("/proc/self/status", "re");
-	char line[256];
-	bool found = false, cap = false;
+	uint64_t eff = 0;
+	int found = 0;
 
 	if (f) {
-		while (fgets(line, sizeof line, f)) {
-			unsigned long long eff;
-			if (sscanf(line, "CapEff: %llx", &eff) == 1) {
-				found = true;
-				cap = (eff >> CAP_NET_ADMIN_BIT) & 1;
-				break;
-			}
-		}
+		found = kc_proc_status_capeff(f, &eff);
 		fclose(f);
 	}
-	return found ? cap : geteuid() == 0;
+	return found ? (eff >> CAP_NET_ADMIN_BIT) & 1 : geteuid() == 0;
 }
 
 /* Read a small text file (first line(s)), newline-stripped; -1 + errno. */
@@ -268,8 +279,7 @@ static int read_small(const char *path, char *buf, size_t len)
 	return 0;
 }
 
-/* Is "tls" one of the blank-separated words? */
-static bool has_word(const char *list, const char *word)
+bool kc_ulp_list_has(const char *list, const char *word)
 {
 	size_t wl = strlen(word);
 	for (const char *p = list; *p;) {
@@ -280,6 +290,21 @@ static bool has_word(const char *list, const char *word)
 		p += n;
 	}
 	return false;
+}
+
+int kc_modules_list_has_tls(FILE *f)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	int found = 0;
+
+	while (getline(&line, &cap, f) >= 0)
+		if (strncmp(line, "kernel/net/tls/tls.ko", 21) == 0) {
+			found = 1;
+			break;
+		}
+	free(line);
+	return found;
 }
 
 /* 1: the running kernel's modules.builtin or modules.dep lists
@@ -299,15 +324,7 @@ static int tls_module_installed(char *where, size_t len)
 		if (!f)
 			continue;
 		read_any++;
-		char *line = NULL;
-		size_t cap = 0;
-		int found = 0;
-		while (getline(&line, &cap, f) >= 0)
-			if (strncmp(line, "kernel/net/tls/tls.ko", 21) == 0) {
-				found = 1;
-				break;
-			}
-		free(line);
+		int found = kc_modules_list_has_tls(f);
 		fclose(f);
 		if (found) {
 			snprintf(where, len, "%s in /lib/modules/%s/%s",
@@ -485,7 +502,7 @@ int kc_ktls_caps_probe(struct kc_ktls_caps *caps, struct kc_err *err)
 	if (read_small(ULP_LIST_PATH, caps->available_ulps, sizeof caps->available_ulps) < 0)
 		caps->available_ulps[0] = '\0';
 	sanitize(caps->available_ulps);
-	caps->ulp_registered = has_word(caps->available_ulps, "tls");
+	caps->ulp_registered = kc_ulp_list_has(caps->available_ulps, "tls");
 
 	kc_err_clear(&perr);
 	r = kc_probe_kernel_ulp(&e, &perr);
