@@ -770,6 +770,19 @@ void kc_tls_stat_free(struct kc_tls_stat *st)
 	st->n = 0;
 }
 
+/* An entry's name and place in the file, sorted by name then place. */
+struct stat_ix {
+	const char *name;
+	size_t i;
+};
+
+static int cmp_stat_ix(const void *a, const void *b)
+{
+	const struct stat_ix *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+	return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
 int kc_tls_stat_view(const struct kc_tls_stat *st, struct kc_view *parent,
 		     struct kc_err *err)
 {
@@ -778,11 +791,29 @@ int kc_tls_stat_view(const struct kc_tls_stat *st, struct kc_view *parent,
 	kc_view_bool(o, "present", "present", st->present);
 	kc_view_string_or_null(o, "reason", "reason", st->present ? NULL : st->reason);
 	struct kc_view *c = kc_view_object(o, "counters", "counters");
-	for (size_t i = 0; i < st->n; i++) {
-		if (kc_tls_stat_find(st, st->entries[i].name) != &st->entries[i])
-			continue;   /* repeated name: JSON keys must be unique */
-		kc_view_uint(c, st->entries[i].name, st->entries[i].name, st->entries[i].value);
+	/* A repeated name keeps its first value (JSON keys must be unique).
+	 * Repeats are found by sorting, not by a search per entry: a file
+	 * of many names must not take quadratic time. */
+	struct stat_ix *ix = st->n ? calloc(st->n, sizeof *ix) : NULL;
+	bool *repeat = st->n ? calloc(st->n, sizeof *repeat) : NULL;
+	if (st->n && (!ix || !repeat)) {
+		free(ix);
+		free(repeat);
+		return kc_err_set(err, KC_E_INTERNAL, "out of memory building the report");
 	}
+	for (size_t i = 0; i < st->n; i++)
+		ix[i] = (struct stat_ix){ st->entries[i].name, i };
+	if (st->n)
+		qsort(ix, st->n, sizeof *ix, cmp_stat_ix);
+	for (size_t i = 1; i < st->n; i++)
+		if (strcmp(ix[i].name, ix[i - 1].name) == 0)
+			repeat[ix[i].i] = true;
+	for (size_t i = 0; i < st->n; i++)
+		if (!repeat[i])
+			kc_view_uint(c, st->entries[i].name, st->entries[i].name,
+				     st->entries[i].value);
+	free(ix);
+	free(repeat);
 	kc_view_uint(o, "skipped_lines", "unparsed lines", st->skipped);
 	if (!st->present)
 		kc_view_set_text(o, "%s", st->reason);
