@@ -171,3 +171,34 @@ write('fuzz_sessfile', 'bad-checksum',
       sessfile(b'example.com:443', DUMMY).replace(b'sha256 ', b'sha256 0', 1)[:-1])
 write('fuzz_sessfile', 'other-format', b'ktlsctl-session 0\n')
 write('fuzz_sessfile', 'truncated', sessfile(b'example.com:443', DUMMY)[:80])
+
+
+# ---- fuzz_tls_stat: byte 0 = where to cut (bits 1-7) and file read (bit 0),
+# then /proc/net/tls_stat as kernels print it ("%-32s\t%lu\n") ------------
+
+TLS_STAT_5_5 = ['TlsCurrTxSw', 'TlsCurrRxSw', 'TlsCurrTxDevice', 'TlsCurrRxDevice', 'TlsTxSw',
+                'TlsRxSw', 'TlsTxDevice', 'TlsRxDevice', 'TlsDecryptError',
+                'TlsRxDeviceResync']
+TLS_STAT_6_0 = TLS_STAT_5_5 + ['TlsDecryptRetry', 'TlsRxNoPadViolation']
+TLS_STAT_6_14 = TLS_STAT_6_0 + ['TlsRxRekeyOk', 'TlsRxRekeyError', 'TlsTxRekeyOk',
+                                'TlsTxRekeyError', 'TlsRxRekeyReceived']
+# counters of the 2026 hardware-rekey series, not in a release yet
+TLS_STAT_NEXT = TLS_STAT_6_14 + ['TlsRxRekeyFallback', 'TlsRxRekeyAborted', 'TlsCurrTxRekey',
+                                 'TlsRxRekeyInProgress']
+
+
+def tls_stat(names, values):
+    return b''.join(b'%-32s\t%d\n' % (n.encode(), v) for n, v in zip(names, values))
+
+
+write('fuzz_tls_stat', 'linux-5.5-idle', b'\x81' + tls_stat(TLS_STAT_5_5, [0] * 10))
+write('fuzz_tls_stat', 'linux-6.1-busy',
+      b'\x40' + tls_stat(TLS_STAT_6_0, [2, 2, 0, 0, 17, 16, 0, 0, 3, 0, 5, 1]))
+write('fuzz_tls_stat', 'linux-6.14-rekey',
+      b'\xc1' + tls_stat(TLS_STAT_6_14, [1, 1, 0, 0, 40, 40, 0, 0, 0, 0, 0, 0, 12, 1, 13, 0, 12]))
+write('fuzz_tls_stat', 'linux-next-hw-rekey',
+      b'\x21' + tls_stat(TLS_STAT_NEXT, [i * 7 for i in range(len(TLS_STAT_NEXT))]))
+write('fuzz_tls_stat', 'odd-lines',
+      b'\x11' + b'TlsTxSw 1\r\n\n   \t\njunk here\nTlsMax\t18446744073709551615\n'
+      b'TlsOverflow\t18446744073709551616\nTlsTxSw\t2\n  TlsLead\t3  \nTlsNoNewline\t4')
+write('fuzz_tls_stat', 'empty', b'\x01')
