@@ -202,3 +202,113 @@ write('fuzz_tls_stat', 'odd-lines',
       b'\x11' + b'TlsTxSw 1\r\n\n   \t\njunk here\nTlsMax\t18446744073709551615\n'
       b'TlsOverflow\t18446744073709551616\nTlsTxSw\t2\n  TlsLead\t3  \nTlsNoNewline\t4')
 write('fuzz_tls_stat', 'empty', b'\x01')
+
+
+# ---- fuzz_sockdiag: byte 0 bit 0 = all_tcp, then buffers (2-byte big-endian
+# length + bytes) of SOCK_DIAG_BY_FAMILY replies as kernels send them ------
+
+import socket
+import struct
+
+NLMSG_NOOP, NLMSG_ERROR, NLMSG_DONE, SOCK_DIAG_BY_FAMILY = 1, 2, 3, 20
+NLM_F_MULTI, NLM_F_DUMP_INTR = 0x2, 0x10
+INET_DIAG_INFO, INET_DIAG_ULP_INFO = 2, 19
+ULP_NAME, ULP_TLS = 1, 2
+TLS_VERSION, TLS_CIPHER, TLS_TXCONF, TLS_RXCONF, TLS_ZC_RO_TX, TLS_RX_NO_PAD, \
+    TLS_TX_MAX_PAYLOAD_LEN = range(1, 8)
+NLA_F_NESTED = 0x8000
+
+
+def pad4(b):
+    return b + bytes(-len(b) % 4)
+
+
+def nla(atype, payload):
+    return pad4(struct.pack('=HH', 4 + len(payload), atype) + payload)
+
+
+def nlmsg(mtype, payload, flags=NLM_F_MULTI, seq=1):
+    return pad4(struct.pack('=IHHII', 16 + len(payload), mtype, flags, seq, 0) + payload)
+
+
+def diag_msg(family, src, sport, dst, dport, state=1, uid=1000, inode=4242):
+    a = socket.inet_pton(family, src).ljust(16, b'\0')
+    b = socket.inet_pton(family, dst).ljust(16, b'\0')
+    return (struct.pack('=BBBB', family, state, 0, 0) + struct.pack('>HH', sport, dport) +
+            a + b + struct.pack('=I', 0) + struct.pack('=II', 0x1234, 0) +
+            struct.pack('=IIIII', 0, 0, 0, uid, inode))
+
+
+def tls_info(version=None, cipher=None, tx=1, rx=1, zc=False, nopad=False, max_payload=None):
+    attrs = b''
+    if version is not None:
+        attrs += nla(TLS_VERSION, struct.pack('=H', version))
+    if cipher is not None:
+        attrs += nla(TLS_CIPHER, struct.pack('=H', cipher))
+    attrs += nla(TLS_TXCONF, struct.pack('=H', tx)) + nla(TLS_RXCONF, struct.pack('=H', rx))
+    if zc:
+        attrs += nla(TLS_ZC_RO_TX, b'')
+    if nopad:
+        attrs += nla(TLS_RX_NO_PAD, b'')
+    if max_payload is not None:
+        attrs += nla(TLS_TX_MAX_PAYLOAD_LEN, struct.pack('=H', max_payload))
+    return attrs
+
+
+def sock(family, src, sport, dst, dport, ulp=None, tls=None, inode=4242, state=1):
+    attrs = nla(INET_DIAG_INFO, bytes(232))   # struct tcp_info, zeroed
+    if ulp is not None:
+        u = nla(ULP_NAME, ulp + b'\0')
+        if tls is not None:
+            u += nla(ULP_TLS | NLA_F_NESTED, tls)
+        attrs += nla(INET_DIAG_ULP_INFO | NLA_F_NESTED, u)
+    return nlmsg(SOCK_DIAG_BY_FAMILY, diag_msg(family, src, sport, dst, dport, state,
+                                                inode=inode) + attrs)
+
+
+def done(err=0, flags=NLM_F_MULTI):
+    return nlmsg(NLMSG_DONE, struct.pack('=i', err), flags)
+
+
+def nlerror(err):
+    # the error code, then the request's header
+    return nlmsg(NLMSG_ERROR, struct.pack('=i', err) + struct.pack('=IHHII', 72, 20, 0x301, 1, 0), 0)
+
+
+def buffers(*bufs):
+    return b''.join(struct.pack('>H', len(b)) + b for b in bufs)
+
+
+V4, V6 = socket.AF_INET, socket.AF_INET6
+# Linux 6.1 as root: TLS 1.3 AES-128-GCM both ways in software
+write('fuzz_sockdiag', 'linux-6.1-root-ktls',
+      b'\x00' + buffers(sock(V4, '127.0.0.1', 8443, '127.0.0.1', 40000, b'tls',
+                             tls_info(0x0304, 51, 2, 2)) +
+                        sock(V4, '10.0.0.1', 22, '10.0.0.9', 51000) + done()))
+# Linux 6.1 unprivileged: no ULP attribute at all
+write('fuzz_sockdiag', 'linux-6.1-user-withheld',
+      b'\x01' + buffers(sock(V4, '127.0.0.1', 8443, '127.0.0.1', 40000) +
+                        sock(V6, '::1', 443, '::1', 50000, state=10) + done()))
+# Linux 7.2: TX_MAX_PAYLOAD_LEN, RX_NO_PAD, a ULP socket without keys,
+# IPv6 in a second dump, interrupted
+write('fuzz_sockdiag', 'linux-7.2-two-families',
+      b'\x00' + buffers(sock(V4, '192.0.2.1', 443, '198.51.100.7', 61000, b'tls',
+                             tls_info(0x0303, 52, 2, 2, nopad=True, max_payload=1000)) +
+                        sock(V4, '127.0.0.1', 1, '127.0.0.1', 2, b'tls', tls_info(), inode=7),
+                        sock(V6, '2001:db8::1', 8443, '2001:db8::2', 1234, b'tls',
+                             tls_info(0x0304, 54, 3, 2, zc=True, max_payload=16384)) +
+                        done(flags=NLM_F_MULTI | NLM_F_DUMP_INTR)))
+# every cipher the kernel knows and two it does not; mptcp's ULP
+write('fuzz_sockdiag', 'ciphers-and-other-ulps',
+      b'\x01' + buffers(b''.join(sock(V4, '127.0.0.1', 1000 + c, '127.0.0.1', 2000, b'tls',
+                                      tls_info(0x0304 if c != 57 else 0x0303, c, 4, 9))
+                                 for c in range(50, 60)) +
+                        sock(V4, '127.0.0.1', 5, '127.0.0.1', 6, b'mptcp') + done()))
+# no inet_diag handler for the family (tcp_diag missing): NLMSG_ERROR -ENOENT
+write('fuzz_sockdiag', 'no-handler', b'\x00' + buffers(nlerror(-2)))
+write('fuzz_sockdiag', 'ack-noop-done',
+      b'\x00' + buffers(nlerror(0) + nlmsg(NLMSG_NOOP, b''), done(), sock(V4, '1.2.3.4', 1, '5.6.7.8', 2, b'tls', tls_info())))
+write('fuzz_sockdiag', 'unpadded-last-attribute',
+      b'\x00' + buffers(nlmsg(SOCK_DIAG_BY_FAMILY, diag_msg(V4, '127.0.0.1', 1, '127.0.0.1', 2) +
+                               nla(INET_DIAG_ULP_INFO, nla(ULP_NAME, b'tls\0') +
+                                   nla(ULP_TLS, struct.pack('=HHH', 6, TLS_VERSION, 0x0304))[:6]))))
