@@ -267,6 +267,17 @@ static int parse_diag_msg(const unsigned char *p, size_t len,
 	return append_sock(d, &s) < 0 ? -2 : 0;
 }
 
+/* A negative error code of NLMSG_ERROR or NLMSG_DONE.  The kernel's are
+ * -1 .. -MAX_ERRNO (4095); anything below is no errno (and INT_MIN has no
+ * negation): a malformed reply. */
+static int reply_error(struct kc_err *err, int e, const char *what)
+{
+	if (e < -4095)
+		return kc_err_set(err, KC_E_IO, "malformed sock_diag reply: %s with error "
+				  "code %d, not an errno", what, e);
+	return kc_err_errno(err, KC_E_IO, -e, "%s", what);
+}
+
 int kc_sockdiag_parse(const void *buf, size_t len, const struct kc_sockdiag_opts *opts,
 		      struct kc_sockdiag *d, bool *done, struct kc_err *err)
 {
@@ -296,7 +307,7 @@ int kc_sockdiag_parse(const void *buf, size_t len, const struct kc_sockdiag_opts
 			if (plen >= sizeof e) {
 				memcpy(&e, payload, sizeof e);
 				if (e < 0)
-					return kc_err_errno(err, KC_E_IO, -e, "sock_diag dump failed");
+					return reply_error(err, e, "sock_diag dump failed");
 			}
 			*done = true;
 			return 0;
@@ -306,7 +317,7 @@ int kc_sockdiag_parse(const void *buf, size_t len, const struct kc_sockdiag_opts
 						  "NLMSG_ERROR");
 			memcpy(&e, payload, sizeof e);
 			if (e < 0)
-				return kc_err_errno(err, KC_E_IO, -e, "sock_diag request refused");
+				return reply_error(err, e, "sock_diag request refused");
 			break;   /* an ack */
 		case SOCK_DIAG_BY_FAMILY: {
 			int r = parse_diag_msg(payload, plen, opts, d, &why);

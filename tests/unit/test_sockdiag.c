@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,6 +341,44 @@ Test(parse, control_messages)
 	cr_assert_eq(parse_exact(nb.u.b, nb.len, NULL, &d, &done, &err), 0);
 	cr_assert(done);
 	cr_assert(d.interrupted);
+	kc_sockdiag_free(&d);
+}
+
+/* Error codes that are no errno (below -4095): INT_MIN used to be negated
+ * (undefined behaviour, caught by UBSan in fuzz_sockdiag) and any other
+ * became a bogus errno.  Both are a malformed reply, without an errno. */
+Test(parse, error_codes_that_are_no_errno)
+{
+	static const int codes[] = { INT_MIN, INT_MIN + 1, -4096, -100000 };
+	struct nb nb = { .len = 0 };
+	struct kc_sockdiag d = { 0 };
+	struct kc_err err;
+	bool done;
+
+	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+		nb.len = 0;
+		struct nlmsgerr e = { .error = codes[i] };
+		size_t m = msg_begin(&nb, NLMSG_ERROR, 0);
+		put(&nb, &e, sizeof e);
+		msg_end(&nb, m);
+		kc_err_clear(&err);
+		cr_assert_eq(parse_exact(nb.u.b, nb.len, NULL, &d, &done, &err), -1);
+		cr_assert_eq(err.status, KC_E_IO);
+		cr_assert_eq(err.sys_errno, 0, "code %d: errno %d", codes[i], err.sys_errno);
+		cr_assert(strstr(err.msg, "not an errno"), "%s", err.msg);
+
+		nb.len = 0;
+		done_msg(&nb, codes[i]);
+		kc_err_clear(&err);
+		cr_assert_eq(parse_exact(nb.u.b, nb.len, NULL, &d, &done, &err), -1);
+		cr_assert_eq(err.sys_errno, 0);
+		cr_assert(strstr(err.msg, "not an errno"), "%s", err.msg);
+	}
+	/* The largest errno is still one. */
+	nb.len = 0;
+	done_msg(&nb, -4095);
+	cr_assert_eq(parse_exact(nb.u.b, nb.len, NULL, &d, &done, &err), -1);
+	cr_assert_eq(err.sys_errno, 4095);
 	kc_sockdiag_free(&d);
 }
 
