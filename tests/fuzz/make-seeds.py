@@ -312,3 +312,51 @@ write('fuzz_sockdiag', 'unpadded-last-attribute',
       b'\x00' + buffers(nlmsg(SOCK_DIAG_BY_FAMILY, diag_msg(V4, '127.0.0.1', 1, '127.0.0.1', 2) +
                                nla(INET_DIAG_ULP_INFO, nla(ULP_NAME, b'tls\0') +
                                    nla(ULP_TLS, struct.pack('=HHH', 6, TLS_VERSION, 0x0304))[:6]))))
+
+
+# ---- fuzz_procfs: byte 0 = mode (0 status, 1 tcp_available_ulp,
+# 2 modules list, 3 fake /proc tree for the owner lookup) -------------------
+
+STATUS = (b'Name:\tktlsctl\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\nNgid:\t0\n'
+          b'Pid:\t4242\nPPid:\t4200\nTracerPid:\t0\nUid:\t1000\t1000\t1000\t1000\n'
+          b'Gid:\t1000\t1000\t1000\t1000\nFDSize:\t64\nGroups:\t24 27 1000 \n'
+          b'VmPeak:\t   12928 kB\nThreads:\t1\nSigQ:\t0/96365\n'
+          b'SigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n'
+          b'CapInh:\t0000000000000000\nCapPrm:\t%s\nCapEff:\t%s\n'
+          b'CapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t0\n'
+          b'Seccomp:\t0\nCpus_allowed_list:\t0-1\nvoluntary_ctxt_switches:\t12\n')
+write('fuzz_procfs', 'status-user', b'\x00' + STATUS % (b'0000000000000000', b'0000000000000000'))
+write('fuzz_procfs', 'status-root', b'\x00' + STATUS % (b'000001ffffffffff', b'000001ffffffffff'))
+write('fuzz_procfs', 'status-net-admin-only',
+      b'\x00' + STATUS % (b'0000000000001000', b'0000000000001000'))
+write('fuzz_procfs', 'status-no-capeff', b'\x00' + b'Name:\tx\nPid:\t1\n')
+write('fuzz_procfs', 'ulp-none', b'\x01')
+write('fuzz_procfs', 'ulp-mptcp', b'\x01mptcp')
+write('fuzz_procfs', 'ulp-tls', b'\x01espintcp mptcp tls')
+write('fuzz_procfs', 'ulp-tls-first', b'\x01tls\tmptcp')
+write('fuzz_procfs', 'modules-builtin',
+      b'\x02kernel/net/ipv4/tcp_cubic.ko\nkernel/net/tls/tls.ko\nkernel/net/unix/unix.ko\n')
+write('fuzz_procfs', 'modules-dep',
+      b'\x02kernel/net/ipv4/tcp_diag.ko.xz: kernel/net/ipv4/inet_diag.ko.xz\n'
+      b'kernel/net/tls/tls.ko.xz:\nkernel/net/sched/sch_fq.ko.xz:\n')
+write('fuzz_procfs', 'modules-none', b'\x02kernel/fs/ext4/ext4.ko.xz: kernel/fs/mbcache.ko.xz\n')
+
+
+def owner_op(entry, kind, arg=b''):
+    return bytes([entry, kind, len(arg)]) + arg
+
+
+# entries: 0 "1", 1 "2", 2 "10", 3 "42", 4 "300", 5 "4242", 6 "65535",
+# 7 "4194304", 8 "self", 9 "0", 10 "01", 11 "1a"
+write('fuzz_procfs', 'owners-one-socket',
+      b'\x03' + bytes([1, 7]) + owner_op(5, 2, b'ktlsctl\n') + owner_op(5, 0, b'/dev/null') +
+      owner_op(5, 0, b'socket:[7]') + owner_op(5, 0, b'anon_inode:[eventfd]'))
+write('fuzz_procfs', 'owners-shared-and-dup',
+      b'\x03' + bytes([4, 7, 9, 7, 0]) + owner_op(3, 2, b'nginx\n') + owner_op(3, 1, bytes(0)) +
+      owner_op(3, 1, b'\x01') + owner_op(4, 2, b'nginx: worker\n') + owner_op(4, 1, b'\x00') +
+      owner_op(6, 1, b'\x01') + owner_op(6, 3) + owner_op(8, 1, b'\x00') +
+      owner_op(10, 1, b'\x00') + owner_op(11, 1, b'\x00'))
+write('fuzz_procfs', 'owners-odd-links',
+      b'\x03' + bytes([2, 5, 255]) + owner_op(1, 0, b'socket:[05]') +
+      owner_op(1, 0, b'socket:[5') + owner_op(2, 0, b'socket:[4294967295]') +
+      owner_op(2, 0, b'socket:[4294967301]') + owner_op(2, 2, b'\x1b[31mred\x07\n'))

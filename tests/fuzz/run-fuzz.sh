@@ -59,6 +59,7 @@ TARGETS=(
 	"fuzz_record|core/channel_soft.c core/keys.c core/err.c|-max_len=8192"
 	"fuzz_conn|core/conn.c core/channel_soft.c core/channel_kernel.c core/handshake.c core/selfcert.c core/keys.c core/limits.c core/net.c core/probe.c core/ticket.c core/addr.c core/err.c|-max_len=8192 -detect_leaks=0"
 	"fuzz_sockdiag|core/sockdiag.c core/sysinfo.c core/probe.c core/channel_kernel.c core/keys.c core/err.c|-max_len=16384 -dict=$here/fuzz_sockdiag.dict"
+	"fuzz_procfs|core/sockdiag.c core/sysinfo.c core/probe.c core/channel_kernel.c core/keys.c core/err.c|-max_len=4096 -dict=$here/fuzz_procfs.dict"
 	"fuzz_tls_stat|core/sysinfo.c core/probe.c core/channel_kernel.c core/keys.c core/err.c|-max_len=16384 -dict=$here/fuzz_tls_stat.dict"
 )
 # fuzz_conn keeps TLS pairs alive between inputs, so libFuzzer's per-input
