@@ -609,10 +609,11 @@ static void read_comm(const char *root, const char *pid, char *comm, size_t len)
 			*c = '?';
 }
 
-/* "socket:[123]" → 123; 0 for anything else. */
+/* "socket:[123]" → 123; 0 for anything else (strtoul alone would also
+ * take "socket:[ +123]" or "socket:[-4294967173]"). */
 static uint32_t socket_inode(const char *link)
 {
-	if (strncmp(link, "socket:[", 8) != 0)
+	if (strncmp(link, "socket:[", 8) != 0 || link[8] < '0' || link[8] > '9')
 		return 0;
 	char *end;
 	errno = 0;
@@ -674,7 +675,9 @@ void kc_sockdiag_find_owners(struct kc_sockdiag *d, const char *root)
 			if (fe->d_name[0] == '.')
 				continue;
 			ssize_t n = readlinkat(dirfd(fdd), fe->d_name, link, sizeof link - 1);
-			if (n <= 0)
+			/* A link that fills the buffer may have been cut short:
+			 * no socket's is that long ("socket:[4294967295]"). */
+			if (n <= 0 || (size_t)n >= sizeof link - 1)
 				continue;
 			link[n] = '\0';
 			struct inode_ix key = { .inode = socket_inode(link) };

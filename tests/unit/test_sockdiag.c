@@ -840,6 +840,47 @@ static void mkfile(const char *path, const char *text)
 	fclose(f);
 }
 
+/* Links that only look like a socket's: strtoul took "socket:[+5]" and
+ * "socket:[-18446744073709551611]" (which wraps to 5) for inode 5
+ * (fuzz_procfs), and a link longer than the 63 bytes read was judged by
+ * its first 63, so "socket:[00...05]x" passed for "socket:[5]". */
+Test(owners, links_that_only_look_like_sockets)
+{
+	static const char *const fake[] = {
+		"socket:[+5]", "socket:[ 5]", "socket:[-18446744073709551611]",
+		"socket:[000000000000000000000000000000000000000000000000000005]x",
+		"socket:[5]x", "socket:[]", "socket:[5",
+	};
+	const char *tmp = getenv("TMPDIR");
+	char root[256], p[512];
+	struct kc_sockdiag d = { 0 };
+	struct kc_ktls_sock s[2];
+
+	snprintf(root, sizeof root, "%s/ktlsctl-proc-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	cr_assert_not_null(mkdtemp(root));
+	memset(s, 0, sizeof s);
+	s[0].inode = 5;
+	s[1].inode = 6;
+	d.socks = s;
+	d.n = 2;
+	snprintf(p, sizeof p, "%s/100", root); mkdir(p, 0755);
+	snprintf(p, sizeof p, "%s/100/fd", root); mkdir(p, 0755);
+	for (size_t i = 0; i < sizeof fake / sizeof fake[0]; i++) {
+		snprintf(p, sizeof p, "%s/100/fd/%zu", root, i);
+		cr_assert_eq(symlink(fake[i], p), 0);
+	}
+	/* The one real link, with leading zeros as strtoul reads them. */
+	snprintf(p, sizeof p, "%s/100/fd/99", root);
+	cr_assert_eq(symlink("socket:[06]", p), 0);
+
+	kc_sockdiag_find_owners(&d, root);
+	cr_assert_eq(s[0].pid, 0, "a look-alike link taken for socket:[5]");
+	cr_assert_eq(s[1].pid, 100);
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+	cr_assert_eq(system(cmd), 0);
+}
+
 Test(owners, fake_proc)
 {
 	const char *tmp = getenv("TMPDIR");
