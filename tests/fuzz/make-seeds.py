@@ -360,3 +360,52 @@ write('fuzz_procfs', 'owners-odd-links',
       b'\x03' + bytes([2, 5, 255]) + owner_op(1, 0, b'socket:[05]') +
       owner_op(1, 0, b'socket:[5') + owner_op(2, 0, b'socket:[4294967295]') +
       owner_op(2, 0, b'socket:[4294967301]') + owner_op(2, 2, b'\x1b[31mred\x07\n'))
+
+
+# ---- fuzz_ctl_client: byte 0 = request (bit 0: TICKETS) and a signal
+# mid-answer (bit 1), then what a session answers (core/ctl.h) ---------------
+
+def stats_body(version='TLS1.3', cipher='AES-256-GCM', suite='TLS_AES_256_GCM_SHA384',
+               limit=16777216, rekey=16515072, tx=(2, 2, 11, 0), rx=(3, 3, 20, 0)):
+    s = (b'pid 4242\nrole client\npeer 127.0.0.1:8443\nchannel kernel\nversion %s\n'
+         b'cipher %s\nsuite %s\nresumed no\n' % (version.encode(), cipher.encode(),
+                                                 suite.encode()))
+    for d, (cur, total, nbytes, ku) in (('tx', tx), ('rx', rx)):
+        used = 100.0 * cur / limit if limit else 0.0
+        s += (b'%s.records_key %d\n%s.records %d\n%s.bytes %d\n%s.key_updates %d\n'
+              b'%s.limit %d\n%s.limit_used %.4f\n' % (d.encode(), cur, d.encode(), total,
+                                                      d.encode(), nbytes, d.encode(), ku,
+                                                      d.encode(), limit, d.encode(), used))
+    if rekey is not None:
+        s += b'rekey_point %d\n' % rekey
+    return s + b'tickets 2\nuptime 17\n'
+
+
+def tickets_body(n):
+    s = b'count %d\n' % n
+    for i in range(n):
+        s += (b'ticket.%d.arrived 1750000000\nticket.%d.lifetime 7200\n'
+              b'ticket.%d.age_add 305419896\nticket.%d.nonce_len 1\n'
+              b'ticket.%d.length 181\nticket.%d.sha256 0011223344556677\n'
+              b'ticket.%d.in_use %s\n' % (i, i, i, i, i, i, i, b'yes' if i == n - 1 else b'no'))
+        if i == 0:
+            s += b'ticket.%d.max_early_data 16384\n' % i
+    return s
+
+
+OK = b'KTLSCTL/1 OK\n'
+write('fuzz_ctl_client', 'stats-tls13', b'\x00' + OK + stats_body() + b'.\n')
+write('fuzz_ctl_client', 'stats-tls12-chacha',
+      b'\x00' + OK + stats_body('TLS1.2', 'CHACHA20-POLY1305',
+                                'TLS_ECDHE_RSA_CHACHA20_POLY1305_SHA256', 0, None) + b'.\n')
+write('fuzz_ctl_client', 'stats-signal-mid-answer', b'\x02' + OK + stats_body() + b'.\n')
+write('fuzz_ctl_client', 'tickets-two', b'\x01' + OK + tickets_body(2) + b'.\n')
+write('fuzz_ctl_client', 'tickets-none', b'\x01' + OK + b'count 0\n.\n')
+write('fuzz_ctl_client', 'keyupdate-ok', b'\x00' + OK + b'.\n')
+write('fuzz_ctl_client', 'err-tls12',
+      b'\x00KTLSCTL/1 ERR key updates are not in TLS 1.2 (only TLS 1.3 can change keys)\n')
+write('fuzz_ctl_client', 'err-other-version',
+      b'\x00KTLSCTL/1 ERR unsupported protocol version (this session speaks KTLSCTL/1)\n')
+write('fuzz_ctl_client', 'incomplete', b'\x00' + OK + stats_body()[:100])
+write('fuzz_ctl_client', 'not-ktlsctl', b'\x00HTTP/1.1 400 Bad Request\r\n\r\n')
+write('fuzz_ctl_client', 'empty', b'\x00')
