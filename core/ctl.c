@@ -434,6 +434,11 @@ int kc_ctl_parse_response(const char *answer, size_t len, pid_t pid, char **resp
 		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
 	memcpy(buf, answer, len);
 	buf[len] = '\0';
+	/* What a session says reaches the user's terminal (and JSON): only
+	 * printable ASCII and line ends pass, as in the kc_view tree. */
+	for (size_t i = 0; i < len && buf[i]; i++)
+		if (buf[i] != '\n' && ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] >= 0x7f))
+			buf[i] = '?';
 	int rc;
 	if (strncmp(buf, PROTO " OK\n", sizeof PROTO + 3) == 0) {
 		char *end = strstr(buf, "\n.\n");

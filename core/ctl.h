@@ -50,7 +50,8 @@ void kc_ctl_server_ready(struct kc_ctl_server *s, struct kc_conn *conn,
 
 /* Client: the pids of the sessions in the directory (stale sockets of
  * dead processes are removed), and one request to one session.  *resp is
- * malloc'd: the "key value" lines after the OK line. */
+ * malloc'd: the "key value" lines after the OK line (see
+ * kc_ctl_parse_response). */
 int kc_ctl_list(pid_t *pids, size_t max, size_t *n, struct kc_err *err);
 int kc_ctl_request(pid_t pid, const char *request, char **resp, struct kc_err *err);
 
@@ -59,7 +60,8 @@ int kc_ctl_request(pid_t pid, const char *request, char **resp, struct kc_err *e
  * names the session in messages.  0 and *resp as for kc_ctl_request on an
  * OK answer ending in a "." line; else -1 with *err (KC_E_PROTOCOL: the
  * session's ERR message, an incomplete answer or none; KC_E_INTERNAL: out
- * of memory) and *resp NULL. */
+ * of memory) and *resp NULL.  Both *resp and the message are printable
+ * ASCII (and line ends in *resp): any other byte becomes '?'. */
 int kc_ctl_parse_response(const char *answer, size_t len, pid_t pid, char **resp,
 			  struct kc_err *err);
 
