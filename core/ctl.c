@@ -415,10 +415,28 @@ int kc_ctl_request(pid_t pid, const char *request, char **resp, struct kc_err *e
 	struct timeval tv = { .tv_sec = CLIENT_TIMEOUT_MS / 1000 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	dprintf(fd, PROTO " %s\n", request);
-	ssize_t n;
-	while (len < sizeof buf - 1 && (n = recv(fd, buf + len, sizeof buf - 1 - len, 0)) > 0)
+	/* A signal (no SA_RESTART: the cli's SIGINT/SIGTERM, or an embedding
+	 * program's) must not cut the request or the answer short: an answer
+	 * cut by EINTR read as "incomplete", or none at all. */
+	char line[REQUEST_MAX + 2];
+	int ll = snprintf(line, sizeof line, PROTO " %s\n", request);
+	size_t off = 0, want = ll < 0 ? 0 : (size_t)ll < sizeof line ? (size_t)ll : sizeof line - 1;
+	while (off < want) {
+		ssize_t w = send(fd, line + off, want - off, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	while (len < sizeof buf - 1) {
+		ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
 		len += (size_t)n;
+	}
 	close(fd);
 	return kc_ctl_parse_response(buf, len, pid, resp, err);
 }
