@@ -169,9 +169,9 @@ static void *fake_session(void *arg)
 			 * interrupts it (EINTR), as a Ctrl-Z/fg, a SIGWINCH or a
 			 * timer of an embedding program would. */
 			send_all(fd, a, len / 2);
-			usleep(2000);
+			usleep(300);
 			pthread_kill(main_thread, SIGUSR1);
-			usleep(2000);
+			usleep(300);
 			send_all(fd, a + len / 2, len - len / 2);
 		} else {
 			send_all(fd, a, len);
