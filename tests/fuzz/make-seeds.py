@@ -409,3 +409,53 @@ write('fuzz_ctl_client', 'err-other-version',
 write('fuzz_ctl_client', 'incomplete', b'\x00' + OK + stats_body()[:100])
 write('fuzz_ctl_client', 'not-ktlsctl', b'\x00HTTP/1.1 400 Bad Request\r\n\r\n')
 write('fuzz_ctl_client', 'empty', b'\x00')
+
+
+# ---- fuzz_ctl_server: byte 0 = the session (0 TLS 1.3 client, 1 TLS 1.2
+# server, 2 TLS 1.3 ChaCha20 server, 3 TLS 1.3 CCM client), then ops: bits
+# 0-2 what, bits 3-7 which client --------------------------------------------
+
+CONNECT, SEND, CANNED, SHUT, CLOSE, SERVE, READ, LONG = range(8)
+C_STATS, C_TICKETS, C_KU, C_KU_REQ, C_STATS_CRLF, C_V2, C_HALF1, C_HALF2 = range(8)
+
+
+def cop(what, client=0, *args):
+    return bytes([what | client << 3]) + bytes(args)
+
+
+def csend(client, data):
+    return cop(SEND, client, len(data)) + data
+
+
+def ask(client, canned):
+    return cop(CONNECT, client) + cop(CANNED, client, canned) + cop(SERVE) + cop(READ, client)
+
+
+for cfg in range(4):
+    write('fuzz_ctl_server', 'requests-session%d' % cfg,
+          bytes([cfg]) + ask(0, C_STATS) + ask(1, C_TICKETS) + ask(2, C_KU) + ask(3, C_KU_REQ) +
+          ask(4, C_STATS_CRLF) + cop(SERVE) + ask(0, C_STATS))
+write('fuzz_ctl_server', 'split-request',
+      b'\x00' + cop(CONNECT, 5) + cop(CANNED, 5, C_HALF1) + cop(SERVE) +
+      cop(CANNED, 5, C_HALF2) + cop(SERVE) + cop(READ, 5))
+write('fuzz_ctl_server', 'bad-requests',
+      b'\x01' + ask(0, C_V2) + cop(CONNECT, 1) + csend(1, b'GET / HTTP/1.0\r\n') +
+      cop(CONNECT, 2) + csend(2, b'KTLSCTL/1 STATS please\n') +
+      cop(CONNECT, 3) + csend(3, b'KTLSCTL/1 stats\n') + cop(CONNECT, 4) + csend(4, b'\n') +
+      cop(SERVE) + cop(READ, 1) + cop(READ, 2))
+write('fuzz_ctl_server', 'too-long',
+      b'\x00' + cop(CONNECT, 0) + cop(LONG, 0, 63) + cop(SERVE) + cop(LONG, 0, 1) + cop(SERVE) +
+      cop(CONNECT, 1) + cop(LONG, 1, 63) + csend(1, b'AAA\n') + cop(SERVE) +
+      cop(CONNECT, 2) + cop(LONG, 2, 200) + csend(2, b'\n'))
+write('fuzz_ctl_server', 'two-requests-one-connection',
+      b'\x00' + cop(CONNECT, 0) + csend(0, b'KTLSCTL/1 TICKETS\nKTLSCTL/1 STATS\n') +
+      cop(SERVE) + cop(CANNED, 0, C_KU))
+write('fuzz_ctl_server', 'half-closed',
+      b'\x00' + cop(CONNECT, 0) + cop(CANNED, 0, C_HALF1) + cop(SHUT, 0) + cop(SERVE) +
+      cop(CONNECT, 1) + cop(CANNED, 1, C_STATS) + cop(SHUT, 1) + cop(SERVE) +
+      cop(CONNECT, 2) + cop(CANNED, 2, C_STATS) + cop(CLOSE, 2) + cop(SERVE))
+# more clients than slots (31): idle ones are evicted oldest first
+write('fuzz_ctl_server', 'more-clients-than-slots',
+      b'\x03' + b''.join(cop(CONNECT, i) + cop(SERVE) for i in range(31)) +
+      cop(CONNECT, 31) + cop(CANNED, 31, C_STATS) + cop(SERVE) + cop(CONNECT, 0) +
+      cop(CANNED, 0, C_STATS) + cop(SERVE) + cop(CANNED, 1, C_STATS) + cop(SERVE))

@@ -58,6 +58,7 @@ TARGETS=(
 	"fuzz_sessfile|core/sessfile.c core/err.c|-max_len=8192"
 	"fuzz_record|core/channel_soft.c core/keys.c core/err.c|-max_len=8192"
 	"fuzz_conn|core/conn.c core/channel_soft.c core/channel_kernel.c core/handshake.c core/selfcert.c core/keys.c core/limits.c core/net.c core/probe.c core/ticket.c core/addr.c core/err.c|-max_len=8192 -detect_leaks=0"
+	"fuzz_ctl_server|core/ctl.c core/conn.c core/channel_soft.c core/channel_kernel.c core/handshake.c core/selfcert.c core/keys.c core/limits.c core/net.c core/probe.c core/ticket.c core/addr.c core/err.c|-max_len=4096 -dict=$here/fuzz_ctl.dict"
 	"fuzz_ctl_client|core/ctl.c core/conn.c core/channel_soft.c core/channel_kernel.c core/handshake.c core/selfcert.c core/keys.c core/limits.c core/net.c core/probe.c core/ticket.c core/addr.c core/sysinfo.c core/sockdiag.c core/err.c cli/out.c|-max_len=20000 -dict=$here/fuzz_ctl.dict"
 	"fuzz_sockdiag|core/sockdiag.c core/sysinfo.c core/probe.c core/channel_kernel.c core/keys.c core/err.c|-max_len=16384 -dict=$here/fuzz_sockdiag.dict"
 	"fuzz_procfs|core/sockdiag.c core/sysinfo.c core/probe.c core/channel_kernel.c core/keys.c core/err.c|-max_len=4096 -dict=$here/fuzz_procfs.dict"
