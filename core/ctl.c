@@ -332,11 +332,17 @@ static void serve_client(struct ctl_client *cl, short revents, struct kc_conn *c
 			client_drop(cl);
 		return;
 	}
+	/* The line is read as a C string below: "STATS\0junk" would pass for
+	 * "STATS". */
+	bool nul = memchr(cl->in, '\0', (size_t)(nl - cl->in)) != NULL;
 	*nl = '\0';
 	if (nl > cl->in && nl[-1] == '\r')
 		nl[-1] = '\0';
 	if (cl->denied) {
 		cl->out = strdup(PROTO " ERR permission denied: another user's session\n");
+		cl->out_len = cl->out ? strlen(cl->out) : 0;
+	} else if (nul) {
+		cl->out = strdup(PROTO " ERR not a ktlsctl request (a NUL byte in the line)\n");
 		cl->out_len = cl->out ? strlen(cl->out) : 0;
 	} else {
 		respond(cl, conn, info);

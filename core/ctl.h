@@ -11,8 +11,9 @@
  *             | "KTLSCTL/1 KEYUPDATE\n" | "KTLSCTL/1 KEYUPDATE request\n"
  *   response: "KTLSCTL/1 OK\n" then "key value\n" lines, then ".\n"
  *             or "KTLSCTL/1 ERR message\n".
- * Requests longer than 256 bytes, unknown requests and other versions get
- * an ERR; the server never blocks the session's data path on a client. */
+ * Requests longer than 256 bytes, unknown requests, other versions and
+ * lines with a NUL byte get an ERR; bytes after the first line are
+ * ignored.  The server never blocks the session's data path on a client. */
 #ifndef KC_CTL_H
 #define KC_CTL_H
 
