@@ -332,11 +332,17 @@ static void serve_client(struct ctl_client *cl, short revents, struct kc_conn *c
 			client_drop(cl);
 		return;
 	}
+	/* The line is read as a C string below: "STATS\0junk" would pass for
+	 * "STATS". */
+	bool nul = memchr(cl->in, '\0', (size_t)(nl - cl->in)) != NULL;
 	*nl = '\0';
 	if (nl > cl->in && nl[-1] == '\r')
 		nl[-1] = '\0';
 	if (cl->denied) {
 		cl->out = strdup(PROTO " ERR permission denied: another user's session\n");
+		cl->out_len = cl->out ? strlen(cl->out) : 0;
+	} else if (nul) {
+		cl->out = strdup(PROTO " ERR not a ktlsctl request (a NUL byte in the line)\n");
 		cl->out_len = cl->out ? strlen(cl->out) : 0;
 	} else {
 		respond(cl, conn, info);
@@ -415,29 +421,70 @@ int kc_ctl_request(pid_t pid, const char *request, char **resp, struct kc_err *e
 	struct timeval tv = { .tv_sec = CLIENT_TIMEOUT_MS / 1000 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	dprintf(fd, PROTO " %s\n", request);
-	ssize_t n;
-	while (len < sizeof buf - 1 && (n = recv(fd, buf + len, sizeof buf - 1 - len, 0)) > 0)
+	/* A signal (no SA_RESTART: the cli's SIGINT/SIGTERM, or an embedding
+	 * program's) must not cut the request or the answer short: an answer
+	 * cut by EINTR read as "incomplete", or none at all. */
+	char line[REQUEST_MAX + 2];
+	int ll = snprintf(line, sizeof line, PROTO " %s\n", request);
+	size_t off = 0, want = ll < 0 ? 0 : (size_t)ll < sizeof line ? (size_t)ll : sizeof line - 1;
+	while (off < want) {
+		ssize_t w = send(fd, line + off, want - off, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	while (len < sizeof buf - 1) {
+		ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
 		len += (size_t)n;
+	}
 	close(fd);
+	return kc_ctl_parse_response(buf, len, pid, resp, err);
+}
+
+int kc_ctl_parse_response(const char *answer, size_t len, pid_t pid, char **resp,
+			  struct kc_err *err)
+{
+	*resp = NULL;
+	if (len > KC_CTL_RESPONSE_MAX)
+		len = KC_CTL_RESPONSE_MAX;
+	char *buf = malloc(len + 1);
+	if (!buf)
+		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
+	memcpy(buf, answer, len);
 	buf[len] = '\0';
+	/* What a session says reaches the user's terminal (and JSON): only
+	 * printable ASCII and line ends pass, as in the kc_view tree. */
+	for (size_t i = 0; i < len && buf[i]; i++)
+		if (buf[i] != '\n' && ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] >= 0x7f))
+			buf[i] = '?';
+	int rc;
 	if (strncmp(buf, PROTO " OK\n", sizeof PROTO + 3) == 0) {
 		char *end = strstr(buf, "\n.\n");
-		if (!end)
-			return kc_err_set(err, KC_E_PROTOCOL,
-					  "session %d sent an incomplete answer (it may have just ended)",
-					  (int)pid);
-		end[1] = '\0';
-		*resp = strdup(buf + sizeof PROTO + 3);
-		return *resp ? 0 : kc_err_set(err, KC_E_INTERNAL, "out of memory");
-	}
-	if (strncmp(buf, PROTO " ERR ", sizeof PROTO + 4) == 0) {
+		if (!end) {
+			rc = kc_err_set(err, KC_E_PROTOCOL,
+					"session %d sent an incomplete answer (it may have just ended)",
+					(int)pid);
+		} else {
+			end[1] = '\0';
+			*resp = strdup(buf + sizeof PROTO + 3);
+			rc = *resp ? 0 : kc_err_set(err, KC_E_INTERNAL, "out of memory");
+		}
+	} else if (strncmp(buf, PROTO " ERR ", sizeof PROTO + 4) == 0) {
 		buf[strcspn(buf, "\n")] = '\0';
-		return kc_err_set(err, KC_E_PROTOCOL, "session %d: %s", (int)pid,
-				  buf + sizeof PROTO + 4);
+		rc = kc_err_set(err, KC_E_PROTOCOL, "session %d: %s", (int)pid,
+				buf + sizeof PROTO + 4);
+	} else {
+		rc = kc_err_set(err, KC_E_PROTOCOL,
+				"session %d gave no answer (it may have just ended)", (int)pid);
 	}
-	return kc_err_set(err, KC_E_PROTOCOL,
-			  "session %d gave no answer (it may have just ended)", (int)pid);
+	free(buf);
+	return rc;
 }
 
 int kc_ctl_fields(const char *resp, void (*fn)(void *ctx, const char *key, const char *value),

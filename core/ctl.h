@@ -11,8 +11,9 @@
  *             | "KTLSCTL/1 KEYUPDATE\n" | "KTLSCTL/1 KEYUPDATE request\n"
  *   response: "KTLSCTL/1 OK\n" then "key value\n" lines, then ".\n"
  *             or "KTLSCTL/1 ERR message\n".
- * Requests longer than 256 bytes, unknown requests and other versions get
- * an ERR; the server never blocks the session's data path on a client. */
+ * Requests longer than 256 bytes, unknown requests, other versions and
+ * lines with a NUL byte get an ERR; bytes after the first line are
+ * ignored.  The server never blocks the session's data path on a client. */
 #ifndef KC_CTL_H
 #define KC_CTL_H
 
@@ -50,9 +51,20 @@ void kc_ctl_server_ready(struct kc_ctl_server *s, struct kc_conn *conn,
 
 /* Client: the pids of the sessions in the directory (stale sockets of
  * dead processes are removed), and one request to one session.  *resp is
- * malloc'd: the "key value" lines after the OK line. */
+ * malloc'd: the "key value" lines after the OK line (see
+ * kc_ctl_parse_response). */
 int kc_ctl_list(pid_t *pids, size_t max, size_t *n, struct kc_err *err);
 int kc_ctl_request(pid_t pid, const char *request, char **resp, struct kc_err *err);
+
+/* The client's reading of a session's answer: answer is what came back
+ * (len bytes, any content; only the first KC_CTL_RESPONSE_MAX count), pid
+ * names the session in messages.  0 and *resp as for kc_ctl_request on an
+ * OK answer ending in a "." line; else -1 with *err (KC_E_PROTOCOL: the
+ * session's ERR message, an incomplete answer or none; KC_E_INTERNAL: out
+ * of memory) and *resp NULL.  Both *resp and the message are printable
+ * ASCII (and line ends in *resp): any other byte becomes '?'. */
+int kc_ctl_parse_response(const char *answer, size_t len, pid_t pid, char **resp,
+			  struct kc_err *err);
 
 /* Split a response into fields: calls fn(ctx, key, value) per line. */
 int kc_ctl_fields(const char *resp, void (*fn)(void *ctx, const char *key, const char *value),

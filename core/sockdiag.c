@@ -267,6 +267,17 @@ static int parse_diag_msg(const unsigned char *p, size_t len,
 	return append_sock(d, &s) < 0 ? -2 : 0;
 }
 
+/* A negative error code of NLMSG_ERROR or NLMSG_DONE.  The kernel's are
+ * -1 .. -MAX_ERRNO (4095); anything below is no errno (and INT_MIN has no
+ * negation): a malformed reply. */
+static int reply_error(struct kc_err *err, int e, const char *what)
+{
+	if (e < -4095)
+		return kc_err_set(err, KC_E_IO, "malformed sock_diag reply: %s with error "
+				  "code %d, not an errno", what, e);
+	return kc_err_errno(err, KC_E_IO, -e, "%s", what);
+}
+
 int kc_sockdiag_parse(const void *buf, size_t len, const struct kc_sockdiag_opts *opts,
 		      struct kc_sockdiag *d, bool *done, struct kc_err *err)
 {
@@ -296,7 +307,7 @@ int kc_sockdiag_parse(const void *buf, size_t len, const struct kc_sockdiag_opts
 			if (plen >= sizeof e) {
 				memcpy(&e, payload, sizeof e);
 				if (e < 0)
-					return kc_err_errno(err, KC_E_IO, -e, "sock_diag dump failed");
+					return reply_error(err, e, "sock_diag dump failed");
 			}
 			*done = true;
 			return 0;
@@ -306,7 +317,7 @@ int kc_sockdiag_parse(const void *buf, size_t len, const struct kc_sockdiag_opts
 						  "NLMSG_ERROR");
 			memcpy(&e, payload, sizeof e);
 			if (e < 0)
-				return kc_err_errno(err, KC_E_IO, -e, "sock_diag request refused");
+				return reply_error(err, e, "sock_diag request refused");
 			break;   /* an ack */
 		case SOCK_DIAG_BY_FAMILY: {
 			int r = parse_diag_msg(payload, plen, opts, d, &why);
@@ -598,10 +609,11 @@ static void read_comm(const char *root, const char *pid, char *comm, size_t len)
 			*c = '?';
 }
 
-/* "socket:[123]" → 123; 0 for anything else. */
+/* "socket:[123]" → 123; 0 for anything else (strtoul alone would also
+ * take "socket:[ +123]" or "socket:[-4294967173]"). */
 static uint32_t socket_inode(const char *link)
 {
-	if (strncmp(link, "socket:[", 8) != 0)
+	if (strncmp(link, "socket:[", 8) != 0 || link[8] < '0' || link[8] > '9')
 		return 0;
 	char *end;
 	errno = 0;
@@ -663,7 +675,9 @@ void kc_sockdiag_find_owners(struct kc_sockdiag *d, const char *root)
 			if (fe->d_name[0] == '.')
 				continue;
 			ssize_t n = readlinkat(dirfd(fdd), fe->d_name, link, sizeof link - 1);
-			if (n <= 0)
+			/* A link that fills the buffer may have been cut short:
+			 * no socket's is that long ("socket:[4294967295]"). */
+			if (n <= 0 || (size_t)n >= sizeof link - 1)
 				continue;
 			link[n] = '\0';
 			struct inode_ix key = { .inode = socket_inode(link) };

@@ -110,8 +110,9 @@ int kc_sockdiag_dump(const struct kc_sockdiag_opts *opts, struct kc_sockdiag *d,
  * counting tcp_seen/ulp_seen.  *done is set at NLMSG_DONE.  Every length
  * is checked: a message or attribute running past its container, a short
  * inet_diag_msg or a truncated nested attribute makes it return -1 with
- * *err (KC_E_IO), never read out of bounds.  An NLMSG_ERROR with an error
- * returns -1 with err->sys_errno set. */
+ * *err (KC_E_IO), never read out of bounds.  An NLMSG_ERROR (or an
+ * NLMSG_DONE) with an error returns -1 with err->sys_errno set; an error
+ * code below -4095 (MAX_ERRNO) is no errno and counts as malformed. */
 int kc_sockdiag_parse(const void *buf, size_t len, const struct kc_sockdiag_opts *opts,
 		      struct kc_sockdiag *d, bool *done, struct kc_err *err);
 

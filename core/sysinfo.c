@@ -227,24 +227,35 @@ const char *kc_errno_name(int e, char *buf, size_t len)
 	return buf;
 }
 
+int kc_proc_status_capeff(FILE *f, uint64_t *eff)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	int found = 0;
+
+	while (getline(&line, &cap, f) >= 0) {
+		unsigned long long v;
+		if (sscanf(line, "CapEff: %llx", &v) == 1) {
+			*eff = v;
+			found = 1;
+			break;
+		}
+	}
+	free(line);
+	return found;
+}
+
 bool kc_sysinfo_net_admin(void)
 {
 	FILE *f = fopen("/proc/self/status", "re");
-	char line[256];
-	bool found = false, cap = false;
+	uint64_t eff = 0;
+	int found = 0;
 
 	if (f) {
-		while (fgets(line, sizeof line, f)) {
-			unsigned long long eff;
-			if (sscanf(line, "CapEff: %llx", &eff) == 1) {
-				found = true;
-				cap = (eff >> CAP_NET_ADMIN_BIT) & 1;
-				break;
-			}
-		}
+		found = kc_proc_status_capeff(f, &eff);
 		fclose(f);
 	}
-	return found ? cap : geteuid() == 0;
+	return found ? (eff >> CAP_NET_ADMIN_BIT) & 1 : geteuid() == 0;
 }
 
 /* Read a small text file (first line(s)), newline-stripped; -1 + errno. */
@@ -268,8 +279,7 @@ static int read_small(const char *path, char *buf, size_t len)
 	return 0;
 }
 
-/* Is "tls" one of the blank-separated words? */
-static bool has_word(const char *list, const char *word)
+bool kc_ulp_list_has(const char *list, const char *word)
 {
 	size_t wl = strlen(word);
 	for (const char *p = list; *p;) {
@@ -280,6 +290,21 @@ static bool has_word(const char *list, const char *word)
 		p += n;
 	}
 	return false;
+}
+
+int kc_modules_list_has_tls(FILE *f)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	int found = 0;
+
+	while (getline(&line, &cap, f) >= 0)
+		if (strncmp(line, "kernel/net/tls/tls.ko", 21) == 0) {
+			found = 1;
+			break;
+		}
+	free(line);
+	return found;
 }
 
 /* 1: the running kernel's modules.builtin or modules.dep lists
@@ -299,15 +324,7 @@ static int tls_module_installed(char *where, size_t len)
 		if (!f)
 			continue;
 		read_any++;
-		char *line = NULL;
-		size_t cap = 0;
-		int found = 0;
-		while (getline(&line, &cap, f) >= 0)
-			if (strncmp(line, "kernel/net/tls/tls.ko", 21) == 0) {
-				found = 1;
-				break;
-			}
-		free(line);
+		int found = kc_modules_list_has_tls(f);
 		fclose(f);
 		if (found) {
 			snprintf(where, len, "%s in /lib/modules/%s/%s",
@@ -485,7 +502,7 @@ int kc_ktls_caps_probe(struct kc_ktls_caps *caps, struct kc_err *err)
 	if (read_small(ULP_LIST_PATH, caps->available_ulps, sizeof caps->available_ulps) < 0)
 		caps->available_ulps[0] = '\0';
 	sanitize(caps->available_ulps);
-	caps->ulp_registered = has_word(caps->available_ulps, "tls");
+	caps->ulp_registered = kc_ulp_list_has(caps->available_ulps, "tls");
 
 	kc_err_clear(&perr);
 	r = kc_probe_kernel_ulp(&e, &perr);
@@ -753,6 +770,19 @@ void kc_tls_stat_free(struct kc_tls_stat *st)
 	st->n = 0;
 }
 
+/* An entry's name and place in the file, sorted by name then place. */
+struct stat_ix {
+	const char *name;
+	size_t i;
+};
+
+static int cmp_stat_ix(const void *a, const void *b)
+{
+	const struct stat_ix *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+	return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
 int kc_tls_stat_view(const struct kc_tls_stat *st, struct kc_view *parent,
 		     struct kc_err *err)
 {
@@ -761,11 +791,29 @@ int kc_tls_stat_view(const struct kc_tls_stat *st, struct kc_view *parent,
 	kc_view_bool(o, "present", "present", st->present);
 	kc_view_string_or_null(o, "reason", "reason", st->present ? NULL : st->reason);
 	struct kc_view *c = kc_view_object(o, "counters", "counters");
-	for (size_t i = 0; i < st->n; i++) {
-		if (kc_tls_stat_find(st, st->entries[i].name) != &st->entries[i])
-			continue;   /* repeated name: JSON keys must be unique */
-		kc_view_uint(c, st->entries[i].name, st->entries[i].name, st->entries[i].value);
+	/* A repeated name keeps its first value (JSON keys must be unique).
+	 * Repeats are found by sorting, not by a search per entry: a file
+	 * of many names must not take quadratic time. */
+	struct stat_ix *ix = st->n ? calloc(st->n, sizeof *ix) : NULL;
+	bool *repeat = st->n ? calloc(st->n, sizeof *repeat) : NULL;
+	if (st->n && (!ix || !repeat)) {
+		free(ix);
+		free(repeat);
+		return kc_err_set(err, KC_E_INTERNAL, "out of memory building the report");
 	}
+	for (size_t i = 0; i < st->n; i++)
+		ix[i] = (struct stat_ix){ st->entries[i].name, i };
+	if (st->n)
+		qsort(ix, st->n, sizeof *ix, cmp_stat_ix);
+	for (size_t i = 1; i < st->n; i++)
+		if (strcmp(ix[i].name, ix[i - 1].name) == 0)
+			repeat[ix[i].i] = true;
+	for (size_t i = 0; i < st->n; i++)
+		if (!repeat[i])
+			kc_view_uint(c, st->entries[i].name, st->entries[i].name,
+				     st->entries[i].value);
+	free(ix);
+	free(repeat);
 	kc_view_uint(o, "skipped_lines", "unparsed lines", st->skipped);
 	if (!st->present)
 		kc_view_set_text(o, "%s", st->reason);

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/err.h"
 #include "core/keys.h"
@@ -202,5 +203,19 @@ bool kc_sysinfo_net_admin(void);
 /* "ENOENT", "EINVAL", ... for the errnos probes meet; "errno N" otherwise
  * (into buf). */
 const char *kc_errno_name(int e, char *buf, size_t len);
+
+/* The small parsers of /proc and /lib/modules text behind the answers
+ * above (callable on their own for tests and fuzzing; nothing is opened):
+ *   kc_proc_status_capeff    a /proc/PID/status stream: 1 and *eff, the
+ *                            CapEff mask, from the first "CapEff:" line;
+ *                            0 when no line has one.
+ *   kc_ulp_list_has          is word one of the blank-separated words of
+ *                            list (/proc/sys/net/ipv4/tcp_available_ulp)?
+ *   kc_modules_list_has_tls  a modules.builtin or modules.dep stream: 1
+ *                            when a line starts with kernel/net/tls/tls.ko
+ *                            (".ko.xz" and the like included), else 0. */
+int kc_proc_status_capeff(FILE *f, uint64_t *eff);
+bool kc_ulp_list_has(const char *list, const char *word);
+int kc_modules_list_has_tls(FILE *f);
 
 #endif

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,6 +341,44 @@ Test(parse, control_messages)
 	cr_assert_eq(parse_exact(nb.u.b, nb.len, NULL, &d, &done, &err), 0);
 	cr_assert(done);
 	cr_assert(d.interrupted);
+	kc_sockdiag_free(&d);
+}
+
+/* Error codes that are no errno (below -4095): INT_MIN used to be negated
+ * (undefined behaviour, caught by UBSan in fuzz_sockdiag) and any other
+ * became a bogus errno.  Both are a malformed reply, without an errno. */
+Test(parse, error_codes_that_are_no_errno)
+{
+	static const int codes[] = { INT_MIN, INT_MIN + 1, -4096, -100000 };
+	struct nb nb = { .len = 0 };
+	struct kc_sockdiag d = { 0 };
+	struct kc_err err;
+	bool done;
+
+	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+		nb.len = 0;
+		struct nlmsgerr e = { .error = codes[i] };
+		size_t m = msg_begin(&nb, NLMSG_ERROR, 0);
+		put(&nb, &e, sizeof e);
+		msg_end(&nb, m);
+		kc_err_clear(&err);
+		cr_assert_eq(parse_exact(nb.u.b, nb.len, NULL, &d, &done, &err), -1);
+		cr_assert_eq(err.status, KC_E_IO);
+		cr_assert_eq(err.sys_errno, 0, "code %d: errno %d", codes[i], err.sys_errno);
+		cr_assert(strstr(err.msg, "not an errno"), "%s", err.msg);
+
+		nb.len = 0;
+		done_msg(&nb, codes[i]);
+		kc_err_clear(&err);
+		cr_assert_eq(parse_exact(nb.u.b, nb.len, NULL, &d, &done, &err), -1);
+		cr_assert_eq(err.sys_errno, 0);
+		cr_assert(strstr(err.msg, "not an errno"), "%s", err.msg);
+	}
+	/* The largest errno is still one. */
+	nb.len = 0;
+	done_msg(&nb, -4095);
+	cr_assert_eq(parse_exact(nb.u.b, nb.len, NULL, &d, &done, &err), -1);
+	cr_assert_eq(err.sys_errno, 4095);
 	kc_sockdiag_free(&d);
 }
 
@@ -799,6 +838,47 @@ static void mkfile(const char *path, const char *text)
 	cr_assert_not_null(f, "%s", path);
 	fputs(text, f);
 	fclose(f);
+}
+
+/* Links that only look like a socket's: strtoul took "socket:[+5]" and
+ * "socket:[-18446744073709551611]" (which wraps to 5) for inode 5
+ * (fuzz_procfs), and a link longer than the 63 bytes read was judged by
+ * its first 63, so "socket:[00...05]x" passed for "socket:[5]". */
+Test(owners, links_that_only_look_like_sockets)
+{
+	static const char *const fake[] = {
+		"socket:[+5]", "socket:[ 5]", "socket:[-18446744073709551611]",
+		"socket:[000000000000000000000000000000000000000000000000000005]x",
+		"socket:[5]x", "socket:[]", "socket:[5",
+	};
+	const char *tmp = getenv("TMPDIR");
+	char root[256], p[512];
+	struct kc_sockdiag d = { 0 };
+	struct kc_ktls_sock s[2];
+
+	snprintf(root, sizeof root, "%s/ktlsctl-proc-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	cr_assert_not_null(mkdtemp(root));
+	memset(s, 0, sizeof s);
+	s[0].inode = 5;
+	s[1].inode = 6;
+	d.socks = s;
+	d.n = 2;
+	snprintf(p, sizeof p, "%s/100", root); mkdir(p, 0755);
+	snprintf(p, sizeof p, "%s/100/fd", root); mkdir(p, 0755);
+	for (size_t i = 0; i < sizeof fake / sizeof fake[0]; i++) {
+		snprintf(p, sizeof p, "%s/100/fd/%zu", root, i);
+		cr_assert_eq(symlink(fake[i], p), 0);
+	}
+	/* The one real link, with leading zeros as strtoul reads them. */
+	snprintf(p, sizeof p, "%s/100/fd/99", root);
+	cr_assert_eq(symlink("socket:[06]", p), 0);
+
+	kc_sockdiag_find_owners(&d, root);
+	cr_assert_eq(s[0].pid, 0, "a look-alike link taken for socket:[5]");
+	cr_assert_eq(s[1].pid, 100);
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+	cr_assert_eq(system(cmd), 0);
 }
 
 Test(owners, fake_proc)

@@ -393,6 +393,36 @@ Test(view, tls_stat_json)
 	kc_tls_stat_free(&st);
 }
 
+/* A file as large as kc_tls_stat_read takes (1 MB) of distinct names:
+ * the view used to look each name up again among all the entries before
+ * it, about 30 s for this; repeats must still keep their first value. */
+Test(view, tls_stat_many_names_in_linear_time, .timeout = 20)
+{
+	size_t cap = 1u << 20, len = 0;
+	char *buf = malloc(cap);
+	struct kc_tls_stat st = { 0 };
+	struct kc_view *root = kc_view_new();
+
+	len += (size_t)sprintf(buf + len, "Twice 1\n");
+	for (unsigned i = 0; len + 32 < cap; i++)
+		len += (size_t)sprintf(buf + len, "N%x 1\n", i);
+	len += (size_t)sprintf(buf + len, "Twice 2\n");
+	cr_assert_eq(kc_tls_stat_parse(buf, len, &st, NULL), 0);
+	cr_assert_gt(st.n, 100000);
+	cr_assert_eq(kc_tls_stat_view(&st, root, NULL), 0);
+	const struct kc_view *c = kc_view_get(kc_view_get(root, "tls_stat"), "counters");
+	size_t n = 0;
+	for (const struct kc_view *v = c->first; v; v = v->next)
+		n++;
+	cr_assert_eq(n, st.n - 1);
+	cr_assert_eq(kc_view_get(c, "Twice")->num, 1);
+	cr_assert_str_eq(c->first->key, "Twice");
+	cr_assert_str_eq(c->last->key, st.entries[st.n - 2].name);
+	kc_view_free(root);
+	kc_tls_stat_free(&st);
+	free(buf);
+}
+
 Test(view, builders)
 {
 	struct kc_view *root = kc_view_new();
