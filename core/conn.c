@@ -491,9 +491,16 @@ static int on_handshake(struct kc_conn *c, const unsigned char *p, size_t n, str
 		int level;
 		int alert = rc == GNUTLS_E_PARSING_ERROR ? GNUTLS_A_DECODE_ERROR
 							 : gnutls_error_to_alert(rc, &level);
-		snprintf(detail, sizeof detail,
-			 "the peer sent a handshake message we cannot accept: %s",
-			 gnutls_strerror(rc));
+		if (rc == GNUTLS_E_TOO_MANY_HANDSHAKE_PACKETS)
+			/* GnuTLS takes at most 8 KeyUpdates a second (a DoS
+			 * guard; test_conn key_update_rate_limit): a flood. */
+			snprintf(detail, sizeof detail,
+				 "the peer flooded the session with KeyUpdates (more "
+				 "than GnuTLS accepts in a second)");
+		else
+			snprintf(detail, sizeof detail,
+				 "the peer sent a handshake message we cannot accept: %s",
+				 gnutls_strerror(rc));
 		return protocol_error(c, alert < 0 ? GNUTLS_A_UNEXPECTED_MESSAGE : alert, err,
 				      detail);
 	}

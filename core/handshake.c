@@ -2,9 +2,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <gnutls/x509.h>
 
@@ -220,6 +225,81 @@ static int setup_session(gnutls_session_t s, int fd, const struct kc_tls_opts *o
 	return 0;
 }
 
+/* GnuTLS's handshake timeout bounds each wait, not the handshake: a peer
+ * that sends a byte now and then (slowloris) kept it going for ever.
+ * These transport functions hold the whole handshake to one deadline. */
+struct deadline_io {
+	int fd;
+	long long deadline_ms;
+};
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int deadline_wait(gnutls_transport_ptr_t p, unsigned ms)
+{
+	const struct deadline_io *d = p;
+	long long left = d->deadline_ms - mono_ms();
+	if (left <= 0)
+		return 0;   /* GnuTLS then fails with GNUTLS_E_TIMEDOUT */
+	if (ms != GNUTLS_INDEFINITE_TIMEOUT && ms < left)
+		left = ms;
+	struct pollfd pf = { .fd = d->fd, .events = POLLIN };
+	return poll(&pf, 1, (int)left);
+}
+
+static ssize_t deadline_recv(gnutls_transport_ptr_t p, void *buf, size_t len)
+{
+	const struct deadline_io *d = p;
+	if (deadline_wait(p, GNUTLS_INDEFINITE_TIMEOUT) == 0) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	return recv(d->fd, buf, len, 0);
+}
+
+static ssize_t deadline_send(gnutls_transport_ptr_t p, const void *buf, size_t len)
+{
+	const struct deadline_io *d = p;
+	return send(d->fd, buf, len, MSG_NOSIGNAL);
+}
+
+/* After the handshake the transport is the plain fd again (GnuTLS does
+ * not touch it once the conn owns the socket, but must never see a
+ * pointer to a dead stack frame). */
+static int fd_of(gnutls_transport_ptr_t p)
+{
+	return (int)(intptr_t)p;
+}
+
+static int fd_wait(gnutls_transport_ptr_t p, unsigned ms)
+{
+	struct pollfd pf = { .fd = fd_of(p), .events = POLLIN };
+	return poll(&pf, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
+}
+
+static ssize_t fd_recv(gnutls_transport_ptr_t p, void *buf, size_t len)
+{
+	return recv(fd_of(p), buf, len, 0);
+}
+
+static ssize_t fd_send(gnutls_transport_ptr_t p, const void *buf, size_t len)
+{
+	return send(fd_of(p), buf, len, MSG_NOSIGNAL);
+}
+
+static void set_transport(gnutls_session_t s, void *ptr, bool deadline)
+{
+	gnutls_transport_set_ptr(s, ptr);
+	gnutls_transport_set_pull_function(s, deadline ? deadline_recv : fd_recv);
+	gnutls_transport_set_pull_timeout_function(s, deadline ? deadline_wait : fd_wait);
+	gnutls_transport_set_push_function(s, deadline ? deadline_send : fd_send);
+}
+
 static int handshake_error(gnutls_session_t s, const struct kc_tls_opts *o, int rc,
 			   struct kc_err *err)
 {
@@ -281,9 +361,16 @@ int kc_tls_handshake(int fd, const struct kc_tls_opts *o, struct kc_creds *c,
 		gnutls_deinit(s);
 		return -1;
 	}
+	unsigned limit = o->handshake_timeout_ms ? o->handshake_timeout_ms
+						 : GNUTLS_DEFAULT_HANDSHAKE_TIMEOUT;
+	struct deadline_io dio = { .fd = fd, .deadline_ms = mono_ms() + limit };
+	set_transport(s, &dio, true);
 	do {
 		rc = gnutls_handshake(s);
 	} while (rc < 0 && !gnutls_error_is_fatal(rc) && rc != GNUTLS_E_INTERRUPTED);
+	set_transport(s, (void *)(intptr_t)fd, false);
+	if (rc < 0 && mono_ms() >= dio.deadline_ms)
+		rc = GNUTLS_E_TIMEDOUT;
 	if (rc < 0) {
 		handshake_error(s, o, rc, err);
 		gnutls_deinit(s);

@@ -1307,7 +1307,7 @@ Test(conn, key_update_rate_limit, .timeout = 10)
 	for (int i = 0; i < 9; i++)
 		ku(&p, CLI, false);
 	write_all_conn(p.c[CLI], "B", 1, "client");
-	expect_fail(p.c[SRV], KC_E_PROTOCOL, "handshake message", &err);
+	expect_fail(p.c[SRV], KC_E_PROTOCOL, "flooded the session with KeyUpdates", &err);
 	unsigned rx = kc_conn_stats(p.c[SRV], KC_RX)->key_updates;
 	cr_assert(rx >= 8 && rx < 17, "%u key updates installed", rx);
 	/* the client learns of it through the server's fatal alert */
