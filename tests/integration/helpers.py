@@ -949,14 +949,14 @@ def _pin_version(ctx, version):
 
 
 class ServerThread:
-    """A one-connection TCP server on 127.0.0.1:0 running fn(conn_socket) in
-    a thread.  .port, .join(timeout) -> re-raises what fn raised, .result is
+    """A one-connection TCP server on 127.0.0.1:0 (or :port) running
+    fn(conn_socket) in a thread.  .port, .join(timeout) -> re-raises what fn raised, .result is
     what fn returned."""
 
-    def __init__(self, fn, accept_timeout=30, family=socket.AF_INET, host="127.0.0.1"):
+    def __init__(self, fn, accept_timeout=30, family=socket.AF_INET, host="127.0.0.1", port=0):
         self.ls = socket.socket(family, socket.SOCK_STREAM)
         self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind((host, 0))
+        self.ls.bind((host, port))
         self.ls.listen(4)
         self.ls.settimeout(scaled(accept_timeout))
         self.port = self.ls.getsockname()[1]

@@ -74,6 +74,7 @@ KTLSCTL_SECRETS_SHOW=1 prints every scan's table: each item, its count and
 where each copy is; KTLSCTL_SECRETS_SHOW=report prints the problems too,
 without failing (to survey a change).
 """
+import base64
 import hashlib
 import hmac
 import os
@@ -147,10 +148,12 @@ class Proxy:
 
     KEEP = 1 << 14
 
-    def __init__(self, upstream_port):
+    def __init__(self, upstream_port, port=0):
+        """port: listen there (a resumed session must reach the HOST:PORT
+        its session file was saved for)."""
         self.up = upstream_port
         self.seen = {"c2s": b"", "s2c": b""}
-        self.t = ServerThread(self._run, accept_timeout=60)
+        self.t = ServerThread(self._run, accept_timeout=60, port=port)
         self.port = self.t.port
 
     def _run(self, c):
@@ -204,7 +207,8 @@ class Proxy:
 
 
 def read_keylog(path, timeout=10):
-    """{label: (client_random, secret)} from an NSS key log file."""
+    """{label: (client_random, secret)} from an NSS key log file (the last
+    line of each label)."""
     deadline = time.monotonic() + scaled(timeout)
     while True:
         out = {}
@@ -612,36 +616,66 @@ def keylog_env(path):
 class Session:
     """ktlsctl with a peer that logs its secrets, through a Proxy."""
 
+    printed = ()
+
     def check_channel(self, kernel):
         want = "kernel channel" if kernel else "user-space channel"
         if not self.k.wait_err(r"(connected to|accepted) .*, %s" % want, 10):
             raise Fail("ktlsctl -v did not report the %s\n%s" % (want, self.k.describe()))
 
     def stats(self):
-        """ktlsctl stats PID: the session reads its record counts, which on
-        the kernel channel is a getsockopt(TLS_TX/TLS_RX) that returns the
-        keys too."""
-        r = subprocess.run([KTLSCTL, "stats", str(self.k.pid)], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=scaled(20))
-        if r.returncode != 0 or b"records under the current key" not in r.stdout:
-            raise Fail("ktlsctl stats %d exited %d: %s%s" % (
-                self.k.pid, r.returncode, r.stdout.decode(errors="replace")[-300:],
-                r.stderr.decode(errors="replace")))
+        """ktlsctl stats PID (text and JSON) and tickets PID --json: the
+        session reads its record counts, which on the kernel channel is a
+        getsockopt(TLS_TX/TLS_RX) that returns the keys too.  Returns what
+        they printed."""
+        out = []
+        for argv in (["stats", str(self.k.pid)], ["stats", str(self.k.pid), "--json"],
+                     ["tickets", str(self.k.pid), "--json"]):
+            r = subprocess.run([KTLSCTL] + argv, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=scaled(20))
+            if r.returncode != 0:
+                raise Fail("ktlsctl %s exited %d: %s%s" % (
+                    " ".join(argv), r.returncode, r.stdout.decode(errors="replace")[-300:],
+                    r.stderr.decode(errors="replace")))
+            out.append(r.stdout + r.stderr)
+        self.printed += out
+        return out
+
+
+def check_not_printed(s, items):
+    """No secret, key or IV in anything ktlsctl printed: its stdout carries
+    only the peer's data (random text), its stderr the -v events and
+    /commands output, and stats/tickets their reports; not raw, not in hex
+    (either case), not in base64."""
+    texts = [bytes(s.k.out), bytes(s.k.err)] + s.printed
+    for it in items:
+        if len(it.data) < 8:
+            continue
+        forms = (it.data, it.data.hex().encode(), it.data.hex().upper().encode(),
+                 base64.b64encode(it.data)[:len(it.data) * 4 // 3])
+        for t in texts:
+            if any(f in t for f in forms):
+                raise Fail("ktlsctl printed the %s (%s)" % (it.name, it.data.hex()))
 
 
 class Connect(Session):
     """ktlsctl connect --commands -> proxy -> gnutls-serv --echo; key
     updates with /keyupdate request."""
 
-    def __init__(self, version, cipher, ktls):
+    def __init__(self, version, cipher, ktls, serv=None, extra=(), port=0):
+        """serv: (gnutls-serv, port, its key log) to reuse; extra: more
+        ktlsctl arguments; port: the relay's."""
         ca, cert, key = certs()
-        self.keylog = tmpfile("keylog")
-        self.serv, port = start_gnutls_serv_env(cert, key, gnutls_priority(version, cipher),
-                                                keylog_env(self.keylog))
-        self.proxy = Proxy(port)
+        if serv is None:
+            keylog = tmpfile("keylog")
+            p, sport = start_gnutls_serv_env(cert, key, gnutls_priority(version, cipher),
+                                             keylog_env(keylog))
+            serv = (p, sport, keylog)
+        self.serv, up, self.keylog = serv
+        self.proxy = Proxy(up, port)
         self.k = ktlsctl("connect", "localhost:%d" % self.proxy.port, "--cafile", ca,
                          "--ktls", ktls, "--tls" + version, "--cipher", cipher, "--commands",
-                         "-v", env=no_keylog_env())
+                         "-v", *extra, env=no_keylog_env())
 
     def both_ways(self, tag, n=2):
         """n lines up and echoed back: n records each way."""
@@ -655,10 +689,11 @@ class Connect(Session):
         self.k.send(b"/keyupdate request\n")
         settle(self, updates)
 
-    def close(self):
+    def close(self, keep_serv=False):
         self.k.close_stdin()
         check_exit(self.k, 0, 20, "ktlsctl connect")
-        self.serv.kill()
+        if not keep_serv:
+            self.serv.kill()
 
 
 def start_gnutls_serv_env(cert, key, priority, env):
@@ -724,6 +759,7 @@ def run(kind, version, cipher, kernel=False, updates=2):
         raise Skip("this kernel has no TLS ULP (tests/vm/scenarios.sh runs this in a guest)")
     s = (Connect if kind == "connect" else Listen)(version, cipher,
                                                    "require" if kernel else "off")
+    s.printed = []
     s.both_ways("handover")
     s.check_channel(kernel)
     s.stats()
@@ -748,7 +784,11 @@ def run(kind, version, cipher, kernel=False, updates=2):
             check_model("TLS1.3 %s %s, %s channel, after key update %d (ours with "
                         "update_requested, then the peer's)" % (cipher, kind, channel, u),
                         items, scan(s.k.pid, items), gen, soft=not kernel)
+    if kind == "connect":
+        s.k.send(b"/stats\n/tickets\n")
+        s.both_ways("after-commands", 1)
     s.close()
+    check_not_printed(s, items)
 
 
 for _kind in ("connect", "listen"):
@@ -756,6 +796,56 @@ for _kind in ("connect", "listen"):
                    ("1.3", "AES-128-CCM"), ("1.2", "AES-128-GCM"), ("1.2", "CHACHA20-POLY1305")):
         suite.add("%s TLS%s %s: keys, IVs and secrets in memory" % (_kind, _v, _c),
                   lambda k=_kind, v=_v, c=_c: run(k, v, c), timeout=90)
+
+@suite.case("connect TLS1.3 resumed (--session-in): early secrets gone too", timeout=90)
+def _resumed():
+    """A resumption offers a PSK, which makes GnuTLS derive the early
+    traffic and early exporter secrets; they must go with the rest."""
+    sess = tmpfile("session")
+    first = Connect("1.3", "AES-128-GCM", "off", extra=["--session-out", sess])
+    first.both_ways("first")
+    wait_count(first.k, "session ticket received (lifetime 21600s)", 1)
+    first.close(keep_serv=True)
+    s = Connect("1.3", "AES-128-GCM", "off", serv=(first.serv, first.proxy.up, first.keylog),
+                extra=["--session-in", sess], port=first.proxy.port)
+    s.printed = []
+    s.both_ways("resumed")
+    if not s.k.wait_err(r"session resumed from", 5):
+        raise Fail("the second session was not resumed\n%s" % s.k.describe())
+    keylog = read_keylog(s.keylog)      # gnutls-serv appends: the last lines win
+    items = tls13_items(keylog, "AES-128-GCM", {"client": 1, "server": 1})
+    if not [it for it in items if it.name.startswith("client_early")]:
+        raise Fail("no CLIENT_EARLY_TRAFFIC_SECRET in the server's key log: %r" % sorted(keylog))
+    check_model("TLS1.3 AES-128-GCM connect, resumed, after the handover", items,
+                scan(s.k.pid, items), {"client": 0, "server": 0})
+    s.key_update(1)
+    check_model("TLS1.3 AES-128-GCM connect, resumed, after a key update", items,
+                scan(s.k.pid, items), {"client": 1, "server": 1})
+    s.close()
+    check_not_printed(s, items)
+
+
+@suite.case("SSLKEYLOGFILE for ktlsctl: GnuTLS still logs every secret (the wipe chains to it)",
+            timeout=60)
+def _own_keylog():
+    """core/handshake.c puts its own key log callback in front of GnuTLS's,
+    which writes SSLKEYLOGFILE: both ends must log the same secrets."""
+    ca, cert, key = certs()
+    theirs, ours = tmpfile("peer-keylog"), tmpfile("ktlsctl-keylog")
+    serv, port = start_gnutls_serv_env(cert, key, gnutls_priority("1.3"), keylog_env(theirs))
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", ca, "--ktls", "off",
+                env=keylog_env(ours), stdin=b"hello\n")
+    check_exit(k, 0, 30, "ktlsctl connect")
+    serv.kill()
+    want, got = read_keylog(theirs), read_keylog(ours)
+    labels = ("CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+              "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0", "EXPORTER_SECRET")
+    for label in labels:
+        if label not in got or got[label] != want.get(label):
+            raise Fail("ktlsctl's SSLKEYLOGFILE has %s %s, gnutls-serv's %s"
+                       % (label, got.get(label, (b"", b"(none)"))[1].hex(),
+                          want.get(label, (b"", b"(none)"))[1].hex()))
+
 
 # The kernel channel (tests/vm/scenarios.sh runs these in a guest whose
 # kernel has kTLS): our process must hold no key, IV or secret of its own,
