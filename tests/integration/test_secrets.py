@@ -50,8 +50,13 @@ and why (GnuTLS 3.7.9 and nettle 3.8 on x86_64):
         TLS 1.2 AES-GCM and AES-CCM have a 4-byte salt for an IV: too short
         to count (it only locates our soft_key).
   TLS 1.2 master secret
-        one copy, GnuTLS's security_parameters.master_secret (it goes into
-        the saved session).
+        one copy in GnuTLS's security_parameters (it goes into the saved
+        session), and at most one in a buffer GnuTLS freed without wiping
+        it: at the end of every TLS 1.2 handshake a server packs the
+        session for its session cache (db.c, _gnutls_server_register_
+        current_session) even with no cache to store it in, then frees
+        the packed copy (seen under ASan, whose quarantine keeps freed
+        blocks; glibc's malloc usually reuses the block at once).
   the stack
         nothing.  GnuTLS and nettle leave nonces and CCM state in dead
         frames, which ktlsctl overwrites after every seal, open, handshake
@@ -285,7 +290,7 @@ def tls12_items(keylog, cipher, client_random, server_random):
                    2 * klen + 2 * ivlen, h)
     ckey, skey = kb[:klen], kb[klen:2 * klen]
     civ, siv = kb[2 * klen:2 * klen + ivlen], kb[2 * klen + ivlen:]
-    items = [Item("master secret", master, "master")]
+    items = [Item("master secret", master, "master", iv=client_random)]
     for d, key, iv in (("client", ckey, civ), ("server", skey, siv)):
         items.append(Item("%s key" % d, key, "key", d, 0, iv=iv))
         # a 4-byte salt is too short to count, but finds our soft_key
@@ -298,6 +303,11 @@ def tls12_items(keylog, cipher, client_random, server_random):
 class Region:
     def __init__(self, start, end, perms, name, data):
         self.start, self.end, self.perms, self.name, self.data = start, end, perms, name, data
+
+
+# Bigger mappings are a sanitizer's shadow memory (256 MiB and terabytes,
+# holding only metadata about the rest), not data.
+REGION_MAX = 64 << 20
 
 
 def read_memory(pid):
@@ -315,7 +325,8 @@ def read_memory(pid):
             f = line.split(None, 5)
             start, end = (int(x, 16) for x in f[0].split("-"))
             name = f[5] if len(f) > 5 else ""
-            if "r" not in f[1] or "w" not in f[1] or name in ("[vvar]", "[vsyscall]"):
+            if "r" not in f[1] or "w" not in f[1] or name in ("[vvar]", "[vsyscall]") or \
+                    end - start > REGION_MAX:
                 continue
             try:
                 mem.seek(start)
@@ -434,6 +445,13 @@ def classify(item, hits, items, ours=(), key_hits=()):
             # its last nonce: GnuTLS sealed or opened a record with
             # sequence number 0 under it (the TLS 1.2 Finished)
             h.where = "gnutls-cipher-context-nonce"
+        elif item.kind == "master" and h.at(48, 32) == item.iv:
+            # security_parameters: master_secret[48], client_random[32]
+            h.where = "gnutls-security-parameters"
+        elif item.kind == "master" and h.at(48, 33) == b"\x20" + item.iv:
+            # _gnutls_session_pack's: the master secret, then the client
+            # random with its length
+            h.where = "gnutls-packed-session (freed)"
         elif item.kind == "secret":
             other = [i for i in items if i.kind == "secret" and i.gen == item.gen
                      and i.direction != item.direction]
@@ -474,11 +492,11 @@ def scan(pid, items):
             # the nonces of the first records (IV XOR sequence number) give
             # the IV away as well: in a cipher context as its last nonce is
             # GnuTLS's business, on the stack is a leftover
+            stack = [r for r in regions if r.name == "[stack]"]
             for seq in range(1, NONCES):
-                for h in find_all(regions, nonce(it.data, seq)):
-                    if h.region.name == "[stack]":
-                        h.where = "STACK (nonce, sequence number %d)" % seq
-                        hits.append(h)
+                for h in find_all(stack, nonce(it.data, seq)):
+                    h.where = "STACK (nonce, sequence number %d)" % seq
+                    hits.append(h)
         keys = [k for k in items if k.kind == "key" and it.key is not None and k.data == it.key]
         found[it.name] = classify(it, hits, items, ours,
                                   found.get(keys[0].name, []) if keys else [])
@@ -519,8 +537,12 @@ def check_model(title, items, found, current, soft=True):
                            % (it.name, n))
             continue
         if it.kind == "master":
-            if n > 1:
-                bad.append("%s: %d copies, want at most GnuTLS's one" % (it.name, n))
+            if where.pop("gnutls-security-parameters", 0) != 1:
+                bad.append("%s: not once in GnuTLS's security_parameters" % it.name)
+            if where.pop("gnutls-packed-session (freed)", 0) > 1:
+                bad.append("%s: in more than one packed session GnuTLS freed" % it.name)
+            for w, c in sorted(where.items()):
+                bad.append("%s: %d copies in %s, want none there" % (it.name, c, w or "unknown places"))
             continue
         if it.kind == "secret":
             if it.gen == current[it.direction]:
