@@ -338,8 +338,11 @@ static ssize_t open_record(struct soft_key *k, const unsigned char *rec,
 		aadlen = 13;
 	}
 	ptlen = ctlen - TAG_LEN;
-	if (gnutls_aead_cipher_decrypt(k->aead, nonce, sizeof nonce, aad, aadlen,
-				       TAG_LEN, ct, ctlen, dst, &ptlen) < 0)
+	int rc = gnutls_aead_cipher_decrypt(k->aead, nonce, sizeof nonce, aad, aadlen,
+					    TAG_LEN, ct, ctlen, dst, &ptlen);
+	gnutls_memset(nonce, 0, sizeof nonce);   /* iv ^ seq: gives the iv away */
+	kc_burn_stack(KC_BURN_RECORD);           /* and so do nettle's frames */
+	if (rc < 0)
 		return -1;
 	if (k->version == KC_TLS13) {
 		/* Strip the zero padding; the last non-zero byte is the type. */
@@ -538,9 +541,11 @@ static ssize_t seal_record(struct soft_channel *s, uint8_t type,
 	size_t ptlen = n + (size_t)ptn - 1;
 	giovec_t auth = { aad, aadlen };
 	ctlen = ptlen + TAG_LEN;
-	if (gnutls_aead_cipher_encryptv(k->aead, nonce, sizeof nonce, &auth, 1, TAG_LEN,
-					pt, ptn, ct, &ctlen) < 0 ||
-	    ctlen != ptlen + TAG_LEN) {
+	int rc = gnutls_aead_cipher_encryptv(k->aead, nonce, sizeof nonce, &auth, 1, TAG_LEN,
+					     pt, ptn, ct, &ctlen);
+	gnutls_memset(nonce, 0, sizeof nonce);   /* iv ^ seq: gives the iv away */
+	kc_burn_stack(KC_BURN_RECORD);           /* and so do nettle's frames */
+	if (rc < 0 || ctlen != ptlen + TAG_LEN) {
 		errno = EIO;
 		return -1;
 	}

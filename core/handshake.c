@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <gnutls/crypto.h>
 #include <gnutls/x509.h>
 
 #include "core/handshake.h"
@@ -348,10 +349,76 @@ static int handshake_error(gnutls_session_t s, const struct kc_tls_opts *o, int 
 	return kc_err_set(err, KC_E_HANDSHAKE, "TLS handshake failed: %s", gnutls_strerror(rc));
 }
 
+/* TLS 1.3 secrets that only the handshake needs.  GnuTLS 3.7.9 (and 3.8)
+ * keeps them in the session (session->key.proto.tls13.hs_ckey, hs_skey,
+ * e_ckey, ap_expkey) until gnutls_deinit, although nothing uses them once
+ * the handshake is over: ktlsctl never exports keying material, and
+ * post-handshake messages only use the application traffic secrets.  The
+ * key log callback is handed a pointer to each of them as it is made, so
+ * we note where they are and wipe them when the handshake succeeded.  The
+ * application traffic secrets stay (GnuTLS needs them for KeyUpdate), and
+ * so does the TLS 1.2 master secret (CLIENT_RANDOM: it goes into the saved
+ * session). */
+static const char *const handshake_only[] = {
+	"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+	"CLIENT_EARLY_TRAFFIC_SECRET", "EARLY_EXPORTER_SECRET", "EXPORTER_SECRET",
+};
+
+#define HS_SECRETS_MAX 8
+
+struct hs_secrets {
+	gnutls_keylog_func chain;      /* GnuTLS's own: SSLKEYLOGFILE */
+	unsigned n;
+	struct {
+		unsigned char *p;
+		unsigned size;
+		unsigned char digest[32];  /* SHA-256 of what *p held */
+	} s[HS_SECRETS_MAX];
+};
+
+static int note_secret(gnutls_session_t s, const char *label, const gnutls_datum_t *secret)
+{
+	struct hs_secrets *hs = gnutls_session_get_ptr(s);
+	int rc = hs && hs->chain ? hs->chain(s, label, secret) : 0;
+
+	if (!hs || hs->n == HS_SECRETS_MAX || !secret->data || !secret->size)
+		return rc;
+	for (size_t i = 0; i < sizeof handshake_only / sizeof handshake_only[0]; i++) {
+		if (strcmp(label, handshake_only[i]) != 0)
+			continue;
+		if (gnutls_hash_fast(GNUTLS_DIG_SHA256, secret->data, secret->size,
+				     hs->s[hs->n].digest) == 0) {
+			hs->s[hs->n].p = secret->data;
+			hs->s[hs->n].size = secret->size;
+			hs->n++;
+		}
+		break;
+	}
+	return rc;
+}
+
+/* Wipe each noted secret that its memory still holds (checked against
+ * the digest, so nothing GnuTLS reused for something else is touched: the
+ * early exporter secret, for one, is overwritten by the exporter secret in
+ * the same buffer). */
+static void wipe_handshake_secrets(struct hs_secrets *hs)
+{
+	unsigned char now[32];
+
+	for (unsigned i = 0; i < hs->n; i++) {
+		if (gnutls_hash_fast(GNUTLS_DIG_SHA256, hs->s[i].p, hs->s[i].size, now) == 0 &&
+		    memcmp(now, hs->s[i].digest, sizeof now) == 0)
+			gnutls_memset(hs->s[i].p, 0, hs->s[i].size);
+	}
+	gnutls_memset(now, 0, sizeof now);
+	gnutls_memset(hs, 0, sizeof *hs);
+}
+
 int kc_tls_handshake(int fd, const struct kc_tls_opts *o, struct kc_creds *c,
 		     gnutls_session_t *out, struct kc_err *err)
 {
 	gnutls_session_t s;
+	struct hs_secrets hs = { 0 };
 	/* Servers send no tickets until asked; clients must not use early
 	 * data or false start before a handover. */
 	int rc = gnutls_init(&s, o->role == KC_CLIENT ? GNUTLS_CLIENT : GNUTLS_SERVER);
@@ -365,17 +432,26 @@ int kc_tls_handshake(int fd, const struct kc_tls_opts *o, struct kc_creds *c,
 						 : GNUTLS_DEFAULT_HANDSHAKE_TIMEOUT;
 	struct deadline_io dio = { .fd = fd, .deadline_ms = mono_ms() + limit };
 	set_transport(s, &dio, true);
+	hs.chain = gnutls_session_get_keylog_function(s);
+	gnutls_session_set_ptr(s, &hs);
+	gnutls_session_set_keylog_function(s, note_secret);
 	do {
 		rc = gnutls_handshake(s);
 	} while (rc < 0 && !gnutls_error_is_fatal(rc) && rc != GNUTLS_E_INTERRUPTED);
+	gnutls_session_set_keylog_function(s, hs.chain);
+	gnutls_session_set_ptr(s, NULL);
 	set_transport(s, (void *)(intptr_t)fd, false);
 	if (rc < 0 && mono_ms() >= dio.deadline_ms)
 		rc = GNUTLS_E_TIMEDOUT;
 	if (rc < 0) {
+		gnutls_memset(&hs, 0, sizeof hs);
+		kc_burn_stack(KC_BURN_HANDSHAKE);
 		handshake_error(s, o, rc, err);
 		gnutls_deinit(s);
 		return -1;
 	}
+	wipe_handshake_secrets(&hs);
+	kc_burn_stack(KC_BURN_HANDSHAKE);   /* the key exchange's dead frames */
 	*out = s;
 	return 0;
 }

@@ -59,7 +59,14 @@ int kc_tls_priority(const struct kc_tls_opts *opts, char *buf, size_t len,
 
 /* Create a session on fd (blocking socket) and run the handshake.  On
  * success *out is ready for the handover.  Verification failures have
- * status KC_E_VERIFY and GnuTLS's reason in the message. */
+ * status KC_E_VERIFY and GnuTLS's reason in the message.
+ *
+ * Once the handshake succeeded, the TLS 1.3 secrets that only the
+ * handshake needs are wiped inside GnuTLS (handshake traffic, early
+ * traffic and exporter secrets, which it would otherwise keep until
+ * gnutls_deinit), and so is the stack the handshake used: keying material
+ * exporters (gnutls_prf_rfc5705) do not work on the session.  GnuTLS's key
+ * log (SSLKEYLOGFILE) still sees every secret. */
 int kc_tls_handshake(int fd, const struct kc_tls_opts *opts,
 		     struct kc_creds *creds, gnutls_session_t *out,
 		     struct kc_err *err);

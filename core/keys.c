@@ -106,6 +106,10 @@ int kc_keys_from_session(gnutls_session_t session, enum kc_dir dir,
 	for (int i = 0; i < 8; i++)
 		km->seq = km->seq << 8 | seq[i];
 	gnutls_memset(seq, 0, sizeof seq);
+	/* Our caller has just had GnuTLS derive these keys (the handshake,
+	 * gnutls_session_key_update, gnutls_handshake_write): wipe what that
+	 * left on the stack. */
+	kc_burn_stack(KC_BURN_HANDSHAKE);
 	return 0;
 }
 
@@ -193,4 +197,14 @@ void kc_keys_wipe(struct kc_key_material *km)
 void kc_crypto_info_wipe(union kc_crypto_info *ci)
 {
 	gnutls_memset(ci, 0, sizeof *ci);
+}
+
+__attribute__((noinline)) void kc_burn_stack(size_t n)
+{
+	unsigned char buf[n];
+
+	/* gnutls_memset writes through a volatile pointer, and buf escapes
+	 * to it: neither the writes nor the array can be optimised away. */
+	gnutls_memset(buf, 0, n);
+	__asm__ __volatile__("" : : "r"(buf) : "memory");
 }

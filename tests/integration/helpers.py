@@ -14,6 +14,9 @@ Conventions (see also the module docstrings of the test files):
   * certificates are generated at run time in a private temporary directory
     that is removed at exit; nothing secret lives in the repository.
 
+KTLSCTL_VALGRIND=1 runs every ktlsctl under valgrind's memcheck (see
+VALGRIND below; `make check-valgrind`).
+
 Command-line options of every test script:
   -k SUBSTRING   run only the cases whose name contains SUBSTRING (repeatable)
   -l             list the case names and exit
@@ -50,8 +53,85 @@ KTLSCTL = os.environ.get("KTLSCTL") or (
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:",
                      "ERROR: LeakSanitizer", "ERROR: UndefinedBehaviorSanitizer")
 
+# KTLSCTL_VALGRIND=1: every ktlsctl the tests start runs under valgrind's
+# memcheck, through a wrapper script that KTLSCTL then names (so that
+# tests which run KTLSCTL directly, through sh or in tmux, get it too; the
+# wrapper execs valgrind, which keeps the PID).  Each process writes its
+# report to VALGRIND_LOGS/vg.PID.log; after every case the runner fails the
+# case on any non-empty report (memory errors, and definite or indirect
+# leaks at exit), and such a process also exits 99.  Needs valgrind and a
+# build without sanitizers (valgrind cannot run an ASan binary): without
+# them every file fails at once, saying so.  Timeouts are scaled by
+# VALGRIND_TIMEOUT_SCALE unless KTLSCTL_TEST_TIMEOUT_SCALE says otherwise.
+VALGRIND = os.environ.get("KTLSCTL_VALGRIND") == "1"
+VALGRIND_TIMEOUT_SCALE = 12
+VALGRIND_SUPP = os.path.join(TOP_SRCDIR, "tests", "valgrind.supp")
+VALGRIND_ARGS = ["--error-exitcode=99", "--leak-check=full",
+                 "--errors-for-leak-kinds=definite,indirect", "--track-fds=no", "-q",
+                 "--suppressions=" + VALGRIND_SUPP]
+VALGRIND_LOGS = None
+
 # Multiplier for every timeout (slow machines, valgrind, ...).
-TIMEOUT_SCALE = float(os.environ.get("KTLSCTL_TEST_TIMEOUT_SCALE", "1") or "1")
+TIMEOUT_SCALE = float(os.environ.get("KTLSCTL_TEST_TIMEOUT_SCALE", "")
+                      or (VALGRIND_TIMEOUT_SCALE if VALGRIND else 1))
+
+
+def _setup_valgrind():
+    """Put the wrapper in front of KTLSCTL; exit 77 loudly if this cannot be."""
+    global KTLSCTL, VALGRIND_LOGS
+
+    def cannot(why):
+        sys.stdout.write("\n*** FAILING THE WHOLE FILE: KTLSCTL_VALGRIND=1, but %s\n" % why)
+        sys.stdout.flush()
+        sys.exit(1)
+    vg = shutil.which("valgrind")
+    if not vg:
+        cannot("valgrind is not installed (apt-get install valgrind)")
+    try:
+        libs = subprocess.run(["ldd", KTLSCTL], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, timeout=30).stdout.decode()
+    except (OSError, subprocess.TimeoutExpired):
+        libs = ""
+    if re.search(r"lib(asan|ubsan|tsan|lsan)", libs):
+        cannot("%s is a sanitizer build, which valgrind cannot run: build without "
+               "--enable-sanitizers (make check-valgrind does)" % KTLSCTL)
+    d = tempfile.mkdtemp(prefix="ktlsctl-vg-")
+    atexit.register(shutil.rmtree, d, True)
+    VALGRIND_LOGS = os.path.join(d, "logs")
+    os.mkdir(VALGRIND_LOGS)
+    # tests run ktlsctl as nobody too
+    os.chmod(d, 0o755)
+    os.chmod(VALGRIND_LOGS, 0o1777)
+    wrapper = os.path.join(d, "ktlsctl")
+    argv = [vg] + VALGRIND_ARGS + ["--log-file=" + os.path.join(VALGRIND_LOGS, "vg.%p.log"),
+                                   KTLSCTL]
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\nexec %s \"$@\"\n" % " ".join(shlex.quote(a) for a in argv))
+    os.chmod(wrapper, 0o755)
+    KTLSCTL = wrapper
+
+
+def valgrind_reports():
+    """The non-empty valgrind reports written since the last call (each is
+    removed once read): [(pid, text)]."""
+    if not VALGRIND_LOGS:
+        return []
+    out = []
+    for name in sorted(os.listdir(VALGRIND_LOGS)):
+        path = os.path.join(VALGRIND_LOGS, name)
+        try:
+            with open(path, errors="replace") as f:
+                text = f.read()
+            os.unlink(path)
+        except OSError:
+            continue
+        if text.strip():
+            out.append((name[3:-4], text))
+    return out
+
+
+if VALGRIND:
+    _setup_valgrind()
 
 
 def scaled(seconds):
@@ -724,7 +804,9 @@ class Suite:
             for c in cases:
                 print(c[0])
             return 0
-        print("== %s: %d case(s); ktlsctl = %s" % (self.title, len(cases), KTLSCTL))
+        print("== %s: %d case(s); ktlsctl = %s%s" % (
+            self.title, len(cases), KTLSCTL,
+            " (valgrind; timeouts x%g)" % TIMEOUT_SCALE if VALGRIND else ""))
         if "main" in groups and not os.access(KTLSCTL, os.X_OK):
             print("*** ktlsctl binary not found or not executable at %s (build it first: make)" % KTLSCTL)
         if self.keep_tmp:
@@ -762,6 +844,14 @@ class Suite:
                 for p in procs:
                     p.kill()
                 _current_case_procs = None
+            reports = valgrind_reports()
+            if reports:
+                status = "FAIL"
+                detail = ("valgrind reported errors in %d ktlsctl process(es):\n" % len(reports)
+                          + "".join("  pid %s:\n%s" % (pid, "".join(
+                              "      | " + l + "\n" for l in text.splitlines()[:80]))
+                                    for pid, text in reports)
+                          + (detail and "\n" + detail))
             dt = time.monotonic() - t0
             if fired and status == "PASS":
                 status, detail = "FAIL", "case watchdog fired after %.0fs" % scaled(timeout)
@@ -949,14 +1039,14 @@ def _pin_version(ctx, version):
 
 
 class ServerThread:
-    """A one-connection TCP server on 127.0.0.1:0 running fn(conn_socket) in
-    a thread.  .port, .join(timeout) -> re-raises what fn raised, .result is
+    """A one-connection TCP server on 127.0.0.1:0 (or :port) running
+    fn(conn_socket) in a thread.  .port, .join(timeout) -> re-raises what fn raised, .result is
     what fn returned."""
 
-    def __init__(self, fn, accept_timeout=30, family=socket.AF_INET, host="127.0.0.1"):
+    def __init__(self, fn, accept_timeout=30, family=socket.AF_INET, host="127.0.0.1", port=0):
         self.ls = socket.socket(family, socket.SOCK_STREAM)
         self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind((host, 0))
+        self.ls.bind((host, port))
         self.ls.listen(4)
         self.ls.settimeout(scaled(accept_timeout))
         self.port = self.ls.getsockname()[1]

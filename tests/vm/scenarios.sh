@@ -14,7 +14,8 @@
 # and garbage records (9); peer KeyUpdates with and without
 # update_requested (continue on a kernel that can rekey, exit 10 on one that
 # cannot); the KeyUpdate-behind-data poll pitfall; our own key updates
-# (keyupdate PID, --key-update-after); IPv6; ktlsctl selftest.
+# (keyupdate PID, --key-update-after); IPv6; ktlsctl selftest; no copy of
+# a traffic key, IV or secret in ktlsctl's memory outside GnuTLS's state.
 #
 # Each scenario prints one line "VMRESULT PASS name" or "VMRESULT FAIL
 # name: reason" (a failure is followed by "VMLOG" lines with the evidence),
@@ -929,6 +930,26 @@ sc_stats_sockets() {
 		fail "ktlsctl stats (text) does not show the kTLS socket of pid $KPID: $(grep -A3 'kTLS sockets' stats.out | tr '\n' ' ')"
 }
 
+# --- on the kernel channel ktlsctl holds no key of its own ----------------
+# tests/integration/test_secrets.py --kernel-channel: the peers log their
+# secrets, the test derives every key and IV from them and counts the copies
+# in the live ktlsctl (/proc/PID/mem) after the handover, after `ktlsctl
+# stats` (its getsockopt(TLS_TX/RX) returns the keys) and after key updates
+# where the kernel can rekey: only GnuTLS's own state may hold them.
+sc_secrets_kernel() {
+	local rc=0 t=${SELF%/*}/../integration/test_secrets.py mode=(--kernel-channel)
+	# (on a machine without kTLS: the same check on the user-space channel)
+	[[ $HOST_DEBUG == 1 ]] && mode=(-k "connect TLS1.3 AES-128-GCM")
+	KTLSCTL_SECRETS_CERTS="$W/ca.pem:$W/srv.pem:$W/srv.key" KTLSCTL_SECRETS_REKEY=$REKEY \
+	KTLSCTL_TEST_TIMEOUT_SCALE=$(( 3 * SCALE_PCT / 100 )) \
+		"$PY" "$t" "${mode[@]}" > secrets.out 2>&1 6>&- 7>&- 8>&- || rc=$?
+	cat secrets.out
+	[[ $rc -eq 0 ]] ||
+		fail "test_secrets.py ${mode[*]} exited $rc: $(grep -E '^(FAIL|SKIP| {4}[a-z])' secrets.out | head -n 6 | tr '\n' ' ')"
+	grep -qE '^[1-9][0-9]* passed, 0 failed, 0 skipped$' secrets.out ||
+		fail "test_secrets.py ${mode[*]} ran no case in full: $(tail -n 1 secrets.out)"
+}
+
 # --- the kernel is the one we think it is ---------------------------------
 sc_rekey_capability() {
 	[[ -z ${EXPECT_REKEY:-} ]] && return 0
@@ -981,6 +1002,7 @@ add "90|local key update (ktlsctl keyupdate PID [--request], s_server)|sc_local_
 add "90|local key update (--key-update-after 2, gnutls-serv)|sc_key_update_after"
 add "120|ktlsctl selftest --require-kernel|sc_selftest"
 add "60|ktlsctl stats lists the kTLS socket (sock_diag)|sc_stats_sockets"
+add "120|no key, IV or secret in ktlsctl memory outside GnuTLS (test_secrets.py)|sc_secrets_kernel"
 
 # ================================================================ runner
 
