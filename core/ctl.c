@@ -342,7 +342,7 @@ static void serve_client(struct ctl_client *cl, short revents, struct kc_conn *c
 		cl->out = strdup(PROTO " ERR permission denied: another user's session\n");
 		cl->out_len = cl->out ? strlen(cl->out) : 0;
 	} else if (nul) {
-		cl->out = strdup(PROTO " ERR not a ktlsctl request (a NUL byte in the line)\n");
+		cl->out = strdup(PROTO " ERR not a ktlsctl request\n");
 		cl->out_len = cl->out ? strlen(cl->out) : 0;
 	} else {
 		respond(cl, conn, info);

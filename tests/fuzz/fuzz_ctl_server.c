@@ -567,7 +567,7 @@ static void check_answer(struct session *se, const struct client *c, const unsig
 		return;
 	}
 	if (memchr(line, '\0', len)) {
-		check_err(c, "NUL");   /* no request of ctl.h's has one */
+		check_err(c, "not a ktlsctl request");   /* ctl.h has no such request */
 		return;
 	}
 	static const char proto[] = "KTLSCTL/1 ";

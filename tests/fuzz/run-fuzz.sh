@@ -197,8 +197,8 @@ coverage() {
 		say "$name: coverage build failed (see $dir/$name.build)"
 		return
 	fi
-	LLVM_PROFILE_FILE="$dir/$name.profraw" FUZZ_CONN_FRESH=1 FUZZ_TOLERATE=type0,optmsg \
-		ASAN_OPTIONS= "$dir/$name" -runs=0 -detect_leaks=0 \
+	LLVM_PROFILE_FILE="$dir/$name.profraw" FUZZ_CONN_FRESH=1 FUZZ_TOLERATE=type0,optmsg,jsonnum \
+		ASAN_OPTIONS= "$dir/$name" -runs=0 -detect_leaks=0 -artifact_prefix="$dir/" \
 		"$build/corpus/$name" "$here/corpus/$name" >"$dir/$name.log" 2>&1
 	"$PROFDATA" merge -sparse "$dir/$name.profraw" -o "$dir/$name.profdata" 2>/dev/null || {
 		say "$name: no coverage profile (see $dir/$name.log)"
