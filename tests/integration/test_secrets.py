@@ -435,8 +435,9 @@ def classify(item, hits, items, ours=(), key_hits=()):
         elif item.kind in ("key", "iv") and any(b <= h.addr < b + span for b in ours):
             h.where = "ktlsctl-aead-context"
         elif item.kind == "key":
-            # the only other place a key is: a cipher context of GnuTLS's
-            # record layer (the one of each record state)
+            # the only other place a key may be: the cipher context of one
+            # of GnuTLS's record states (not located, so check_model counts
+            # them against the record states)
             h.where = "gnutls-cipher-context"
         elif item.kind == "iv" and any(k.where == "gnutls-cipher-context" and
                                        k.region is h.region and
