@@ -171,14 +171,32 @@ void out_f64(struct cli_out *o, const char *key, const char *label, double value
 	}
 }
 
+/* JSON's number grammar without exponents: -?(0|[1-9][0-9]*)(\.[0-9]+)?
+ * (a session's answer may hold "007", "1." or "1.2.3": those stay text,
+ * or stats --json would not be JSON). */
+static bool json_number(const char *v)
+{
+	if (*v == '-')
+		v++;
+	if (*v == '0')
+		v++;
+	else if (*v >= '1' && *v <= '9')
+		while (*v >= '0' && *v <= '9')
+			v++;
+	else
+		return false;
+	if (*v == '.') {
+		if (!(*++v >= '0' && *v <= '9'))
+			return false;
+		while (*v >= '0' && *v <= '9')
+			v++;
+	}
+	return *v == '\0';
+}
+
 void out_num_text(struct cli_out *o, const char *key, const char *label, const char *value)
 {
-	/* Plain decimals only: strtod would also take "inf" or hex. */
-	bool number = (*value >= '0' && *value <= '9') ||
-		      (*value == '-' && value[1] >= '0' && value[1] <= '9');
-	for (const char *c = value; number && *c; c++)
-		number = (*c >= '0' && *c <= '9') || *c == '.' || (*c == '-' && c == value);
-	if (o->json && number) {
+	if (o->json && json_number(value)) {
 		json_key(o, key);
 		fputs(value, o->f);
 	} else {
