@@ -54,6 +54,8 @@ static void tls_opts_for(const struct st_case *tc, const struct kc_selfcert *sc,
 	t->ciphers[0] = tc->cipher;
 	t->n_ciphers = 1;
 	t->handshake_timeout_ms = 10000;
+	t->stop = &cli_stop_signal;
+	t->stop_fd = cli_stop_fd;
 	t->ca_pem = &sc->cert_pem;
 	if (role == KC_SERVER) {
 		t->cert_pem = &sc->cert_pem;

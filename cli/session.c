@@ -188,6 +188,8 @@ static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
 	if (o->session_in && load_session(o, &saved))
 		tls.resume_data = &saved;
 	tls.resume_status = &resume_status;
+	tls.stop = &cli_stop_signal;
+	tls.stop_fd = cli_stop_fd;
 	int hs = kc_tls_handshake(fd, &tls, creds, &session, &err);
 	kc_sessfile_free(&saved);
 	if (hs < 0) {

@@ -228,10 +228,14 @@ static int setup_session(gnutls_session_t s, int fd, const struct kc_tls_opts *o
 
 /* GnuTLS's handshake timeout bounds each wait, not the handshake: a peer
  * that sends a byte now and then (slowloris) kept it going for ever.
- * These transport functions hold the whole handshake to one deadline. */
+ * These transport functions hold the whole handshake to one deadline, and
+ * let only a stop end it: any other signal (a profiler's, a fuzzer's
+ * timer) that cuts a wait or a read short is waited out. */
 struct deadline_io {
 	int fd;
 	long long deadline_ms;
+	volatile sig_atomic_t *stop;
+	int stop_fd;
 };
 
 static long long mono_ms(void)
@@ -241,32 +245,59 @@ static long long mono_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static bool stopped(const struct deadline_io *d)
+{
+	return d->stop && *d->stop;
+}
+
+/* 1 readable, 0 timed out, -1 with errno EINTR when stopped. */
 static int deadline_wait(gnutls_transport_ptr_t p, unsigned ms)
 {
 	const struct deadline_io *d = p;
-	long long left = d->deadline_ms - mono_ms();
-	if (left <= 0)
-		return 0;   /* GnuTLS then fails with GNUTLS_E_TIMEDOUT */
-	if (ms != GNUTLS_INDEFINITE_TIMEOUT && ms < left)
-		left = ms;
-	struct pollfd pf = { .fd = d->fd, .events = POLLIN };
-	return poll(&pf, 1, (int)left);
+	long long until = d->deadline_ms;
+	if (ms != GNUTLS_INDEFINITE_TIMEOUT && mono_ms() + ms < until)
+		until = mono_ms() + ms;
+	struct pollfd pf[2] = { { .fd = d->fd, .events = POLLIN },
+				{ .fd = d->stop_fd, .events = POLLIN } };
+	nfds_t n = d->stop && d->stop_fd >= 0 ? 2 : 1;
+	for (;;) {
+		if (stopped(d)) {
+			errno = EINTR;
+			return -1;
+		}
+		long long left = until - mono_ms();
+		if (left <= 0)
+			return 0;   /* GnuTLS then fails with GNUTLS_E_TIMEDOUT */
+		int r = poll(pf, n, (int)left);
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (r > 0 && pf[0].revents)
+			return 1;
+	}
 }
 
 static ssize_t deadline_recv(gnutls_transport_ptr_t p, void *buf, size_t len)
 {
 	const struct deadline_io *d = p;
-	if (deadline_wait(p, GNUTLS_INDEFINITE_TIMEOUT) == 0) {
-		errno = ETIMEDOUT;
-		return -1;
+	for (;;) {
+		int w = deadline_wait(p, GNUTLS_INDEFINITE_TIMEOUT);
+		if (w == 0)
+			errno = ETIMEDOUT;
+		if (w <= 0)
+			return -1;
+		ssize_t r = recv(d->fd, buf, len, MSG_DONTWAIT);
+		if (r >= 0 || (errno != EINTR && errno != EAGAIN))
+			return r;
 	}
-	return recv(d->fd, buf, len, 0);
 }
 
 static ssize_t deadline_send(gnutls_transport_ptr_t p, const void *buf, size_t len)
 {
 	const struct deadline_io *d = p;
-	return send(d->fd, buf, len, MSG_NOSIGNAL);
+	ssize_t r;
+	while ((r = send(d->fd, buf, len, MSG_NOSIGNAL)) < 0 && errno == EINTR && !stopped(d))
+		;
+	return r;
 }
 
 /* After the handshake the transport is the plain fd again (GnuTLS does
@@ -430,7 +461,8 @@ int kc_tls_handshake(int fd, const struct kc_tls_opts *o, struct kc_creds *c,
 	}
 	unsigned limit = o->handshake_timeout_ms ? o->handshake_timeout_ms
 						 : GNUTLS_DEFAULT_HANDSHAKE_TIMEOUT;
-	struct deadline_io dio = { .fd = fd, .deadline_ms = mono_ms() + limit };
+	struct deadline_io dio = { .fd = fd, .deadline_ms = mono_ms() + limit,
+				 .stop = o->stop, .stop_fd = o->stop_fd };
 	set_transport(s, &dio, true);
 	hs.chain = gnutls_session_get_keylog_function(s);
 	gnutls_session_set_ptr(s, &hs);

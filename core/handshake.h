@@ -6,8 +6,10 @@
 #ifndef KC_HANDSHAKE_H
 #define KC_HANDSHAKE_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+
 #include <gnutls/gnutls.h>
 
 #include "core/err.h"
@@ -38,6 +40,11 @@ struct kc_tls_opts {
 	gnutls_cipher_algorithm_t ciphers[4];
 	size_t n_ciphers;              /* 0 = all four */
 	unsigned handshake_timeout_ms;
+	/* As in kc_pump_opts: the handshake ends (GNUTLS_E_INTERRUPTED, sys
+	 * errno EINTR) only when *stop is set; any other signal that cuts a
+	 * wait short is waited out.  stop_fd is watched only with stop. */
+	volatile sig_atomic_t *stop;
+	int stop_fd;
 	/* Client: a saved session to resume (gnutls_session_get_data2 data);
 	 * *resume_status gets gnutls_session_set_data's result: a session
 	 * GnuTLS refuses means a full handshake, not a failure. */

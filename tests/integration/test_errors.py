@@ -574,6 +574,35 @@ def _sigterm_listen():
         raise Fail("exit status %s, expected 143\n%s" % (rc, k.describe()))
 
 
+@suite.case("signal: SIGTERM during a stalled handshake, 10 times -> 143 at once, not at the timeout",
+            timeout=120)
+def _sigterm_handshake():
+    """The handshake waits on the peer with a deadline of its own; a stop
+    signal must end that wait at once, however it lands."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    port = lsock.getsockname()[1]
+    try:
+        for i in range(10):
+            k = ktlsctl("connect", "127.0.0.1:%d" % port, "--insecure", *KTLS,
+                        "--handshake-timeout", "60", stdin=True)
+            conn, _ = lsock.accept()   # connected: the ClientHello is on its way
+            time.sleep(0.02 * i)
+            k.signal(signal.SIGTERM)
+            try:
+                rc = k.wait(10)
+            except Fail:
+                raise Fail("run %d: SIGTERM during the handshake was lost: still running 10s "
+                           "later (killed)\n%s" % (i + 1, k.describe()))
+            conn.close()
+            check_no_sanitizer(k)
+            if rc != 143:
+                raise Fail("run %d: exit status %s, expected 143\n%s" % (i + 1, rc, k.describe()))
+    finally:
+        lsock.close()
+
+
 @suite.case("signal: SIGTERM right after 'listening on', 40 times -> 143, never a hang", timeout=240)
 def _sigterm_listen_race():
     """A signal that lands between the 'listening on' notice and accept()

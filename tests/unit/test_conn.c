@@ -23,11 +23,13 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -2081,3 +2083,73 @@ Test(conn, tls12_record_limit_closes, .timeout = 10)
 	tls_pair_close(&p);
 }
 
+
+/* ---- signals during the handshake --------------------------------------- */
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/* A signal that is not a stop (here a fast interval timer, as a fuzzer or
+ * a profiler sets, installed without SA_RESTART so every blocking call it
+ * lands in fails with EINTR) must not end the handshake. */
+Test(conn, handshake_waits_out_other_signals, .timeout = 30)
+{
+	static struct tls_pair p;
+	struct sigaction sa = { .sa_handler = on_alarm }, old;
+	struct itimerval every = { .it_interval = { 0, 100 }, .it_value = { 0, 100 } };
+	struct itimerval off = { 0 };
+
+	sigemptyset(&sa.sa_mask);
+	cr_assert_eq(sigaction(SIGALRM, &sa, &old), 0);
+	cr_assert_eq(setitimer(ITIMER_REAL, &every, NULL), 0);
+	for (int i = 0; i < 20; i++) {
+		tls_pair_handshake(&p, i % 2 ? &TLS12_COMBOS[0] : &TLS13_COMBOS[0]);
+		tls_pair_close(&p);
+	}
+	setitimer(ITIMER_REAL, &off, NULL);
+	sigaction(SIGALRM, &old, NULL);
+}
+
+struct stop_later {
+	volatile sig_atomic_t flag;
+	int pipe[2];
+};
+
+static void *stop_after_50ms(void *arg)
+{
+	struct stop_later *st = arg;
+
+	usleep(50000);
+	st->flag = SIGTERM;
+	cr_assert_eq(write(st->pipe[1], "", 1), 1);
+	return NULL;
+}
+
+/* A stop ends a handshake that waits on a silent peer at once, long
+ * before its timeout (the test's own timeout is the bound). */
+Test(conn, handshake_ends_on_stop, .timeout = 5)
+{
+	struct stop_later st = { 0 };
+	struct kc_err err = { 0 };
+	gnutls_session_t s = NULL;
+	pthread_t th;
+	int fd[2];
+
+	creds_once();
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+	cr_assert_eq(pipe(st.pipe), 0);
+	struct kc_tls_opts o = { .role = KC_CLIENT, .verify_name = "localhost",
+				 .ca_pem = &g_sc.cert_pem, .handshake_timeout_ms = 60000,
+				 .stop = &st.flag, .stop_fd = st.pipe[0] };
+	cr_assert_eq(pthread_create(&th, NULL, stop_after_50ms, &st), 0);
+	cr_assert_eq(kc_tls_handshake(fd[0], &o, g_creds[CLI], &s, &err), -1);
+	cr_assert_null(s);
+	cr_assert_neq(err.status, KC_E_TIMEOUT, "%s", err.msg);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	close(fd[0]);
+	close(fd[1]);
+	close(st.pipe[0]);
+	close(st.pipe[1]);
+}
