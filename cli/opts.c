@@ -161,13 +161,17 @@ void cli_usage(enum cli_cmd cmd, FILE *out)
 	case CLI_CMD_STATS:
 		fprintf(out,
 			"Usage: ktlsctl stats [PID] [OPTIONS]\n"
-			"Show the running ktlsctl sessions (all, or the one with PID): peer,\n"
-			"channel, version and cipher, records under the current key against the\n"
-			"cipher's limit, bytes, key updates, tickets and uptime.\n\n"
+			"Show what kernel TLS can do here (probed on loopback sockets),\n"
+			"/proc/net/tls_stat, every kTLS socket on the machine, and the running\n"
+			"ktlsctl sessions: peer, channel, version and cipher, records under the\n"
+			"current key against the cipher's limit, bytes, key updates, tickets and\n"
+			"uptime.  With PID: that session only.\n\n"
 			"Options:\n"
 			"      --json                    one JSON document with stable keys\n"
 			"      --watch SECS              repeat every SECS seconds until interrupted\n"
-			"%s", tail_help);
+			"  -q, --quiet                   no notices on stderr (errors still shown)\n"
+			"  -v, --verbose                 say on stderr where each part comes from\n"
+			"  -h, --help                    show this help\n");
 		break;
 	case CLI_CMD_KEYUPDATE:
 		fprintf(out,

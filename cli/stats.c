@@ -161,6 +161,10 @@ static int report_sessions(struct cli_out *o, const struct cli_opts *opts, const
 	} else if (kc_ctl_list(pids, MAX_SESSIONS, &n, &err) < 0) {
 		cli_error("%s", err.msg);
 		return -1;
+	} else {
+		char dir[256];
+		if (kc_ctl_dir(dir, sizeof dir, false, &err) == 0)
+			cli_info("%zu session control socket%s in %s", n, n == 1 ? "" : "s", dir);
 	}
 	if (n == 0 && !o->json) {
 		fputs("sessions: none running\n", o->f);
@@ -250,13 +254,18 @@ static int kernel_report(struct cli_out *o, bool probe)
 	if (!v)
 		return -1;
 	/* Counters first: the probes below add to them. */
+	cli_info("reading /proc/net/tls_stat");
 	if (kc_tls_stat_read(NULL, &st, &err) < 0 || kc_tls_stat_view(&st, v, &err) < 0)
 		rc = -1;
 	/* A stop (Ctrl-C ends --watch) skips what is left of the report. */
-	if (probe && !caps_done && !cli_stop_signal && kc_ktls_caps_probe(&caps, &err) == 0)
-		caps_done = true;
+	if (probe && !caps_done && !cli_stop_signal) {
+		cli_info("probing kernel TLS on fresh loopback sockets");
+		caps_done = kc_ktls_caps_probe(&caps, &err) == 0;
+	}
 	if (caps_done && kc_ktls_caps_view(&caps, v, &err) < 0)
 		rc = -1;
+	if (!cli_stop_signal)
+		cli_info("listing kTLS sockets through sock_diag (NETLINK_SOCK_DIAG)");
 	if (!cli_stop_signal &&
 	    (kc_sockdiag_dump(NULL, &sd, &err) < 0 || kc_sockdiag_view(&sd, v, &err) < 0))
 		rc = -1;

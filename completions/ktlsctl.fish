@@ -87,7 +87,7 @@ complete -c ktlsctl -n '__fish_seen_subcommand_from stats keyupdate tickets; and
 complete -c ktlsctl -n '__fish_seen_subcommand_from stats' -l json -d 'One JSON document with stable keys'
 complete -c ktlsctl -n '__fish_seen_subcommand_from stats' -l watch -x -d 'Repeat every SECS seconds until interrupted'
 complete -c ktlsctl -n '__fish_seen_subcommand_from stats' -s q -l quiet -d 'No notices on stderr'
-complete -c ktlsctl -n '__fish_seen_subcommand_from stats' -s v -l verbose -d 'Handshake summary and session events on stderr'
+complete -c ktlsctl -n '__fish_seen_subcommand_from stats' -s v -l verbose -d 'Say on stderr where each part comes from'
 complete -c ktlsctl -n '__fish_seen_subcommand_from keyupdate' -l request -d 'Ask the peer to update its keys too'
 complete -c ktlsctl -n '__fish_seen_subcommand_from keyupdate' -s q -l quiet -d 'No confirmation on stderr'
 complete -c ktlsctl -n '__fish_seen_subcommand_from tickets' -l json -d 'JSON output'
