@@ -574,6 +574,17 @@ def _sigterm_listen():
         raise Fail("exit status %s, expected 143\n%s" % (rc, k.describe()))
 
 
+def expect_stop_exit(k, status, run, lost, wait=5):
+    """k was sent a stop signal: it must exit with status within wait s."""
+    try:
+        rc = k.wait(wait)
+    except Fail:
+        raise Fail("run %d: %s: still running %gs later (killed)\n%s" % (run, lost, wait, k.describe()))
+    check_no_sanitizer(k)
+    if rc != status:
+        raise Fail("run %d: exit status %s, expected %s\n%s" % (run, rc, status, k.describe()))
+
+
 @suite.case("signal: SIGTERM during a stalled handshake, 10 times -> 143 at once, not at the timeout",
             timeout=120)
 def _sigterm_handshake():
@@ -590,15 +601,8 @@ def _sigterm_handshake():
             conn, _ = lsock.accept()   # connected: the ClientHello is on its way
             time.sleep(0.02 * i)
             k.signal(signal.SIGTERM)
-            try:
-                rc = k.wait(10)
-            except Fail:
-                raise Fail("run %d: SIGTERM during the handshake was lost: still running 10s "
-                           "later (killed)\n%s" % (i + 1, k.describe()))
+            expect_stop_exit(k, 143, i + 1, "SIGTERM during the handshake was lost", wait=10)
             conn.close()
-            check_no_sanitizer(k)
-            if rc != 143:
-                raise Fail("run %d: exit status %s, expected 143\n%s" % (i + 1, rc, k.describe()))
     finally:
         lsock.close()
 
@@ -611,14 +615,8 @@ def _sigterm_listen_race():
     for i in range(40):
         k, port = ktlsctl_listen("--cert", certs().srv_ec[0], "--key", certs().srv_ec[1], *KTLS)
         k.signal(signal.SIGTERM)
-        try:
-            rc = k.wait(5)
-        except Fail:
-            raise Fail("run %d: SIGTERM sent right after the 'listening on' line was lost: "
-                       "ktlsctl still waited for a client 5s later (killed)\n%s" % (i + 1, k.describe()))
-        check_no_sanitizer(k)
-        if rc != 143:
-            raise Fail("run %d: exit status %s, expected 143\n%s" % (i + 1, rc, k.describe()))
+        expect_stop_exit(k, 143, i + 1, "SIGTERM sent right after the 'listening on' line was "
+                         "lost: ktlsctl still waited for a client")
 
 
 @suite.case("signal: SIGINT right after the first echo, 25 times -> 130, never a hang", timeout=150)
@@ -630,14 +628,7 @@ def _sigint_session_race():
         if not k.wait_out(5, 20):
             raise Fail("run %d: no echo\n%s" % (i + 1, k.describe()))
         k.signal(signal.SIGINT)
-        try:
-            rc = k.wait(5)
-        except Fail:
-            raise Fail("run %d: SIGINT during an idle session was lost: still running 5s later "
-                       "(killed)\n%s" % (i + 1, k.describe()))
-        check_no_sanitizer(k)
-        if rc != 130:
-            raise Fail("run %d: exit status %s, expected 130\n%s" % (i + 1, rc, k.describe()))
+        expect_stop_exit(k, 130, i + 1, "SIGINT during an idle session was lost")
 
 
 # ============================================================ help and version
