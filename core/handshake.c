@@ -254,9 +254,9 @@ static bool stopped(const struct deadline_io *d)
 static int deadline_wait(gnutls_transport_ptr_t p, unsigned ms)
 {
 	const struct deadline_io *d = p;
-	long long until = d->deadline_ms;
-	if (ms != GNUTLS_INDEFINITE_TIMEOUT && mono_ms() + ms < until)
-		until = mono_ms() + ms;
+	long long until = d->deadline_ms, now = mono_ms();
+	if (ms != GNUTLS_INDEFINITE_TIMEOUT && now + ms < until)
+		until = now + ms;
 	struct pollfd pf[2] = { { .fd = d->fd, .events = POLLIN },
 				{ .fd = d->stop_fd, .events = POLLIN } };
 	nfds_t n = d->stop && d->stop_fd >= 0 ? 2 : 1;
