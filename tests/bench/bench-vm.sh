@@ -18,7 +18,9 @@
 #   BENCH_VM_KERNEL    which cached kernel: unstable (default, the current
 #                      one) or debian12 (6.1)
 #   BENCH_VM_SMP       guest CPUs (default 2: one per endpoint)
-#   BENCH_VM_MEM       guest memory in MiB (default 2048)
+#   BENCH_VM_MEM       guest memory in MiB (default 2048, or twice --size
+#                      plus 1024 when that is more: the data file lives in
+#                      the guest's tmpfs, which gets half of its memory)
 #   BENCH_VM_TIMEOUT   limit for the whole guest run, seconds (default 3600)
 #   KTLSCTL_VM_CACHE   kernel cache (fetch-kernels.sh; default ~/.cache/ktlsctl-vm)
 #
@@ -62,6 +64,27 @@ case " ${args[*]} " in
 *) args+=(--gnutls-size 4M) ;;
 esac
 
+# The --size given to bench.py, in MiB (K, M, G: binary; bare: bytes).
+size_mib() {
+	local i v
+	for ((i = 0; i < ${#args[@]}; i++)); do
+		case ${args[i]} in
+		--size) v=${args[i + 1]:-} ;;
+		--size=*) v=${args[i]#--size=} ;;
+		esac
+	done
+	[[ ${v:-} =~ ^([0-9]+)([KkMmGg]?)$ ]] || { echo 0; return; }
+	case ${BASH_REMATCH[2],,} in
+	g) echo $((BASH_REMATCH[1] * 1024)) ;;
+	m) echo "${BASH_REMATCH[1]}" ;;
+	k) echo $((BASH_REMATCH[1] / 1024)) ;;
+	*) echo $((BASH_REMATCH[1] >> 20)) ;;
+	esac
+}
+mem=$(( $(size_mib) * 2 + 1024 ))
+(( mem > 2048 )) || mem=2048
+mem=${BENCH_VM_MEM:-$mem}
+
 [[ $(uname -m) == x86_64 ]] || cannot "the VM tier boots x86_64 kernels; this is $(uname -m)"
 for tool in qemu-system-x86_64 modprobe depmod cpio gzip xz timeout; do
 	command -v "$tool" >/dev/null || cannot "'$tool' not found (apt-get install qemu-system-x86 kmod cpio xz-utils)"
@@ -95,12 +118,12 @@ fi
 read -r _ _ kdir kver _ < "$work/kernels"
 [[ -n ${kdir:-} ]] || cannot "fetch-kernels.sh named no kernel"
 
-say "booting $kver under qemu (TCG, ${BENCH_VM_SMP:-2} CPUs): bench.py ${args[*]}"
+say "booting $kver under qemu (TCG, ${BENCH_VM_SMP:-2} CPUs, $mem MiB): bench.py ${args[*]}"
 say "emulated CPUs: only ratios between programs of the same run mean anything"
 # run-vm.sh puts its run directory (and the live console log) in $work.
 VM_RUNDIR=$work \
 VM_SMP=${BENCH_VM_SMP:-2} \
-VM_MEM=${BENCH_VM_MEM:-2048} \
+VM_MEM=$mem \
 VM_TIMEOUT=${BENCH_VM_TIMEOUT:-3600} \
 VM_LOG=$work/console.txt \
 VM_ENV_BENCH_PY=$here/bench.py \
