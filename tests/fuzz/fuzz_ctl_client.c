@@ -91,6 +91,14 @@ void cli_notice(const char *fmt, ...)
 	va_end(ap);
 }
 
+void cli_info(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	say(fmt, ap);
+	va_end(ap);
+}
+
 int cli_fail(const struct kc_err *err)
 {
 	cli_error("%s", err->msg);
