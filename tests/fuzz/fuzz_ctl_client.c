@@ -75,29 +75,18 @@ static void say(const char *fmt, va_list ap)
 	printable_line(said, "a message for the terminal that is not printable ASCII");
 }
 
-void cli_error(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	say(fmt, ap);
-	va_end(ap);
-}
-
-void cli_notice(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	say(fmt, ap);
-	va_end(ap);
-}
-
-void cli_info(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	say(fmt, ap);
-	va_end(ap);
-}
+/* The cli's message functions, each captured by say(). */
+#define CAPTURED(name)                                  \
+	void name(const char *fmt, ...)                 \
+	{                                               \
+		va_list ap;                             \
+		va_start(ap, fmt);                      \
+		say(fmt, ap);                           \
+		va_end(ap);                             \
+	}
+CAPTURED(cli_error)
+CAPTURED(cli_notice)
+CAPTURED(cli_info)
 
 int cli_fail(const struct kc_err *err)
 {

@@ -2083,7 +2083,6 @@ Test(conn, tls12_record_limit_closes, .timeout = 10)
 	tls_pair_close(&p);
 }
 
-
 /* ---- signals during the handshake --------------------------------------- */
 
 /* (Every test here has .timeout = 10: with another value in the same run,
