@@ -29,7 +29,7 @@ const char cli_command_help[] =
 	"  /stats                records, bytes and key usage against the cipher's limit\n"
 	"  /tickets              the session tickets received from the server\n"
 	"  /save FILE            save the session for resumption (--session-in FILE)\n"
-	"  /close                send close_notify, keep reading until the peer closes\n"
+	"  /close                end the input (close_notify as --eof says), keep reading\n"
 	"  /quit                 send close_notify and exit\n"
 	"  /help                 this list\n";
 

@@ -169,7 +169,6 @@ static bool run_command(struct cli_console *c, const struct cli_parsed *pc)
 	case CLI_C_CLOSE:
 		end_input(c);
 		kc_pump_end_input(c->pump);
-		cli_event("close_notify sent; waiting for the peer to close");
 		break;
 	case CLI_C_QUIT:
 		end_input(c);
@@ -285,7 +284,6 @@ static void on_line(char *line)
 		c->rl_active = false;
 		c->in_eof = true;
 		fputc('\n', stdout);
-		cli_event("close_notify sent; waiting for the peer to close");
 		kc_pump_end_input(c->pump);
 		return;
 	}

@@ -17,6 +17,7 @@ enum {
 	OPT_INSECURE, OPT_SNI, OPT_ALPN, OPT_ECHO, OPT_VERIFY_CLIENT,
 	OPT_COMMANDS, OPT_CRLF, OPT_KEY_UPDATE_AFTER, OPT_SESSION_IN, OPT_SESSION_OUT,
 	OPT_JSON, OPT_WATCH, OPT_REQUEST, OPT_REQUIRE_KERNEL, OPT_NO_ZEROCOPY,
+	OPT_EOF,
 };
 
 #define COMMON_OPTIONS                                                        \
@@ -33,6 +34,7 @@ enum {
 	{ "crlf", no_argument, NULL, OPT_CRLF },                              \
 	{ "key-update-after", required_argument, NULL, OPT_KEY_UPDATE_AFTER }, \
 	{ "no-zerocopy", no_argument, NULL, OPT_NO_ZEROCOPY },                \
+	{ "eof", required_argument, NULL, OPT_EOF },                          \
 	{ "quiet", no_argument, NULL, 'q' },                                  \
 	{ "verbose", no_argument, NULL, 'v' },                                \
 	{ "help", no_argument, NULL, 'h' }
@@ -101,6 +103,10 @@ static const char common_help[] =
 	"      --priority STRING         GnuTLS priority string (replaces the built-in one)\n"
 	"      --ktls MODE               auto (default), require or off\n"
 	"      --handshake-timeout SECS  give up on the handshake after SECS (default 30)\n"
+	"      --eof MODE                when to send close_notify after the end of\n"
+	"                                input: linger[=SECS] (default: once the peer\n"
+	"                                closes or is quiet for SECS, default 2), wait\n"
+	"                                (once the peer closes) or close (at once)\n"
 	"      --cafile FILE             CA certificates (PEM) to verify the peer with\n"
 	"      --commands                lines starting with / are session commands in\n"
 	"                                pipe mode too (always on a terminal)\n"
@@ -229,6 +235,25 @@ static int parse_seconds(const char *arg, const char *opt, unsigned *ms, struct 
 	return 0;
 }
 
+/* --eof close | wait | linger[=SECS] */
+static int parse_eof(const char *arg, struct cli_opts *o, struct kc_err *err)
+{
+	if (strcmp(arg, "close") == 0)
+		o->eof = KC_EOF_CLOSE;
+	else if (strcmp(arg, "wait") == 0)
+		o->eof = KC_EOF_WAIT;
+	else if (strcmp(arg, "linger") == 0) {
+		o->eof = KC_EOF_LINGER;
+		o->linger_ms = CLI_LINGER_DEFAULT_MS;
+	} else if (strncmp(arg, "linger=", 7) == 0) {
+		o->eof = KC_EOF_LINGER;
+		return parse_seconds(arg + 7, "--eof linger=SECS", &o->linger_ms, err);
+	} else
+		return kc_err_set(err, KC_E_USAGE,
+				  "invalid --eof '%s': use linger, linger=SECS, wait or close", arg);
+	return 0;
+}
+
 static int parse_option(struct cli_opts *o, int c, const char *cmd, struct kc_err *err)
 {
 	switch (c) {
@@ -282,6 +307,7 @@ static int parse_option(struct cli_opts *o, int c, const char *cmd, struct kc_er
 	case OPT_COMMANDS: o->commands = true; return 0;
 	case OPT_CRLF: o->crlf = true; return 0;
 	case OPT_NO_ZEROCOPY: o->no_zerocopy = true; return 0;
+	case OPT_EOF: return parse_eof(optarg, o, err);
 	case OPT_KEY_UPDATE_AFTER: {
 		char *end;
 		errno = 0;
@@ -348,6 +374,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct kc_err *err)
 	memset(o, 0, sizeof *o);
 	o->connect_timeout_ms = 10000;
 	o->tls.handshake_timeout_ms = 30000;
+	o->eof = KC_EOF_LINGER;
+	o->linger_ms = CLI_LINGER_DEFAULT_MS;
 	if (argc > 1 && argv[1][0] != '-') {
 		for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 			if (strcmp(argv[1], cmds[i].name) == 0) {

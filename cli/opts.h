@@ -10,6 +10,10 @@
 #include "core/addr.h"
 #include "core/conn.h"
 #include "core/handshake.h"
+#include "core/pump.h"
+
+/* --eof linger's quiet time: gnutls-cli's at the end of its input. */
+#define CLI_LINGER_DEFAULT_MS 2000
 
 enum cli_cmd {
 	CLI_CMD_NONE, CLI_CMD_CONNECT, CLI_CMD_LISTEN, CLI_CMD_SELFTEST,
@@ -28,6 +32,8 @@ struct cli_opts {
 	bool commands;                 /* '/' lines are commands in pipe mode */
 	bool crlf;                     /* interactive lines end in CR LF */
 	bool no_zerocopy;              /* kernel channel: no sendfile/splice */
+	enum kc_eof_mode eof;          /* when close_notify follows the end of input */
+	unsigned linger_ms;            /* --eof linger=SECS */
 	uint64_t key_update_after;     /* records; 0: near the cipher's limit */
 	const char *session_in, *session_out;
 	/* stats, keyupdate, tickets */

@@ -100,6 +100,23 @@ static void on_event(void *ctx, const struct kc_event *ev)
 	}
 }
 
+/* What --eof does once our input has ended, said as it happens. */
+static void on_pump_note(void *ctx, enum kc_pump_note n)
+{
+	const struct cli_opts *o = ctx;
+	double secs = o->linger_ms / 1000.0;
+
+	if (n == KC_PUMP_NOTE_QUIET)
+		cli_event("the peer was quiet for %g s: close_notify sent", secs);
+	else if (o->eof == KC_EOF_CLOSE)
+		cli_event("end of input: close_notify sent; reading until the peer closes");
+	else if (o->eof == KC_EOF_WAIT)
+		cli_event("end of input: waiting for the peer to close (--eof wait)");
+	else
+		cli_event("end of input: waiting for the peer to close, or to be quiet for %g s",
+			  secs);
+}
+
 /* Attach the kernel's TLS ULP before the handshake (plain TCP passes
  * through until keys are installed), so a kernel without kTLS is known
  * before any TLS byte is spent.  Returns 1 kernel, 0 user space, -1 fail. */
@@ -232,8 +249,12 @@ static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
 		.out_fd = o->echo ? -1 : STDOUT_FILENO,
 		.echo = o->echo,
 		.copy = o->no_zerocopy,
+		.eof = o->eof,
+		.linger_ms = o->linger_ms,
 		.stop = &cli_stop_signal,
 		.stop_fd = cli_stop_fd,
+		.on_note = on_pump_note,
+		.note_ctx = (void *)o,
 	};
 	struct kc_ctl_server *ctl = NULL;
 	struct kc_err ctl_err = { 0 };
@@ -273,6 +294,9 @@ static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
 		status = 0;
 	else
 		status = 0;
+	if (end >= 0 && kc_conn_close_unanswered(conn))
+		cli_notice("the peer closed without answering our close_notify: whatever it "
+			   "had not sent by then is lost (nothing arrived after ours)");
 	if (end >= 0)
 		cli_info("session closed: %llu bytes sent, %llu received",
 			 (unsigned long long)kc_conn_stats(conn, KC_TX)->bytes,

@@ -50,13 +50,18 @@ _ktlsctl()
 	local ciphers="AES-128-GCM AES-256-GCM CHACHA20-POLY1305 AES-128-CCM"
 	local common="--tls1.2 --tls1.3 --cipher --priority --ktls
 		--handshake-timeout --cafile --cert --key --commands --crlf
-		--key-update-after --no-zerocopy -q --quiet -v --verbose -h --help"
+		--key-update-after --no-zerocopy --eof -q --quiet -v --verbose -h --help"
 	local opts
 
 	if [[ $sub == connect || $sub == listen ]]; then
 		case $prev in
 		--ktls)
 			mapfile -t COMPREPLY < <(compgen -W "auto require off" -- "$cur")
+			return
+			;;
+		--eof)
+			mapfile -t COMPREPLY < <(compgen -W "linger linger= wait close" -- "$cur")
+			[[ ${COMPREPLY[0]:-} == linger= ]] && compopt -o nospace 2>/dev/null
 			return
 			;;
 		--cipher)

@@ -64,6 +64,8 @@ struct kc_conn {
 	unsigned nst_done_n;
 
 	bool peer_closed, close_sent, wr_shut, failed;
+	bool close_unanswered;     /* the peer ended the stream after our close_notify */
+	uint64_t rx_bytes_at_close;
 	struct kc_err failure;     /* repeated on every call after a failure */
 	struct kc_dir_stats stats[2];
 	unsigned tickets;
@@ -539,6 +541,36 @@ static int on_control(struct kc_conn *c, uint8_t type, struct kc_err *err)
 	}
 }
 
+/* The stream ended (FIN or reset) without the peer's close_notify.  Before
+ * ours that is truncation.  After ours, many servers simply close (TLS
+ * 1.2 lets the closer's peer discard what it had left to send): with
+ * nothing received since our close_notify nothing can be missing from
+ * what we did get, so the session ends as closed; with data received
+ * since, that data may have been cut short.  0 or -1 as kc_conn_read. */
+static int stream_ended(struct kc_conn *c, bool reset, struct kc_err *err)
+{
+	const char *how = reset ? "reset the connection" : "closed";
+	uint64_t after = c->stats[KC_RX].bytes - c->rx_bytes_at_close;
+
+	if (c->close_sent && after == 0) {
+		c->peer_closed = true;
+		c->close_unanswered = true;
+		return 0;
+	}
+	if (c->close_sent)
+		kc_err_set(err, KC_E_TRUNCATED,
+			   "connection truncated: the peer sent %llu bytes after our close_notify, "
+			   "then %s without its own: they may be incomplete (--eof linger or "
+			   "wait lets it finish first)", (unsigned long long)after, how);
+	else if (reset)
+		kc_err_set(err, KC_E_TRUNCATED,
+			   "connection truncated: reset by the peer before close_notify");
+	else
+		kc_err_set(err, KC_E_TRUNCATED,
+			   "connection truncated: the peer closed without close_notify");
+	return fail(c, err);
+}
+
 static int recv_error(struct kc_conn *c, int e, struct kc_err *err)
 {
 	switch (e) {
@@ -558,9 +590,7 @@ static int recv_error(struct kc_conn *c, int e, struct kc_err *err)
 		return fail(c, err);
 	case ECONNRESET:
 	case EPIPE:
-		kc_err_set(err, KC_E_TRUNCATED,
-			   "connection truncated: reset by the peer before close_notify");
-		return fail(c, err);
+		return stream_ended(c, true, err);
 	default:
 		kc_err_errno(err, KC_E_IO, e, "cannot read from the connection");
 		return fail(c, err);
@@ -642,11 +672,8 @@ ssize_t kc_conn_read(struct kc_conn *c, void *buf, size_t len, struct kc_err *er
 				continue;
 			return recv_error(c, errno, err);
 		}
-		if (n == 0 && type == 0) {
-			kc_err_set(err, KC_E_TRUNCATED,
-				   "connection truncated: the peer closed without close_notify");
-			return fail(c, err);
-		}
+		if (n == 0 && type == 0)
+			return stream_ended(c, false, err);
 		/* RFC 8446 §5.1: nothing may come between the records of
 		 * one handshake message. */
 		if (type != KC_REC_HANDSHAKE && (c->hs_hdr_len || c->hs_body_left))
@@ -822,6 +849,7 @@ int kc_conn_close(struct kc_conn *c, struct kc_err *err)
 	if (send_control(c, KC_REC_ALERT, close_notify, sizeof close_notify, err) < 0)
 		return fail(c, err);
 	c->close_sent = true;
+	c->rx_bytes_at_close = c->stats[KC_RX].bytes;
 	int rc = kc_conn_flush(c, err);
 	return rc == KC_CONN_AGAIN ? 0 : rc;
 }
@@ -942,6 +970,7 @@ int kc_conn_fd(const struct kc_conn *c) { return c->fd; }
 const char *kc_conn_channel_name(const struct kc_conn *c) { return c->ch->ops->name; }
 bool kc_conn_peer_closed(const struct kc_conn *c) { return c->peer_closed; }
 bool kc_conn_close_sent(const struct kc_conn *c) { return c->close_sent; }
+bool kc_conn_close_unanswered(const struct kc_conn *c) { return c->close_unanswered; }
 uint16_t kc_conn_version(const struct kc_conn *c) { return c->version; }
 unsigned kc_conn_tickets(const struct kc_conn *c) { return c->tickets; }
 gnutls_cipher_algorithm_t kc_conn_cipher(const struct kc_conn *c) { return c->cipher; }

@@ -83,8 +83,10 @@ int kc_conn_open(gnutls_session_t session, int fd, const struct kc_conn_opts *op
 void kc_conn_free(struct kc_conn *c);
 
 /* Application data from the peer: > 0 bytes, 0 when the peer sent
- * close_notify, KC_CONN_AGAIN, or -1 with *err (KC_E_TRUNCATED when the
- * stream ended without close_notify, KC_E_PROTOCOL, KC_E_NOREKEY, ...).
+ * close_notify (or, after ours, ended the stream without answering and
+ * without sending data since: kc_conn_close_unanswered()), KC_CONN_AGAIN,
+ * or -1 with *err (KC_E_TRUNCATED when the stream ended without
+ * close_notify otherwise, KC_E_PROTOCOL, KC_E_NOREKEY, ...).
  * Control records are handled inside.  buf must hold at least 1 byte. */
 ssize_t kc_conn_read(struct kc_conn *c, void *buf, size_t len, struct kc_err *err);
 
@@ -128,6 +130,8 @@ const char *kc_conn_channel_name(const struct kc_conn *c);
 const char *kc_conn_fallback_reason(const struct kc_conn *c);  /* NULL if none */
 bool kc_conn_peer_closed(const struct kc_conn *c);
 bool kc_conn_close_sent(const struct kc_conn *c);
+/* The peer ended the stream after our close_notify without its own. */
+bool kc_conn_close_unanswered(const struct kc_conn *c);
 uint16_t kc_conn_version(const struct kc_conn *c);
 const struct kc_dir_stats *kc_conn_stats(const struct kc_conn *c, enum kc_dir dir);
 unsigned kc_conn_tickets(const struct kc_conn *c);

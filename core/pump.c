@@ -2,10 +2,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/pump.h"
@@ -18,6 +21,9 @@
 /* After a stop request or a broken output, how long we keep trying to get
  * close_notify out before giving up on a peer that does not read. */
 #define CLOSE_FLUSH_MS 2000
+/* Lingering, how often to look again while the peer's TCP has not yet
+ * acknowledged all we sent (no event wakes poll for that). */
+#define UNACKED_RECHECK_MS 50
 
 struct buf {
 	unsigned char *p;
@@ -52,6 +58,8 @@ struct kc_pump {
 	bool output_gone;
 	bool quit;
 	bool in_ready;              /* poll said the input fd is readable */
+	bool input_end_noted;       /* on_note(KC_PUMP_NOTE_INPUT_END) was called */
+	long long quiet_since;      /* linger: ms the peer has been quiet since (0: not) */
 	/* Zero-copy: input sent by sendfile (file) or splice, peer data
 	 * spliced to the output pipe (out_blocked: that pipe is full). */
 	bool zc_in, zc_in_file, zc_out, out_blocked;
@@ -313,10 +321,69 @@ static int close_quickly(struct kc_pump *p, struct kc_err *err)
 	return 0;
 }
 
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void note(struct kc_pump *p, enum kc_pump_note n)
+{
+	if (p->o->on_note)
+		p->o->on_note(p->o->note_ctx, n);
+}
+
+/* Bytes we sent that the peer's TCP has not acknowledged yet. */
+static int unacked(struct kc_pump *p)
+{
+	int n = 0;
+	return ioctl(kc_conn_fd(p->c), SIOCOUTQ, &n) == 0 ? n : 0;
+}
+
+/* The input has ended and everything is handed over: whether our
+ * close_notify may go now.  For linger, *timeout_ms becomes how long
+ * the loop may sleep before asking again. */
+static bool may_close(struct kc_pump *p, bool progress, int *timeout_ms)
+{
+	if (kc_conn_peer_closed(p->c))
+		return true;
+	if (!p->input_end_noted && !p->o->echo) {
+		p->input_end_noted = true;
+		note(p, KC_PUMP_NOTE_INPUT_END);
+	}
+	if (p->o->eof != KC_EOF_LINGER)
+		return p->o->eof == KC_EOF_CLOSE;
+	/* The peer counts as quiet only when nothing of it waits on our
+	 * side either: a slow reader of our output must not look like a
+	 * silent peer. */
+	bool quiet = !progress && !p->rx_maybe && p->down.len == 0 && !p->out_blocked &&
+		     !kc_conn_tx_pending(p->c);
+	if (quiet && unacked(p) > 0) {
+		*timeout_ms = UNACKED_RECHECK_MS;
+		quiet = false;
+	}
+	if (!quiet) {
+		p->quiet_since = 0;
+		return false;
+	}
+	long long now = now_ms();
+	if (!p->quiet_since)
+		p->quiet_since = now;
+	long long left = p->quiet_since + (long long)p->o->linger_ms - now;
+	if (left > 0) {
+		*timeout_ms = (int)left;
+		return false;
+	}
+	note(p, KC_PUMP_NOTE_QUIET);
+	return true;
+}
+
 static int run(struct kc_pump *p, struct kc_err *err)
 {
 	for (;;) {
 		bool progress = false;
+		int timeout_ms = -1;
 
 		if (p->o->stop && *p->o->stop)
 			return close_quickly(p, err) < 0 ? -1 : KC_PUMP_STOPPED;
@@ -328,7 +395,8 @@ static int run(struct kc_pump *p, struct kc_err *err)
 			return close_quickly(p, err) < 0 ? -1 : KC_PUMP_OUTPUT_GONE;
 		if (read_input(p, &progress, err) < 0 || write_conn(p, &progress, err) < 0)
 			return -1;
-		if (p->in_eof && p->up.len == 0 && !kc_conn_close_sent(p->c)) {
+		if (p->in_eof && p->up.len == 0 && !kc_conn_close_sent(p->c) &&
+		    may_close(p, progress, &timeout_ms)) {
 			if (kc_conn_close(p->c, err) < 0)
 				return -1;
 			progress = true;
@@ -341,7 +409,7 @@ static int run(struct kc_pump *p, struct kc_err *err)
 		if (kc_conn_close_sent(p->c) && !kc_conn_tx_pending(p->c) &&
 		    kc_conn_peer_closed(p->c) && p->down.len == 0)
 			return KC_PUMP_CLOSED;
-		if (!progress && wait_events(p, -1, err) < 0)
+		if (!progress && wait_events(p, timeout_ms, err) < 0)
 			return -1;
 	}
 }

@@ -4,8 +4,8 @@
  * and with bounded memory (two fixed buffers; a slow side stops the other
  * through backpressure):
  *   - every byte of input reaches the peer before our close_notify, which
- *     goes out at input EOF; then we keep reading until the peer's
- *     close_notify (TLS 1.3 half-close);
+ *     goes out after the end of input when the eof mode says (below); we
+ *     keep reading until the peer's close_notify;
  *   - when the peer closes first: TLS 1.3 keeps sending input until EOF;
  *     TLS 1.2 stops reading input, sends what was already read, then
  *     close_notify (RFC 5246 §7.2.1);
@@ -23,6 +23,24 @@
 
 struct kc_pump;
 
+/* When our close_notify goes out once the input has ended.  Many servers
+ * take a close_notify as the end of the whole connection and drop what
+ * they still had to send (TLS 1.2 requires it, RFC 5246 §7.2.1), so
+ * closing at once can cut off the answer to what we sent. */
+enum kc_eof_mode {
+	KC_EOF_CLOSE = 0,   /* at once (TLS 1.3 half-close) */
+	KC_EOF_LINGER,      /* when the peer closes, or once it has been quiet
+			       (nothing to read, nothing unacknowledged, our
+			       output drained) for linger_ms */
+	KC_EOF_WAIT,        /* only when the peer closes */
+};
+
+/* What the loop tells its owner about the end of the input. */
+enum kc_pump_note {
+	KC_PUMP_NOTE_INPUT_END,   /* all input handed over; close_notify per eof */
+	KC_PUMP_NOTE_QUIET,       /* linger: the peer was quiet; closing now */
+};
+
 struct kc_pump_opts {
 	int in_fd;                      /* -1: no input */
 	int out_fd;                     /* -1: discard peer data */
@@ -31,6 +49,8 @@ struct kc_pump_opts {
 	 * and splice (pipes) without copying it through user space; copy
 	 * forces read/write, as on the user-space channel. */
 	bool copy;
+	enum kc_eof_mode eof;
+	unsigned linger_ms;             /* KC_EOF_LINGER's quiet time */
 	volatile sig_atomic_t *stop;    /* nonzero: close and finish (signals) */
 	int stop_fd;                    /* with stop: readable when *stop was set
 					   (-1: none), so no stop is missed before poll */
@@ -56,6 +76,10 @@ struct kc_pump_opts {
 	int (*side_fds)(void *side_ctx, struct pollfd *fds, int max);
 	void (*side_ready)(void *side_ctx, struct kc_pump *p, const struct pollfd *fds, int n);
 	void *side_ctx;
+
+	/* Optional: told about the end of the input (not in echo mode). */
+	void (*on_note)(void *note_ctx, enum kc_pump_note note);
+	void *note_ctx;
 };
 
 enum kc_pump_end {
@@ -74,7 +98,8 @@ void kc_pump_data_path(const struct kc_conn *c, const struct kc_pump_opts *o,
 int kc_pump_run(struct kc_conn *c, const struct kc_pump_opts *opts, struct kc_err *err);
 
 /* For the hooks: the connection; end the input as if at EOF (send what
- * is queued, then close_notify, keep reading); close now and finish. */
+ * is queued, then close_notify as the eof mode says, keep reading); close
+ * now and finish. */
 struct kc_conn *kc_pump_conn(struct kc_pump *p);
 /* Input bytes taken but not yet handed to the connection. */
 size_t kc_pump_unsent(const struct kc_pump *p);

@@ -109,3 +109,30 @@ Test(opts, usage_errors)
 	FAILS("malformed address", "connect", "nohost");
 	FAILS("selftest takes no arguments", "selftest", "x");
 }
+
+Test(opts, eof_modes)
+{
+	struct cli_opts o;
+	struct kc_err err = { 0 };
+	cr_assert_eq(PARSE(&o, &err, "connect", "h:1"), 0, "%s", err.msg);
+	cr_assert_eq(o.eof, KC_EOF_LINGER);
+	cr_assert_eq(o.linger_ms, CLI_LINGER_DEFAULT_MS);
+	cr_assert_eq(PARSE(&o, &err, "listen", ":1", "--cert", "c", "--key", "k", "--eof", "close"),
+		     0, "%s", err.msg);
+	cr_assert_eq(o.eof, KC_EOF_CLOSE);
+	cr_assert_eq(PARSE(&o, &err, "connect", "h:1", "--eof", "wait"), 0, "%s", err.msg);
+	cr_assert_eq(o.eof, KC_EOF_WAIT);
+	cr_assert_eq(PARSE(&o, &err, "connect", "h:1", "--eof=linger=0.25"), 0, "%s", err.msg);
+	cr_assert_eq(o.eof, KC_EOF_LINGER);
+	cr_assert_eq(o.linger_ms, 250);
+	/* A later plain "linger" is the default quiet time again. */
+	cr_assert_eq(PARSE(&o, &err, "connect", "h:1", "--eof", "linger=5", "--eof", "linger"), 0,
+		     "%s", err.msg);
+	cr_assert_eq(o.linger_ms, CLI_LINGER_DEFAULT_MS);
+	FAILS("invalid --eof 'never': use linger, linger=SECS, wait or close",
+	      "connect", "h:1", "--eof", "never");
+	FAILS("invalid --eof linger=SECS '0'", "connect", "h:1", "--eof", "linger=0");
+	FAILS("invalid --eof linger=SECS ''", "connect", "h:1", "--eof", "linger=");
+	FAILS("option '--eof' needs an argument", "connect", "h:1", "--eof");
+	FAILS("unknown option '--eof'", "stats", "--eof", "close");
+}
