@@ -919,8 +919,10 @@ class Ktlsctl(Contender):
     def _common(self):
         a = self.b.args
         s = SUITES[a.suite]
+        # --eof close: the receiving side waits for the sender to close
+        # first, so the default's quiet wait would only delay the exit.
         argv = ["--ktls", "off" if self.channel == "user" else "require",
-                "--tls" + a.tls, "--cipher", s["ktlsctl"], "-v"]
+                "--tls" + a.tls, "--cipher", s["ktlsctl"], "--eof", "close", "-v"]
         if self.channel == "kernel-copy":
             argv.append("--no-zerocopy")
         return argv

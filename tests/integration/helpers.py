@@ -49,6 +49,21 @@ KTLSCTL = os.environ.get("KTLSCTL") or (
     if os.path.exists(os.path.join(TOP_BUILDDIR, "ktlsctl"))
     else "/work/main/ktlsctl")
 
+# The record channel under test: KTLSCTL_TEST_CHANNEL=user-space (the
+# default: no fallback notice on machines without kTLS) or kernel (the VM
+# tier: --ktls require, so a case cannot pass on the user-space channel).
+CHANNEL = os.environ.get("KTLSCTL_TEST_CHANNEL") or "user-space"
+if CHANNEL not in ("user-space", "kernel"):
+    sys.stderr.write("KTLSCTL_TEST_CHANNEL must be user-space or kernel, not %r\n" % CHANNEL)
+    sys.exit(2)
+CHANNEL_ARGS = ["--ktls", "require" if CHANNEL == "kernel" else "off"]
+
+# ktlsctl's --eof for the cases written for peers that wait for us to close
+# first (echo servers, s_server with its stdin held open): close_notify at
+# the end of input, as ktlsctl did before --eof existed, so that they end
+# without the default's quiet wait.  test_eof.py covers every mode.
+EOF_CLOSE = ["--eof", "close"]
+
 # Anything in a ktlsctl stderr that means a sanitizer fired.
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:",
                      "ERROR: LeakSanitizer", "ERROR: UndefinedBehaviorSanitizer")
@@ -200,11 +215,15 @@ class Proc:
     stdin: True (a pipe fed with send()/close_stdin()), None (/dev/null),
            bytes (sent, then stdin closed), or an open file object.
     stdout_cap / stderr_cap: keep only the last N bytes (None keeps all).
+    shared: the process outlives the case that starts it (a server several
+            cases use); it is killed when the file ends.
+    t_last_out / t_out_eof: when the last stdout bytes arrived, and when
+            stdout ended (the process exited or closed it): monotonic time.
     """
 
     def __init__(self, argv, name=None, env=None, stdin=True, cwd=None,
                  stdout_cap=None, stderr_cap=4 << 20, extra_env=None, stdout=None,
-                 slow_stdout=None):
+                 slow_stdout=None, stall_stdout=0, shared=False):
         self.argv = [str(a) for a in argv]
         self.name = name or os.path.basename(self.argv[0])
         if env is None:
@@ -215,12 +234,16 @@ class Proc:
         self.out = bytearray()
         self.err = bytearray()
         self.out_total = 0
+        self.t_last_out = None
+        self.t_out_eof = None
         self.out_eof = False
         self.err_eof = False
         self.stdout_cap = stdout_cap
         self.stderr_cap = stderr_cap
-        # (bytes per read, seconds between reads): a slow consumer of stdout
+        # (bytes per read, seconds between reads): a slow consumer of stdout;
+        # stall_stdout: seconds before its first read (a stalled consumer)
         self.slow_stdout = slow_stdout
+        self.stall_stdout = stall_stdout
         self.cv = threading.Condition()
         self.epipe = False
         self.write_error = None
@@ -244,7 +267,7 @@ class Proc:
         self.pid = self.p.pid
         with _all_lock:
             _all_procs.append(self)
-        if _current_case_procs is not None:
+        if _current_case_procs is not None and not shared:
             _current_case_procs.append(self)
         self._threads = []
         if self.p.stdout is not None:
@@ -270,6 +293,8 @@ class Proc:
         chunk, pause = (1 << 16, 0)
         if which == "out" and self.slow_stdout:
             chunk, pause = self.slow_stdout
+        if which == "out" and self.stall_stdout:
+            time.sleep(self.stall_stdout)
         while True:
             if pause:
                 time.sleep(pause)
@@ -281,6 +306,7 @@ class Proc:
                 if not b:
                     if which == "out":
                         self.out_eof = True
+                        self.t_out_eof = time.monotonic()
                     else:
                         self.err_eof = True
                     self.cv.notify_all()
@@ -288,6 +314,7 @@ class Proc:
                 if which == "out":
                     self.out += b
                     self.out_total += len(b)
+                    self.t_last_out = time.monotonic()
                     if self.stdout_cap is not None and len(self.out) > self.stdout_cap:
                         del self.out[:len(self.out) - self.stdout_cap]
                 else:
@@ -747,6 +774,13 @@ def kernel_has_ktls_ulp():
 # ------------------------------------------------------------------ runner
 
 _current_case_procs = None
+_current_case_notes = []
+
+
+def note(text):
+    """A figure worth reporting (a timing, a count): printed under the
+    case's result line, never asserted."""
+    _current_case_notes.append(text)
 
 
 class Suite:
@@ -857,6 +891,8 @@ class Suite:
                 status, detail = "FAIL", "case watchdog fired after %.0fs" % scaled(timeout)
             elif fired:
                 detail = "case watchdog fired after %.0fs (processes killed)\n%s" % (scaled(timeout), detail)
+            notes = ["    note: " + n for n in _current_case_notes]
+            del _current_case_notes[:]
             if status == "PASS":
                 passed += 1
                 print("PASS %s (%.2fs)" % (name, dt))
@@ -869,6 +905,8 @@ class Suite:
                 print("FAIL %s (%.2fs)" % (name, dt))
                 for line in detail.rstrip("\n").splitlines():
                     print("    " + line if not line.startswith("    ") else line)
+            for n in notes:
+                print(n)
             sys.stdout.flush()
         kill_all()
         if failures:
@@ -1147,7 +1185,7 @@ def ktlsctl_tls_args(version=None, cipher=None):
 
 
 def start_gnutls_serv(cert, key, priority=None, echo=True, extra=(), tries=5,
-                      client_ca=None):
+                      client_ca=None, shared=False):
     """gnutls-serv on a free port (both 0.0.0.0 and ::); returns (proc, port).
     Its stdout/stderr are kept short: in echo mode it logs every request.
     client_ca: require a client certificate and verify it against that CA
@@ -1166,7 +1204,8 @@ def start_gnutls_serv(cert, key, priority=None, echo=True, extra=(), tries=5,
         if priority:
             argv += ["--priority", priority]
         argv += list(extra)
-        p = Proc(argv, name="gnutls-serv", stdin=None, stdout_cap=1 << 16, stderr_cap=1 << 16)
+        p = Proc(argv, name="gnutls-serv", stdin=None, stdout_cap=1 << 16, stderr_cap=1 << 16,
+                 shared=shared)
         if wait_listening(port, p, timeout=10):
             return p, port
         last = p

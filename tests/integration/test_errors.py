@@ -15,6 +15,7 @@ import time
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from helpers import (  # noqa: E402
+    EOF_CLOSE,
     Fail, Proc, ServerThread, Skip, Suite, check_data, check_no_sanitizer,
     gnutls_cli_argv, gnutls_priority, hex_lines, kernel_has_ktls_ulp, ktlsctl,
     ktlsctl_listen, nonul_lines, openssl_tls_args, random_bytes, require_programs,
@@ -24,7 +25,8 @@ from helpers import (  # noqa: E402
 require_programs("gnutls-serv", "gnutls-cli", "certtool", "openssl")
 
 suite = Suite("test_errors", case_timeout=90)
-KTLS = ["--ktls", "off"]
+# --eof close: these peers wait for our close_notify (helpers.EOF_CLOSE).
+SESSION_ARGS = ["--ktls", "off"] + EOF_CLOSE
 
 
 def certs():
@@ -76,28 +78,28 @@ MALFORMED = [
 
 for _a, _p in MALFORMED:
     suite.add("usage: connect %r -> 2" % _a,
-              lambda a=_a, p=_p: expect(run("connect", a, *KTLS), 2, p))
+              lambda a=_a, p=_p: expect(run("connect", a, *SESSION_ARGS), 2, p))
 
 for _a in ("[::1", "host:99999", "a:b:c", "x"):
     suite.add("usage: listen %r -> 2" % _a,
               lambda a=_a: expect(run("listen", a, "--cert", certs().srv_ec[0],
-                                      "--key", certs().srv_ec[1], *KTLS), 2,
+                                      "--key", certs().srv_ec[1], *SESSION_ARGS), 2,
                                   r"HOST:PORT|ADDR|address|port"))
 
 
 @suite.case("usage: connect without HOST:PORT -> 2")
 def _no_addr():
-    expect(run("connect", *KTLS), 2, r"HOST:PORT|address|missing")
+    expect(run("connect", *SESSION_ARGS), 2, r"HOST:PORT|address|missing")
 
 
 @suite.case("usage: connect with two addresses -> 2")
 def _two_addr():
-    expect(run("connect", "a:1", "b:2", *KTLS), 2, r"HOST:PORT|address|argument|one")
+    expect(run("connect", "a:1", "b:2", *SESSION_ARGS), 2, r"HOST:PORT|address|argument|one")
 
 
 @suite.case("usage: unknown option -> 2")
 def _unknown_opt():
-    expect(run("connect", "localhost:1", "--bogus-option", *KTLS), 2, r"--bogus-option")
+    expect(run("connect", "localhost:1", "--bogus-option", *SESSION_ARGS), 2, r"--bogus-option")
 
 
 @suite.case("usage: unknown option for listen -> 2")
@@ -118,17 +120,17 @@ def _no_cmd():
 
 @suite.case("usage: listen without --cert -> 2")
 def _listen_no_cert():
-    expect(run("listen", "127.0.0.1:0", "--key", certs().srv_ec[1], *KTLS), 2, r"--cert")
+    expect(run("listen", "127.0.0.1:0", "--key", certs().srv_ec[1], *SESSION_ARGS), 2, r"--cert")
 
 
 @suite.case("usage: listen without --cert and --key -> 2")
 def _listen_no_cert_key():
-    expect(run("listen", "127.0.0.1:0", *KTLS), 2, r"--cert")
+    expect(run("listen", "127.0.0.1:0", *SESSION_ARGS), 2, r"--cert")
 
 
 @suite.case("usage: listen without --key -> 2")
 def _listen_no_key():
-    expect(run("listen", "127.0.0.1:0", "--cert", certs().srv_ec[0], *KTLS), 2, r"--key")
+    expect(run("listen", "127.0.0.1:0", "--cert", certs().srv_ec[0], *SESSION_ARGS), 2, r"--key")
 
 
 for _opt, _val in (("--cipher", "RC4-128"), ("--ktls", "sometimes"),
@@ -148,7 +150,7 @@ def _missing_optarg():
 @suite.case("connect: connection refused -> 3")
 def _refused():
     port = free_port()
-    expect(run("connect", "127.0.0.1:%d" % port, *KTLS), 3, r"refused|connect", within=10)
+    expect(run("connect", "127.0.0.1:%d" % port, *SESSION_ARGS), 3, r"refused|connect", within=10)
 
 
 @suite.case("listen: port already in use -> 3")
@@ -159,14 +161,14 @@ def _in_use():
     port = s.getsockname()[1]
     try:
         expect(run("listen", "127.0.0.1:%d" % port, "--cert", certs().srv_ec[0],
-                   "--key", certs().srv_ec[1], *KTLS), 3, r"in use|bind|listen", within=10)
+                   "--key", certs().srv_ec[1], *SESSION_ARGS), 3, r"in use|bind|listen", within=10)
     finally:
         s.close()
 
 
 @suite.case("connect: name that does not resolve -> 3")
 def _resolve():
-    expect(run("connect", "nonexistent.invalid:443", *KTLS), 3, r"resolve|nonexistent", timeout=40)
+    expect(run("connect", "nonexistent.invalid:443", *SESSION_ARGS), 3, r"resolve|nonexistent", timeout=40)
 
 
 # ========================================================== verification: exit 4
@@ -174,7 +176,7 @@ def _resolve():
 def verify_case(certpair, target, extra, phrase):
     serv, port = start_gnutls_serv(*certpair, echo=True)
     host = target.replace("PORT", str(port))
-    k = run("connect", host, *extra, *KTLS, stdin=b"x\n")
+    k = run("connect", host, *extra, *SESSION_ARGS, stdin=b"x\n")
     expect(k, 4, phrase, within=15)
 
 
@@ -211,7 +213,7 @@ def _system_store():
 def _insecure():
     serv, port = start_gnutls_serv(*certs().other, echo=True)
     data = nonul_lines(4096)
-    k = run("connect", "localhost:%d" % port, "--insecure", *KTLS, stdin=data)
+    k = run("connect", "localhost:%d" % port, "--insecure", *SESSION_ARGS, stdin=data)
     rc = k.wait(20)
     check_no_sanitizer(k)
     if rc != 0:
@@ -225,7 +227,7 @@ def _insecure():
 def _insecure_quiet():
     serv, port = start_gnutls_serv(*certs().other, echo=True)
     data = nonul_lines(4096)
-    k = run("connect", "localhost:%d" % port, "--insecure", "-q", *KTLS, stdin=data)
+    k = run("connect", "localhost:%d" % port, "--insecure", "-q", *SESSION_ARGS, stdin=data)
     rc = k.wait(20)
     check_no_sanitizer(k)
     if rc != 0 or k.stderr.strip():
@@ -236,7 +238,7 @@ def _insecure_quiet():
 @suite.case("verify: listen --verify-client, client without a certificate -> non-zero, no hang")
 def _verify_client_none():
     k, port = ktlsctl_listen("--cert", certs().srv_ec[0], "--key", certs().srv_ec[1],
-                             "--verify-client", "--cafile", certs().ca, "--echo", *KTLS)
+                             "--verify-client", "--cafile", certs().ca, "--echo", *SESSION_ARGS)
     cli = Proc(gnutls_cli_argv(port, certs().ca, tmpfile("vc.log")), name="gnutls-cli",
                stdin=b"hello\n")
     cli.wait(20)
@@ -250,7 +252,7 @@ def _verify_client_none():
 @suite.case("verify: listen --verify-client, client cert from an unrelated CA -> 4")
 def _verify_client_bad():
     k, port = ktlsctl_listen("--cert", certs().srv_ec[0], "--key", certs().srv_ec[1],
-                             "--verify-client", "--cafile", certs().ca, "--echo", *KTLS)
+                             "--verify-client", "--cafile", certs().ca, "--echo", *SESSION_ARGS)
     cli = Proc(gnutls_cli_argv(port, certs().ca, tmpfile("vc2.log"),
                                extra=["--x509certfile", certs().other[0],
                                       "--x509keyfile", certs().other[1]]),
@@ -263,19 +265,19 @@ def _verify_client_bad():
 
 @suite.case("credentials: listen --cert missing file -> 5")
 def _cert_missing():
-    expect(run("listen", "127.0.0.1:0", "--cert", tmpfile("nope.pem"), "--key", certs().srv_ec[1], *KTLS),
+    expect(run("listen", "127.0.0.1:0", "--cert", tmpfile("nope.pem"), "--key", certs().srv_ec[1], *SESSION_ARGS),
            5, r"nope\.pem|no such|cert")
 
 
 @suite.case("credentials: listen --key missing file -> 5")
 def _key_missing():
-    expect(run("listen", "127.0.0.1:0", "--cert", certs().srv_ec[0], "--key", tmpfile("nope.key"), *KTLS),
+    expect(run("listen", "127.0.0.1:0", "--cert", certs().srv_ec[0], "--key", tmpfile("nope.key"), *SESSION_ARGS),
            5, r"nope\.key|no such|key")
 
 
 @suite.case("credentials: listen key does not match the certificate -> 5")
 def _key_mismatch():
-    expect(run("listen", "127.0.0.1:0", "--cert", certs().srv_ec[0], "--key", certs().srv_rsa[1], *KTLS),
+    expect(run("listen", "127.0.0.1:0", "--cert", certs().srv_ec[0], "--key", certs().srv_rsa[1], *SESSION_ARGS),
            5, r"match|key")
 
 
@@ -284,14 +286,14 @@ def _cert_garbage():
     p = tmpfile("garbage.pem")
     with open(p, "w") as f:
         f.write("this is not a certificate\n")
-    expect(run("listen", "127.0.0.1:0", "--cert", p, "--key", certs().srv_ec[1], *KTLS),
+    expect(run("listen", "127.0.0.1:0", "--cert", p, "--key", certs().srv_ec[1], *SESSION_ARGS),
            5, r"garbage\.pem|certificate|cert")
 
 
 @suite.case("credentials: connect --cafile missing file -> 5")
 def _cafile_missing():
     serv, port = start_gnutls_serv(*certs().srv_ec)
-    expect(run("connect", "localhost:%d" % port, "--cafile", tmpfile("noca.pem"), *KTLS),
+    expect(run("connect", "localhost:%d" % port, "--cafile", tmpfile("noca.pem"), *SESSION_ARGS),
            5, r"noca\.pem|no such|CA|cafile")
 
 
@@ -301,7 +303,7 @@ def _cafile_garbage():
     with open(p, "w") as f:
         f.write("nothing here\n")
     serv, port = start_gnutls_serv(*certs().srv_ec)
-    expect(run("connect", "localhost:%d" % port, "--cafile", p, *KTLS),
+    expect(run("connect", "localhost:%d" % port, "--cafile", p, *SESSION_ARGS),
            5, r"garbage-ca\.pem|CA|certificate|cafile")
 
 
@@ -309,7 +311,7 @@ def _cafile_garbage():
 def _client_key_missing():
     serv, port = start_gnutls_serv(*certs().srv_ec)
     expect(run("connect", "localhost:%d" % port, "--cafile", certs().ca, "--cert", certs().client[0],
-               "--key", tmpfile("nokey.key"), *KTLS), 5, r"nokey\.key|no such|key")
+               "--key", tmpfile("nokey.key"), *SESSION_ARGS), 5, r"nokey\.key|no such|key")
 
 
 # ============================================================ handshake: exit 6
@@ -340,14 +342,14 @@ def plain_server(payload, then_close=False, hold=10):
 @suite.case("handshake: plain TCP peer answers HTTP -> 6, no hang")
 def _http_peer():
     st = plain_server(b"HTTP/1.0 200 OK\r\n\r\nhello")
-    expect(run("connect", "localhost:%d" % st.port, "--cafile", certs().ca, *KTLS),
+    expect(run("connect", "localhost:%d" % st.port, "--cafile", certs().ca, *SESSION_ARGS),
            6, r"handshake|TLS|unexpected|packet|record", within=10)
 
 
 @suite.case("handshake: plain TCP peer sends HTTP and closes -> 6")
 def _http_peer_close():
     st = plain_server(b"HTTP/1.0 200 OK\r\n\r\nhello", then_close=True)
-    expect(run("connect", "localhost:%d" % st.port, "--cafile", certs().ca, *KTLS),
+    expect(run("connect", "localhost:%d" % st.port, "--cafile", certs().ca, *SESSION_ARGS),
            6, r"handshake|TLS|unexpected|packet|record|closed", within=10)
 
 
@@ -355,13 +357,13 @@ def _http_peer_close():
 def _random_peer():
     junk = b"\x00" + random_bytes(4095)
     st = plain_server(junk)
-    expect(run("connect", "localhost:%d" % st.port, "--cafile", certs().ca, *KTLS),
+    expect(run("connect", "localhost:%d" % st.port, "--cafile", certs().ca, *SESSION_ARGS),
            6, r"handshake|TLS|unexpected|packet|record", within=10)
 
 
 @suite.case("handshake: listen, plain TCP client sends garbage -> 6, no hang")
 def _listen_garbage():
-    k, port = ktlsctl_listen("--cert", certs().srv_ec[0], "--key", certs().srv_ec[1], *KTLS)
+    k, port = ktlsctl_listen("--cert", certs().srv_ec[0], "--key", certs().srv_ec[1], *SESSION_ARGS)
     s = socket.create_connection(("127.0.0.1", port), timeout=scaled(10))
     s.sendall(b"GET / HTTP/1.0\r\n\r\n")
     try:
@@ -373,14 +375,14 @@ def _listen_garbage():
 @suite.case("handshake: --tls1.2 against a TLS 1.3-only server -> 6")
 def _version_mismatch():
     serv, port = start_gnutls_serv(*certs().srv_ec, priority=gnutls_priority("1.3"))
-    expect(run("connect", "localhost:%d" % port, "--cafile", certs().ca, "--tls1.2", *KTLS),
+    expect(run("connect", "localhost:%d" % port, "--cafile", certs().ca, "--tls1.2", *SESSION_ARGS),
            6, r"handshake|version|protocol|supported", within=10)
 
 
 @suite.case("handshake: --cipher AES-128-CCM against a GCM-only server -> 6")
 def _cipher_mismatch():
     serv, port = start_gnutls_serv(*certs().srv_ec, priority=gnutls_priority(None, "AES-128-GCM"))
-    expect(run("connect", "localhost:%d" % port, "--cafile", certs().ca, "--cipher", "AES-128-CCM", *KTLS),
+    expect(run("connect", "localhost:%d" % port, "--cafile", certs().ca, "--cipher", "AES-128-CCM", *SESSION_ARGS),
            6, r"handshake|cipher|suite|algorithm|supported|alert", within=10)
 
 
@@ -390,20 +392,20 @@ def _cipher_mismatch():
 def _silent_peer():
     st = plain_server(b"", hold=15)
     expect(run("connect", "localhost:%d" % st.port, "--cafile", certs().ca,
-               "--handshake-timeout", "1", *KTLS), 12, r"time|timed out", within=5)
+               "--handshake-timeout", "1", *SESSION_ARGS), 12, r"time|timed out", within=5)
 
 
 @suite.case("timeout: --handshake-timeout 0.5 (decimal) -> 12")
 def _silent_peer_decimal():
     st = plain_server(b"", hold=15)
     expect(run("connect", "localhost:%d" % st.port, "--cafile", certs().ca,
-               "--handshake-timeout", "0.5", *KTLS), 12, r"time|timed out", within=4)
+               "--handshake-timeout", "0.5", *SESSION_ARGS), 12, r"time|timed out", within=4)
 
 
 @suite.case("timeout: listen, client connects and never speaks, --handshake-timeout 1 -> 12")
 def _silent_client():
     k, port = ktlsctl_listen("--cert", certs().srv_ec[0], "--key", certs().srv_ec[1],
-                             "--handshake-timeout", "1", *KTLS)
+                             "--handshake-timeout", "1", *SESSION_ARGS)
     s = socket.create_connection(("127.0.0.1", port), timeout=scaled(10))
     try:
         expect(k, 12, r"time|timed out", within=6, max_lines=2)
@@ -489,7 +491,7 @@ NOREKEY = {"KTLSCTL_TEST_SOFT_NOREKEY": "1"}
 @suite.case("norekey: KTLSCTL_TEST_SOFT_NOREKEY=1, gnutls-cli ^rekey1^ -> listen exits 10")
 def _norekey_listen():
     k, port = ktlsctl_listen("--cert", certs().srv_ec[0], "--key", certs().srv_ec[1],
-                             "--echo", "--tls1.3", *KTLS, extra_env=NOREKEY)
+                             "--echo", "--tls1.3", *SESSION_ARGS, extra_env=NOREKEY)
     first, second = hex_lines(8192), hex_lines(8192)
     cli = Proc(gnutls_cli_argv(port, certs().ca, tmpfile("norekey.log"), gnutls_priority("1.3"),
                                extra=["--inline-commands"]),
@@ -506,7 +508,7 @@ def _norekey_listen():
 @suite.case("norekey: KTLSCTL_TEST_SOFT_NOREKEY=1, s_server k -> connect exits 10")
 def _norekey_connect():
     srv, port = start_s_server(*certs().srv_ec, tls_args=openssl_tls_args("1.3"), quiet=False)
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *KTLS, stdin=True,
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *SESSION_ARGS, stdin=True,
                 extra_env=NOREKEY)
     prime_s_server(srv, k)
     d = hex_lines(4096)
@@ -521,7 +523,7 @@ def _norekey_connect():
 def _norekey_noop():
     serv, port = start_gnutls_serv(*certs().srv_ec, priority=gnutls_priority("1.3"))
     data = nonul_lines(64 << 10)
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *KTLS, stdin=data,
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *SESSION_ARGS, stdin=data,
                 extra_env=NOREKEY)
     rc = k.wait(20)
     check_no_sanitizer(k)
@@ -535,7 +537,7 @@ def _norekey_noop():
 @suite.case("protocol: s_server 'P' writes plaintext into the session -> 9")
 def _plaintext_record():
     srv, port = start_s_server(*certs().srv_ec, tls_args=openssl_tls_args("1.3"), quiet=False)
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *KTLS, stdin=True)
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *SESSION_ARGS, stdin=True)
     prime_s_server(srv, k)
     d = hex_lines(4096)
     srv.send(d)
@@ -549,7 +551,7 @@ def _plaintext_record():
 
 def signal_case(sig, status):
     serv, port = start_gnutls_serv(*certs().srv_ec)
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *KTLS, stdin=True)
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *SESSION_ARGS, stdin=True)
     k.send(b"hello\n")
     if not k.wait_out(6, 20):
         raise Fail("session did not start\n%s" % k.describe())
@@ -566,7 +568,7 @@ suite.add("signal: SIGTERM during a session -> 143", lambda: signal_case(signal.
 
 @suite.case("signal: SIGTERM while listen waits for a client -> 143")
 def _sigterm_listen():
-    k, port = ktlsctl_listen("--cert", certs().srv_ec[0], "--key", certs().srv_ec[1], *KTLS)
+    k, port = ktlsctl_listen("--cert", certs().srv_ec[0], "--key", certs().srv_ec[1], *SESSION_ARGS)
     k.signal(signal.SIGTERM)
     rc = k.wait(10)
     check_no_sanitizer(k)
@@ -596,7 +598,7 @@ def _sigterm_handshake():
     port = lsock.getsockname()[1]
     try:
         for i in range(10):
-            k = ktlsctl("connect", "127.0.0.1:%d" % port, "--insecure", *KTLS,
+            k = ktlsctl("connect", "127.0.0.1:%d" % port, "--insecure", *SESSION_ARGS,
                         "--handshake-timeout", "60", stdin=True)
             conn, _ = lsock.accept()   # connected: the ClientHello is on its way
             time.sleep(0.02 * i)
@@ -613,7 +615,7 @@ def _sigterm_listen_race():
     must not be lost (no SA_RESTART alone is not enough: the flag has to be
     checked atomically with the wait, e.g. ppoll or a self-pipe)."""
     for i in range(40):
-        k, port = ktlsctl_listen("--cert", certs().srv_ec[0], "--key", certs().srv_ec[1], *KTLS)
+        k, port = ktlsctl_listen("--cert", certs().srv_ec[0], "--key", certs().srv_ec[1], *SESSION_ARGS)
         k.signal(signal.SIGTERM)
         expect_stop_exit(k, 143, i + 1, "SIGTERM sent right after the 'listening on' line was "
                          "lost: ktlsctl still waited for a client")
@@ -623,7 +625,7 @@ def _sigterm_listen_race():
 def _sigint_session_race():
     serv, port = start_gnutls_serv(*certs().srv_ec)
     for i in range(25):
-        k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *KTLS, stdin=True)
+        k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *SESSION_ARGS, stdin=True)
         k.send(b"ping\n")
         if not k.wait_out(5, 20):
             raise Fail("run %d: no echo\n%s" % (i + 1, k.describe()))

@@ -46,6 +46,7 @@ import time
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from helpers import (  # noqa: E402
+    EOF_CLOSE,
     CIPHERS, Fail, Proc, ServerThread, Skip, Suite, PyTls, check_data, check_exit, prime_s_server,
     check_no_sanitizer, check_stderr, gnutls_cli_argv, gnutls_priority, hex_lines,
     ktlsctl, ktlsctl_listen, ktlsctl_tls_args, nonul_lines, openssl_tls_args,
@@ -57,7 +58,8 @@ require_programs("gnutls-serv", "gnutls-cli", "certtool", "openssl")
 suite = Suite("test_peers")
 SMALL = 1 << 20
 BIG = 24 << 20
-KTLS = ["--ktls", "off"]
+# --eof close: these peers wait for our close_notify (helpers.EOF_CLOSE).
+SESSION_ARGS = ["--ktls", "off"] + EOF_CLOSE
 
 # version x cipher, with the certificate kind used for it (TLS 1.2 CCM needs
 # ECDSA; the others alternate so that both key types are covered).
@@ -151,7 +153,7 @@ def connect_gnutls_serv(version, cipher, kind, size, timeout):
     cert, key = cert_for(kind)
     serv, port = start_gnutls_serv(cert, key, gnutls_priority(version, cipher))
     data = nonul_lines(size)
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *KTLS,
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *SESSION_ARGS,
                 *ktlsctl_tls_args(version, cipher), stdin=data)
     check_exit(k, 0, timeout, "ktlsctl connect")
     check_data("ktlsctl stdout (echoed by gnutls-serv)", k.stdout, data)
@@ -173,7 +175,7 @@ def connect_s_server(version, cipher, kind, size, timeout):
     down = random_bytes(size)       # s_server -> ktlsctl
     up = random_bytes(size)         # ktlsctl -> s_server
     srv, port = start_s_server(cert, key, openssl_tls_args(version, cipher, kind))
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *KTLS,
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *SESSION_ARGS,
                 *ktlsctl_tls_args(version, cipher))
     up = prime_s_server(srv, k) + up
     srv.send(down)                  # s_server's stdin stays open: EOF would end the connection
@@ -203,7 +205,7 @@ for _v, _c, _k in MATRIX:
 
 def gnutls_cli_listen_echo(version, cipher, kind, size, timeout):
     cert, key = cert_for(kind)
-    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", *KTLS,
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", *SESSION_ARGS,
                              *ktlsctl_tls_args(version, cipher))
     data = random_bytes(size)
     log = logname("gnutls-cli")
@@ -240,7 +242,7 @@ for _v, _c, _k in MATRIX:
 def s_client_listen_echo(version, cipher, kind, size, timeout):
     need_openssl(version, cipher, kind)
     cert, key = cert_for(kind)
-    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", *KTLS,
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", *SESSION_ARGS,
                              *ktlsctl_tls_args(version, cipher))
     data = random_bytes(size)
     cli = Proc(s_client_argv(port, certs().ca, openssl_tls_args(version, cipher, kind), mode="quiet"),
@@ -266,7 +268,7 @@ for _v, _c, _k in MATRIX:
 
 def gnutls_cli_listen_bidir(version):
     cert, key = certs().srv_ec
-    k, port = ktlsctl_listen("--cert", cert, "--key", key, *KTLS, *ktlsctl_tls_args(version))
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, *SESSION_ARGS, *ktlsctl_tls_args(version))
     up, down = random_bytes(SMALL), random_bytes(SMALL // 2)
     cli = Proc(gnutls_cli_argv(port, certs().ca, logname("gnutls-cli"), gnutls_priority(version)),
                name="gnutls-cli")
@@ -291,7 +293,7 @@ def gnutls_cli_listen_bidir(version):
 
 def s_client_listen_bidir(version):
     cert, key = certs().srv_rsa
-    k, port = ktlsctl_listen("--cert", cert, "--key", key, *KTLS, *ktlsctl_tls_args(version))
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, *SESSION_ARGS, *ktlsctl_tls_args(version))
     up, down = random_bytes(SMALL), random_bytes(SMALL)
     cli = Proc(s_client_argv(port, certs().ca, openssl_tls_args(version), mode="quiet"),
                name="s_client")
@@ -324,7 +326,7 @@ def gnutls_cli_rekey(cipher):
     """gnutls-cli --inline-commands sends KeyUpdate(update_not_requested) for
     ^rekey1^ and KeyUpdate(update_requested) for ^rekey^."""
     cert, key = certs().srv_ec
-    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", "-v", *KTLS,
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", "-v", *SESSION_ARGS,
                              *ktlsctl_tls_args("1.3", cipher))
     chunks = [hex_lines(96 << 10) for _ in range(5)]
     cmds = [b"^rekey1^\n", b"^rekey^\n", b"^rekey^\n", b"^rekey1^\n"]
@@ -362,7 +364,7 @@ def s_client_rekey(cipher):
     """s_client -brief: a line "k" or "K" read alone sends KeyUpdate
     (K: update_requested)."""
     cert, key = certs().srv_rsa
-    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", "-v", *KTLS,
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", "-v", *SESSION_ARGS,
                              *ktlsctl_tls_args("1.3", cipher))
     cli = Proc(s_client_argv(port, certs().ca, openssl_tls_args("1.3", cipher), mode="brief"),
                name="s_client")
@@ -416,7 +418,7 @@ def s_server_rekey(cipher):
     its own KeyUpdate, and keep moving data both ways."""
     cert, key = certs().srv_ec
     srv, port = start_s_server(cert, key, openssl_tls_args("1.3", cipher), quiet=False)
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, "-v", *KTLS,
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, "-v", *SESSION_ARGS,
                 *ktlsctl_tls_args("1.3", cipher))
     prime_s_server(srv, k)
     down_all, up_all = b"", b""
@@ -468,7 +470,7 @@ def _tickets():
     cert, key = certs().srv_ec
     serv, port = start_gnutls_serv(cert, key, gnutls_priority("1.3"))
     data = nonul_lines(64 << 10)
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, "-v", *KTLS, "--tls1.3",
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, "-v", *SESSION_ARGS, "--tls1.3",
                 stdin=data)
     check_exit(k, 0, 30, "ktlsctl connect -v")
     check_data("ktlsctl stdout (echoed by gnutls-serv)", k.stdout, data)
@@ -480,7 +482,7 @@ def _tickets_openssl():
     cert, key = certs().srv_ec
     srv, port = start_s_server(cert, key, ["-tls1_3"])
     down, up = random_bytes(64 << 10), random_bytes(64 << 10)
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, "-v", *KTLS, "--tls1.3")
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, "-v", *SESSION_ARGS, "--tls1.3")
     up = prime_s_server(srv, k) + up
     srv.send(down)
     k.send(up[len(PRIME):])
@@ -511,7 +513,7 @@ def py_server_closenotify(version):
         t.close()
         return got, how
     st = ServerThread(serve)
-    k = ktlsctl("connect", "localhost:%d" % st.port, "--cafile", certs().ca, *KTLS,
+    k = ktlsctl("connect", "localhost:%d" % st.port, "--cafile", certs().ca, *SESSION_ARGS,
                 *ktlsctl_tls_args(version), stdin=up)
     check_exit(k, 0, 30, "ktlsctl connect")
     got, how = st.join(30)
@@ -525,7 +527,7 @@ def py_client_closenotify(version):
     """A Python TLS client sends, reads the echo, sends close_notify and
     expects ktlsctl listen --echo to answer with close_notify."""
     cert, key = certs().srv_rsa
-    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", *KTLS, *ktlsctl_tls_args(version))
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", *SESSION_ARGS, *ktlsctl_tls_args(version))
     data = random_bytes(256 << 10)
     s = socket.create_connection(("127.0.0.1", port), timeout=scaled(20))
     t = PyTls(s, py_client_ctx(certs().ca, version), server_side=False, server_hostname="localhost")
@@ -566,7 +568,7 @@ def _halfclose13():
         t.close()
         return got, how
     st = ServerThread(serve)
-    k = ktlsctl("connect", "localhost:%d" % st.port, "--cafile", certs().ca, *KTLS, "--tls1.3")
+    k = ktlsctl("connect", "localhost:%d" % st.port, "--cafile", certs().ca, *SESSION_ARGS, "--tls1.3")
     if not k.wait_out(len(down), 30):
         raise Fail(progress("ktlsctl stdout", k.out_total, len(down)) + "\n" + k.describe())
     sent_cn.wait(scaled(10))
@@ -587,7 +589,7 @@ def _halfclose13():
 @suite.case("TLS1.3 half-close: peer's close_notify first, listen keeps sending stdin", timeout=60)
 def _halfclose13_listen():
     cert, key = certs().srv_ec
-    k, port = ktlsctl_listen("--cert", cert, "--key", key, *KTLS, "--tls1.3")
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, *SESSION_ARGS, "--tls1.3")
     up, down = random_bytes(128 << 10), random_bytes(SMALL)
     s = socket.create_connection(("127.0.0.1", port), timeout=scaled(20))
     t = PyTls(s, py_client_ctx(certs().ca, "1.3"), server_side=False, server_hostname="localhost")
@@ -625,7 +627,7 @@ def _close12():
         t.close()
         return got, how
     st = ServerThread(serve)
-    k = ktlsctl("connect", "localhost:%d" % st.port, "--cafile", certs().ca, *KTLS, "--tls1.2")
+    k = ktlsctl("connect", "localhost:%d" % st.port, "--cafile", certs().ca, *SESSION_ARGS, "--tls1.2")
     # stdin stays open: ktlsctl must answer and exit by itself
     check_exit(k, 0, 15, "ktlsctl connect")
     got, how = st.join(15)
@@ -647,7 +649,7 @@ def truncated_by_py_server(version):
         time.sleep(0.2)
         t.close_tcp()               # FIN, no close_notify
     st = ServerThread(serve)
-    k = ktlsctl("connect", "localhost:%d" % st.port, "--cafile", certs().ca, *KTLS,
+    k = ktlsctl("connect", "localhost:%d" % st.port, "--cafile", certs().ca, *SESSION_ARGS,
                 *ktlsctl_tls_args(version))      # stdin open, nothing to send
     check_exit(k, 8, 20, "ktlsctl connect")
     st.join(10)
@@ -657,7 +659,7 @@ def truncated_by_py_server(version):
 
 def truncated_by_py_client(version):
     cert, key = certs().srv_ec
-    k, port = ktlsctl_listen("--cert", cert, "--key", key, *KTLS, *ktlsctl_tls_args(version))
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, *SESSION_ARGS, *ktlsctl_tls_args(version))
     up = random_bytes(200 << 10)
     s = socket.create_connection(("127.0.0.1", port), timeout=scaled(20))
     t = PyTls(s, py_client_ctx(certs().ca, version), server_side=False, server_hostname="localhost")
@@ -686,7 +688,7 @@ def _trunc_kill():
     cert, key = certs().srv_ec
     srv, port = start_s_server(cert, key, ["-tls1_3"])
     down = random_bytes(SMALL)
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *KTLS)
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *SESSION_ARGS)
     prime_s_server(srv, k)
     srv.send(down)
     if not k.wait_out(len(down), 30):
@@ -706,7 +708,7 @@ def _client_cert_connect():
     ccert, ckey = certs().client
     data = nonul_lines(64 << 10)
     k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, "--cert", ccert,
-                "--key", ckey, *KTLS, stdin=data)
+                "--key", ckey, *SESSION_ARGS, stdin=data)
     check_exit(k, 0, 30, "ktlsctl connect --cert")
     check_data("ktlsctl stdout", k.stdout, data)
 
@@ -715,7 +717,7 @@ def _client_cert_connect():
 def _client_cert_listen():
     cert, key = certs().srv_rsa
     k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", "--verify-client",
-                             "--cafile", certs().ca, *KTLS)
+                             "--cafile", certs().ca, *SESSION_ARGS)
     ccert, ckey = certs().client
     data = random_bytes(64 << 10)
     cli = Proc(gnutls_cli_argv(port, certs().ca, logname("gnutls-cli"),
@@ -749,7 +751,7 @@ def _epipe():
     st = ServerThread(serve)
     r, w = os.pipe()
     try:
-        k = ktlsctl("connect", "localhost:%d" % st.port, "--cafile", certs().ca, *KTLS, stdout=w)
+        k = ktlsctl("connect", "localhost:%d" % st.port, "--cafile", certs().ca, *SESSION_ARGS, stdout=w)
     finally:
         os.close(w)
     ready, _, _ = select.select([r], [], [], scaled(20))
@@ -771,7 +773,7 @@ def _epipe():
 @suite.case("listen --echo -k serves three clients in a row, then SIGTERM -> 143", timeout=90)
 def _keep_open():
     cert, key = certs().srv_ec
-    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", "-k", *KTLS)
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", "-k", *SESSION_ARGS)
     for i in range(3):
         data = random_bytes(128 << 10)
         s = socket.create_connection(("127.0.0.1", port), timeout=scaled(20))
@@ -797,7 +799,7 @@ def _ipv6_connect():
     cert, key = certs().srv_ec
     serv, port = start_gnutls_serv(cert, key)
     data = nonul_lines(64 << 10)
-    k = ktlsctl("connect", "[::1]:%d" % port, "--cafile", certs().ca, *KTLS, stdin=data)
+    k = ktlsctl("connect", "[::1]:%d" % port, "--cafile", certs().ca, *SESSION_ARGS, stdin=data)
     check_exit(k, 0, 30, "ktlsctl connect [::1]")
     check_data("ktlsctl stdout", k.stdout, data)
 
@@ -805,7 +807,7 @@ def _ipv6_connect():
 @suite.case("IPv6: gnutls-cli -> listen [::1]:0 --echo", timeout=60)
 def _ipv6_listen():
     cert, key = certs().srv_rsa
-    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", *KTLS, addr="[::1]:0")
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", *SESSION_ARGS, addr="[::1]:0")
     data = random_bytes(64 << 10)
     cli = Proc(gnutls_cli_argv(port, certs().ca, logname("gnutls-cli"), host="::1"),
                name="gnutls-cli", stdin=data)
@@ -817,7 +819,7 @@ def _ipv6_listen():
 @suite.case("listen :0 (all addresses) accepts on 127.0.0.1", timeout=60)
 def _listen_any():
     cert, key = certs().srv_ec
-    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", *KTLS, addr=":0")
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", *SESSION_ARGS, addr=":0")
     data = random_bytes(64 << 10)
     cli = Proc(s_client_argv(port, certs().ca, mode="quiet"), name="s_client")
     cli.send(data)
@@ -835,7 +837,7 @@ def _sni():
                                                      "--sni-hostname-fatal"])
     data = nonul_lines(4096)
     k = ktlsctl("connect", "127.0.0.1:%d" % port, "--sni", "wronghost.invalid", "--cafile", certs().ca,
-                *KTLS, stdin=data)
+                *SESSION_ARGS, stdin=data)
     check_exit(k, 0, 30, "ktlsctl connect --sni")
     check_data("ktlsctl stdout", k.stdout, data)
 
@@ -846,7 +848,7 @@ def _alpn():
     serv, port = start_gnutls_serv(cert, key, extra=["--alpn", "ktls-test/1", "--alpn-fatal"])
     data = nonul_lines(4096)
     k = ktlsctl("connect", "localhost:%d" % port, "--alpn", "other/9", "--alpn", "ktls-test/1",
-                "--cafile", certs().ca, *KTLS, stdin=data)
+                "--cafile", certs().ca, *SESSION_ARGS, stdin=data)
     check_exit(k, 0, 30, "ktlsctl connect --alpn")
     check_data("ktlsctl stdout", k.stdout, data)
 
@@ -857,7 +859,7 @@ def _cipher_opts():
     serv, port = start_gnutls_serv(cert, key, gnutls_priority("1.3", "CHACHA20-POLY1305"))
     data = nonul_lines(4096)
     k = ktlsctl("connect", "localhost:%d" % port, "--cipher", "aes-128-ccm", "--cipher",
-                "chacha20-poly1305", "--cafile", certs().ca, "-v", *KTLS, stdin=data)
+                "chacha20-poly1305", "--cafile", certs().ca, "-v", *SESSION_ARGS, stdin=data)
     check_exit(k, 0, 30, "ktlsctl connect --cipher x2")
     check_data("ktlsctl stdout", k.stdout, data)
     check_stderr(k, r"CHACHA20")
@@ -870,7 +872,7 @@ def _priority():
     data = nonul_lines(4096)
     k = ktlsctl("connect", "localhost:%d" % port, "--priority",
                 "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM", "-v",
-                "--cafile", certs().ca, *KTLS, stdin=data)
+                "--cafile", certs().ca, *SESSION_ARGS, stdin=data)
     check_exit(k, 0, 30, "ktlsctl connect --priority")
     check_data("ktlsctl stdout", k.stdout, data)
     check_stderr(k, r"TLS ?1\.2.*AES.?128.?GCM")
@@ -896,7 +898,7 @@ def _prefix():
 def _empty_stdin():
     cert, key = certs().srv_ec
     serv, port = start_gnutls_serv(cert, key)
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *KTLS, stdin=None)
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *SESSION_ARGS, stdin=None)
     check_exit(k, 0, 20, "ktlsctl connect </dev/null")
     check_data("ktlsctl stdout", k.stdout, b"")
 
@@ -910,7 +912,7 @@ def _file_stdin():
     with open(path, "wb") as f:
         f.write(data)
     with open(path, "rb") as f:
-        k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *KTLS, stdin=f)
+        k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *SESSION_ARGS, stdin=f)
     check_exit(k, 0, 60, "ktlsctl connect <file")
     check_data("ktlsctl stdout", k.stdout, data)
 
@@ -920,7 +922,7 @@ def _slow_stdout():
     cert, key = certs().srv_ec
     serv, port = start_gnutls_serv(cert, key)
     data = nonul_lines(4 << 20)
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *KTLS, stdin=data,
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *SESSION_ARGS, stdin=data,
                 slow_stdout=(4096, 0.001))
     check_exit(k, 0, 100, "ktlsctl connect with a slow stdout")
     check_data("ktlsctl stdout", k.stdout, data)
@@ -938,7 +940,7 @@ def reset_by_py_server(version):
         got_it.wait(scaled(20))
         t.close_tcp(rst=True)           # RST, no close_notify
     st = ServerThread(serve)
-    k = ktlsctl("connect", "localhost:%d" % st.port, "--cafile", certs().ca, *KTLS,
+    k = ktlsctl("connect", "localhost:%d" % st.port, "--cafile", certs().ca, *SESSION_ARGS,
                 *ktlsctl_tls_args(version))
     ok = k.wait_out(len(down), 20)
     got_it.set()
@@ -959,7 +961,7 @@ for _v in ("1.2", "1.3"):
             timeout=120)
 def _rekey_stress():
     cert, key = certs().srv_rsa
-    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", "-v", *KTLS,
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", "-v", *SESSION_ARGS,
                              *ktlsctl_tls_args("1.3", "AES-256-GCM"))
     chunks = [hex_lines(224 << 10) for _ in range(9)]
     cmds = [b"^rekey^\n", b"^rekey1^\n"] * 4
@@ -978,7 +980,7 @@ def _rekey_stress():
 @suite.case("KeyUpdate during a big download: s_client k/K while listen sends 8 MiB", timeout=120)
 def _rekey_download():
     cert, key = certs().srv_ec
-    k, port = ktlsctl_listen("--cert", cert, "--key", key, "-v", *KTLS, "--tls1.3")
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, "-v", *SESSION_ARGS, "--tls1.3")
     # s_client's stdout is drained slowly, so that ktlsctl is blocked on a
     # full socket with data queued when the KeyUpdates arrive.
     cli = Proc(s_client_argv(port, certs().ca, ["-tls1_3"], mode="brief"), name="s_client",
@@ -1006,7 +1008,7 @@ def _rekey_download():
 def _rekey_upload():
     cert, key = certs().srv_rsa
     srv, port = start_s_server(cert, key, ["-tls1_3"], quiet=False, slow_stdout=(16384, 0.002))
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, "-v", *KTLS, "--tls1.3")
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, "-v", *SESSION_ARGS, "--tls1.3")
     prime_s_server(srv, k)
     data = hex_lines(8 << 20)
     k.send(data)
@@ -1030,7 +1032,7 @@ def _rekey_upload():
 def _reneg():
     cert, key = certs().srv_ec
     srv, port = start_s_server(cert, key, ["-tls1_2"], quiet=False)
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *KTLS, "--tls1.2")
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *SESSION_ARGS, "--tls1.2")
     prime_s_server(srv, k)
     srv.send(b"r\n")
     time.sleep(0.5)

@@ -58,6 +58,7 @@ import atexit
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from helpers import (  # noqa: E402
+    EOF_CLOSE,
     Fail, Proc, PyTls, SANITIZER_MARKERS, ServerThread, Skip, Suite, check_data, check_exit,
     free_port, gnutls_cli_argv, gnutls_priority, have, hex_lines,
     KTLSCTL, ktlsctl, ktlsctl_listen, nonul_lines, openssl_tls_args, prime_s_server,
@@ -67,7 +68,8 @@ from helpers import (  # noqa: E402
 require_programs("gnutls-serv", "gnutls-cli", "certtool", "openssl")
 
 suite = Suite("test_session")
-KTLS = ["--ktls", "off"]
+# --eof close: these peers wait for our close_notify (helpers.EOF_CLOSE).
+SESSION_ARGS = ["--ktls", "off"] + EOF_CLOSE
 BIG = 24 << 20
 
 
@@ -394,7 +396,7 @@ def _forced_gnutls_serv():
     cmds = [b"/keyupdate\n", b"/keyupdate request\n", b"/keyupdate\n", b"/keyupdate request\n"]
     stream = parts[0] + b"".join(c + p for c, p in zip(cmds, parts[1:])) + b"/stats\n"
     data = b"".join(parts)
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *KTLS, "--commands", "-v",
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "--commands", "-v",
                 stdin=stream)
     check_exit(k, 0, 40, "ktlsctl connect --commands")
     check_data("ktlsctl stdout (echo across 4 KeyUpdates)", k.stdout, data)
@@ -428,7 +430,7 @@ def _forced_s_server():
     msg = tmpfile("s_server.msg")
     srv, port = start_s_server(cert, key, openssl_tls_args("1.3", "AES-256-GCM"),
                                extra=["-msg", "-msgfile", msg])
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *KTLS, "--tls1.3",
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "--tls1.3",
                 "--commands", "-v")
     up = prime_s_server(srv, k)
     A, B, C, D = (hex_lines(64 << 10) for _ in range(4))
@@ -475,7 +477,7 @@ def _forced_s_server():
             "(s_client -msg)", timeout=60)
 def _forced_listen_s_client():
     cert, key = certs().srv_ec
-    k, port = ktlsctl_listen("--cert", cert, "--key", key, *KTLS, "--tls1.3", "--commands", "-v")
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, *SESSION_ARGS, "--tls1.3", "--commands", "-v")
     msg = tmpfile("s_client.msg")
     cli = Proc(s_client_argv(port, CA(), ["-tls1_3"], mode="quiet", extra=["-msg", "-msgfile", msg]),
                name="s_client")
@@ -519,7 +521,7 @@ def _forced_listen_s_client():
             timeout=60)
 def _forced_listen_gnutls_cli():
     cert, key = certs().srv_rsa
-    k, port = ktlsctl_listen("--cert", cert, "--key", key, *KTLS, "--tls1.3", "--commands", "-v",
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, *SESSION_ARGS, "--tls1.3", "--commands", "-v",
                              "--cipher", "CHACHA20-POLY1305")
     log = tmpfile("gnutls-cli.log")
     cli = Proc(gnutls_cli_argv(port, CA(), log, gnutls_priority("1.3"), extra=["-d", "5"]),
@@ -558,7 +560,7 @@ def _forced_tls12():
     cert, key = certs().srv_ec
     serv, port = start_gnutls_serv(cert, key, gnutls_priority("1.2"))
     a, b = hex_lines(32 << 10), hex_lines(32 << 10)     # no line may start with /
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *KTLS, "--commands",
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "--commands",
                 stdin=a + b"/keyupdate\n/keyupdate request\n" + b)
     check_exit(k, 0, 30, "ktlsctl connect --tls1.2 --commands")
     check_data("ktlsctl stdout (echo)", k.stdout, a + b)
@@ -622,7 +624,7 @@ def _auto_gnutls_serv():
     cert, key = certs().srv_ec
     serv, port = start_gnutls_serv(cert, key, gnutls_priority("1.3", "AES-128-GCM"))
     data = big_hex()
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *KTLS, "--commands", "-v",
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "--commands", "-v",
                 "--key-update-after", "1000", stdin=data + b"/stats\n")
     check_exit(k, 0, 120, "ktlsctl connect --key-update-after 1000")
     check_data("ktlsctl stdout (24 MiB echo)", k.stdout, data)
@@ -637,7 +639,7 @@ def _auto_s_server():
     srv, port = start_s_server(cert, key, openssl_tls_args("1.3", "AES-128-GCM"),
                                extra=["-msg", "-msgfile", msg])
     data = big_hex()[:12 << 20]
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *KTLS, "--commands", "-v",
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "--commands", "-v",
                 "--key-update-after", "1000", stdin=data + b"/stats\n")
     check_exit(k, 0, 100, "ktlsctl connect --key-update-after 1000")
     log = require_flushed_log(srv, msg, 20)
@@ -664,10 +666,10 @@ def _auto_s_server():
             "updates are the other's 'peer updated its keys'", timeout=150)
 def _auto_both():
     cert, key = certs().srv_rsa
-    srvk, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", "-v", *KTLS, "--tls1.3",
+    srvk, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", "-v", *SESSION_ARGS, "--tls1.3",
                                 "--key-update-after", "1000", name="ktlsctl-listen")
     data = big_hex()
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *KTLS, "-v", "--commands",
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "-v", "--commands",
                 "--key-update-after", "1000", stdin=data + b"/stats\n")
     check_exit(k, 0, 120, "ktlsctl connect")
     check_exit(srvk, 0, 20, "ktlsctl listen --echo")
@@ -694,7 +696,7 @@ def _limit12_s_server():
     srv, port = start_s_server(cert, key, openssl_tls_args("1.2", "AES-128-GCM"),
                                extra=["-msg", "-msgfile", msg])
     data = big_hex()[:4 << 20]
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *KTLS, "--tls1.2",
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "--tls1.2",
                 "--key-update-after", "100", stdin=data)
     check_exit(k, 13, 30, "ktlsctl connect --tls1.2 --key-update-after 100")
     lines = kt_lines(k)
@@ -733,7 +735,7 @@ def _limit12_gnutls_serv():
     cert, key = certs().srv_rsa
     serv, port = start_gnutls_serv(cert, key, gnutls_priority("1.2", "AES-256-GCM"))
     data = big_hex()[:4 << 20]
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *KTLS, "--commands",
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "--commands",
                 "--key-update-after", "100", stdin=b"/stats\n" + data)
     check_exit(k, 13, 30, "ktlsctl connect --tls1.2 --key-update-after 100")
     st = need_stats(k)
@@ -779,7 +781,7 @@ def resume_gnutls_serv(version):
         fh.write("old\n")
     os.chmod(f, 0o644)
     a = nonul_lines(16 << 10)
-    k1 = umask_ktlsctl("000", "connect", "localhost:%d" % port, "--cafile", CA(), *KTLS,
+    k1 = umask_ktlsctl("000", "connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS,
                        "--tls" + version, "-v", "--session-out", f, stdin=a)
     check_exit(k1, 0, 30, "ktlsctl connect --session-out (umask 000)")
     check_data("first connection echo", k1.stdout, a)
@@ -787,7 +789,7 @@ def resume_gnutls_serv(version):
     if version == "1.3":
         need_line(k1, "session ticket received (lifetime 21600s)", 2)
     b = nonul_lines(16 << 10)
-    k2 = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *KTLS, "--tls" + version,
+    k2 = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "--tls" + version,
                  "-v", "--session-in", f, stdin=b)
     check_exit(k2, 0, 30, "ktlsctl connect --session-in")
     check_data("resumed connection echo", k2.stdout, b)
@@ -813,13 +815,13 @@ def resume_s_server(version):
     d = tmpdir("sess")
     f = os.path.join(d, "s")
     a, b = hex_lines(8 << 10), hex_lines(8 << 10)
-    k1 = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *KTLS, "--tls" + version,
+    k1 = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "--tls" + version,
                  "-v", "--session-out", f, stdin=a)
     check_exit(k1, 0, 30, "ktlsctl connect --session-out")
     session_file_ok(f, "localhost:%d" % port)
     if version == "1.3":
         need_line(k1, "session ticket received (lifetime 7200s)", 2)
-    k2 = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *KTLS, "--tls" + version,
+    k2 = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "--tls" + version,
                  "-v", "--session-in", f, stdin=b)
     check_exit(k2, 0, 30, "ktlsctl connect --session-in")
     need_line(k2, "session resumed from %s" % f)
@@ -876,7 +878,7 @@ def full_handshake_with(port, f, notice, serv, what, host="localhost", extra=())
     server's)."""
     before = serv.stdout.count(b"*** This is a resumed session")
     data = nonul_lines(8 << 10)
-    k = ktlsctl("connect", "%s:%d" % (host, port), "--cafile", CA(), *KTLS, "-v", "--session-in", f,
+    k = ktlsctl("connect", "%s:%d" % (host, port), "--cafile", CA(), *SESSION_ARGS, "-v", "--session-in", f,
                 *extra, stdin=data)
     check_exit(k, 0, 30, "ktlsctl connect --session-in (%s)" % what)
     check_data("echo (%s)" % what, k.stdout, data)
@@ -900,7 +902,7 @@ def _bad_files():
     serv, port = start_gnutls_serv_logged(cert, key)
     d = tmpdir("bad")
     good = os.path.join(d, "good")
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *KTLS, "-q", "--session-out", good,
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "-q", "--session-out", good,
                 stdin=b"x\n")
     check_exit(k, 0, 30, "ktlsctl connect --session-out")
     session_file_ok(good, "localhost:%d" % port)
@@ -960,7 +962,7 @@ def _foreign_files():
     serv2, port2 = start_gnutls_serv_logged(cert, key)
     d = tmpdir("foreign")
     f = os.path.join(d, "s")
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *KTLS, "-q", "--session-out", f,
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "-q", "--session-out", f,
                 stdin=b"x\n")
     check_exit(k, 0, 30, "ktlsctl connect --session-out")
     full_handshake_with(port2, f, r"session file %s was saved for localhost:%d, not localhost:%d; use a "
@@ -980,7 +982,7 @@ def _restarted_server():
     files = {}
     for v in ("1.3", "1.2"):
         f = os.path.join(tmpdir("restart"), "s" + v)
-        k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *KTLS, "-q", "--tls" + v,
+        k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "-q", "--tls" + v,
                     "--session-out", f, stdin=b"x\n")
         check_exit(k, 0, 30, "ktlsctl connect --session-out TLS%s" % v)
         session_file_ok(f, "localhost:%d" % port)
@@ -1007,7 +1009,7 @@ def _tickets_stats_gnutls():
     f = os.path.join(d, "saved")
     line = b"0123456789abcdef0123456789abcdef\n"
     t0 = time.time()
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *KTLS, "--commands")
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "--commands")
     k.send(line)
     want_out(k, len(line), 15, "ktlsctl stdout", serv)
     k.send(b"/tickets\n/stats\n/save %s\n" % f.encode())
@@ -1052,7 +1054,7 @@ def _tickets_stats_gnutls():
     if problems:
         raise Fail("\n".join(problems) + "\n" + k.describe(4000))
     session_file_ok(f, "localhost:%d" % port)
-    k2 = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *KTLS, "--session-in", f,
+    k2 = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "--session-in", f,
                  stdin=line)
     check_exit(k2, 0, 30, "ktlsctl connect --session-in (saved by /save)")
     check_data("resumed echo", k2.stdout, line)
@@ -1068,7 +1070,7 @@ def _tickets_s_server():
                                extra=["-naccept", "2", "-early_data", "-msg", "-msgfile", msg])
     d = tmpdir("save")
     f = os.path.join(d, "saved")
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *KTLS, "--commands", "-v")
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "--commands", "-v")
     line = hex_lines(1000)
     k.send(line)
     want_out(srv, len(line), 15, "s_server stdout", k)
@@ -1080,7 +1082,7 @@ def _tickets_s_server():
     k.close_stdin()
     check_exit(k, 0, 20, "ktlsctl connect --commands")
     rows = parse_tickets(k.stderr)
-    k2 = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *KTLS, "-v", "--session-in", f,
+    k2 = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "-v", "--session-in", f,
                  stdin=line)
     check_exit(k2, 0, 20, "ktlsctl connect --session-in (saved by /save)")
     need_line(k2, "session resumed from %s" % f)
@@ -1127,7 +1129,7 @@ def quit_case(after):
         t.close()
         return got, how
     st = ServerThread(serve)
-    k = ktlsctl("connect", "localhost:%d" % st.port, "--cafile", CA(), *KTLS, "--commands")
+    k = ktlsctl("connect", "localhost:%d" % st.port, "--cafile", CA(), *SESSION_ARGS, "--commands")
     want_out(k, len(down), 15, "ktlsctl stdout", k)
     k.send(data + b"/quit\n" + after)
     t0 = time.monotonic()
@@ -1170,7 +1172,7 @@ def _close():
         t.close()
         return got, how
     st = ServerThread(serve)
-    k = ktlsctl("connect", "localhost:%d" % st.port, "--cafile", CA(), *KTLS, "--commands", "-v")
+    k = ktlsctl("connect", "localhost:%d" % st.port, "--cafile", CA(), *SESSION_ARGS, "--commands", "-v")
     k.send(up + b"/close\nnot to be sent\n")
     check_exit(k, 0, 20, "ktlsctl connect after /close (stdin open)")
     got, how = st.join(10)
@@ -1178,7 +1180,7 @@ def _close():
         raise Fail("the server saw %s, not close_notify" % how)
     check_data("server received (up to /close)", got, up)
     check_data("ktlsctl stdout (peer data after our close_notify)", k.stdout, after)
-    need_line(k, "close_notify sent; waiting for the peer to close")
+    need_line(k, "end of input: close_notify sent; reading until the peer closes")
     need_line(k, "peer sent close_notify")
 
 
@@ -1190,7 +1192,7 @@ def _bad_commands():
     stream = (b"first\n/bogus\nsecond\n/keyupdate foo\n/stats extra\n/save\n/quit now\n/\n"
               b"third /not a command\n//slash\n/keyupdate\r\n/keyupdate request \t\nlast\n")
     expected = b"first\nsecond\nthird /not a command\n/slash\nlast\n"
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *KTLS, "--commands", stdin=stream)
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "--commands", stdin=stream)
     check_exit(k, 0, 30, "ktlsctl connect --commands")
     check_data("ktlsctl stdout (echo)", k.stdout, expected)
     want = ["unknown command (try /help; // sends a line starting with /)",
@@ -1224,7 +1226,7 @@ def _help_nosave():
         return got, how
     st = ServerThread(serve)
     f = os.path.join(tmpdir("nosave"), "s")
-    k = ktlsctl("connect", "localhost:%d" % st.port, "--cafile", CA(), *KTLS, "--commands",
+    k = ktlsctl("connect", "localhost:%d" % st.port, "--cafile", CA(), *SESSION_ARGS, "--commands",
                 stdin=up + b"/help\n/tickets\n/save " + f.encode() + b"\n")
     check_exit(k, 0, 20, "ktlsctl connect --commands")
     got, how = st.join(10)
@@ -1412,7 +1414,7 @@ def _term_connect():
     home = tmpdir("home")
     xdg = tmpdir("xdg")
     env = {"HOME": home, "XDG_DATA_HOME": xdg}
-    argv = [KTLSCTL, "connect", "localhost:%d" % port, "--cafile", CA(), *KTLS]
+    argv = [KTLSCTL, "connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS]
     t = Term(argv, env)
     try:
         t.wait_regex(r"^ktlsctl: connected to 127\.0\.0\.1:%d: TLS1\.3 \S+, user-space channel$" % port)
@@ -1450,7 +1452,7 @@ def _term_connect():
         t.line("last line 42")
         t.wait_line("last line 42")
         t.keys("C-d")
-        t.wait_line("ktlsctl: close_notify sent; waiting for the peer to close")
+        t.wait_line("ktlsctl: end of input: close_notify sent; reading until the peer closes")
         t.check_exit(0, 15)
     finally:
         t.close()
@@ -1483,7 +1485,7 @@ def _term_connect():
 def _term_greeting():
     cert, key = certs().srv_ec
     serv, port = start_gnutls_serv(cert, key)
-    t = Term([KTLSCTL, "connect", "localhost:%d" % port, "--cafile", CA(), *KTLS], {"HOME": tmpdir("home")})
+    t = Term([KTLSCTL, "connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS], {"HOME": tmpdir("home")})
     try:
         t.wait_regex(r"^ktlsctl: connected to ")
         t.wait_last_line(">")
@@ -1507,7 +1509,7 @@ def _term_greeting():
 def _term_quit():
     cert, key = certs().srv_ec
     serv, port = start_gnutls_serv(cert, key)
-    t = Term([KTLSCTL, "connect", "localhost:%d" % port, "--cafile", CA(), *KTLS], {"HOME": tmpdir("home")})
+    t = Term([KTLSCTL, "connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS], {"HOME": tmpdir("home")})
     try:
         t.wait_regex(r"^ktlsctl: connected to ")
         t.wait_last_line(">")
@@ -1525,7 +1527,7 @@ def _term_history_home():
     cert, key = certs().srv_ec
     serv, port = start_gnutls_serv(cert, key)
     home = tmpdir("freshhome")
-    t = Term([KTLSCTL, "connect", "localhost:%d" % port, "--cafile", CA(), *KTLS], {"HOME": home})
+    t = Term([KTLSCTL, "connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS], {"HOME": home})
     try:
         t.wait_regex(r"^ktlsctl: connected to ")
         t.wait_last_line(">")
@@ -1548,7 +1550,7 @@ def _term_half_typed():
     cert, key = certs().srv_rsa
     port = free_port()
     go = threading.Event()
-    t = Term([KTLSCTL, "listen", "127.0.0.1:%d" % port, "--cert", cert, "--key", key, *KTLS],
+    t = Term([KTLSCTL, "listen", "127.0.0.1:%d" % port, "--cert", cert, "--key", key, *SESSION_ARGS],
              {"HOME": tmpdir("home")})
     result = {}
 
@@ -1600,7 +1602,7 @@ def _term_half_typed():
             raise Fail("the client received %r, expected b'ha[X]lf done\\nsecond\\n'\n%s"
                        % (result.get("got"), t.dump()))
         t.keys("C-d")
-        t.wait_line("ktlsctl: close_notify sent; waiting for the peer to close")
+        t.wait_line("ktlsctl: end of input: close_notify sent; reading until the peer closes")
         t.check_exit(0, 15)
         th.join(scaled(10))
         if result.get("how") != "close_notify" or result.get("rest"):
@@ -1615,7 +1617,7 @@ def _term_half_typed():
 def _term_event_while_typing():
     cert, key = certs().srv_ec
     srv, port = start_s_server(cert, key, ["-tls1_3"], quiet=False)
-    t = Term([KTLSCTL, "connect", "localhost:%d" % port, "--cafile", CA(), *KTLS, "--crlf"],
+    t = Term([KTLSCTL, "connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "--crlf"],
              {"HOME": tmpdir("home")})
     try:
         t.wait_regex(r"^ktlsctl: connected to 127\.0\.0\.1:%d: TLS1\.3 " % port)
@@ -1637,7 +1639,7 @@ def _term_event_while_typing():
             raise Fail("s_server did not receive 'typed before and after\\r\\n' under the new key\n%s\n%s"
                        % (srv.describe(), t.dump()))
         t.keys("C-d")
-        t.wait_line("ktlsctl: close_notify sent; waiting for the peer to close")
+        t.wait_line("ktlsctl: end of input: close_notify sent; reading until the peer closes")
         t.check_exit(0, 10)
     finally:
         t.close()

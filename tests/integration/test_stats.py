@@ -40,6 +40,7 @@ import time
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from helpers import (  # noqa: E402
+    EOF_CLOSE,
     KTLSCTL, Fail, Proc, PyTls, Skip, Suite, check_data, check_exit, check_no_sanitizer,
     gnutls_priority, hex_lines, ktlsctl, ktlsctl_listen, py_client_ctx, require_programs,
     scaled, start_gnutls_serv)
@@ -47,7 +48,8 @@ from helpers import (  # noqa: E402
 require_programs("gnutls-serv", "certtool")
 
 suite = Suite("test_stats", case_timeout=45)
-KTLS = ["--ktls", "off"]
+# --eof close: these peers wait for our close_notify (helpers.EOF_CLOSE).
+SESSION_ARGS = ["--ktls", "off"] + EOF_CLOSE
 PROTO = b"KTLSCTL/1"
 # The documented exit statuses (core/err.h, man/ktlsctl.1 EXIT STATUS).
 DOCUMENTED = set(range(1, 14))
@@ -251,7 +253,7 @@ class Client:
     def __init__(self, xdg, version="1.3", cipher="AES-128-GCM", verbose=False):
         cert, key = certs().srv_ec
         self.serv, self.port = start_gnutls_serv(cert, key, gnutls_priority(version))
-        args = ["connect", "localhost:%d" % self.port, "--cafile", certs().ca, *KTLS,
+        args = ["connect", "localhost:%d" % self.port, "--cafile", certs().ca, *SESSION_ARGS,
                 "--tls" + version]
         if cipher:
             args += ["--cipher", cipher]
@@ -336,7 +338,7 @@ def _live():
     xdg = new_xdg("live")
     c = Client(xdg, "1.3", "AES-128-GCM")
     cert, key = certs().srv_ec
-    srv, lport = ktlsctl_listen("--cert", cert, "--key", key, "--echo", *KTLS, "--tls1.3",
+    srv, lport = ktlsctl_listen("--cert", cert, "--key", key, "--echo", *SESSION_ARGS, "--tls1.3",
                                 "--cipher", "AES-256-GCM", extra_env=kenv(xdg),
                                 name="ktlsctl listen --echo")
     t_srv = time.monotonic()
@@ -653,7 +655,7 @@ def _modes():
     cert, key = certs().srv_ec
     serv, port = start_gnutls_serv(cert, key, gnutls_priority("1.3"))
     data = hex_lines(5000)
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *KTLS, stdin=data,
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *SESSION_ARGS, stdin=data,
                 name="ktlsctl connect", extra_env=kenv(xdg))
     check_exit(k, 0, 15, "ktlsctl connect with a 0755 control directory")
     check_data("ktlsctl stdout (echoed by gnutls-serv)", k.stdout, data)
