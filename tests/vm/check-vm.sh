@@ -25,6 +25,8 @@
 #   KTLSCTL_VM_KERNELS    which kernels (default "debian12 unstable")
 #   KTLSCTL_VM_JOBS       VMs at once (default 2 with two CPUs or more, else 1)
 #   KTLSCTL_VM_ONLY       run only the scenarios whose name contains this
+#   KTLSCTL_VM_SUITE_ONLY in the integration suites the VM runs, only the
+#                         cases whose name contains this
 #   KTLSCTL_VM_TIMEOUT_SCALE  multiply every timeout (default 1, 2 for a
 #                         sanitizer build)
 #   KTLSCTL_VM_LOGDIR     keep each kernel's console log and results there
@@ -135,7 +137,7 @@ run_kernel() {
 	t0=$(date +%s)
 	VM_ENV_EXPECT_REKEY=$(expect_rekey "$label") \
 	VM_ENV_TIMEOUT_SCALE=$scale \
-	VM_ENV_ONLY=${KTLSCTL_VM_ONLY:-} \
+	VM_ENV_ONLY=${KTLSCTL_VM_ONLY:-} VM_ENV_SUITE_ONLY=${KTLSCTL_VM_SUITE_ONLY:-} \
 	VM_TIMEOUT=$(( 600 * scale )) \
 	VM_LOG="$work/$label.console" \
 	KTLSCTL=$KTLSCTL \

@@ -28,6 +28,8 @@
 #   EXPECT_REKEY   yes / no: whether this kernel must be able to rekey kTLS
 #                  (TLS 1.3 key update, Linux >= 6.14); unset: not checked
 #   ONLY           run only the scenarios whose name contains this string
+#   SUITE_ONLY     in the integration suites (sc_suite), run only the cases
+#                  whose name contains this string (their -k)
 #   DATA_KIB       size of the random data per transfer (default 64)
 #   HOST_DEBUG=1   run on a machine without kTLS: ktlsctl uses --ktls off
 #                  and kernel-only checks are skipped (to debug the script;
@@ -950,6 +952,25 @@ sc_secrets_kernel() {
 		fail "test_secrets.py ${mode[*]} ran no case in full: $(tail -n 1 secrets.out)"
 }
 
+# --- an integration suite, whole, on the kernel channel --------------------
+# The same cases the host runs on the user-space channel, with every
+# ktlsctl on --ktls require (KTLSCTL_TEST_CHANNEL=kernel).
+sc_suite() {  # FILE [SUITE ARGS...]
+	local rc=0 t=${SELF%/*}/../integration/$1 channel=kernel
+	shift
+	[[ $HOST_DEBUG == 1 ]] && channel=user-space
+	[[ -n ${SUITE_ONLY:-} ]] && set -- "$@" -k "$SUITE_ONLY"
+	KTLSCTL_TEST_CHANNEL=$channel KTLSCTL_TEST_TIMEOUT_SCALE=$(( 3 * SCALE_PCT / 100 )) \
+		"$PY" "$t" "$@" > suite.out 2>&1 6>&- 7>&- 8>&- || rc=$?
+	cat suite.out
+	# Each failed case with its evidence, for the VMLOG lines.
+	awk '/^(PASS|SKIP) /{p=0} /^FAIL /{p=1} /^-- failed cases:/{p=0} p' suite.out > failures
+	[[ $rc -eq 0 ]] ||
+		fail "${t##*/} exited $rc: $(grep -E '^FAIL' suite.out | head -n 6 | tr '\n' ' ')"
+	grep -qE '^[1-9][0-9]* passed, 0 failed, 0 skipped$' suite.out ||
+		fail "${t##*/} ran no case in full: $(tail -n 1 suite.out)"
+}
+
 # --- the kernel is the one we think it is ---------------------------------
 sc_rekey_capability() {
 	[[ -z ${EXPECT_REKEY:-} ]] && return 0
@@ -1003,6 +1024,7 @@ add "90|local key update (--key-update-after 2, gnutls-serv)|sc_key_update_after
 add "120|ktlsctl selftest --require-kernel|sc_selftest"
 add "60|ktlsctl stats lists the kTLS socket (sock_diag)|sc_stats_sockets"
 add "120|no key, IV or secret in ktlsctl memory outside GnuTLS (test_secrets.py)|sc_secrets_kernel"
+add "900|end of input against HTTP and echo servers, every --eof mode (test_eof.py)|sc_suite test_eof.py"
 
 # ================================================================ runner
 
@@ -1138,9 +1160,10 @@ run_one() {
 	fi
 	{
 		echo "VMRESULT FAIL $name: $reason"
-		for f in run.log k.err reason cli.err gnutls-cli.log s_server.err mitm.out mitm.err queued st.out stats.out stats.check; do
+		for f in run.log k.err reason cli.err gnutls-cli.log s_server.err mitm.out mitm.err queued st.out stats.out stats.check failures; do
 			[[ -s $d/$f ]] || continue
-			tail -n 15 "$d/$f" | sed "s|^|VMLOG $name: $f: |"
+			tail -n "$([[ $f == failures ]] && echo 400 || echo 15)" "$d/$f" |
+				sed "s|^|VMLOG $name: $f: |"
 		done
 	} > "$d/verdict"
 }
