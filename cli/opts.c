@@ -17,7 +17,7 @@ enum {
 	OPT_INSECURE, OPT_SNI, OPT_ALPN, OPT_ECHO, OPT_VERIFY_CLIENT,
 	OPT_COMMANDS, OPT_CRLF, OPT_KEY_UPDATE_AFTER, OPT_SESSION_IN, OPT_SESSION_OUT,
 	OPT_JSON, OPT_WATCH, OPT_REQUEST, OPT_REQUIRE_KERNEL, OPT_NO_ZEROCOPY,
-	OPT_EOF,
+	OPT_EOF, OPT_RECORD_SIZE_LIMIT,
 };
 
 #define COMMON_OPTIONS                                                        \
@@ -35,6 +35,7 @@ enum {
 	{ "key-update-after", required_argument, NULL, OPT_KEY_UPDATE_AFTER }, \
 	{ "no-zerocopy", no_argument, NULL, OPT_NO_ZEROCOPY },                \
 	{ "eof", required_argument, NULL, OPT_EOF },                          \
+	{ "record-size-limit", required_argument, NULL, OPT_RECORD_SIZE_LIMIT }, \
 	{ "quiet", no_argument, NULL, 'q' },                                  \
 	{ "verbose", no_argument, NULL, 'v' },                                \
 	{ "help", no_argument, NULL, 'h' }
@@ -113,6 +114,8 @@ static const char common_help[] =
 	"      --crlf                    end the lines typed at a terminal with CR LF\n"
 	"      --key-update-after N      update TLS 1.3 send keys every N records\n"
 	"                                (default: shortly before the cipher's limit)\n"
+	"      --record-size-limit N     announce an RFC 8449 record size limit of N\n"
+	"                                bytes (64 to 16385) and refuse larger records\n"
 	"      --no-zerocopy             on the kernel channel, copy through read and\n"
 	"                                write instead of sendfile and splice\n";
 
@@ -308,6 +311,17 @@ static int parse_option(struct cli_opts *o, int c, const char *cmd, struct kc_er
 	case OPT_CRLF: o->crlf = true; return 0;
 	case OPT_NO_ZEROCOPY: o->no_zerocopy = true; return 0;
 	case OPT_EOF: return parse_eof(optarg, o, err);
+	case OPT_RECORD_SIZE_LIMIT: {
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(optarg, &end, 10);
+		if (errno || end == optarg || *end || optarg[0] == '-' || v < 64 || v > 16385)
+			return kc_err_set(err, KC_E_USAGE,
+					  "invalid --record-size-limit '%s': give a number of bytes "
+					  "from 64 to 16385 (RFC 8449)", optarg);
+		o->tls.record_size_limit = (unsigned)v;
+		return 0;
+	}
 	case OPT_KEY_UPDATE_AFTER: {
 		char *end;
 		errno = 0;
@@ -457,6 +471,9 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct kc_err *err)
 	if (o->tls.priority && (o->tls.versions || o->tls.n_ciphers))
 		return usage_error(err, cmd,
 				   "--priority replaces --tls1.2/--tls1.3/--cipher: give one or the other");
+	size_t recv_size;
+	if (kc_tls_recv_size(&o->tls, &recv_size, err) < 0)
+		return -1;
 	if (o->cmd == CLI_CMD_CONNECT) {
 		/* SNI carries names only; the certificate is checked against
 		 * --sni, else the host (a name or an IP address). */

@@ -24,8 +24,26 @@ static void print_direction(FILE *out, struct kc_conn *conn, enum kc_dir dir)
 		dir == KC_TX ? "send" : "receive", cur, limit, total, st->bytes, st->key_updates);
 }
 
+void cli_describe_limits(const struct kc_conn *conn, char *buf, size_t len)
+{
+	const struct kc_record_limits *l = kc_conn_limits(conn);
+	static const char *const how[] = {
+		[KC_TXLIM_RECORDS] = "",
+		[KC_TXLIM_KERNEL_OPTION] = " (kernel TLS_TX_MAX_PAYLOAD_LEN)",
+		[KC_TXLIM_WRITES] = " (writes of at most that: this kernel has no "
+				    "TLS_TX_MAX_PAYLOAD_LEN)",
+	};
+
+	snprintf(buf, len, "send up to %zu bytes a record%s, receive up to %zu%s%s", l->tx,
+		 l->tx < KC_MAX_PLAINTEXT ? how[l->tx_how] : "", l->rx,
+		 l->rx < KC_MAX_PLAINTEXT && !l->rx_exact ? " (checked on average: the kernel "
+							     "merges records)" : "",
+		 l->rx_no_pad ? "; TLS_RX_EXPECT_NO_PAD on" : "");
+}
+
 void cli_print_stats(FILE *out, gnutls_session_t session, struct kc_conn *conn)
 {
+	char limits[256];
 	char desc[256];
 	uint64_t point = kc_conn_rekey_point(conn);
 
@@ -40,6 +58,8 @@ void cli_print_stats(FILE *out, gnutls_session_t session, struct kc_conn *conn)
 		fprintf(out, "  send keys are updated after %" PRIu64 " records%s\n", point,
 			kc_conn_version(conn) == KC_TLS12 ? " (TLS 1.2: the session closes instead)"
 							  : "");
+	cli_describe_limits(conn, limits, sizeof limits);
+	fprintf(out, "  record size: %s\n", limits);
 	fprintf(out, "  tickets received: %u\n", kc_conn_tickets(conn));
 }
 

@@ -9,6 +9,10 @@
 #include "core/conn.h"
 
 void cli_print_stats(FILE *out, gnutls_session_t session, struct kc_conn *conn);
+
+/* "send up to 512 bytes a record (kernel TLS_TX_MAX_PAYLOAD_LEN), receive
+ * up to 16384; TLS_RX_EXPECT_NO_PAD on": the record sizes in force. */
+void cli_describe_limits(const struct kc_conn *conn, char *buf, size_t len);
 void cli_print_tickets(FILE *out, const struct kc_conn *conn);
 
 /* The peer a saved session belongs to: "host:port" as given. */

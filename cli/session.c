@@ -221,6 +221,7 @@ static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
 		.fallback = o->ktls == KC_KTLS_AUTO,
 		.soft = { .no_rekey = norekey && strcmp(norekey, "1") == 0 },
 		.key_update_after = o->key_update_after,
+		.record_size_limit = o->tls.record_size_limit != 0,
 		.on_event = on_event,
 		.event_ctx = &sx,
 	};
@@ -238,6 +239,8 @@ static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
 	(!o->echo && isatty(STDIN_FILENO) ? cli_notice : cli_info)(
 		"%s %s: %s, %s channel", o->tls.role == KC_CLIENT ? "connected to" : "accepted",
 		peer, desc, kc_conn_channel_name(conn));
+	cli_describe_limits(conn, desc, sizeof desc);
+	cli_info("record size: %s", desc);
 	report_resumption(o, session, resume_status);
 	/* TLS 1.2 has no tickets after the handshake: save right away. */
 	if (o->session_out && gnutls_protocol_get_version(session) == GNUTLS_TLS1_2 &&

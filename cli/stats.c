@@ -30,6 +30,10 @@ static const struct { const char *key, *label; } labels[] = {
 	{ "age_add", "age_add" }, { "nonce_len", "nonce length" }, { "length", "ticket length" },
 	{ "sha256", "sha256[0..8]" }, { "in_use", "used to resume" },
 	{ "max_early_data", "max_early_data" },
+	{ "record_size", "record size limit (bytes)" },
+	{ "record_size_by", "record size kept by" },
+	{ "record_size_exact", "every record checked" },
+	{ "no_pad", "TLS_RX_EXPECT_NO_PAD" },
 };
 
 static const char *label_for(const char *key)

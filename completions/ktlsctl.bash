@@ -50,7 +50,7 @@ _ktlsctl()
 	local ciphers="AES-128-GCM AES-256-GCM CHACHA20-POLY1305 AES-128-CCM"
 	local common="--tls1.2 --tls1.3 --cipher --priority --ktls
 		--handshake-timeout --cafile --cert --key --commands --crlf
-		--key-update-after --no-zerocopy --eof -q --quiet -v --verbose -h --help"
+		--key-update-after --no-zerocopy --eof --record-size-limit -q --quiet -v --verbose -h --help"
 	local opts
 
 	if [[ $sub == connect || $sub == listen ]]; then
@@ -77,7 +77,7 @@ _ktlsctl()
 			fi
 			return
 			;;
-		--priority | --handshake-timeout | --connect-timeout | --sni | --alpn | \
+		--priority | --handshake-timeout | --connect-timeout | --sni | --alpn | --record-size-limit | \
 			--key-update-after)
 			return
 			;;

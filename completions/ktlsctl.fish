@@ -59,6 +59,7 @@ complete -c ktlsctl -n $session -l commands -d 'Lines starting with / are sessio
 complete -c ktlsctl -n $session -l crlf -d 'End the lines typed at a terminal with CR LF'
 complete -c ktlsctl -n $session -l key-update-after -x -d 'Update TLS 1.3 send keys every N records'
 complete -c ktlsctl -n $session -l no-zerocopy -d 'Copy through read and write instead of sendfile and splice'
+complete -c ktlsctl -n $session -l record-size-limit -x -d 'Announce an RFC 8449 record size limit (bytes)'
 complete -c ktlsctl -n $session -l eof -x -a "linger\t'Once the peer closes or is quiet for 2 s (linger=SECS)' wait\t'Once the peer closes' close\t'At once'" -d 'When to send close_notify after the end of input'
 complete -c ktlsctl -n $session -s q -l quiet -d 'No notices on stderr'
 complete -c ktlsctl -n $session -s v -l verbose -d 'Handshake summary and session events on stderr'

@@ -75,6 +75,16 @@
  *   direction (records protected under the current key, after a rekey);
  *   -1/EBUSY before that direction has a key.
  *
+ * set_limits(ch, lim)
+ *   Record sizes agreed in the handshake (RFC 8449, RFC 6066), after both
+ *   keys are installed: from then on no record sent carries more than
+ *   lim->tx bytes of plaintext, and a received record with more than
+ *   lim->rx bytes of content (TLS 1.3: content type and padding aside)
+ *   fails recv with EMSGSIZE where the channel sees each record
+ *   (lim->rx_exact; the kernel merges data records, so it cannot).  The
+ *   channel fills in how it keeps them (tx_how) and whether the kernel's
+ *   TLS_RX_EXPECT_NO_PAD is in force (TLS 1.3).
+ *
  * free(ch): releases the channel, wiping key material; does not close fd.
  *
  * Zero-copy paths (optional: NULL on channels without them; the kernel's):
@@ -113,15 +123,47 @@
 
 #define KC_MAX_PLAINTEXT 16384
 
-/* Older libc headers lack these kernel constants. */
+/* Older libc and kernel headers lack these kernel constants. */
 #ifndef SOL_TLS
 #define SOL_TLS 282
 #endif
 #ifndef TCP_ULP
 #define TCP_ULP 31
 #endif
+#ifndef TLS_TX_ZEROCOPY_RO
+#define TLS_TX_ZEROCOPY_RO 3        /* Linux 5.19 */
+#endif
+#ifndef TLS_RX_EXPECT_NO_PAD
+#define TLS_RX_EXPECT_NO_PAD 4      /* Linux 6.0 */
+#endif
+#ifndef TLS_TX_MAX_PAYLOAD_LEN
+#define TLS_TX_MAX_PAYLOAD_LEN 5    /* Linux 6.19 */
+#endif
 
 struct kc_channel;
+
+/* How the channel keeps the send limit. */
+enum kc_tx_limit_how {
+	KC_TXLIM_RECORDS,        /* it builds the records itself (user space) */
+	KC_TXLIM_KERNEL_OPTION,  /* the kernel's TLS_TX_MAX_PAYLOAD_LEN (6.19+) */
+	KC_TXLIM_WRITES,         /* each write at most tx bytes, the record it
+				    opened closed before the next (older kernels) */
+};
+
+struct kc_record_limits {
+	size_t tx;               /* plaintext bytes per record we send, at most */
+	size_t rx;               /* content bytes per record we accept, at most */
+	enum kc_tx_limit_how tx_how;
+	bool rx_exact;           /* every received record is checked */
+	bool rx_no_pad;          /* the kernel's TLS_RX_EXPECT_NO_PAD is on */
+};
+
+/* Stable names for reports: "records", "kernel-option", "writes". */
+static inline const char *kc_tx_limit_how_name(enum kc_tx_limit_how how)
+{
+	return how == KC_TXLIM_KERNEL_OPTION ? "kernel-option"
+	     : how == KC_TXLIM_WRITES ? "writes" : "records";
+}
 
 struct kc_channel_ops {
 	const char *name;   /* "kernel" or "user-space" */
@@ -134,6 +176,8 @@ struct kc_channel_ops {
 	int (*flush)(struct kc_channel *ch);
 	bool (*tx_pending)(const struct kc_channel *ch);
 	int (*rec_seq)(struct kc_channel *ch, enum kc_dir dir, uint64_t *seq);
+	int (*set_limits)(struct kc_channel *ch, struct kc_record_limits *lim,
+			  struct kc_err *err);
 	void (*free)(struct kc_channel *ch);
 	ssize_t (*send_from)(struct kc_channel *ch, int in_fd, size_t len, bool file);
 	ssize_t (*recv_to)(struct kc_channel *ch, int out_fd, size_t len);

@@ -33,8 +33,10 @@ struct kernel_channel {
 	bool keyed[2];                 /* by enum kc_dir */
 	uint16_t version;
 	gnutls_cipher_algorithm_t cipher;
-	bool open_record;              /* a short zero-copy send may have left
-					  the last record unsent (MSG_MORE) */
+	bool open_record;              /* a short send may have left the last
+					  record open (more data may join it) */
+	size_t write_max;              /* KC_TXLIM_WRITES: bytes per send, at
+					  most; 0: no limit of our own */
 };
 
 int kc_kernel_attach(int fd, struct kc_err *err)
@@ -145,11 +147,34 @@ static ssize_t send_typed(int fd, uint8_t type, const void *buf, size_t len)
 	return sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
+static int kernel_flush(struct kc_channel *ch);
+
+/* Without TLS_TX_MAX_PAYLOAD_LEN a record holds what one send put in it,
+ * plus what the next adds while it is open (a short send leaves it so):
+ * sends of at most write_max bytes, each started on a closed record, keep
+ * every record within the limit.  Returns the bytes this send may take,
+ * or -1 (EAGAIN: the open record could not be closed yet). */
+static ssize_t write_room(struct kernel_channel *k, size_t len)
+{
+	if (!k->write_max)
+		return (ssize_t)len;
+	if (k->open_record && kernel_flush(&k->base) < 0)
+		return -1;
+	return (ssize_t)(len < k->write_max ? len : k->write_max);
+}
+
 static ssize_t kernel_send(struct kc_channel *ch, uint8_t type, const void *buf, size_t len)
 {
-	if (type == KC_REC_DATA)
-		return send(ch->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-	return send_typed(ch->fd, type, buf, len);
+	struct kernel_channel *k = K(ch);
+	ssize_t room = write_room(k, len);
+	if (room < 0)
+		return -1;
+	ssize_t n = type == KC_REC_DATA
+		? send(ch->fd, buf, (size_t)room, MSG_DONTWAIT | MSG_NOSIGNAL)
+		: send_typed(ch->fd, type, buf, (size_t)room);
+	if (n >= 0 && k->write_max)
+		k->open_record = (size_t)n < (size_t)room;
+	return n;
 }
 
 /* A zero-length send carrying a record-type cmsg pushes any open MSG_MORE
@@ -185,7 +210,10 @@ static size_t file_left(int fd, size_t len)
 
 static ssize_t kernel_send_from(struct kc_channel *ch, int in_fd, size_t len, bool file)
 {
-	ssize_t n;
+	ssize_t n, room = write_room(K(ch), len);
+	if (room < 0)
+		return -1;
+	len = (size_t)room;
 	if (file) {
 		len = file_left(in_fd, len);
 		n = sendfile(ch->fd, in_fd, NULL, len);
@@ -194,6 +222,8 @@ static ssize_t kernel_send_from(struct kc_channel *ch, int in_fd, size_t len, bo
 	}
 	if (n > 0 && (size_t)n < len)
 		K(ch)->open_record = true;
+	else if (n > 0 && K(ch)->write_max)
+		K(ch)->open_record = false;   /* a whole send closes its record */
 	return n;
 }
 
@@ -240,6 +270,33 @@ static int kernel_rec_seq(struct kc_channel *ch, enum kc_dir dir, uint64_t *seq)
 	return rc;
 }
 
+/* The send limit by the kernel's own option where it has one, else by
+ * the size of our writes; TLS 1.3 reads faster when the kernel may
+ * decrypt in place, which it does when told to expect no padding (a
+ * padded record is decrypted again, counted in TlsDecryptRetry). */
+static int kernel_set_limits(struct kc_channel *ch, struct kc_record_limits *lim,
+			     struct kc_err *err)
+{
+	struct kernel_channel *k = K(ch);
+	int one = 1;
+
+	lim->rx_exact = false;
+	lim->rx_no_pad = k->version == KC_TLS13 &&
+			 setsockopt(ch->fd, SOL_TLS, TLS_RX_EXPECT_NO_PAD, &one, sizeof one) == 0;
+	lim->tx_how = KC_TXLIM_KERNEL_OPTION;
+	if (lim->tx >= KC_MAX_PLAINTEXT)
+		return 0;
+	uint16_t max = (uint16_t)lim->tx;
+	if (setsockopt(ch->fd, SOL_TLS, TLS_TX_MAX_PAYLOAD_LEN, &max, sizeof max) == 0)
+		return 0;
+	if (errno != ENOPROTOOPT && errno != EINVAL)
+		return kc_err_errno(err, KC_E_KTLS, errno,
+				    "cannot limit kTLS records to %zu bytes", lim->tx);
+	lim->tx_how = KC_TXLIM_WRITES;
+	k->write_max = lim->tx;
+	return 0;
+}
+
 static void kernel_free(struct kc_channel *ch)
 {
 	free(ch);
@@ -253,6 +310,7 @@ static const struct kc_channel_ops kernel_ops = {
 	.flush = kernel_flush,
 	.tx_pending = kernel_tx_pending,
 	.rec_seq = kernel_rec_seq,
+	.set_limits = kernel_set_limits,
 	.free = kernel_free,
 	.send_from = kernel_send_from,
 	.recv_to = kernel_recv_to,

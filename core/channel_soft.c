@@ -63,6 +63,9 @@ struct soft_channel {
 	bool no_rekey;
 	struct soft_key rx, tx;
 
+	/* Record size limits (set_limits): plaintext bytes per record. */
+	size_t tx_max, rx_max;
+
 	/* receive */
 	int rx_err;                     /* sticky EBADMSG / EMSGSIZE / EINVAL */
 	bool rx_eof;
@@ -241,14 +244,16 @@ static int soft_set_key(struct kc_channel *ch, enum kc_dir dir,
 
 /* ---- receive ---------------------------------------------------------- */
 
-/* The kernel's tls_rx_msg_size() checks, in its order. */
-static int check_header(const struct soft_key *k, const unsigned char *h)
+/* The kernel's tls_rx_msg_size() checks, in its order; the size checked
+ * against the limit we announced (max bytes of content; TLS 1.3 counts
+ * the inner plaintext, type and padding, RFC 8449 §4, so one more). */
+static int check_header(const struct soft_key *k, const unsigned char *h, size_t max)
 {
 	size_t len = (size_t)h[3] << 8 | h[4];
 	size_t overhead = TAG_LEN + (k->explicit_nonce ? EXPLICIT_LEN : 0);
 	size_t tail = k->version == KC_TLS13 ? 1 : 0;
 
-	if (len > KC_MAX_PLAINTEXT + overhead + tail)
+	if (len > max + overhead + tail)
 		return EMSGSIZE;
 	if (len < overhead)
 		return EBADMSG;
@@ -270,7 +275,7 @@ static ssize_t want_record(struct soft_channel *s, bool may_read)
 
 		if (s->in_len >= HDR_LEN) {
 			const unsigned char *h = s->in + s->in_off;
-			int e = check_header(&s->rx, h);
+			int e = check_header(&s->rx, h, s->rx_max);
 
 			if (e) {
 				s->rx_err = e;
@@ -496,7 +501,7 @@ static ssize_t soft_recv(struct kc_channel *ch, void *buf, size_t len,
 
 /* ---- send ------------------------------------------------------------- */
 
-/* Seal one record of n <= 2^14 plaintext bytes at dst; returns its length
+/* Seal one record of n <= tx_max plaintext bytes at dst; returns its length
  * on the wire or -1 with errno. */
 static ssize_t seal_record(struct soft_channel *s, uint8_t type,
 			   const unsigned char *p, size_t n, unsigned char *dst)
@@ -562,7 +567,7 @@ static ssize_t enqueue(struct soft_channel *s, uint8_t type,
 	size_t done = 0;
 
 	while (done < len) {
-		size_t n = min_sz(len - done, KC_MAX_PLAINTEXT);
+		size_t n = min_sz(len - done, s->tx_max);
 		ssize_t w;
 
 		if (s->out_len + n + ovh > limit)
@@ -659,6 +664,19 @@ static int soft_rec_seq(struct kc_channel *ch, enum kc_dir dir, uint64_t *seq)
 	return 0;
 }
 
+static int soft_set_limits(struct kc_channel *ch, struct kc_record_limits *lim,
+			   struct kc_err *err)
+{
+	struct soft_channel *s = soft(ch);
+
+	s->tx_max = min_sz(lim->tx, KC_MAX_PLAINTEXT);
+	s->rx_max = min_sz(lim->rx, KC_MAX_PLAINTEXT);
+	lim->tx_how = KC_TXLIM_RECORDS;
+	lim->rx_exact = true;
+	lim->rx_no_pad = false;
+	return 0;
+}
+
 static void soft_free(struct kc_channel *ch)
 {
 	struct soft_channel *s = soft(ch);
@@ -678,6 +696,7 @@ static const struct kc_channel_ops soft_ops = {
 	.flush = soft_flush,
 	.tx_pending = soft_tx_pending,
 	.rec_seq = soft_rec_seq,
+	.set_limits = soft_set_limits,
 	.free = soft_free,
 };
 
@@ -700,5 +719,6 @@ struct kc_channel *kc_channel_soft_new(int fd, const struct kc_soft_opts *opts,
 	s->base.ops = &soft_ops;
 	s->base.fd = fd;
 	s->no_rekey = opts && opts->no_rekey;
+	s->tx_max = s->rx_max = KC_MAX_PLAINTEXT;
 	return &s->base;
 }

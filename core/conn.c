@@ -73,6 +73,7 @@ struct kc_conn {
 	gnutls_cipher_algorithm_t cipher;
 	uint64_t rekey_point;      /* send-side records under one key */
 	bool rx_limit_asked;       /* we asked the peer to update its keys */
+	struct kc_record_limits limits;   /* record sizes agreed, as kept */
 	int can_rekey;             /* -1 unknown, 0 no, 1 yes (probed lazily) */
 	bool soft_no_rekey;
 };
@@ -579,6 +580,12 @@ static int recv_error(struct kc_conn *c, int e, struct kc_err *err)
 				      "a record from the peer failed authentication: the data "
 				      "was corrupted or forged");
 	case EMSGSIZE:
+		if (c->limits.rx < KC_MAX_PLAINTEXT) {
+			char what[128];
+			snprintf(what, sizeof what, "the peer sent a record larger than the %zu "
+				 "bytes we announced (record size limit)", c->limits.rx);
+			return protocol_error(c, GNUTLS_A_RECORD_OVERFLOW, err, what);
+		}
 		return protocol_error(c, GNUTLS_A_RECORD_OVERFLOW, err,
 				      "the peer sent an oversized record");
 	case EINVAL:
@@ -595,6 +602,21 @@ static int recv_error(struct kc_conn *c, int e, struct kc_err *err)
 		kc_err_errno(err, KC_E_IO, e, "cannot read from the connection");
 		return fail(c, err);
 	}
+}
+
+/* A channel that cannot see each record (the kernel merges data records)
+ * still catches a peer over the record size limit we announced whenever
+ * its records are over it on average: n bytes took at least n / limit
+ * records. */
+static int check_rx_size(struct kc_conn *c, struct kc_err *err)
+{
+	uint64_t cur, total;
+	if (c->limits.rx_exact || c->limits.rx >= KC_MAX_PLAINTEXT ||
+	    kc_conn_records(c, KC_RX, &cur, &total) < 0 ||
+	    c->stats[KC_RX].bytes <= total * c->limits.rx)
+		return 0;
+	errno = EMSGSIZE;
+	return recv_error(c, EMSGSIZE, err);
 }
 
 /* The peer must update its keys before its records reach the limit; if it
@@ -685,7 +707,7 @@ ssize_t kc_conn_read(struct kc_conn *c, void *buf, size_t len, struct kc_err *er
 				return protocol_error(c, GNUTLS_A_UNEXPECTED_MESSAGE, err,
 						      "interleaved records");
 			c->stats[KC_RX].bytes += (size_t)n;
-			if (check_rx_limit(c, err) < 0)
+			if (check_rx_size(c, err) < 0 || check_rx_limit(c, err) < 0)
 				return -1;
 			return n;
 		}
@@ -793,7 +815,7 @@ ssize_t kc_conn_read_to(struct kc_conn *c, int out_fd, size_t len, struct kc_err
 		ssize_t n = c->ch->ops->recv_to(c->ch, out_fd, len);
 		if (n > 0) {
 			c->stats[KC_RX].bytes += (size_t)n;
-			return check_rx_limit(c, err) < 0 ? -1 : n;
+			return check_rx_size(c, err) < 0 || check_rx_limit(c, err) < 0 ? -1 : n;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -877,13 +899,44 @@ static int drain_gnutls(struct kc_conn *c, struct kc_err *err)
 	return 0;
 }
 
+/* The record sizes the handshake agreed (RFC 8449 record_size_limit, RFC
+ * 6066 max_fragment_length), as GnuTLS holds them: what we may send is
+ * how GnuTLS would cut a long write (gnutls_range_split: GnuTLS 3.7 has no
+ * other public view of it), what we take is what we announced.  Two
+ * GnuTLS 3.7.9 quirks, on the server side:
+ *   - it forgets a client's max_fragment_length for sending (only the
+ *     receive size survives): without a record_size_limit of our own, a
+ *     receive size below 2^14 is that fragment length, which binds both
+ *     directions;
+ *   - a client that offers TLS 1.3 counts the content type byte in its
+ *     record_size_limit even when TLS 1.2 is negotiated (GnuTLS's does, and
+ *     then refuses a record that uses that byte): in TLS 1.2 we send one
+ *     byte less, which is within the limit either way. */
+static void agreed_limits(gnutls_session_t s, enum kc_role role, uint16_t version,
+			  bool announced, struct kc_record_limits *lim)
+{
+	gnutls_range_st all = { KC_MAX_PLAINTEXT, KC_MAX_PLAINTEXT }, next, rest;
+	size_t rx = gnutls_record_get_max_size(s);
+
+	memset(lim, 0, sizeof *lim);
+	lim->tx = gnutls_range_split(s, &all, &next, &rest) == 0 && next.high > 0 &&
+		  next.high < KC_MAX_PLAINTEXT ? next.high : KC_MAX_PLAINTEXT;
+	lim->rx = rx > 0 && rx < KC_MAX_PLAINTEXT ? rx : KC_MAX_PLAINTEXT;
+	if (role == KC_SERVER && !announced && lim->rx < lim->tx)
+		lim->tx = lim->rx;
+	if (role == KC_SERVER && version == KC_TLS12 && lim->tx < KC_MAX_PLAINTEXT)
+		lim->tx--;
+}
+
 static int install_keys(struct kc_conn *c, struct kc_channel *ch, struct kc_key_material km[2],
 			struct kc_err *err)
 {
 	if (ch->ops->set_key(ch, KC_RX, &km[KC_RX], err) < 0)
 		return -1;
-	if (ch->ops->set_key(ch, KC_TX, &km[KC_TX], err) < 0) {
-		if (err)   /* no fallback now: the receive side is kernel-keyed */
+	/* no fallback after this: the receive side is keyed */
+	if (ch->ops->set_key(ch, KC_TX, &km[KC_TX], err) < 0 ||
+	    ch->ops->set_limits(ch, &c->limits, err) < 0) {
+		if (err)
 			err->status = KC_E_KTLS;
 		return -2;
 	}
@@ -911,6 +964,7 @@ int kc_conn_open(gnutls_session_t session, int fd, const struct kc_conn_opts *op
 		goto out;
 	c->version = km[KC_TX].version;
 	c->cipher = km[KC_TX].cipher;
+	agreed_limits(session, opts->role, c->version, opts->record_size_limit, &c->limits);
 	c->rekey_point = kc_limit_rekey_point(c->cipher, opts->key_update_after);
 	c->can_rekey = -1;
 	c->soft_no_rekey = opts->soft.no_rekey;
@@ -975,6 +1029,11 @@ uint16_t kc_conn_version(const struct kc_conn *c) { return c->version; }
 unsigned kc_conn_tickets(const struct kc_conn *c) { return c->tickets; }
 gnutls_cipher_algorithm_t kc_conn_cipher(const struct kc_conn *c) { return c->cipher; }
 uint64_t kc_conn_rekey_point(const struct kc_conn *c) { return c->rekey_point; }
+
+const struct kc_record_limits *kc_conn_limits(const struct kc_conn *c)
+{
+	return &c->limits;
+}
 
 const struct kc_ticket_store *kc_conn_ticket_store(const struct kc_conn *c)
 {

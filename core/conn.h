@@ -61,6 +61,8 @@ struct kc_conn_opts {
 	/* Update our send keys after this many records (0: shortly before the
 	 * cipher's confidentiality limit, core/limits.h). */
 	uint64_t key_update_after;
+	/* We announced a record_size_limit in the handshake (kc_tls_opts). */
+	bool record_size_limit;
 	kc_event_fn on_event;
 	void *event_ctx;
 };
@@ -146,6 +148,10 @@ int kc_conn_records(struct kc_conn *c, enum kc_dir dir, uint64_t *current_key,
 /* The send-side record count at which keys are updated (TLS 1.3) or the
  * session is closed (TLS 1.2); UINT64_MAX when the cipher has no limit. */
 uint64_t kc_conn_rekey_point(const struct kc_conn *c);
+
+/* The record size limits agreed in the handshake and how the channel
+ * keeps them, with the kernel options in force (see core/channel.h). */
+const struct kc_record_limits *kc_conn_limits(const struct kc_conn *c);
 
 /* Tickets received after the handover, parsed (client, TLS 1.3). */
 const struct kc_ticket_store *kc_conn_ticket_store(const struct kc_conn *c);

@@ -185,10 +185,17 @@ static void put_direction(struct out *o, struct kc_conn *conn, enum kc_dir dir)
 	uint64_t cur = 0, total = 0;
 
 	kc_conn_records(conn, dir, &cur, &total);
+	const struct kc_record_limits *rl = kc_conn_limits(conn);
 	put(o, "%s.records_key %" PRIu64 "\n%s.records %" PRIu64 "\n%s.bytes %" PRIu64 "\n"
 	       "%s.key_updates %u\n%s.limit %" PRIu64 "\n%s.limit_used %.4f\n",
 	    d, cur, d, total, d, st->bytes, d, st->key_updates, d,
 	    lim ? lim->records : 0, d, kc_limit_percent(kc_conn_cipher(conn), cur));
+	if (dir == KC_TX)
+		put(o, "tx.record_size %zu\ntx.record_size_by %s\n", rl->tx,
+		    kc_tx_limit_how_name(rl->tx_how));
+	else
+		put(o, "rx.record_size %zu\nrx.record_size_exact %s\nrx.no_pad %s\n", rl->rx,
+		    rl->rx_exact ? "yes" : "no", rl->rx_no_pad ? "yes" : "no");
 }
 
 static void stats(struct out *o, struct kc_conn *conn, const struct kc_ctl_info *info)

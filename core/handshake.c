@@ -156,7 +156,7 @@ int kc_tls_priority(const struct kc_tls_opts *o, char *buf, size_t len,
 	int off;
 
 	if (o->priority) {
-		off = snprintf(buf, len, "%s", o->priority);
+		off = snprintf(buf, len, "%s:%%ALLOW_SMALL_RECORDS", o->priority);
 		return (size_t)off < len ? 0 : kc_err_set(err, KC_E_USAGE, "priority string too long");
 	}
 	/* Only ciphers the kernel can take; the version list as asked. */
@@ -166,8 +166,30 @@ int kc_tls_priority(const struct kc_tls_opts *o, char *buf, size_t len,
 	for (size_t i = 0; i < n && (size_t)off < len; i++)
 		off += snprintf(buf + off, len - (size_t)off, ":+%s",
 				kc_cipher_priority_name(list[i]));
+	if ((size_t)off < len)
+		off += snprintf(buf + off, len - (size_t)off, ":%%ALLOW_SMALL_RECORDS");
 	if ((size_t)off >= len)
 		return kc_err_set(err, KC_E_INTERNAL, "priority string too long");
+	return 0;
+}
+
+int kc_tls_recv_size(const struct kc_tls_opts *o, size_t *size, struct kc_err *err)
+{
+	unsigned v = o->versions ? o->versions : KC_VERS_12 | KC_VERS_13;
+	/* GnuTLS puts its size + 1 on the wire whenever TLS 1.3 may be the
+	 * version, and takes sizes of 64 to 16384 only. */
+	unsigned tls13 = o->priority || (v & KC_VERS_13) ? 1 : 0;
+	unsigned n = o->record_size_limit;
+
+	*size = 0;
+	if (!n)
+		return 0;
+	if (n - tls13 < 64 || n - tls13 > 16384)
+		return kc_err_set(err, KC_E_USAGE,
+				  "--record-size-limit %u cannot be announced %s: give %u to %u",
+				  n, tls13 ? "while TLS 1.3 is allowed" : "in TLS 1.2 only",
+				  64 + tls13, 16384 + tls13);
+	*size = n - tls13;
 	return 0;
 }
 
@@ -187,6 +209,12 @@ static int setup_session(gnutls_session_t s, int fd, const struct kc_tls_opts *o
 	rc = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, c->x509);
 	if (rc < 0)
 		return kc_err_set(err, KC_E_INTERNAL, "GnuTLS: %s", gnutls_strerror(rc));
+	size_t recv_size;
+	if (kc_tls_recv_size(o, &recv_size, err) < 0)
+		return -1;
+	if (recv_size && (rc = (int)gnutls_record_set_max_recv_size(s, recv_size)) < 0)
+		return kc_err_set(err, KC_E_INTERNAL, "GnuTLS cannot limit records to %zu bytes: %s",
+				  recv_size, gnutls_strerror(rc));
 	if (o->role == KC_CLIENT) {
 		if (o->sni && (rc = gnutls_server_name_set(s, GNUTLS_NAME_DNS, o->sni,
 							   strlen(o->sni))) < 0)

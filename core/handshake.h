@@ -40,6 +40,9 @@ struct kc_tls_opts {
 	gnutls_cipher_algorithm_t ciphers[4];
 	size_t n_ciphers;              /* 0 = all four */
 	unsigned handshake_timeout_ms;
+	/* RFC 8449 record_size_limit to announce, as it goes on the wire
+	 * (TLS 1.3: the content type byte included); 0: none. */
+	unsigned record_size_limit;
 	/* As in kc_pump_opts: the handshake ends (GNUTLS_E_INTERRUPTED, sys
 	 * errno EINTR) only when *stop is set; any other signal that cuts a
 	 * wait short is waited out.  stop_fd is watched only with stop. */
@@ -60,7 +63,9 @@ int kc_creds_new(const struct kc_tls_opts *opts, struct kc_creds **out,
 		 struct kc_err *err);
 void kc_creds_free(struct kc_creds *creds);
 
-/* The priority string built from opts (exposed for tests and -v). */
+/* The priority string built from opts (exposed for tests and -v).
+ * %ALLOW_SMALL_RECORDS is always added: record size limits down to 64
+ * bytes, announced by either side, are honoured (RFC 8449 allows them). */
 int kc_tls_priority(const struct kc_tls_opts *opts, char *buf, size_t len,
 		    struct kc_err *err);
 
@@ -77,6 +82,12 @@ int kc_tls_priority(const struct kc_tls_opts *opts, char *buf, size_t len,
 int kc_tls_handshake(int fd, const struct kc_tls_opts *opts,
 		     struct kc_creds *creds, gnutls_session_t *out,
 		     struct kc_err *err);
+
+/* The record_size_limit opts asks for, as GnuTLS's plaintext size for
+ * gnutls_record_set_max_recv_size (which adds the content type byte on
+ * the wire when TLS 1.3 may be negotiated); 0: none.  Fails (KC_E_USAGE)
+ * when GnuTLS cannot announce it with the versions allowed. */
+int kc_tls_recv_size(const struct kc_tls_opts *opts, size_t *size, struct kc_err *err);
 
 /* One line describing the session: "TLS1.3 TLS_AES_128_GCM_SHA256, ALPN h2". */
 void kc_tls_describe(gnutls_session_t session, char *buf, size_t len);

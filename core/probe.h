@@ -14,19 +14,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "core/channel.h"
 #include "core/err.h"
 #include "core/keys.h"
-
-/* Socket options newer than some build hosts' <linux/tls.h>. */
-#ifndef TLS_TX_ZEROCOPY_RO
-#define TLS_TX_ZEROCOPY_RO 3        /* Linux 5.19 */
-#endif
-#ifndef TLS_RX_EXPECT_NO_PAD
-#define TLS_RX_EXPECT_NO_PAD 4      /* Linux 6.0 */
-#endif
-#ifndef TLS_TX_MAX_PAYLOAD_LEN
-#define TLS_TX_MAX_PAYLOAD_LEN 5    /* Linux 6.19 */
-#endif
 
 /* The kernel's cipher ids (TLS_CIPHER_*, 51..58), named as ss(8) names the
  * AES-GCM ones ("aes-gcm-128"), with the kernel crypto algorithm behind each
