@@ -1270,3 +1270,91 @@ def prime_s_server(srv, client, timeout=20):
         raise Fail("s_server did not receive the client's first line\n%s\n%s"
                    % (client.describe(), srv.describe()))
     return PRIME
+
+
+# ------------------------------------------------- a record-measuring relay
+
+class RecordMeter:
+    """A TCP relay on 127.0.0.1 between one client and upstream_port that
+    reads the TLS record headers going each way, for tests of record sizes.
+    After the connection: .max_len[d] and .count[d], d = "c2s" or "s2c",
+    over application-data records (type 23: in TLS 1.3 every protected
+    record), .port to connect to."""
+
+    def __init__(self, upstream_port, accept_timeout=30):
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(1)
+        self.ls.settimeout(scaled(accept_timeout))
+        self.port = self.ls.getsockname()[1]
+        self.upstream = upstream_port
+        self.max_len = {"c2s": 0, "s2c": 0}
+        self.count = {"c2s": 0, "s2c": 0}
+        self.error = None
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        import select
+        try:
+            c, _ = self.ls.accept()
+            s = socket.create_connection(("127.0.0.1", self.upstream))
+        except OSError as e:
+            self.error = e
+            return
+        finally:
+            self.ls.close()
+        peer = {c: s, s: c}
+        name = {c: "c2s", s: "s2c"}
+        buf = {c: b"", s: b""}
+        open_ = {c, s}
+        while open_:
+            r, _, _ = select.select(list(open_), [], [], scaled(120))
+            if not r:
+                break
+            for src in r:
+                try:
+                    d = src.recv(1 << 16)
+                except OSError:
+                    d = b""
+                if not d:
+                    open_.discard(src)
+                    try:
+                        peer[src].shutdown(socket.SHUT_WR)
+                    except OSError:
+                        pass
+                    continue
+                b = buf[src] + d
+                while len(b) >= 5:
+                    n = int.from_bytes(b[3:5], "big")
+                    if len(b) < 5 + n:
+                        break
+                    if b[0] == 23:
+                        k = name[src]
+                        self.count[k] += 1
+                        self.max_len[k] = max(self.max_len[k], n)
+                    b = b[5 + n:]
+                buf[src] = b
+                try:
+                    peer[src].sendall(d)
+                except OSError:
+                    open_.discard(src)
+        for x in (c, s):
+            x.close()
+
+    def join(self, timeout=60):
+        self.t.join(scaled(timeout))
+        if self.t.is_alive():
+            raise Hang("the record meter relay did not finish")
+        if self.error:
+            raise Fail("the record meter relay could not connect: %r" % (self.error,))
+
+
+def record_overhead(version, cipher):
+    """Bytes a protected record adds to its plaintext in the header's length
+    field: the tag, TLS 1.2's explicit nonce (not ChaCha20), TLS 1.3's
+    content type byte."""
+    if version == "1.3":
+        return 16 + 1
+    return 16 + (0 if cipher.upper() == "CHACHA20-POLY1305" else 8)

@@ -216,6 +216,13 @@ def check_shape(s, problems):
                     problems.append("%s.limit_used is %r, not a number" % (d, o[k]))
             elif not is_int(o[k]) or o[k] < 0:
                 problems.append("%s.%s is %r, not a count" % (d, k, o[k]))
+        if not is_int(o.get("record_size")) or not 63 <= o["record_size"] <= 16384:
+            problems.append("%s.record_size is %r, not a record size" % (d, o.get("record_size")))
+        extra = ({"record_size_by": ("records", "kernel-option", "writes")} if d == "tx" else
+                 {"record_size_exact": (True, False), "no_pad": (True, False)})
+        for k, allowed in extra.items():
+            if o.get(k) not in allowed or type(o.get(k)) is not type(allowed[0]):
+                problems.append("%s.%s is %r, not one of %r" % (d, k, o.get(k), allowed))
         if all(is_int(o.get(k)) for k in ("records_key", "records", "limit")) \
                 and isinstance(o.get("limit_used"), (int, float)):
             if o["records_key"] > o["records"]:

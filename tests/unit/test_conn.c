@@ -243,6 +243,9 @@ static const char *side_name[2] = { "client", "server" };
 /* Set by a test that wants loopback TCP instead of a socketpair (for a
  * real connection reset). */
 static bool g_use_tcp;
+/* record_size_limit each side announces (by side; 0: none), for the next
+ * handshake. */
+static unsigned g_rsl[2];
 
 static void tcp_pair(int fd[2])
 {
@@ -309,8 +312,14 @@ static void teardown(void)
 	g_resume_cred = NULL;
 }
 
-TestSuite(conn, .fini = teardown);
-TestSuite(hostile, .fini = teardown);
+static void teardown_limits(void)
+{
+	g_rsl[0] = g_rsl[1] = 0;
+	teardown();
+}
+
+TestSuite(conn, .fini = teardown_limits);
+TestSuite(hostile, .fini = teardown_limits);
 
 static void tls_pair_handshake_ex(struct tls_pair *p, unsigned vers,
 				  gnutls_cipher_algorithm_t cipher,
@@ -340,6 +349,7 @@ static void tls_pair_handshake_ex(struct tls_pair *p, unsigned vers,
 		h[i].o.role = i == CLI ? KC_CLIENT : KC_SERVER;
 		h[i].o.versions = vers;
 		h[i].o.handshake_timeout_ms = WAIT_MS;
+		h[i].o.record_size_limit = g_rsl[i];
 		if (cipher != GNUTLS_CIPHER_UNKNOWN) {
 			h[i].o.ciphers[0] = cipher;
 			h[i].o.n_ciphers = 1;
@@ -380,6 +390,7 @@ static struct kc_conn *open_conn_opts(struct tls_pair *p, int side,
 
 	o->role = side == CLI ? KC_CLIENT : KC_SERVER;
 	o->kernel = false;
+	o->record_size_limit = g_rsl[side] != 0;
 	o->on_event = on_event;
 	o->event_ctx = &p->ev[side];
 	cr_assert_eq(kc_conn_open(p->s[side], p->fd[side], o, &p->c[side], &err), 0,
@@ -2156,3 +2167,88 @@ Test(conn, handshake_ends_on_stop, .timeout = 10)
 	close(st.pipe[0]);
 	close(st.pipe[1]);
 }
+
+/* ---- record size limits (RFC 8449) ------------------------------------- */
+
+static uint64_t records_now(struct kc_conn *c, enum kc_dir dir)
+{
+	uint64_t cur, total;
+	cr_assert_eq(kc_conn_records(c, dir, &cur, &total), 0);
+	return total;
+}
+
+/* Each side announces a limit; each sends within the other's, counted in
+ * records, and takes the other's records.  TLS 1.3 announces one byte
+ * more on the wire (the content type) than it lets through as content. */
+ParameterizedTestParameters(conn, record_size_limit_both_ways)
+{
+	static unsigned vers[] = { KC_VERS_12, KC_VERS_13 };
+	return cr_make_param_array(unsigned, vers, 2);
+}
+
+ParameterizedTest(unsigned *vers, conn, record_size_limit_both_ways, .timeout = 10)
+{
+	static struct tls_pair p;
+	unsigned t13 = *vers == KC_VERS_13 ? 1 : 0;
+
+	g_rsl[CLI] = 200;
+	g_rsl[SRV] = 300;
+	tls_pair_handshake_ex(&p, *vers, GNUTLS_CIPHER_AES_128_GCM, NULL, NULL);
+	open_conn(&p, CLI, false);
+	open_conn(&p, SRV, false);
+	const struct kc_record_limits *lc = kc_conn_limits(p.c[CLI]), *ls = kc_conn_limits(p.c[SRV]);
+	cr_assert_eq(lc->rx, 200 - t13, "client takes %zu", lc->rx);
+	/* TLS 1.2 servers send one byte less (conn.c agreed_limits). */
+	cr_assert_eq(ls->tx, 199, "server sends %zu", ls->tx);
+	cr_assert_eq(ls->rx, 300 - t13, "server takes %zu", ls->rx);
+	cr_assert_eq(lc->tx, 300 - t13, "client sends %zu", lc->tx);
+	cr_assert_eq(lc->tx_how, KC_TXLIM_RECORDS);
+	cr_assert(lc->rx_exact && !lc->rx_no_pad);
+
+	uint64_t c0 = records_now(p.c[CLI], KC_TX), s0 = records_now(p.c[SRV], KC_TX);
+	exchange(&p, 10 * lc->tx, 10 * ls->tx, 7);
+	cr_assert_eq(records_now(p.c[CLI], KC_TX) - c0, 10, "client records");
+	cr_assert_eq(records_now(p.c[SRV], KC_TX) - s0, 10, "server records");
+	tls_pair_close(&p);
+}
+
+/* Without an announced limit nothing changes: full records both ways. */
+Test(conn, record_size_no_limit, .timeout = 10)
+{
+	static struct tls_pair p;
+	tls_pair_handshake_ex(&p, KC_VERS_13, GNUTLS_CIPHER_AES_128_GCM, NULL, NULL);
+	open_conn(&p, CLI, false);
+	cr_assert_eq(kc_conn_limits(p.c[CLI])->tx, KC_MAX_PLAINTEXT);
+	cr_assert_eq(kc_conn_limits(p.c[CLI])->rx, KC_MAX_PLAINTEXT);
+	tls_pair_close(&p);
+}
+
+/* A peer that ignores the limit we announced: a record at the limit is
+ * taken, one byte over is record_overflow, naming the limit. */
+ParameterizedTestParameters(hostile, record_over_announced_limit)
+{
+	static unsigned vers[] = { KC_VERS_12, KC_VERS_13 };
+	return cr_make_param_array(unsigned, vers, 2);
+}
+
+ParameterizedTest(unsigned *vers, hostile, record_over_announced_limit, .timeout = 10)
+{
+	static struct tls_pair p;
+	static uint8_t big[KC_MAX_PLAINTEXT];
+	unsigned t13 = *vers == KC_VERS_13 ? 1 : 0;
+
+	g_rsl[CLI] = 100;
+	struct attacker *a = hostile_setup(&p, *vers, GNUTLS_CIPHER_AES_256_GCM, CLI);
+	size_t lim = kc_conn_limits(p.c[CLI])->rx;
+	cr_assert_eq(lim, 100 - t13);
+	fill_pattern(big, sizeof big, 3);
+	att_send(a, KC_REC_DATA, big, lim);
+	expect_data(p.c[CLI], big, lim, "client");
+	att_send(a, KC_REC_DATA, big, lim + 1);
+	char phrase[96];
+	snprintf(phrase, sizeof phrase, "a record larger than the %zu bytes we announced", lim);
+	expect_fail(p.c[CLI], KC_E_PROTOCOL, phrase, NULL);
+	att_expect_alert(a, AL_FATAL, GNUTLS_A_RECORD_OVERFLOW);
+	tls_pair_close(&p);
+}
+

@@ -1025,6 +1025,7 @@ add "120|ktlsctl selftest --require-kernel|sc_selftest"
 add "60|ktlsctl stats lists the kTLS socket (sock_diag)|sc_stats_sockets"
 add "120|no key, IV or secret in ktlsctl memory outside GnuTLS (test_secrets.py)|sc_secrets_kernel"
 add "900|end of input against HTTP and echo servers, every --eof mode (test_eof.py)|sc_suite test_eof.py"
+add "900|record size limits on the wire, both roles, padding (test_recordsize.py)|sc_suite test_recordsize.py"
 
 # ================================================================ runner
 
