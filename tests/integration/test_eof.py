@@ -46,12 +46,17 @@ import socket
 import sys
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import (  # noqa: E402
-    CHANNEL, CHANNEL_ARGS, KTLSCTL, Fail, Proc, PyTls, ServerThread, Suite, check_data,
-    check_exit, check_no_sanitizer, free_port, hex_lines, ktlsctl, ktlsctl_listen,
-    note, py_server_ctx, quote, require_programs, scaled, sha, start_gnutls_serv,
-    start_s_server, wait_listening)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ktlsctl_test.settings import KTLSCTL, scaled  # noqa: E402
+from ktlsctl_test.channel import CHANNEL, CHANNEL_ARGS  # noqa: E402
+from ktlsctl_test.runner import note, Suite  # noqa: E402
+from ktlsctl_test.verdicts import Fail  # noqa: E402
+from ktlsctl_test.procs import (  # noqa: E402
+    check_exit, check_no_sanitizer, free_port, ktlsctl, ktlsctl_listen, Proc, quote,
+    wait_listening)
+from ktlsctl_test.data import check_data, hex_lines, sha  # noqa: E402
+from ktlsctl_test.peers import require_programs, start_gnutls_serv, start_s_server  # noqa: E402
+from ktlsctl_test.pytls import py_server_ctx, PyTls, ServerThread  # noqa: E402
 
 require_programs("gnutls-serv", "certtool", "openssl", "nginx", "node")
 

@@ -13,19 +13,23 @@ import threading
 import time
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import (  # noqa: E402
-    EOF_CLOSE,
-    Fail, Proc, ServerThread, Skip, Suite, check_data, check_no_sanitizer,
-    gnutls_cli_argv, gnutls_priority, hex_lines, kernel_has_ktls_ulp, ktlsctl,
-    ktlsctl_listen, nonul_lines, openssl_tls_args, random_bytes, require_programs,
-    scaled, start_gnutls_serv, start_s_server, free_port, KTLSCTL, PyTls, py_client_ctx,
-    prime_s_server)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ktlsctl_test.settings import KTLSCTL, scaled  # noqa: E402
+from ktlsctl_test.channel import kernel_has_ktls_ulp  # noqa: E402
+from ktlsctl_test.runner import Suite  # noqa: E402
+from ktlsctl_test.verdicts import Fail, Skip  # noqa: E402
+from ktlsctl_test.procs import (  # noqa: E402
+    check_no_sanitizer, free_port, ktlsctl, ktlsctl_listen, Proc)
+from ktlsctl_test.data import check_data, hex_lines, nonul_lines, random_bytes  # noqa: E402
+from ktlsctl_test.peers import (  # noqa: E402
+    EOF_CLOSE, gnutls_cli_argv, gnutls_priority, openssl_tls_args, prime_s_server,
+    require_programs, start_gnutls_serv, start_s_server)
+from ktlsctl_test.pytls import py_client_ctx, PyTls, ServerThread  # noqa: E402
 
 require_programs("gnutls-serv", "gnutls-cli", "certtool", "openssl")
 
 suite = Suite("test_errors", case_timeout=90)
-# --eof close: these peers wait for our close_notify (helpers.EOF_CLOSE).
+# --eof close: these peers wait for our close_notify (ktlsctl_test.peers.EOF_CLOSE).
 SESSION_ARGS = ["--ktls", "off"] + EOF_CLOSE
 
 

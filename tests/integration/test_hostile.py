@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Hostile peers and faults on our side, against the real binary over real
-sockets.  The peer is Python's TLS (ssl.SSLObject over a socket, helpers.
-PyTls): it completes a real handshake, sends genuine application data, then
+sockets.  The peer is Python's TLS (ssl.SSLObject over a socket,
+ktlsctl_test.pytls.PyTls): it completes a real handshake, sends genuine application data, then
 misbehaves by writing raw bytes of its own making, or ciphertext it sealed
 and then altered.  Each case checks the documented exit status, a one-line
 message, no hang (hard timeouts), and that stdout is exactly the genuine
@@ -57,11 +57,14 @@ import sys
 import time
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import (  # noqa: E402
-    Fail, Proc, PyTls, ServerThread, Skip, Suite, check_no_sanitizer, gnutls_cli_argv,
-    gnutls_priority, ktlsctl, ktlsctl_listen, nonul_lines, py_client_ctx, py_server_ctx,
-    random_bytes, require_programs, scaled, KTLSCTL)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ktlsctl_test.settings import KTLSCTL, scaled  # noqa: E402
+from ktlsctl_test.runner import Suite  # noqa: E402
+from ktlsctl_test.verdicts import Fail, Skip  # noqa: E402
+from ktlsctl_test.procs import check_no_sanitizer, ktlsctl, ktlsctl_listen, Proc  # noqa: E402
+from ktlsctl_test.data import nonul_lines, random_bytes  # noqa: E402
+from ktlsctl_test.peers import gnutls_cli_argv, gnutls_priority, require_programs  # noqa: E402
+from ktlsctl_test.pytls import py_client_ctx, py_server_ctx, PyTls, ServerThread  # noqa: E402
 
 require_programs("gnutls-cli")
 

@@ -44,21 +44,25 @@ import threading
 import time
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import (  # noqa: E402
-    EOF_CLOSE,
-    CIPHERS, Fail, Proc, ServerThread, Skip, Suite, PyTls, check_data, check_exit, prime_s_server,
-    check_no_sanitizer, check_stderr, gnutls_cli_argv, gnutls_priority, hex_lines,
-    ktlsctl, ktlsctl_listen, ktlsctl_tls_args, nonul_lines, openssl_tls_args,
-    py_client_ctx, py_server_ctx, random_bytes, require_programs, s_client_argv, PRIME,
-    scaled, start_gnutls_serv, start_s_server)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ktlsctl_test.settings import scaled  # noqa: E402
+from ktlsctl_test.runner import Suite  # noqa: E402
+from ktlsctl_test.verdicts import Fail, Skip  # noqa: E402
+from ktlsctl_test.procs import (  # noqa: E402
+    check_exit, check_no_sanitizer, check_stderr, ktlsctl, ktlsctl_listen, Proc)
+from ktlsctl_test.data import check_data, hex_lines, nonul_lines, random_bytes  # noqa: E402
+from ktlsctl_test.peers import (  # noqa: E402
+    CIPHERS, EOF_CLOSE, PRIME, gnutls_cli_argv, gnutls_priority, ktlsctl_tls_args,
+    openssl_tls_args, prime_s_server, require_programs, s_client_argv, start_gnutls_serv,
+    start_s_server)
+from ktlsctl_test.pytls import py_client_ctx, py_server_ctx, PyTls, ServerThread  # noqa: E402
 
 require_programs("gnutls-serv", "gnutls-cli", "certtool", "openssl")
 
 suite = Suite("test_peers")
 SMALL = 1 << 20
 BIG = 24 << 20
-# --eof close: these peers wait for our close_notify (helpers.EOF_CLOSE).
+# --eof close: these peers wait for our close_notify (ktlsctl_test.peers.EOF_CLOSE).
 SESSION_ARGS = ["--ktls", "off"] + EOF_CLOSE
 
 # version x cipher, with the certificate kind used for it (TLS 1.2 CCM needs

@@ -91,11 +91,15 @@ import sys
 import time
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import (  # noqa: E402
-    Fail, Proc, ServerThread, Skip, Suite, check_exit, free_port, gnutls_cli_argv,
-    gnutls_priority, kernel_has_ktls_ulp, ktlsctl, ktlsctl_listen, require_programs, scaled,
-    wait_listening, KTLSCTL, VALGRIND)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ktlsctl_test.settings import KTLSCTL, VALGRIND, scaled  # noqa: E402
+from ktlsctl_test.channel import kernel_has_ktls_ulp  # noqa: E402
+from ktlsctl_test.runner import Suite  # noqa: E402
+from ktlsctl_test.verdicts import Fail, Skip  # noqa: E402
+from ktlsctl_test.procs import (  # noqa: E402
+    check_exit, free_port, ktlsctl, ktlsctl_listen, Proc, wait_listening)
+from ktlsctl_test.peers import gnutls_cli_argv, gnutls_priority, require_programs  # noqa: E402
+from ktlsctl_test.pytls import ServerThread  # noqa: E402
 
 require_programs("gnutls-serv", "gnutls-cli", "certtool")
 if VALGRIND:

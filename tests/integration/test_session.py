@@ -56,19 +56,22 @@ import base64
 import atexit
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import (  # noqa: E402
-    EOF_CLOSE,
-    Fail, Proc, PyTls, SANITIZER_MARKERS, ServerThread, Skip, Suite, check_data, check_exit,
-    free_port, gnutls_cli_argv, gnutls_priority, have, hex_lines,
-    KTLSCTL, ktlsctl, ktlsctl_listen, nonul_lines, openssl_tls_args, prime_s_server,
-    py_client_ctx, py_server_ctx, random_bytes, require_programs, s_client_argv, scaled,
-    start_gnutls_serv, start_s_server, wait_listening)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ktlsctl_test.settings import KTLSCTL, scaled  # noqa: E402
+from ktlsctl_test.runner import Suite  # noqa: E402
+from ktlsctl_test.verdicts import Fail, Skip  # noqa: E402
+from ktlsctl_test.procs import (  # noqa: E402
+    SANITIZER_MARKERS, check_exit, free_port, ktlsctl, ktlsctl_listen, Proc, wait_listening)
+from ktlsctl_test.data import check_data, hex_lines, nonul_lines, random_bytes  # noqa: E402
+from ktlsctl_test.peers import (  # noqa: E402
+    EOF_CLOSE, gnutls_cli_argv, gnutls_priority, have, openssl_tls_args, prime_s_server,
+    require_programs, s_client_argv, start_gnutls_serv, start_s_server)
+from ktlsctl_test.pytls import py_client_ctx, py_server_ctx, PyTls, ServerThread  # noqa: E402
 
 require_programs("gnutls-serv", "gnutls-cli", "certtool", "openssl")
 
 suite = Suite("test_session")
-# --eof close: these peers wait for our close_notify (helpers.EOF_CLOSE).
+# --eof close: these peers wait for our close_notify (ktlsctl_test.peers.EOF_CLOSE).
 SESSION_ARGS = ["--ktls", "off"] + EOF_CLOSE
 BIG = 24 << 20
 

@@ -38,17 +38,21 @@ import threading
 import time
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import (  # noqa: E402
-    EOF_CLOSE,
-    KTLSCTL, Fail, Proc, PyTls, Skip, Suite, check_data, check_exit, check_no_sanitizer,
-    gnutls_priority, hex_lines, ktlsctl, ktlsctl_listen, py_client_ctx, require_programs,
-    scaled, start_gnutls_serv)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ktlsctl_test.settings import KTLSCTL, scaled  # noqa: E402
+from ktlsctl_test.runner import Suite  # noqa: E402
+from ktlsctl_test.verdicts import Fail, Skip  # noqa: E402
+from ktlsctl_test.procs import (  # noqa: E402
+    check_exit, check_no_sanitizer, ktlsctl, ktlsctl_listen, Proc)
+from ktlsctl_test.data import check_data, hex_lines  # noqa: E402
+from ktlsctl_test.peers import (  # noqa: E402
+    EOF_CLOSE, gnutls_priority, require_programs, start_gnutls_serv)
+from ktlsctl_test.pytls import py_client_ctx, PyTls  # noqa: E402
 
 require_programs("gnutls-serv", "certtool")
 
 suite = Suite("test_stats", case_timeout=45)
-# --eof close: these peers wait for our close_notify (helpers.EOF_CLOSE).
+# --eof close: these peers wait for our close_notify (ktlsctl_test.peers.EOF_CLOSE).
 SESSION_ARGS = ["--ktls", "off"] + EOF_CLOSE
 PROTO = b"KTLSCTL/1"
 # The documented exit statuses (core/err.h, man/ktlsctl.1 EXIT STATUS).
