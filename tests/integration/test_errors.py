@@ -16,6 +16,7 @@ sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ktlsctl_test.settings import KTLSCTL, scaled  # noqa: E402
 from ktlsctl_test.channel import kernel_has_ktls_ulp  # noqa: E402
+from ktlsctl_test.channel import CHANNEL_ARGS  # noqa: E402
 from ktlsctl_test.runner import Suite  # noqa: E402
 from ktlsctl_test.verdicts import Fail, Skip  # noqa: E402
 from ktlsctl_test.procs import (  # noqa: E402
@@ -29,8 +30,9 @@ from ktlsctl_test.pytls import py_client_ctx, PyTls, ServerThread  # noqa: E402
 require_programs("gnutls-serv", "gnutls-cli", "certtool", "openssl")
 
 suite = Suite("test_errors", case_timeout=90)
-# --eof close: these peers wait for our close_notify (ktlsctl_test.peers.EOF_CLOSE).
-SESSION_ARGS = ["--ktls", "off"] + EOF_CLOSE
+# The channel under test; --eof close: these peers wait for our close_notify
+# (ktlsctl_test.peers.EOF_CLOSE).
+SESSION_ARGS = CHANNEL_ARGS + EOF_CLOSE
 
 
 def certs():

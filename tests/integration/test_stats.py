@@ -15,7 +15,8 @@ the test, and the per-session control socket behind them (core/ctl.h):
 Every ktlsctl invocation gets XDG_RUNTIME_DIR set to a private directory of
 the case (under one /tmp/ktlsctl-st-* directory removed at exit, traversable
 by nobody so that the other-user checks reach the socket), so cases never see
-each other's sessions nor the machine's.  ktlsctl runs with --ktls off.
+each other's sessions nor the machine's.  ktlsctl runs on the channel under test
+(KTLSCTL_TEST_CHANNEL, ktlsctl_test.channel).
 Peer quirks: see the docstring of test_peers.py (gnutls-serv --echo echoes
 NUL-free lines, sends two TLS 1.3 tickets, answers a KeyUpdate with
 update_requested when it next sends).
@@ -40,6 +41,8 @@ import time
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ktlsctl_test.settings import KTLSCTL, scaled  # noqa: E402
+from ktlsctl_test.channel import (  # noqa: E402
+    CHANNEL, CHANNEL_ARGS, NO_REKEY, OWN_KEYUPDATE_REFUSED, REKEY)
 from ktlsctl_test.runner import Suite  # noqa: E402
 from ktlsctl_test.verdicts import Fail, Skip  # noqa: E402
 from ktlsctl_test.procs import (  # noqa: E402
@@ -52,8 +55,9 @@ from ktlsctl_test.pytls import py_client_ctx, PyTls  # noqa: E402
 require_programs("gnutls-serv", "certtool")
 
 suite = Suite("test_stats", case_timeout=45)
-# --eof close: these peers wait for our close_notify (ktlsctl_test.peers.EOF_CLOSE).
-SESSION_ARGS = ["--ktls", "off"] + EOF_CLOSE
+# The channel under test; --eof close: these peers wait for our close_notify
+# (ktlsctl_test.peers.EOF_CLOSE).
+SESSION_ARGS = CHANNEL_ARGS + EOF_CLOSE
 PROTO = b"KTLSCTL/1"
 # The documented exit statuses (core/err.h, man/ktlsctl.1 EXIT STATUS).
 DOCUMENTED = set(range(1, 14))
@@ -377,7 +381,7 @@ def _live():
     s = session_of(doc, c.pid)
     problems = []
     check_shape(s, problems)
-    expect_fields(s, {"role": "client", "channel": "user-space", "version": "TLS1.3",
+    expect_fields(s, {"role": "client", "channel": CHANNEL, "version": "TLS1.3",
                       "cipher": "AES-128-GCM", "suite": SUITES["AES-128-GCM"],
                       "resumed": False, "tickets": 2,
                       "tx": {"bytes": len(data), "key_updates": 0},
@@ -412,7 +416,7 @@ def _live():
     py_suite = t.cipher()[0]
     if t.version() != "TLSv1.3":
         raise Fail("the Python client negotiated %s, expected TLSv1.3" % t.version())
-    expect_fields(s, {"role": "server", "channel": "user-space", "version": "TLS1.3",
+    expect_fields(s, {"role": "server", "channel": CHANNEL, "version": "TLS1.3",
                       "cipher": "AES-256-GCM", "suite": py_suite, "resumed": False,
                       "peer": "127.0.0.1:%d" % py_port, "tickets": 0,
                       "tx": {"bytes": len(up), "key_updates": 0},
@@ -463,7 +467,8 @@ def _live():
 
 # ================================================================= case 2
 
-@suite.case("keyupdate PID and keyupdate PID --request on a TLS 1.3 client session", timeout=40)
+@suite.case("keyupdate PID and keyupdate PID --request on a TLS 1.3 client session", timeout=40,
+            when=REKEY)
 def _keyupdate13():
     xdg = new_xdg("ku13")
     c = Client(xdg, "1.3", "AES-128-GCM")
@@ -536,6 +541,30 @@ def _keyupdate12():
     if s.get("tx", {}).get("records_key") != s.get("tx", {}).get("records"):
         problems.append("tx.records_key != tx.records: a refused key update changed the keys?")
     raise_problems("TLS 1.2 session after refused key updates", problems, s)
+    c.close()
+
+
+@suite.case("keyupdate PID [--request] on a channel that cannot rekey: exit 9 with the reason, "
+            "no KeyUpdate sent, the session goes on", timeout=30, when=NO_REKEY)
+def _keyupdate_norekey():
+    xdg = new_xdg("kunr")
+    c = Client(xdg, "1.3", "AES-128-GCM")
+    c.roundtrip(line())
+    want = "ktlsctl: session %d: %s" % (c.pid, OWN_KEYUPDATE_REFUSED)
+    for extra in ([], ["--request"]):
+        p, rc = run(xdg, "keyupdate", c.pid, *extra)
+        if rc != 9 or p.stderr.splitlines() != [want]:
+            raise Fail("`keyupdate %d %s`: exit status %s, expected 9 and the one line %r\n%s"
+                       % (c.pid, " ".join(extra), rc, want, p.describe()))
+        if not c.k.alive():
+            raise Fail("the session exited after a refused keyupdate\n%s" % c.k.describe())
+        c.roundtrip(line())
+    s = one(xdg, c.pid)
+    problems = []
+    expect_fields(s, {"tx": {"key_updates": 0}, "rx": {"key_updates": 0}}, problems)
+    if s.get("tx", {}).get("records_key") != s.get("tx", {}).get("records"):
+        problems.append("tx.records_key != tx.records: a KeyUpdate record went out?")
+    raise_problems("session after refused key updates", problems, s)
     c.close()
 
 
