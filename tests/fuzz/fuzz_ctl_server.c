@@ -487,6 +487,15 @@ static void check_stats(struct session *se, const struct fields *f)
 		snprintf(k, sizeof k, "%s.limit_used", p);
 		snprintf(b, sizeof b, "%.4f", kc_limit_percent(ci, rcur));
 		want_str(f, k, b);
+		const struct kc_record_limits *rl = kc_conn_limits(c);
+		snprintf(k, sizeof k, "%s.record_size", p);
+		want_num(f, k, dir == KC_TX ? rl->tx : rl->rx);
+		if (dir == KC_TX) {
+			want_str(f, "tx.record_size_by", kc_tx_limit_how_name(rl->tx_how));
+		} else {
+			want_str(f, "rx.record_size_exact", rl->rx_exact ? "yes" : "no");
+			want_str(f, "rx.no_pad", rl->rx_no_pad ? "yes" : "no");
+		}
 	}
 	uint64_t point = kc_conn_rekey_point(c);
 	if (point != UINT64_MAX)
