@@ -32,7 +32,7 @@ struct kernel_channel {
 	struct kc_channel base;
 	bool keyed[2];                 /* by enum kc_dir */
 	uint16_t version;
-	gnutls_cipher_algorithm_t cipher;
+	const struct kc_cipher *cipher;
 	bool open_record;              /* a short send may have left the last
 					  record open (more data may join it) */
 	size_t write_max;              /* KC_TXLIM_WRITES: bytes per send, at
@@ -77,7 +77,7 @@ static int kernel_set_key(struct kc_channel *ch, enum kc_dir dir,
 	if (rc == 0) {
 		k->keyed[dir] = true;
 		k->version = km->version;
-		k->cipher = km->cipher;
+		k->cipher = kc_cipher_by_gnutls(km->cipher);
 		return 0;
 	}
 	const char *what = dir == KC_RX ? "receive" : "send";
@@ -238,32 +238,17 @@ static int kernel_rec_seq(struct kc_channel *ch, enum kc_dir dir, uint64_t *seq)
 {
 	struct kernel_channel *k = K(ch);
 	union kc_crypto_info ci;
-	socklen_t len;
-	struct kc_key_material km = { .version = k->version, .cipher = k->cipher };
-	const unsigned char *rs;
 
-	/* getsockopt wants the exact struct size, and hands back the key too:
-	 * wipe it at once. */
-	km.key_len = (k->cipher == GNUTLS_CIPHER_AES_256_GCM ||
-		      k->cipher == GNUTLS_CIPHER_CHACHA20_POLY1305) ? 32 : 16;
-	km.iv_len = (k->version == KC_TLS12 && k->cipher != GNUTLS_CIPHER_CHACHA20_POLY1305)
-		    ? 4 : 12;
-	if (kc_keys_to_crypto_info(&km, &ci, &len, NULL) < 0) {
-		errno = EINVAL;
+	if (!k->cipher) {
+		errno = EBUSY;   /* no key yet, as getsockopt says */
 		return -1;
 	}
+	/* getsockopt wants the exact struct size, and hands back the key too:
+	 * wipe it at once. */
+	socklen_t len = k->cipher->kernel.info_size;
 	int rc = getsockopt(ch->fd, SOL_TLS, dir == KC_RX ? TLS_RX : TLS_TX, &ci, &len);
-	if (rc == 0) {
-		switch (k->cipher) {
-		case GNUTLS_CIPHER_AES_128_GCM: rs = ci.aes_gcm_128.rec_seq; break;
-		case GNUTLS_CIPHER_AES_256_GCM: rs = ci.aes_gcm_256.rec_seq; break;
-		case GNUTLS_CIPHER_AES_128_CCM: rs = ci.aes_ccm_128.rec_seq; break;
-		default: rs = ci.chacha20_poly1305.rec_seq; break;
-		}
-		*seq = 0;
-		for (int i = 0; i < 8; i++)
-			*seq = *seq << 8 | rs[i];
-	}
+	if (rc == 0)
+		*seq = kc_crypto_info_rec_seq(&ci, k->cipher);
 	int e = errno;
 	kc_crypto_info_wipe(&ci);
 	errno = e;
