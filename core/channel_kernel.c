@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/channel.h"
+#include "core/probe.h"
 
 #ifndef TLS_SET_RECORD_TYPE
 #define TLS_SET_RECORD_TYPE 1
@@ -75,6 +76,9 @@ static int kernel_set_key(struct kc_channel *ch, enum kc_dir dir,
 	int e = errno;
 	kc_crypto_info_wipe(&ci);
 	if (rc == 0) {
+		/* A kernel that took a second key can rekey, whatever the
+		 * probe said. */
+		ch->caps.rekey |= k->keyed[dir];
 		k->keyed[dir] = true;
 		k->version = km->version;
 		k->cipher = kc_cipher_by_gnutls(km->cipher);
@@ -288,7 +292,6 @@ static void kernel_free(struct kc_channel *ch)
 }
 
 static const struct kc_channel_ops kernel_ops = {
-	.name = "kernel",
 	.set_key = kernel_set_key,
 	.recv = kernel_recv,
 	.send = kernel_send,
@@ -310,5 +313,16 @@ struct kc_channel *kc_channel_kernel_new(int fd, struct kc_err *err)
 	}
 	k->base.ops = &kernel_ops;
 	k->base.fd = fd;
+	k->base.kind = KC_CHANNEL_KERNEL;
+	/* Asked once, when the channel is made: a key update must know
+	 * before its KeyUpdate goes out.  The quiet answer first, because a
+	 * probe socket's keys count in /proc/net/tls_stat, where users (and
+	 * the VM tier) see what the sessions did. */
+	int rekey = kc_probe_kernel_rekey_quietly();
+	if (rekey < 0)
+		rekey = kc_probe_kernel_rekey(NULL);
+	k->base.caps = (struct kc_channel_caps){
+		.rekey = rekey == 1, .send_file = true, .send_pipe = true, .recv_pipe = true,
+	};
 	return &k->base;
 }

@@ -10,7 +10,8 @@
  *   - framing checks in the kernel's order (EMSGSIZE, EBADMSG, EINVAL) as
  *     soon as a header is buffered; authentication failure is sticky;
  *   - TLS 1.3: reads pause with EKEYEXPIRED after a KeyUpdate until the new
- *     receive key is installed (unless opts->no_rekey: Linux < 6.14);
+ *     receive key is installed (unless opts->no_rekey, which leaves
+ *     caps.rekey false: Linux < 6.14);
  *   - records are sealed when send() accepts them, so set_key(KC_TX) only
  *     affects what is accepted after it.
  *
@@ -66,7 +67,6 @@ struct soft_key {
 
 struct soft_channel {
 	struct kc_channel base;         /* first: the ops cast back to us */
-	bool no_rekey;
 	struct soft_key rx, tx;
 
 	/* Record size limits (set_limits): plaintext bytes per record. */
@@ -194,7 +194,7 @@ static int soft_set_key(struct kc_channel *ch, enum kc_dir dir,
 		return -1;
 	if (k->set) {
 		/* A second key for a direction is a key update. */
-		if (s->no_rekey)
+		if (!ch->caps.rekey)
 			return kc_err_set(err, KC_E_NOREKEY,
 					  "cannot install new keys: this TLS record layer cannot change the %s key of a live connection (like Linux kTLS before 6.14)",
 					  dname);
@@ -442,7 +442,7 @@ static ssize_t soft_recv(struct kc_channel *ch, void *buf, size_t len,
 		/* The kernel looks at the first byte of every decrypted TLS 1.3
 		 * handshake record and pauses after a KeyUpdate. */
 		if (k->version == KC_TLS13 && rt == KC_REC_HANDSHAKE && n > 0 &&
-		    dst[0] == CT_HANDSHAKE_KEY_UPDATE && !s->no_rekey)
+		    dst[0] == CT_HANDSHAKE_KEY_UPDATE && s->base.caps.rekey)
 			s->key_pending = true;
 
 		if (rt == KC_REC_DATA) {
@@ -680,7 +680,6 @@ static void soft_free(struct kc_channel *ch)
 }
 
 static const struct kc_channel_ops soft_ops = {
-	.name = "user-space",
 	.set_key = soft_set_key,
 	.recv = soft_recv,
 	.send = soft_send,
@@ -709,7 +708,8 @@ struct kc_channel *kc_channel_soft_new(int fd, const struct kc_soft_opts *opts,
 	}
 	s->base.ops = &soft_ops;
 	s->base.fd = fd;
-	s->no_rekey = opts && opts->no_rekey;
+	s->base.kind = KC_CHANNEL_USER_SPACE;
+	s->base.caps.rekey = !(opts && opts->no_rekey);
 	s->tx_max = s->rx_max = KC_MAX_PLAINTEXT;
 	return &s->base;
 }

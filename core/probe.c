@@ -1,9 +1,11 @@
 /* core/probe.c: kernel TLS capabilities by experiment (see probe.h). */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -96,6 +98,20 @@ int kc_probe_kernel_rekey(struct kc_err *err)
 		kc_err_errno(err, KC_E_KTLS, errno, "cannot tell whether the kernel can rekey");
 out:
 	close_pair(fds);
+	return rc;
+}
+
+int kc_probe_kernel_rekey_quietly(void)
+{
+	FILE *f = fopen("/proc/net/tls_stat", "re");
+	char line[128];
+	int rc = 0;
+
+	if (!f)
+		return -1;
+	while (rc == 0 && fgets(line, sizeof line, f))
+		rc = strncmp(line, "TlsTxRekeyOk", 12) == 0 && isspace((unsigned char)line[12]);
+	fclose(f);
 	return rc;
 }
 

@@ -56,4 +56,10 @@ int kc_probe_kernel_option(int optname, int *sys_errno, struct kc_err *err);
  * -1: could not tell (no kTLS at all, ...), with *err saying why. */
 int kc_probe_kernel_rekey(struct kc_err *err);
 
+/* The same answer without a probe socket, so without touching a counter:
+ * the rekey counters (TlsTxRekeyOk) came with the key update support in
+ * Linux 6.14, and /proc/net/tls_stat lists them once tls.ko is loaded.
+ * 1: it can; 0: it cannot; -1: that file cannot be read. */
+int kc_probe_kernel_rekey_quietly(void);
+
 #endif
