@@ -113,6 +113,18 @@ static int fail(struct kc_conn *c, struct kc_err *err)
 	return -1;
 }
 
+/* How every public call that can fail starts: without an err from the
+ * caller, *spare takes the message (a failure is latched with it either
+ * way); after a failure, the call reports that failure again (-1). */
+static int enter(const struct kc_conn *c, struct kc_err **err, struct kc_err *spare)
+{
+	if (!*err)
+		*err = spare;
+	if (c->failed)
+		return kc_err_set(*err, c->failure.status, "%s", c->failure.msg);
+	return 0;
+}
+
 static long long now_ms(void)
 {
 	struct timespec ts;
@@ -241,9 +253,9 @@ static int key_update(struct kc_conn *c, bool request_peer, bool automatic,
 
 int kc_conn_key_update(struct kc_conn *c, bool request_peer, struct kc_err *err)
 {
-	struct kc_err local;
-	if (!err)   /* a failure is latched with its message either way */
-		err = &local;
+	struct kc_err spare;
+	if (enter(c, &err, &spare) < 0)
+		return -1;
 	return key_update(c, request_peer, false, err);
 }
 
@@ -254,8 +266,6 @@ static int key_update(struct kc_conn *c, bool request_peer, bool automatic,
 {
 	struct kc_key_material km;
 
-	if (c->failed)
-		return kc_err_set(err, c->failure.status, "%s", c->failure.msg);
 	if (c->version != KC_TLS13)
 		return kc_err_set(err, KC_E_USAGE,
 				  "key updates are not in TLS 1.2 (only TLS 1.3 can change keys)");
@@ -652,11 +662,9 @@ static ssize_t send_budget(struct kc_conn *c, size_t len, struct kc_err *err)
 
 ssize_t kc_conn_read(struct kc_conn *c, void *buf, size_t len, struct kc_err *err)
 {
-	struct kc_err local;
-	if (!err)   /* a failure is latched with its message either way */
-		err = &local;
-	if (c->failed)
-		return kc_err_set(err, c->failure.status, "%s", c->failure.msg);
+	struct kc_err spare;
+	if (enter(c, &err, &spare) < 0)
+		return -1;
 	if (c->early_off < c->early_len) {
 		size_t n = c->early_len - c->early_off;
 		if (n > len)
@@ -723,11 +731,9 @@ static int send_error(struct kc_conn *c, int e, struct kc_err *err)
 
 ssize_t kc_conn_write(struct kc_conn *c, const void *buf, size_t len, struct kc_err *err)
 {
-	struct kc_err local;
-	if (!err)   /* a failure is latched with its message either way */
-		err = &local;
-	if (c->failed)
-		return kc_err_set(err, c->failure.status, "%s", c->failure.msg);
+	struct kc_err spare;
+	if (enter(c, &err, &spare) < 0)
+		return -1;
 	if (c->close_sent)
 		return kc_err_set(err, KC_E_INTERNAL, "write after close_notify");
 	ssize_t budget = send_budget(c, len, err);
@@ -751,11 +757,9 @@ ssize_t kc_conn_write(struct kc_conn *c, const void *buf, size_t len, struct kc_
 ssize_t kc_conn_write_from(struct kc_conn *c, int in_fd, bool file, size_t len,
 			   struct kc_err *err)
 {
-	struct kc_err local;
-	if (!err)
-		err = &local;
-	if (c->failed)
-		return kc_err_set(err, c->failure.status, "%s", c->failure.msg);
+	struct kc_err spare;
+	if (enter(c, &err, &spare) < 0)
+		return -1;
 	if (c->close_sent)
 		return kc_err_set(err, KC_E_INTERNAL, "write after close_notify");
 	ssize_t budget = send_budget(c, len, err);
@@ -784,12 +788,10 @@ ssize_t kc_conn_write_from(struct kc_conn *c, int in_fd, bool file, size_t len,
 
 ssize_t kc_conn_read_to(struct kc_conn *c, int out_fd, size_t len, struct kc_err *err)
 {
-	struct kc_err local;
-	if (!err)
-		err = &local;
+	struct kc_err spare;
 	/* Anything but plain data next goes through kc_conn_read. */
-	if (c->failed || c->peer_closed || c->early_off < c->early_len || c->ctrl_len ||
-	    c->hs_hdr_len || c->hs_body_left)
+	if (enter(c, &err, &spare) < 0 || c->peer_closed || c->early_off < c->early_len ||
+	    c->ctrl_len || c->hs_hdr_len || c->hs_body_left)
 		return KC_CONN_USE_READ;
 	for (;;) {
 		ssize_t n = c->ch->ops->recv_to(c->ch, out_fd, len);
@@ -809,11 +811,9 @@ ssize_t kc_conn_read_to(struct kc_conn *c, int out_fd, size_t len, struct kc_err
 
 int kc_conn_flush(struct kc_conn *c, struct kc_err *err)
 {
-	struct kc_err local;
-	if (!err)   /* a failure is latched with its message either way */
-		err = &local;
-	if (c->failed)
-		return kc_err_set(err, c->failure.status, "%s", c->failure.msg);
+	struct kc_err spare;
+	if (enter(c, &err, &spare) < 0)
+		return -1;
 	if (c->ch->ops->flush(c->ch) < 0) {
 		if (errno == EAGAIN || errno == EINTR)
 			return KC_CONN_AGAIN;
@@ -835,13 +835,11 @@ bool kc_conn_tx_pending(const struct kc_conn *c)
 
 int kc_conn_close(struct kc_conn *c, struct kc_err *err)
 {
-	struct kc_err local;
-	if (!err)   /* a failure is latched with its message either way */
-		err = &local;
 	static const unsigned char close_notify[2] = { ALERT_WARNING, GNUTLS_A_CLOSE_NOTIFY };
+	struct kc_err spare;
 
-	if (c->failed)
-		return kc_err_set(err, c->failure.status, "%s", c->failure.msg);
+	if (enter(c, &err, &spare) < 0)
+		return -1;
 	if (c->close_sent)
 		return 0;
 	/* Data accepted earlier is queued (soft) or open (kernel MSG_MORE)
