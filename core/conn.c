@@ -259,8 +259,8 @@ int kc_conn_key_update(struct kc_conn *c, bool request_peer, struct kc_err *err)
 	return key_update(c, request_peer, false, err);
 }
 
-/* Asks the channel whether it can take a second key before the KeyUpdate
- * goes out: once it is on the wire, the new key must follow. */
+/* Our KeyUpdate, then our new send key.  Whether the channel can take a
+ * second key is asked first: once the KeyUpdate is out, the key must follow. */
 static int key_update(struct kc_conn *c, bool request_peer, bool automatic,
 		      struct kc_err *err)
 {
