@@ -281,9 +281,10 @@ static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
 	struct cli_console *console = cli_console_new(o, session, &po);
 	cli_msg_set_interactive(cli_console_interactive(console));
 	if (!o->echo) {
-		const char *in, *out;
+		enum kc_data_path in, out;
 		kc_pump_data_path(conn, &po, &in, &out);
-		cli_info("data path: standard input by %s, standard output by %s", in, out);
+		cli_info("data path: standard input by %s, standard output by %s",
+			 kc_data_path_name(in), kc_data_path_name(out));
 	}
 	int end = kc_pump_run(conn, &po, &err);
 	cli_console_free(console);
