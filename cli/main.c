@@ -7,9 +7,7 @@
 
 #include "cli/msg.h"
 #include "cli/opts.h"
-#include "cli/selftest.h"
 #include "cli/session.h"
-#include "cli/stats.h"
 
 int main(int argc, char **argv)
 {
@@ -33,15 +31,7 @@ int main(int argc, char **argv)
 		cli_error("cannot initialise GnuTLS: %s", gnutls_strerror(rc));
 		return KC_E_INTERNAL;
 	}
-	int status;
-	switch (o.cmd) {
-	case CLI_CMD_CONNECT: status = cli_connect(&o); break;
-	case CLI_CMD_LISTEN: status = cli_listen(&o); break;
-	case CLI_CMD_STATS: status = cli_stats(&o); break;
-	case CLI_CMD_KEYUPDATE: status = cli_keyupdate(&o); break;
-	case CLI_CMD_TICKETS: status = cli_tickets(&o); break;
-	default: status = cli_selftest(&o); break;
-	}
+	int status = cli_subcommand_of(o.cmd)->run(&o);
 	gnutls_global_deinit();
 	return status;
 }
