@@ -3,8 +3,10 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <gnutls/gnutls.h>
 
+#include "cli/complete.h"
 #include "cli/msg.h"
 #include "cli/opts.h"
 #include "cli/session.h"
@@ -14,6 +16,12 @@ int main(int argc, char **argv)
 	struct cli_opts o;
 	struct kc_err err;
 
+	/* Before parsing: the words after it are a command line to complete,
+	 * not options (cli/complete.h). */
+	if (argc > 1 && strcmp(argv[1], "--complete") == 0) {
+		cli_complete(argc - 2, argv + 2, stdout);
+		return 0;
+	}
 	if (cli_parse(argc, argv, &o, &err) < 0)
 		return cli_fail(&err);
 	if (o.help) {
