@@ -2,19 +2,22 @@
 """The documentation says what the binary does.  The binary's own tables
 (cli/opts.c, cli/commands.c) are the reference, read through what is made
 from them: --help (names, short names, arguments), the "use a, b or c" of
-an invalid value (an option's fixed values), and /help in a session.
+an invalid value (an option's fixed values), the completion helper, and
+/help in a session.
 
 Checked against them: the manual page's OPTIONS section for each
 subcommand (option names, their arguments, their value lists), its
 SUBCOMMANDS, SYNOPSIS and SESSION COMMANDS, README's usage lines and
-session command table; the bash, zsh and fish completions offer exactly
-the options and subcommands of --help.  The exit statuses (core/err.h)
-are checked across the manual page and README the same way.
+session command table, and the bash, zsh and fish completions (options,
+values, subcommands, session PIDs), which none of them offers more than.
+The exit statuses (core/err.h) are checked across the manual page and
+README the same way.
 
-The completions are asked for real where the shell allows it: bash runs
-_ktlsctl with COMP_WORDS set, fish answers `complete -C`; zsh runs the
-completion function with _arguments and _describe replaced by functions that
-print the specifications they are given (its real ones need a terminal)."""
+The completions are asked for real where the shell allows it, with
+`ktlsctl` on PATH as when installed: bash runs _ktlsctl with COMP_WORDS
+set, fish answers `complete -C`; zsh runs the completion function with
+_describe, _files and _hosts replaced by functions that print what they
+are given (its real ones need a terminal)."""
 
 import os
 import re
@@ -235,6 +238,20 @@ def readme():
 
 # ------------------------------------------------------------- completions
 
+def shell_env(with_ktlsctl, extra_env):
+    """The environment of a shell that completes: `ktlsctl` on PATH, as
+    installed (or, to see the completions do without it, not at all)."""
+    bindir = os.path.join(suite.tmpdir(), "bin")
+    if not os.path.isdir(bindir):
+        os.makedirs(bindir)
+        os.symlink(os.path.abspath(KTLSCTL), os.path.join(bindir, "ktlsctl"))
+    path = [d for d in os.environ.get("PATH", "/usr/bin:/bin").split(":")
+            if d and not os.path.exists(os.path.join(d, "ktlsctl"))]
+    env = dict(os.environ, PATH=":".join(([bindir] if with_ktlsctl else []) + path))
+    env.update(extra_env or {})
+    return env
+
+
 def need(shell):
     path = shutil.which(shell)
     if not path:
@@ -243,63 +260,64 @@ def need(shell):
     return path
 
 
-def bash_completion(words):
+def bash_completion(words, with_ktlsctl=True, extra_env=None):
     script = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _ktlsctl; '
               'printf "%s\\n" "${COMPREPLY[@]}"')
     rc, out, err = run([need("bash"), "-c", script, "bash",
-                        os.path.join(COMPLETIONS, "ktlsctl.bash"), "ktlsctl"] + words)
+                        os.path.join(COMPLETIONS, "ktlsctl.bash"), "ktlsctl"] + words,
+                       env=shell_env(with_ktlsctl, extra_env))
     if rc != 0 or err:
         raise Fail("bash completion of %r failed (%d): %s" % (words, rc, err))
     return {l for l in out.splitlines() if l}
 
 
-def fish_completion(line):
+def fish_completion(line, with_ktlsctl=True, extra_env=None):
     rc, out, err = run([need("fish"), "--no-config", "-c",
                         'source $argv[1]; complete -C $argv[2]',
-                        os.path.join(COMPLETIONS, "ktlsctl.fish"), line])
+                        os.path.join(COMPLETIONS, "ktlsctl.fish"), line],
+                       env=shell_env(with_ktlsctl, extra_env))
     if rc != 0 or err:
         raise Fail("fish completion of %r failed (%d): %s" % (line, rc, err))
     return {l.split("\t")[0] for l in out.splitlines() if l}
 
 
+# _describe prints the words of the arrays it is given; _files and _hosts
+# say that they were called.
 ZSH_STUB = r'''
-file=$1 ZSTATE=$2; shift 2
-integer calls=0
-_arguments() {
-	(( calls++ ))
-	local a
-	for a in "$@"; do print -r -- "$calls $a"; done
-	[[ $1 == -C ]] && { state=$ZSTATE; return 1 }
-	return 0
+file=$1; shift
+_describe() {
+	local arr a
+	for arr in "${@:3}"; do
+		[[ $arr == [[:alpha:]_]* && ${(tP)arr} == array* ]] || continue
+		for a in "${(@P)arr}"; do
+			a=${a//\\:/$'\0'}
+			a=${a%%:*}
+			print -r -- "${a//$'\0'/:}"
+		done
+	done
 }
-_describe() { local a; for a in "${(@P)4}"; do print -r -- "cmd $a"; done }
-words=("$@")
+_files() { print -r -- ":file" }
+_hosts() { print -r -- ":host" }
+words=(ktlsctl "$@") CURRENT=$(( $# + 1 ))
 source $file
 '''
 
 
-def zsh_specs(state, words):
+def zsh_completion(words, with_ktlsctl=True, extra_env=None):
     rc, out, err = run([need("zsh"), "-f", "-c", ZSH_STUB, "zsh",
-                        os.path.join(COMPLETIONS, "_ktlsctl"), state] + words)
+                        os.path.join(COMPLETIONS, "_ktlsctl")] + words,
+                       env=shell_env(with_ktlsctl, extra_env))
     if err:
-        raise Fail("zsh completion (%s %r) printed errors: %s" % (state, words, err))
-    return out.splitlines()
+        raise Fail("zsh completion of %r printed errors: %s" % (words, err))
+    return {l for l in out.splitlines() if l}
 
 
-def zsh_options(sub):
-    """Options from the _arguments specifications for sub (call 2), or the
-    top level's (call 1): '(-q --quiet)--quiet[...]', '*--cipher[...]:...'."""
-    call = "2" if sub else "1"
-    opts = set()
-    for line in zsh_specs("args" if sub else "command", [sub] if sub else []):
-        n, _, spec = line.partition(" ")
-        if n != call:
-            continue
-        spec = re.sub(r"^\([^)]*\)", "", spec).lstrip("*")
-        m = re.match(r"^(--?[A-Za-z0-9][A-Za-z0-9.-]*)(?=[\[:=+]|$)", spec)
-        if m and spec not in ("-C", "-s"):
-            opts.add(m.group(1))
-    return opts
+def each_shell(words, extra_env=None):
+    """{shell: what it offers} for the words after 'ktlsctl', the last one
+    being completed."""
+    return {"bash": bash_completion(words, extra_env=extra_env),
+            "fish": fish_completion(" ".join(["ktlsctl"] + words), extra_env=extra_env),
+            "zsh": zsh_completion(words, extra_env=extra_env)}
 
 
 def compare(what, have, want, reference="--help"):
@@ -348,13 +366,95 @@ for _sub in SUBCOMMANDS + [""]:
     suite.add("fish completion: %s offers exactly the options of --help" % _name, _fish)
 
     def _zsh(sub=_sub, name=_name):
-        compare("zsh completion for %s" % name, zsh_options(sub), help_options(sub))
+        words = ([sub] if sub else []) + ["-"]
+        compare("zsh completion of 'ktlsctl %s -'" % name, zsh_completion(words), help_options(sub))
     suite.add("zsh completion: %s offers exactly the options of --help" % _name, _zsh)
+
+
+def completion_words(values):
+    """What completes a value list: a value with a parameter up to its '='."""
+    return {v.split("=")[0] + ("=" if "=" in v else "") for v in values}
+
+
+@suite.case("completions: every shell offers exactly the table's values of each option with a list")
+def _values():
+    for sub in SUBCOMMANDS:
+        for opt, values in valued_options(sub).items():
+            want = completion_words(values)
+            for shell, have in each_shell([sub, opt, ""]).items():
+                compare("%s completion of 'ktlsctl %s %s '" % (shell, sub, opt), have, want,
+                        "the table")
+    for sub in ("connect", "listen"):
+        # as one word with the option
+        have = bash_completion([sub, "--ktls", "=", ""])
+        compare("bash completion of 'ktlsctl %s --ktls='" % sub, have,
+                completion_words(option_values(sub, "--ktls")), "the table")
+        have = fish_completion("ktlsctl %s --ktls=" % sub)
+        compare("fish completion of 'ktlsctl %s --ktls='" % sub, have,
+                {"--ktls=" + v for v in option_values(sub, "--ktls")}, "the table")
+
+
+@suite.case("completions: file and host arguments are left to the shell")
+def _files_and_hosts():
+    part, want = os.path.join(TOP, "READM"), os.path.join(TOP, "README.md")
+    for shell, have in each_shell(["connect", "--session-in", part]).items():
+        if want not in have and have != {":file"}:      # zsh's stub says :file
+            raise Fail("%s completion of --session-in %s offers %s, not README.md"
+                       % (shell, part, sorted(have)))
+    if zsh_completion(["connect", ""]) != {":host"}:
+        raise Fail("zsh completion of 'ktlsctl connect ' does not complete host names")
+
+
+@suite.case("completions: without ktlsctl on PATH, no errors and no lists of their own")
+def _no_binary():
+    for words in (["con"], ["connect", "--ktls", ""], ["stats", ""]):
+        if bash_completion(words, with_ktlsctl=False):
+            raise Fail("bash completion of %r without ktlsctl offers something" % words)
+        zsh = zsh_completion(words, with_ktlsctl=False)
+        if zsh != {":file"}:
+            raise Fail("zsh completion of %r without ktlsctl: %s, not file names" % (words, zsh))
+        fish = fish_completion(" ".join(["ktlsctl"] + words), with_ktlsctl=False)
+        if fish & {"connect", "auto"}:
+            raise Fail("fish completion of %r without ktlsctl: %s" % (words, sorted(fish)))
+    for name in ("ktlsctl.bash", "_ktlsctl", "ktlsctl.fish"):
+        with open(os.path.join(COMPLETIONS, name), encoding="utf-8") as f:
+            text = f.read()
+        for fact in ("AES-128-GCM", "require", "linger", ".sock", "XDG_RUNTIME_DIR", "--cafile"):
+            if fact in text:
+                raise Fail("completions/%s names %r: it should ask ktlsctl" % (name, fact))
+
+
+@suite.case("completions: every shell offers the PIDs of the running sessions")
+def _pids():
+    rundir = os.path.join(suite.tmpdir(), "run")
+    os.makedirs(rundir, mode=0o700)
+    env = {"XDG_RUNTIME_DIR": rundir}
+    cert, key = suite.certs.srv_ec
+    srv, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", *CHANNEL_ARGS,
+                               extra_env=env)
+    cli = ktlsctl("connect", "127.0.0.1:%d" % port, "--insecure", "-q", "--eof", "close",
+                  *CHANNEL_ARGS, stdin=True, extra_env=env)
+    try:
+        cli.send(b"ping\n")
+        if not cli.wait_out(5, 15):
+            raise Fail("the session did not start\n%s" % cli.describe())
+        want = {str(srv.pid), str(cli.pid)}
+        for words in (["stats", ""], ["keyupdate", "-q", ""], ["tickets", "--json", ""]):
+            for shell, have in each_shell(words, env).items():
+                compare("%s completion of 'ktlsctl %s'" % (shell, " ".join(words)), have, want,
+                        "the control socket directory")
+        for shell, have in each_shell(["tickets", str(cli.pid), ""], env).items():
+            if have:
+                raise Fail("%s completion offers %s after the PID" % (shell, sorted(have)))
+    finally:
+        cli.close_stdin()
+        check_exit(cli, 0, 20, "ktlsctl connect")
+        srv.kill()
 
 
 # ------------------------------------------------------------- subcommands
 
-@suite.case("subcommands: --help, the man page, README and all three completions name the same")
+@suite.case("subcommands: --help, the man page's SUBCOMMANDS and all three completions name the same")
 def _subcommands():
     want = [name for name, _ in top_commands()]
     if want != SUBCOMMANDS:
@@ -364,11 +464,9 @@ def _subcommands():
         if synopsis not in man:
             raise Fail("the man page's SUBCOMMANDS has no item %r, as ktlsctl --help lists it "
                        "(its items: %s)" % (synopsis, ", ".join(map(repr, man))))
-    compare("bash completion of 'ktlsctl '", bash_completion([""]), set(want))
-    compare("fish completion of 'ktlsctl '",
-            {w for w in fish_completion("ktlsctl ") if not w.startswith("-")}, set(want))
-    zsh = {l[4:].split(":")[0] for l in zsh_specs("command", []) if l.startswith("cmd ")}
-    compare("zsh completion's commands", zsh, set(want))
+    for shell, have in each_shell([""]).items():
+        compare("%s completion of 'ktlsctl '" % shell, {w for w in have if not w.startswith("-")},
+                set(want))
 
 
 def synopses(text):
