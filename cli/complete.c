@@ -92,23 +92,6 @@ static void offer_options(FILE *out, const struct cli_subcommand *sub, const cha
 	}
 }
 
-static const struct cli_option *long_option(const struct cli_subcommand *sub, const char *name,
-					    size_t len)
-{
-	for (const struct cli_option *const *p = sub->options; *p; p++)
-		if (strlen((*p)->name) == len && strncmp((*p)->name, name, len) == 0)
-			return *p;
-	return NULL;
-}
-
-static const struct cli_option *short_option(const struct cli_subcommand *sub, char c)
-{
-	for (const struct cli_option *const *p = sub->options; *p; p++)
-		if ((*p)->short_name == c)
-			return *p;
-	return NULL;
-}
-
 /* The option whose argument is the word after w ("--cafile", "-X" or a
  * cluster "-qX" ending in an option that takes one), or NULL. */
 static const struct cli_option *wants_argument(const struct cli_subcommand *sub, const char *w)
@@ -116,11 +99,11 @@ static const struct cli_option *wants_argument(const struct cli_subcommand *sub,
 	if (w[1] == '-') {
 		if (strchr(w, '='))
 			return NULL;
-		const struct cli_option *opt = long_option(sub, w + 2, strlen(w + 2));
+		const struct cli_option *opt = cli_option_named(sub, w + 2, strlen(w + 2));
 		return opt && opt->metavar ? opt : NULL;
 	}
 	for (const char *c = w + 1; *c; c++) {
-		const struct cli_option *opt = short_option(sub, *c);
+		const struct cli_option *opt = cli_option_short(sub, *c);
 		if (opt && opt->metavar)
 			return c[1] ? NULL : opt;   /* "-Xvalue" holds its own */
 	}
@@ -164,7 +147,7 @@ void cli_complete(int nwords, char **words, FILE *out)
 	if (pending) {
 		offer_values(out, pending, "", part);
 	} else if (!options_end && strncmp(part, "--", 2) == 0 && eq) {
-		const struct cli_option *opt = long_option(sub, part + 2, (size_t)(eq - part - 2));
+		const struct cli_option *opt = cli_option_named(sub, part + 2, (size_t)(eq - part - 2));
 		char prefix[80];
 		snprintf(prefix, sizeof prefix, "%.*s", (int)(eq - part + 1), part);
 		if (opt && opt->metavar)

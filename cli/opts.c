@@ -620,6 +620,23 @@ const struct cli_subcommand *cli_subcommand_of(enum cli_cmd cmd)
 	return &cli_program;
 }
 
+const struct cli_option *cli_option_named(const struct cli_subcommand *sub, const char *name,
+					  size_t len)
+{
+	for (const struct cli_option *const *p = sub->options; *p; p++)
+		if (strlen((*p)->name) == len && strncmp((*p)->name, name, len) == 0)
+			return *p;
+	return NULL;
+}
+
+const struct cli_option *cli_option_short(const struct cli_subcommand *sub, char c)
+{
+	for (const struct cli_option *const *p = sub->options; *p; p++)
+		if ((*p)->short_name == c)
+			return *p;
+	return NULL;
+}
+
 /* ---------------------------------------------------------------- --help */
 
 /* "  LEFT   help", the help's further lines under its first. */
@@ -672,16 +689,6 @@ void cli_usage(enum cli_cmd cmd, FILE *out)
 /* getopt_long's value for an option without a short name: its index in
  * the subcommand's table, above every char. */
 #define LONG_ONLY 256
-
-static const struct cli_option *option_for(const struct cli_subcommand *sub, int c)
-{
-	if (c >= LONG_ONLY)
-		return sub->options[c - LONG_ONLY];
-	for (const struct cli_option *const *p = sub->options; *p; p++)
-		if ((*p)->short_name == c)
-			return *p;
-	return NULL;
-}
 
 /* The message for getopt's '?' (unknown option, or a value given to an
  * option that takes none) and ':' (a missing argument). */
@@ -753,7 +760,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct kc_err *err)
 	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
 		if (c == '?' || c == ':')
 			return getopt_error(c, argv, sub, err);
-		const struct cli_option *opt = option_for(sub, c);
+		const struct cli_option *opt = c >= LONG_ONLY ? sub->options[c - LONG_ONLY]
+							      : cli_option_short(sub, (char)c);
 		if (opt->apply(o, opt, optarg, err) < 0)
 			return -1;
 	}

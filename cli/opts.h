@@ -98,6 +98,12 @@ extern const struct cli_subcommand cli_subcommands[];
 const struct cli_subcommand *cli_subcommand_named(const char *name);
 const struct cli_subcommand *cli_subcommand_of(enum cli_cmd cmd);
 
+/* sub's option whose long name is the len bytes at name, or whose short
+ * name is c; NULL: none. */
+const struct cli_option *cli_option_named(const struct cli_subcommand *sub, const char *name,
+					  size_t len);
+const struct cli_option *cli_option_short(const struct cli_subcommand *sub, char c);
+
 /* Parse argv (argv[0] is the program).  On a usage error returns -1 with
  * status KC_E_USAGE and a message naming the problem and `--help`. */
 int cli_parse(int argc, char **argv, struct cli_opts *o, struct kc_err *err);

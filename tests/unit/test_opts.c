@@ -145,14 +145,6 @@ Test(opts, eof_modes)
 	     sub = sub == &cli_program ? cli_subcommands                      \
 		   : sub[1].name ? sub + 1 : NULL)
 
-static const struct cli_option *find_option(const struct cli_subcommand *sub, const char *name)
-{
-	for (const struct cli_option *const *p = sub->options; *p; p++)
-		if (strcmp((*p)->name, name) == 0)
-			return *p;
-	return NULL;
-}
-
 Test(opts, tables_are_consistent)
 {
 	size_t nsub = 0;
@@ -190,7 +182,8 @@ Test(opts, tables_are_consistent)
  * core takes no cipher it does not give. */
 Test(opts, cipher_values_are_cores)
 {
-	const struct cli_option *opt = find_option(cli_subcommand_of(CLI_CMD_CONNECT), "cipher");
+	const struct cli_option *opt =
+		cli_option_named(cli_subcommand_of(CLI_CMD_CONNECT), "cipher", strlen("cipher"));
 	cr_assert_not_null(opt);
 	gnutls_cipher_algorithm_t seen[8];
 	size_t n = 0;
