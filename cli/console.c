@@ -146,7 +146,7 @@ static bool run_command(struct cli_console *c, const struct cli_parsed *pc)
 		break;
 	case CLI_C_HELP:
 		suspend_line();
-		fputs(cli_command_help, stderr);
+		cli_command_help(stderr);
 		resume_line();
 		break;
 	case CLI_C_KEYUPDATE:
@@ -337,17 +337,18 @@ static ssize_t tty_output(void *ctx, const unsigned char *buf, size_t len)
 	return (ssize_t)len;
 }
 
+/* The session commands whose "/name" starts with text (which starts with
+ * '/'), one a call, each a string readline frees. */
 static char *command_generator(const char *text, int state)
 {
-	static size_t i, len;
-	if (!state) {
-		i = 0;
-		len = strlen(text);
-	}
-	while (cli_command_names[i]) {
-		const char *name = cli_command_names[i++];
-		if (strncmp(name, text, len) == 0)
-			return strdup(name);
+	static const struct cli_session_command *c;
+	if (!state)
+		c = cli_session_commands;
+	while (c->name) {
+		const struct cli_session_command *this = c++;
+		char *name;
+		if (strncmp(this->name, text + 1, strlen(text + 1)) == 0)
+			return asprintf(&name, "/%s", this->name) < 0 ? NULL : name;
 	}
 	return NULL;
 }

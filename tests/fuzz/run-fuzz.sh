@@ -52,7 +52,7 @@ fi
 # name|sources (relative to the top)|libFuzzer flags
 TARGETS=(
 	"fuzz_addr|core/addr.c core/err.c|-max_len=512"
-	"fuzz_opts|cli/opts.c core/addr.c core/cipher.c core/keys.c core/handshake.c core/err.c|-max_len=1024 -dict=$here/fuzz_opts.dict"
+	"fuzz_opts|cli/opts.c tests/cli_stubs.c core/addr.c core/cipher.c core/keys.c core/handshake.c core/err.c|-max_len=1024 -dict=$here/fuzz_opts.dict"
 	"fuzz_commands|cli/commands.c|-max_len=1024"
 	"fuzz_ticket|core/ticket.c core/err.c|-max_len=4096"
 	"fuzz_sessfile|core/sessfile.c core/err.c|-max_len=8192"
