@@ -11,8 +11,9 @@
 #include "cli/session.h"
 #include "cli/stats.h"
 #include "core/ctl.h"
-#include "core/sockdiag.h"
-#include "core/sysinfo.h"
+#include "core/diag/caps.h"
+#include "core/diag/sockdiag.h"
+#include "core/diag/tls_stat.h"
 
 #define MAX_SESSIONS 256
 

@@ -1,4 +1,4 @@
-/* tests/fuzz/fuzz_view.h: what core/sysinfo.h promises about a kc_view
+/* tests/fuzz/fuzz_view.h: what core/diag/view.h promises about a kc_view
  * tree, checked on every tree a harness builds from hostile input
  * (fuzz_tls_stat, fuzz_sockdiag).
  *
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/sysinfo.h"
+#include "core/diag/view.h"
 
 static void fzv_fail(const char *path, const char *what)
 {

@@ -59,10 +59,10 @@ TARGETS=(
 	"fuzz_record|core/channel_soft.c core/keys.c core/err.c|-max_len=8192"
 	"fuzz_conn|core/conn.c core/channel_soft.c core/channel_kernel.c core/handshake.c core/selfcert.c core/keys.c core/limits.c core/net.c core/probe.c core/ticket.c core/addr.c core/err.c|-max_len=8192 -detect_leaks=0"
 	"fuzz_ctl_server|core/ctl.c core/conn.c core/channel_soft.c core/channel_kernel.c core/handshake.c core/selfcert.c core/keys.c core/limits.c core/net.c core/probe.c core/ticket.c core/addr.c core/err.c|-max_len=4096 -dict=$here/fuzz_ctl.dict"
-	"fuzz_ctl_client|core/ctl.c core/conn.c core/channel_soft.c core/channel_kernel.c core/handshake.c core/selfcert.c core/keys.c core/limits.c core/net.c core/probe.c core/ticket.c core/addr.c core/sysinfo.c core/sockdiag.c core/err.c cli/out.c|-max_len=20000 -dict=$here/fuzz_ctl.dict"
-	"fuzz_sockdiag|core/sockdiag.c core/sysinfo.c core/probe.c core/channel_kernel.c core/keys.c core/err.c|-max_len=16384 -dict=$here/fuzz_sockdiag.dict"
-	"fuzz_procfs|core/sockdiag.c core/sysinfo.c core/probe.c core/channel_kernel.c core/keys.c core/err.c|-max_len=4096 -dict=$here/fuzz_procfs.dict"
-	"fuzz_tls_stat|core/sysinfo.c core/probe.c core/channel_kernel.c core/keys.c core/err.c|-max_len=16384 -dict=$here/fuzz_tls_stat.dict"
+	"fuzz_ctl_client|core/ctl.c core/conn.c core/channel_soft.c core/channel_kernel.c core/handshake.c core/selfcert.c core/keys.c core/limits.c core/net.c core/probe.c core/ticket.c core/addr.c core/diag/view.c core/diag/procfs.c core/diag/caps.c core/diag/tls_stat.c core/diag/sockdiag.c core/err.c cli/out.c|-max_len=20000 -dict=$here/fuzz_ctl.dict"
+	"fuzz_sockdiag|core/diag/sockdiag.c core/diag/view.c core/diag/procfs.c core/probe.c core/channel_kernel.c core/keys.c core/err.c|-max_len=16384 -dict=$here/fuzz_sockdiag.dict"
+	"fuzz_procfs|core/diag/sockdiag.c core/diag/view.c core/diag/procfs.c core/probe.c core/channel_kernel.c core/keys.c core/err.c|-max_len=4096 -dict=$here/fuzz_procfs.dict"
+	"fuzz_tls_stat|core/diag/tls_stat.c core/diag/view.c core/err.c|-max_len=16384 -dict=$here/fuzz_tls_stat.dict"
 )
 # fuzz_conn keeps TLS pairs alive between inputs, so libFuzzer's per-input
 # leak check would fire (and re-run the input) on every new pair; leaks are

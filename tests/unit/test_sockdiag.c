@@ -23,7 +23,7 @@
 
 #include "core/channel.h"
 #include "core/probe.h"
-#include "core/sockdiag.h"
+#include "core/diag/sockdiag.h"
 
 /* ------------------------------------------------------ message builder */
 
