@@ -238,6 +238,7 @@ static void render_view(struct cli_out *o, const struct kc_view *v)
 		return;
 	case KC_VIEW_STRING: out_str(o, v->key, label, v->str); return;
 	case KC_VIEW_UINT: out_u64(o, v->key, label, v->num); return;
+	case KC_VIEW_NUMBER: out_num_text(o, v->key, label, v->str); return;
 	case KC_VIEW_BOOL: out_bool(o, v->key, label, v->flag); return;
 	case KC_VIEW_NULL: out_null(o, v->key, label); return;
 	}

@@ -37,6 +37,7 @@ static void free_one(struct kc_view *v)
 	free(v->key);
 	free(v->label);
 	free(v->text);
+	free(v->summary);
 	free(v->str);
 	free(v);
 }
@@ -60,6 +61,15 @@ void kc_view_free(struct kc_view *v)
 	}
 }
 
+static void append(struct kc_view *parent, struct kc_view *v)
+{
+	if (parent->last)
+		parent->last->next = v;
+	else
+		parent->first = v;
+	parent->last = v;
+}
+
 /* Allocate a child of parent; NULL (and the root marked) on failure. */
 static struct kc_view *add_node(struct kc_view *parent, enum kc_view_kind kind,
 				const char *key, const char *label)
@@ -77,15 +87,37 @@ static struct kc_view *add_node(struct kc_view *parent, enum kc_view_kind kind,
 		free(v);
 		goto oom;
 	}
-	if (parent->last)
-		parent->last->next = v;
-	else
-		parent->first = v;
-	parent->last = v;
+	append(parent, v);
 	return v;
 oom:
 	parent->root->oom = true;
 	return NULL;
+}
+
+static void set_root(struct kc_view *v, struct kc_view *root)
+{
+	for (; v; v = v->next) {
+		v->root = root;
+		set_root(v->first, root);
+	}
+}
+
+struct kc_view *kc_view_adopt(struct kc_view *parent, const char *key, struct kc_view *tree)
+{
+	if (!parent || !tree) {
+		kc_view_free(tree);
+		return NULL;
+	}
+	if (tree->oom || (key && !(tree->key = dup_clean(key))) ||
+	    (!tree->label && !(tree->label = dup_clean(key ? key : "")))) {
+		kc_view_free(tree);
+		parent->root->oom = true;
+		return NULL;
+	}
+	tree->root = parent->root;
+	set_root(tree->first, parent->root);
+	append(parent, tree);
+	return tree;
 }
 
 struct kc_view *kc_view_object(struct kc_view *parent, const char *key, const char *label)
@@ -157,20 +189,64 @@ struct kc_view *kc_view_string_or_null(struct kc_view *parent, const char *key,
 	return kc_view_string(parent, key, label, "%s", s);
 }
 
+struct kc_view *kc_view_decimal(struct kc_view *parent, const char *key, const char *label,
+				double value, int decimals)
+{
+	struct kc_view *v = kc_view_string(parent, key, label, "%.*f", decimals, value);
+	if (v && v->kind == KC_VIEW_STRING)
+		v->kind = KC_VIEW_NUMBER;
+	return v;
+}
+
+static void set_field(struct kc_view *v, char **field, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static void set_field(struct kc_view *v, char **field, const char *fmt, va_list ap)
+{
+	char *s = vformat(fmt, ap);
+	if (!s) {
+		v->root->oom = true;
+		return;
+	}
+	free(*field);
+	*field = s;
+}
+
 void kc_view_set_text(struct kc_view *v, const char *fmt, ...)
 {
 	if (!v)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	char *s = vformat(fmt, ap);
+	set_field(v, &v->text, fmt, ap);
 	va_end(ap);
-	if (!s) {
-		v->root->oom = true;
+}
+
+void kc_view_set_label(struct kc_view *v, const char *fmt, ...)
+{
+	if (!v)
 		return;
-	}
-	free(v->text);
-	v->text = s;
+	va_list ap;
+	va_start(ap, fmt);
+	set_field(v, &v->label, fmt, ap);
+	va_end(ap);
+}
+
+void kc_view_set_summary(struct kc_view *v, const char *fmt, ...)
+{
+	if (!v)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	set_field(v, &v->summary, fmt, ap);
+	va_end(ap);
+	v->brief = true;
+}
+
+void kc_view_mark_brief(struct kc_view *v)
+{
+	if (v)
+		v->brief = true;
 }
 
 const struct kc_view *kc_view_get(const struct kc_view *obj, const char *key)

@@ -10,17 +10,22 @@
 #include "core/err.h"
 
 /* A JSON-shaped tree with text labels.  JSON: objects, arrays, strings,
- * unsigned numbers, booleans, null; `key` is the member name inside an
- * object (stable, snake_case, documented below) and NULL inside an array.
- * Text: `label` is what a person reads ("kTLS available"); `text`, when
- * set on an object or array, is a complete one-line rendering of it, so a
- * text renderer may print "label: text" and skip the children.
+ * unsigned integers, numbers with a fraction, booleans, null; `key` is the
+ * member name inside an object (stable, snake_case, documented in the man
+ * page) and NULL inside an array.
+ * Text (core/diag/view_text.h): `label` is what a person reads ("kTLS
+ * available"; for an array element, its title); `text`, when set on an
+ * object or array, is a complete one-line rendering of it, so the text
+ * shows "label: text" and not the children.  `brief` marks what the short
+ * summary shows, as its `summary` line when it has one.
+ * Every value has one format, whichever way it is rendered.
  * All strings are printable ASCII. */
 enum kc_view_kind {
 	KC_VIEW_OBJECT,
 	KC_VIEW_ARRAY,
 	KC_VIEW_STRING,
 	KC_VIEW_UINT,
+	KC_VIEW_NUMBER,               /* str is a JSON number: "0.0123" */
 	KC_VIEW_BOOL,
 	KC_VIEW_NULL,
 };
@@ -30,7 +35,9 @@ struct kc_view {
 	char *key;
 	char *label;
 	char *text;                   /* objects/arrays: optional one-liner */
-	char *str;                    /* KC_VIEW_STRING */
+	char *summary;                /* the brief text's line for this node */
+	bool brief;                   /* shown in the brief text */
+	char *str;                    /* KC_VIEW_STRING, KC_VIEW_NUMBER */
 	uint64_t num;                 /* KC_VIEW_UINT */
 	bool flag;                    /* KC_VIEW_BOOL */
 	struct kc_view *first, *last; /* children, in order */
@@ -43,6 +50,10 @@ struct kc_view {
 struct kc_view *kc_view_new(void);
 /* Frees a tree made by kc_view_new (the root, never a child alone). */
 void kc_view_free(struct kc_view *root);
+/* Moves the tree made by kc_view_new into parent, as member key of an
+ * object or element of an array (key NULL), and returns its node; with
+ * no parent (or out of memory) the tree is freed and NULL returned. */
+struct kc_view *kc_view_adopt(struct kc_view *parent, const char *key, struct kc_view *tree);
 
 /* Builders: add a child to parent (an object: key required; an array: key
  * NULL) and return it.  They accept parent == NULL (and then do nothing),
@@ -57,11 +68,21 @@ struct kc_view *kc_view_uint(struct kc_view *parent, const char *key, const char
 struct kc_view *kc_view_bool(struct kc_view *parent, const char *key, const char *label,
 			     bool value);
 struct kc_view *kc_view_null(struct kc_view *parent, const char *key, const char *label);
+/* value with exactly `decimals` digits after the point, in text and JSON. */
+struct kc_view *kc_view_decimal(struct kc_view *parent, const char *key, const char *label,
+				double value, int decimals);
 /* A string, or null when s is NULL or empty. */
 struct kc_view *kc_view_string_or_null(struct kc_view *parent, const char *key,
 				       const char *label, const char *s);
 void kc_view_set_text(struct kc_view *v, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+void kc_view_set_label(struct kc_view *v, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Shows v in the brief text: as its summary line (which says what it is,
+ * label included), or, with kc_view_mark_brief, as in the full text. */
+void kc_view_set_summary(struct kc_view *v, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void kc_view_mark_brief(struct kc_view *v);
 
 /* The child of an object by key, NULL if none. */
 const struct kc_view *kc_view_get(const struct kc_view *obj, const char *key);

@@ -4,7 +4,8 @@
  *
  *   - members of an object have a key, elements of an array have none,
  *     and the keys of one object are distinct (it is rendered as JSON);
- *   - every string (key, label, text, string value) is printable ASCII;
+ *   - every string (key, label, text, summary, string value) is printable
+ *     ASCII, and only nodes in the brief text have a summary;
  *   - every node but the root has a label; scalars have no children;
  *     every node points to the tree's root;
  *   - the root is not marked out of memory.
@@ -47,10 +48,14 @@ static void fzv_node(const struct kc_view *v, const struct kc_view *root, const 
 	fzv_printable(path, v->key, "a key that is not printable ASCII");
 	fzv_printable(path, v->label, "a label that is not printable ASCII");
 	fzv_printable(path, v->text, "a text that is not printable ASCII");
+	fzv_printable(path, v->summary, "a summary that is not printable ASCII");
+	if (v->summary && !v->brief)
+		fzv_fail(path, "a summary line outside the brief text");
 	switch (v->kind) {
 	case KC_VIEW_STRING:
+	case KC_VIEW_NUMBER:
 		if (!v->str)
-			fzv_fail(path, "a string node without a string");
+			fzv_fail(path, "a string or number node without its text");
 		fzv_printable(path, v->str, "a string that is not printable ASCII");
 		/* fall through */
 	case KC_VIEW_UINT:

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "core/diag/tls_stat.h"
-#include "view_json.h"
+#include "core/diag/view_json.h"
 
 /* What Linux 7.2 prints (seq_printf "%-32s\t%lu\n"), plus two counters of
  * a newer kernel, junk, blank lines and a CRLF line. */
@@ -184,7 +184,7 @@ Test(view, tls_stat_json)
 
 	cr_assert_eq(kc_tls_stat_parse(text, sizeof text - 1, &st, NULL), 0);
 	cr_assert_eq(kc_tls_stat_view(&st, root, NULL), 0);
-	char *j = to_json(root);
+	char *j = kc_view_json(root, NULL);
 	cr_assert_str_eq(j, "{\"tls_stat\":{\"present\":true,\"reason\":null,\"counters\":"
 			 "{\"TlsTxSw\":4,\"TlsRxSw\":5,\"TlsNew\":1},\"skipped_lines\":1}}");
 	free(j);
