@@ -331,7 +331,7 @@ int kc_ktls_caps_view(const struct kc_ktls_caps *caps, struct kc_view *parent,
 		struct kc_view *v13 = kc_view_object(o, "tls13", "TLS 1.3");
 		cap_view(v13, "tx", "TX", &cc->tls13_tx);
 		cap_view(v13, "rx", "RX", &cc->tls13_rx);
-		kc_view_set_text(o, "TLS 1.2 TX %s RX %s, TLS 1.3 TX %s RX %s",
+		kc_view_set_text(o, "%s: TLS 1.2 TX %s RX %s, TLS 1.3 TX %s RX %s", cc->name,
 				 kc_cap_state_name(cc->tls12_tx.state),
 				 kc_cap_state_name(cc->tls12_rx.state),
 				 kc_cap_state_name(cc->tls13_tx.state),

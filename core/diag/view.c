@@ -1,6 +1,7 @@
 /* core/diag/view.c: the view tree (see view.h). */
 #include "config.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,6 +248,18 @@ void kc_view_mark_brief(struct kc_view *v)
 {
 	if (v)
 		v->brief = true;
+}
+
+const char *kc_view_value_text(const struct kc_view *v, char *buf, size_t len)
+{
+	switch (v->kind) {
+	case KC_VIEW_STRING:
+	case KC_VIEW_NUMBER: return v->str;
+	case KC_VIEW_UINT: snprintf(buf, len, "%" PRIu64, v->num); return buf;
+	case KC_VIEW_BOOL: return v->flag ? "yes" : "no";
+	case KC_VIEW_NULL: return "-";
+	default: return "";
+	}
 }
 
 const struct kc_view *kc_view_get(const struct kc_view *obj, const char *key)

@@ -5,6 +5,7 @@
 #define KC_DIAG_VIEW_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/err.h"
@@ -83,6 +84,10 @@ void kc_view_set_label(struct kc_view *v, const char *fmt, ...)
 void kc_view_set_summary(struct kc_view *v, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void kc_view_mark_brief(struct kc_view *v);
+
+/* A scalar's value as the text shows it: the string or number, "yes" or
+ * "no", "-" for null (in buf when it must be formatted; containers: ""). */
+const char *kc_view_value_text(const struct kc_view *v, char *buf, size_t len);
 
 /* The child of an object by key, NULL if none. */
 const struct kc_view *kc_view_get(const struct kc_view *obj, const char *key);

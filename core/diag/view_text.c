@@ -1,7 +1,6 @@
 /* core/diag/view_text.c: view trees as text (see view_text.h). */
 #include "config.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -12,22 +11,12 @@ static bool is_container(const struct kc_view *v)
 	return v->kind == KC_VIEW_OBJECT || v->kind == KC_VIEW_ARRAY;
 }
 
-static void put_scalar(FILE *f, const struct kc_view *v)
-{
-	switch (v->kind) {
-	case KC_VIEW_STRING:
-	case KC_VIEW_NUMBER: fputs(v->str, f); return;
-	case KC_VIEW_UINT: fprintf(f, "%" PRIu64, v->num); return;
-	case KC_VIEW_BOOL: fputs(v->flag ? "yes" : "no", f); return;
-	default: fputc('-', f); return;
-	}
-}
-
 /* v's own line in the full style; true when its children follow it. */
 static bool put_line(FILE *f, const struct kc_view *v, int depth)
 {
 	bool element = !v->key;
 	bool open = is_container(v) && !v->text && v->first;
+	char num[24];
 
 	fprintf(f, "%*s", 2 * depth, "");
 	if (!element || open)
@@ -37,7 +26,7 @@ static bool put_line(FILE *f, const struct kc_view *v, int depth)
 	else if (!element)
 		fputs(": ", f);
 	if (!is_container(v))
-		put_scalar(f, v);
+		fputs(kc_view_value_text(v, num, sizeof num), f);
 	else if (v->text)
 		fputs(v->text, f);
 	else if (!open)
