@@ -170,16 +170,19 @@ void cli_usage(enum cli_cmd cmd, FILE *out)
 	case CLI_CMD_STATS:
 		fprintf(out,
 			"Usage: ktlsctl stats [PID] [OPTIONS]\n"
-			"Show what kernel TLS can do here (probed on loopback sockets),\n"
-			"/proc/net/tls_stat, every kTLS socket on the machine, and the running\n"
-			"ktlsctl sessions: peer, channel, version and cipher, records under the\n"
-			"current key against the cipher's limit, bytes, key updates, tickets and\n"
-			"uptime.  With PID: that session only.\n\n"
+			"In short: is kernel TLS usable here (and if not, the command that fixes\n"
+			"it), every kTLS socket on the machine and every running ktlsctl session,\n"
+			"one line each.  With -v or --json, everything: /proc/net/tls_stat, what\n"
+			"kernel TLS can do (probed on loopback sockets), each socket's and each\n"
+			"session's details (records under the current key against the cipher's\n"
+			"limit, bytes, key updates, tickets, uptime).  With PID: that session's\n"
+			"details only.\n\n"
 			"Options:\n"
-			"      --json                    one JSON document with stable keys\n"
+			"      --json                    the whole report as one JSON document\n"
 			"      --watch SECS              repeat every SECS seconds until interrupted\n"
 			"  -q, --quiet                   no notices on stderr (errors still shown)\n"
-			"  -v, --verbose                 say on stderr where each part comes from\n"
+			"  -v, --verbose                 the whole report; on stderr, where each part\n"
+			"                                comes from\n"
 			"  -h, --help                    show this help\n");
 		break;
 	case CLI_CMD_KEYUPDATE:

@@ -61,6 +61,10 @@ static int report_sessions(struct kc_view *root, const struct cli_opts *opts, bo
 	}
 	if (!answered)
 		kc_view_set_text(list, n ? "none answered" : "none running");
+	if (answered)
+		kc_view_set_summary(list, "sessions: %zu running", answered);
+	else
+		kc_view_set_summary(list, "sessions: %s", list->text);
 	return opts->target_pid && !answered ? -1 : 0;
 }
 
@@ -110,7 +114,11 @@ static int stats_once(const struct cli_opts *o)
 	/* ktlsctl stats PID is about that session alone. */
 	int krc = o->target_pid ? 0 : kernel_report(root, true);
 	int rc = cli_stop_signal ? 0 : report_sessions(root, o, false);
-	if (cli_print_view(stdout, root, o->json ? CLI_JSON : CLI_FULL) < 0)
+	/* Like ss or ip -br: a short summary, unless asked for everything
+	 * (-v) or for one session. */
+	enum cli_format format = o->json ? CLI_JSON
+		: o->target_pid || o->verbosity == CLI_VERBOSE ? CLI_FULL : CLI_BRIEF;
+	if (cli_print_view(stdout, root, format) < 0)
 		rc = -1;
 	kc_view_free(root);
 	fflush(stdout);

@@ -171,6 +171,7 @@ static void explain_ulp_failure(struct kc_ktls_caps *caps, int e)
 			cap_set(&caps->available, KC_CAP_NO, e, "the tls module is installed "
 				"but did not load: try 'modprobe tls' (on the host, if this "
 				"is a container)");
+			snprintf(caps->fix, sizeof caps->fix, "modprobe tls");
 			cap_set(&caps->module, KC_CAP_NO, e, "installed (%s) but it did not "
 				"load on demand", where);
 		} else {
@@ -186,6 +187,8 @@ static void explain_ulp_failure(struct kc_ktls_caps *caps, int e)
 	cap_set(&caps->available, KC_CAP_NO, e, "the tls module is not loaded and only "
 		"root can load it: load it: modprobe tls (or list it in "
 		"/etc/modules-load.d/)");
+	if (inst != 0)
+		snprintf(caps->fix, sizeof caps->fix, "sudo modprobe tls");
 	if (inst == 1)
 		cap_set(&caps->module, KC_CAP_YES, 0, "installed but not loaded (%s): "
 			"modprobe tls", where);
@@ -287,8 +290,8 @@ int kc_ktls_caps_probe(struct kc_ktls_caps *caps, struct kc_err *err)
 }
 
 /* {state, reason, errno} with a one-line text. */
-static void cap_view(struct kc_view *parent, const char *key, const char *label,
-		     const struct kc_cap *c)
+static struct kc_view *cap_view(struct kc_view *parent, const char *key, const char *label,
+				const struct kc_cap *c)
 {
 	char eb[32];
 	const char *en = c->sys_errno ? kc_errno_name(c->sys_errno, eb, sizeof eb) : NULL;
@@ -305,6 +308,7 @@ static void cap_view(struct kc_view *parent, const char *key, const char *label,
 		kc_view_set_text(o, "%s: %s (%s)", kc_cap_state_name(c->state), c->reason, en);
 	else
 		kc_view_set_text(o, "%s: %s", kc_cap_state_name(c->state), c->reason);
+	return o;
 }
 
 int kc_ktls_caps_view(const struct kc_ktls_caps *caps, struct kc_view *parent,
@@ -312,7 +316,10 @@ int kc_ktls_caps_view(const struct kc_ktls_caps *caps, struct kc_view *parent,
 {
 	struct kc_view *k = kc_view_object(parent, "kernel", "Kernel");
 
-	cap_view(k, "available", "kTLS available", &caps->available);
+	kc_view_mark_brief(cap_view(k, "available", "kTLS available", &caps->available));
+	struct kc_view *fix = kc_view_string_or_null(k, "fix", "to fix it, run", caps->fix);
+	if (caps->fix[0])
+		kc_view_mark_brief(fix);
 	kc_view_bool(k, "net_admin", "CAP_NET_ADMIN (root)", caps->net_admin);
 	kc_view_bool(k, "ulp_registered", "TLS ULP registered", caps->ulp_registered);
 	kc_view_string_or_null(k, "available_ulps", "tcp_available_ulp", caps->available_ulps);

@@ -42,6 +42,8 @@ struct kc_ktls_caps {
 	bool ulp_registered;       /* "tls" in tcp_available_ulp before probing */
 	char available_ulps[128];  /* that file's contents, "" if unreadable */
 	struct kc_cap available;   /* TCP_ULP "tls" works for this caller */
+	char fix[32];              /* when it does not: the one command that would
+				      make it ("sudo modprobe tls"), "" if none */
 	struct kc_cap module;      /* tls.ko loaded or loadable */
 	struct kc_cipher_caps ciphers[KC_CAPS_NCIPHERS]; /* AES-128-GCM, AES-256-GCM,
 							    CHACHA20-POLY1305, AES-128-CCM */
@@ -61,6 +63,7 @@ int kc_ktls_caps_probe(struct kc_ktls_caps *caps, struct kc_err *err);
 
 /* Adds object "kernel" to parent:
  *   available            {state, reason, errno}   (a "cap" object)
+ *   fix                  string|null: the command that makes kTLS available
  *   net_admin            bool
  *   ulp_registered       bool
  *   available_ulps       string|null
@@ -72,6 +75,7 @@ int kc_ktls_caps_probe(struct kc_ktls_caps *caps, struct kc_err *err);
  *                         tx_max_payload_len: cap}
  * where cap = {state: "yes"|"no"|"unknown", reason: string|null,
  *              errno: "ENOENT"|...|null}.
+ * The brief text shows `available` and, when there is one, `fix`.
  * 0, or -1 with *err when out of memory. */
 int kc_ktls_caps_view(const struct kc_ktls_caps *caps, struct kc_view *parent,
 		      struct kc_err *err);

@@ -809,8 +809,15 @@ int kc_sockdiag_view(const struct kc_sockdiag *d, struct kc_view *parent,
 		kc_view_set_text(e, "%s -> %s %s%s%s%s uid %u inode %u", s->local, s->remote,
 				 s->state_name, tls, flags, owner, (unsigned)s->uid,
 				 (unsigned)s->inode);
+		kc_view_mark_brief(e);
 	}
 	if (d->note[0])
 		kc_view_set_text(list, "%s", d->note);
+	/* The brief text: how many, or the note that says why none. */
+	if (!d->n)
+		kc_view_set_summary(o, "%s", d->note[0] ? d->note : "no kTLS sockets");
+	else
+		kc_view_set_summary(o, "kTLS sockets: %zu%s%s%s%s", d->n, d->note[0] ? "; " : "",
+				    d->note, d->owner_note[0] ? "; " : "", d->owner_note);
 	return kc_view_status(parent, err);
 }

@@ -142,7 +142,9 @@ const char *kc_tcp_state_name(uint8_t state);
  *                     cipher_id|null, tx|null, rx|null, zc_ro_tx, rx_no_pad,
  *                     tx_max_payload_len|null, pid|null, comm|null,
  *                     other_owners} ]
- * Each list element has a one-line text.  0, or -1 with *err (memory). */
+ * Each list element has a one-line text, shown in the brief text under
+ * "kTLS sockets: N" (or the note, when there are none).
+ * 0, or -1 with *err (memory). */
 int kc_sockdiag_view(const struct kc_sockdiag *d, struct kc_view *parent,
 		     struct kc_err *err);
 

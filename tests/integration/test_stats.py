@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """`ktlsctl stats`, `keyupdate` and `tickets` against live sessions started by
-the test, and the per-session control socket behind them (core/ctl.h):
+the test, and the per-session control socket behind them (core/ctl.h,
+protocol KTLSCTL/2):
+  * the short summary of `stats`, the whole report of `stats -v`, and text
+    that shows exactly the JSON's values;
   * the JSON document (format 1) parsed with json.loads, its counters
     cross-checked with what the peers saw (gnutls-serv --echo for a client
     session, a Python TLS client for a `listen --echo` server session);
@@ -10,7 +13,8 @@ the test, and the per-session control socket behind them (core/ctl.h):
     session's SO_PEERCRED check;
   * garbage requests, idle and concurrent clients over raw Unix sockets, while
     data keeps flowing through the session;
-  * sessions that end (or are SIGKILLed) while they are being queried.
+  * sessions that end (or are SIGKILLed) while they are being queried;
+  * KTLSCTL/1 (an older ktlsctl) refused both ways, with one clear line.
 
 Every ktlsctl invocation gets XDG_RUNTIME_DIR set to a private directory of
 the case (under one /tmp/ktlsctl-st-* directory removed at exit, traversable
@@ -1105,7 +1109,8 @@ def watch_run(xdg, pid, json_mode, when):
     args = ["stats", "--watch", "0.2"] + (["--json"] if json_mode else [])
     name = "ktlsctl " + " ".join(args)
     w = ktlsctl(*args, stdin=None, name=name, extra_env=kenv(xdg))
-    marker = b'"format":1' if json_mode else b"ktlsctl stats format: 1"
+    # Each report has one "sessions: " line (the summary; JSON: "format").
+    marker = b'"format":1' if json_mode else b"sessions: "
     if not w.wait_until(lambda p: p.stdout.count(marker) >= 3, 5):
         w.kill()
         return ["`%s` printed %d reports in 5 s, expected at least 3\n%s"
@@ -1165,26 +1170,123 @@ def _watch():
     c.close()
 
 
-@suite.case("stats with no sessions: 'sessions: none running', exit 0 (text and JSON)", timeout=20)
+def cap_text(cap):
+    """A capability as the text shows it (core/diag/caps.c)."""
+    if not cap.get("reason"):
+        return cap["state"]
+    if cap["state"] == "yes":
+        return "yes (%s)" % cap["reason"]
+    return "%s: %s%s" % (cap["state"], cap["reason"],
+                         " (%s)" % cap["errno"] if cap.get("errno") else "")
+
+
+def summary_head(doc):
+    """The summary's lines about the kernel, from the JSON of the same
+    machine: kTLS available, the command that fixes it, the sockets' count
+    (their lines are checked apart: how many)."""
+    k, s = doc["kernel"], doc["sockets"]
+    lines = ["kTLS available: " + cap_text(k["available"])]
+    if k.get("fix"):
+        lines.append("to fix it, run: " + k["fix"])
+    if not s["list"]:
+        lines.append(s["note"] or "no kTLS sockets")
+    else:
+        lines.append("kTLS sockets: %d%s%s" % (len(s["list"]), "; " + s["note"] if s["note"] else "",
+                                             "; " + s["owner_note"] if s["owner_note"] else ""))
+    return lines
+
+
+def check_summary(xdg, sessions_lines, what):
+    """`stats` (no -v): exactly the summary of what `stats --json` reports:
+    the kernel's lines, one indented line per kTLS socket, then
+    sessions_lines(doc) (a list of regular expressions)."""
+    p, rc = run(xdg, "stats")
+    doc = stats_json(xdg)
+    txt = out_text(p)
+    if rc != 0:
+        raise Fail("%s: `stats` exit %s\n%s" % (what, rc, p.describe()))
+    lines = txt.splitlines()
+    head = summary_head(doc)
+    nsock = len(doc["sockets"]["list"])
+    want = sessions_lines(doc)
+    got_sock = lines[len(head):len(head) + nsock]
+    tail = lines[len(head) + nsock:]
+    if lines[:len(head)] != head or len(tail) != len(want) \
+            or not all(re.fullmatch(w, l) for w, l in zip(want, tail)) \
+            or not all(l.startswith("  ") and " -> " in l for l in got_sock):
+        raise Fail("%s: `stats` is not the summary: expected\n%s\n  %d socket lines\n%s\n"
+                   "got:\n%s" % (what, "\n".join(head), nsock, "\n".join(want), txt))
+    return doc
+
+
+@suite.case("stats with no sessions: the short summary ('sessions: none running'), exit 0 "
+            "(text and JSON)", timeout=20)
 def _none():
     for tag, precreate in (("none-nodir", False), ("none-emptydir", True)):
         xdg = new_xdg(tag)
         if precreate:
             os.mkdir(ctl_dir(xdg), 0o700)
-        p, rc = run(xdg, "stats")
-        txt = out_text(p)
-        if rc != 0:
-            raise Fail("`stats` with no sessions (%s): exit %s, expected 0\n%s" % (tag, rc, p.describe()))
-        lines = [l.strip() for l in txt.splitlines()]
-        if "sessions: none running" not in lines:
-            raise Fail("`stats` with no sessions (%s): no line 'sessions: none running'; stdout:\n%s"
-                       % (tag, txt))
-        doc = stats_json(xdg)
+        doc = check_summary(xdg, lambda doc: [r"sessions: none running"],
+                            "`stats` with no sessions (%s)" % tag)
         if doc.get("sessions") != []:
             raise Fail("`stats --json` with no sessions (%s): \"sessions\" is %r, expected []"
                        % (tag, doc.get("sessions")))
         if not precreate and os.path.exists(ctl_dir(xdg)):
             raise Fail("`stats` created %s: a query should not create the directory" % ctl_dir(xdg))
+
+
+def session_line(s):
+    """A session's line in the summary, as a regular expression (the
+    uptime may tick between two runs)."""
+    return re.escape("  session %d: %s %s %s %s, %s channel, %d bytes sent, %d received, up "
+                     % (s["pid"], s["role"], s["peer"], s["version"], s["cipher"], s["channel"],
+                        s["tx"]["bytes"], s["rx"]["bytes"])) + r"\d+s"
+
+
+@suite.case("stats with sessions: the short summary, one line per session; -v: the whole "
+            "report", timeout=45)
+def _summary_and_verbose():
+    xdg = new_xdg("summary")
+    c = Client(xdg, "1.3", "AES-128-GCM")
+    c2 = Client(xdg, "1.2", "AES-256-GCM")
+    c.roundtrip(line())
+    c2.roundtrip(line(200))
+    doc = check_summary(xdg, lambda doc: [r"sessions: 2 running"] +
+                        [session_line(s) for s in doc["sessions"]], "`stats` with 2 sessions")
+    if sorted(s["pid"] for s in doc["sessions"]) != sorted([c.pid, c2.pid]):
+        raise Fail("`stats --json` lists %r, expected %d and %d"
+                   % ([s["pid"] for s in doc["sessions"]], c.pid, c2.pid))
+
+    # -v: every section, and each session in full, as `stats PID` shows it.
+    p, rc = run(xdg, "stats", "-v")
+    txt = out_text(p)
+    problems = []
+    if rc != 0:
+        problems.append("`stats -v`: exit %s\n%s" % (rc, p.describe()))
+    lines = txt.splitlines()
+    for want in ("ktlsctl stats format: 1", "Kernel:", "  Ciphers:", "  Optional features:",
+                 "Sockets:", "sessions:"):
+        if want not in lines:
+            problems.append("`stats -v` has no line %r" % want)
+    if not any(l.startswith("/proc/net/tls_stat:") for l in lines) \
+            or not any(l.startswith("  kTLS available: ") for l in lines):
+        problems.append("`stats -v` lacks /proc/net/tls_stat or kTLS available")
+    for info in ("reading /proc/net/tls_stat", "probing kernel TLS on fresh loopback sockets",
+                 "listing kTLS sockets through sock_diag (NETLINK_SOCK_DIAG)",
+                 "2 session control sockets in %s" % ctl_dir(xdg)):
+        if "ktlsctl: " + info not in p.stderr.splitlines():
+            problems.append("`stats -v`: no 'ktlsctl: %s' on stderr" % info)
+    for k in (c, c2):
+        pt, _ = run(xdg, "stats", k.pid)
+        block = out_text(pt).split("sessions:\n", 1)[-1]
+        # The same lines but the uptime's.
+        strip = lambda t: re.sub(r"uptime \(s\): \d+", "uptime (s): N", t)
+        if strip(block) not in strip(txt):
+            problems.append("`stats -v` does not show session %d as `stats %d` does:\n%s\n"
+                            "    stats -v:\n%s" % (k.pid, k.pid, block, txt))
+    raise_problems("stats -v", problems)
+    c.close()
+    c2.close()
 
 
 @suite.case("keyupdate without PID -> 2; keyupdate/stats/tickets 999999 -> no ktlsctl session",

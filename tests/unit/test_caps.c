@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/diag/caps.h"
+#include "core/diag/view_text.h"
 #include "core/probe.h"
 
 /* ---------------------------------------------------------------- probes */
@@ -192,6 +193,15 @@ Test(caps, view_shape)
 	cr_assert_eq(n, KC_CAPS_NCIPHERS);
 	cr_assert_str_eq(kc_view_get(ciphers->first, "name")->str, "AES-128-GCM");
 	cr_assert_eq(kc_view_get(ciphers->first, "kernel_id")->num, 51);
+	/* The brief text: is kTLS available, and the command that fixes it. */
+	char *brief = kc_view_text(root, KC_VIEW_BRIEF, NULL);
+	char want[600];
+	snprintf(want, sizeof want, "kTLS available: %s\n%s%s%s", av->text,
+		 caps.fix[0] ? "to fix it, run: " : "", caps.fix, caps.fix[0] ? "\n" : "");
+	cr_assert_str_eq(brief, want);
+	free(brief);
+	if (caps.available.state == KC_CAP_YES)
+		cr_assert_str_eq(caps.fix, "");
 	const struct kc_view *f = kc_view_get(k, "features");
 	cr_assert_not_null(kc_view_get(f, "tx_max_payload_len"));
 	cr_assert_not_null(kc_view_get(k, "rekey"));
@@ -224,6 +234,10 @@ Test(caps, unprivileged_caller)
 		if (e == ENOENT)
 			cr_assert(strstr(caps.available.reason, "load it: modprobe tls"), "%s",
 				  caps.available.reason);
+		/* Only root can load it: the fix says so, unless there is no
+		 * module to load. */
+		if (e == ENOENT && caps.module.state != KC_CAP_NO)
+			cr_assert_str_eq(caps.fix, "sudo modprobe tls");
 		cr_assert_neq(caps.module.reason[0], '\0');
 	} else {
 		cr_assert_eq(caps.available.state, KC_CAP_YES);
