@@ -26,7 +26,7 @@
 
 struct cli_console {
 	const struct cli_opts *o;
-	gnutls_session_t session;
+	const struct kc_session_info *info;
 	bool tty;
 	bool rl_active;
 	/* pipe --commands: bytes read but not yet split into lines */
@@ -114,7 +114,7 @@ static void run_keyupdate(struct cli_console *c, struct kc_conn *conn, bool requ
 static void run_save(struct cli_console *c, const char *file)
 {
 	struct kc_err err = { 0 };
-	if (cli_save_session(c->session, c->o, file, &err) < 0)
+	if (cli_save_session(c->info->session, c->o, file, &err) < 0)
 		cli_error("%s", err.msg);
 	else
 		cli_event("session saved to %s", file);
@@ -154,7 +154,7 @@ static bool run_command(struct cli_console *c, const struct cli_parsed *pc)
 		break;
 	case CLI_C_STATS:
 		suspend_line();
-		cli_print_stats(stderr, c->session, conn);
+		cli_print_stats(stderr, conn, c->info);
 		resume_line();
 		break;
 	case CLI_C_TICKETS:
@@ -403,7 +403,7 @@ static void start_readline(struct cli_console *c)
 	cli_event("interactive session: type /help for commands, Ctrl-D to close");
 }
 
-struct cli_console *cli_console_new(const struct cli_opts *o, gnutls_session_t session,
+struct cli_console *cli_console_new(const struct cli_opts *o, const struct kc_session_info *info,
 				    struct kc_pump_opts *po)
 {
 	bool tty = !o->echo && isatty(STDIN_FILENO);
@@ -413,7 +413,7 @@ struct cli_console *cli_console_new(const struct cli_opts *o, gnutls_session_t s
 	if (!c)
 		return NULL;
 	c->o = o;
-	c->session = session;
+	c->info = info;
 	c->tty = tty;
 	c->at_line_start = true;
 	po->ctx = c;

@@ -389,7 +389,7 @@ static const struct cli_option opt_require_kernel = {
 };
 static const struct cli_option opt_stats_json = {
 	.name = "json", .apply = set_json,
-	.help = "one JSON document with stable keys",
+	.help = "the whole report as one JSON document",
 };
 static const struct cli_option opt_watch = {
 	.name = "watch", .metavar = "SECS", .apply = set_watch,
@@ -397,7 +397,8 @@ static const struct cli_option opt_watch = {
 };
 static const struct cli_option opt_stats_verbose = {
 	.name = "verbose", .short_name = 'v', .apply = set_verbose,
-	.help = "say on stderr where each part comes from",
+	.help = "the whole report; on stderr, where each part\n"
+		"comes from",
 };
 static const struct cli_option opt_request = {
 	.name = "request", .apply = set_request,
@@ -580,11 +581,13 @@ const struct cli_subcommand cli_subcommands[] = {
 		.args = "[PID]", .args_hint = CLI_HINT_PID,
 		.summary = "the running sessions and their counters",
 		.description =
-			"Show what kernel TLS can do here (probed on loopback sockets),\n"
-			"/proc/net/tls_stat, every kTLS socket on the machine, and the running\n"
-			"ktlsctl sessions: peer, channel, version and cipher, records under the\n"
-			"current key against the cipher's limit, bytes, key updates, tickets and\n"
-			"uptime.  With PID: that session only.",
+			"In short: is kernel TLS usable here (and if not, the command that fixes\n"
+			"it), every kTLS socket on the machine and every running ktlsctl session,\n"
+			"one line each.  With -v or --json, everything: /proc/net/tls_stat, what\n"
+			"kernel TLS can do (probed on loopback sockets), each socket's and each\n"
+			"session's details (records under the current key against the cipher's\n"
+			"limit, bytes, key updates, tickets, uptime).  With PID: that session's\n"
+			"details only.",
 		.options = stats_options, .check = check_pid, .run = cli_stats,
 	},
 	{
