@@ -1,41 +1,56 @@
-/* cli/commands.c: parsing of session commands. */
+/* cli/commands.c: the session commands: their table, /help and the
+ * parser. */
 #include "config.h"
 
 #include <string.h>
 
 #include "cli/commands.h"
 
-static const struct {
-	const char *name;
-	enum cli_command cmd;
-	int args;             /* 0 none, 1 optional "request", 2 one required */
-} table[] = {
-	{ "help", CLI_C_HELP, 0 },
-	{ "keyupdate", CLI_C_KEYUPDATE, 1 },
-	{ "stats", CLI_C_STATS, 0 },
-	{ "tickets", CLI_C_TICKETS, 0 },
-	{ "save", CLI_C_SAVE, 2 },
-	{ "close", CLI_C_CLOSE, 0 },
-	{ "quit", CLI_C_QUIT, 0 },
+const struct cli_session_command cli_session_commands[] = {
+	{ "keyupdate", CLI_C_KEYUPDATE, "[request]",
+	  "update our TLS 1.3 send keys (request: ask the peer too)" },
+	{ "stats", CLI_C_STATS, NULL, "records, bytes and key usage against the cipher's limit" },
+	{ "tickets", CLI_C_TICKETS, NULL, "the session tickets received from the server" },
+	{ "save", CLI_C_SAVE, "FILE", "save the session for resumption (--session-in FILE)" },
+	{ "close", CLI_C_CLOSE, NULL, "end the input (close_notify as --eof says), keep reading" },
+	{ "quit", CLI_C_QUIT, NULL, "send close_notify and exit" },
+	{ "help", CLI_C_HELP, NULL, "this list" },
+	{ 0 },
 };
 
-const char *const cli_command_names[] = {
-	"/help", "/keyupdate", "/stats", "/tickets", "/save", "/close", "/quit", NULL,
-};
-
-const char cli_command_help[] =
-	"Session commands (a line starting with // sends a literal /):\n"
-	"  /keyupdate [request]  update our TLS 1.3 send keys (request: ask the peer too)\n"
-	"  /stats                records, bytes and key usage against the cipher's limit\n"
-	"  /tickets              the session tickets received from the server\n"
-	"  /save FILE            save the session for resumption (--session-in FILE)\n"
-	"  /close                end the input (close_notify as --eof says), keep reading\n"
-	"  /quit                 send close_notify and exit\n"
-	"  /help                 this list\n";
+void cli_command_help(FILE *out)
+{
+	fputs("Session commands (a line starting with // sends a literal /):\n", out);
+	for (const struct cli_session_command *c = cli_session_commands; c->name; c++) {
+		char usage[64];
+		snprintf(usage, sizeof usage, "/%s%s%s", c->name, c->arg ? " " : "",
+			 c->arg ? c->arg : "");
+		fprintf(out, "  %-20s  %s\n", usage, c->help);
+	}
+}
 
 static bool blank(char c)
 {
 	return c == ' ' || c == '\t';
+}
+
+/* Whether arg (arg_len bytes) may follow c: an error in out->error if not. */
+static bool arg_fits(const struct cli_session_command *c, const char *arg, size_t arg_len,
+		     struct cli_parsed *out)
+{
+	bool optional = c->arg && c->arg[0] == '[';
+	if (!c->arg && arg_len) {
+		snprintf(out->error, sizeof out->error, "this command takes no argument");
+		return false;
+	}
+	if ((optional && arg_len && (arg_len != strlen(c->arg) - 2 ||
+				     memcmp(arg, c->arg + 1, arg_len) != 0)) ||
+	    (c->arg && !optional && !arg_len)) {
+		snprintf(out->error, sizeof out->error, "usage: /%s %s", c->name, c->arg);
+		return false;
+	}
+	out->arg_flag = optional && arg_len;
+	return true;
 }
 
 void cli_command_parse(const char *line, size_t len, struct cli_parsed *out)
@@ -65,24 +80,16 @@ void cli_command_parse(const char *line, size_t len, struct cli_parsed *out)
 	size_t arg_len = len - n;
 
 	out->cmd = CLI_C_INVALID;
-	out->error = "unknown command (try /help; // sends a line starting with /)";
-	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-		if (strlen(table[i].name) != name_len || memcmp(table[i].name, name, name_len))
+	for (const struct cli_session_command *c = cli_session_commands; c->name; c++) {
+		if (strlen(c->name) != name_len || memcmp(c->name, name, name_len))
 			continue;
-		if (table[i].args == 0 && arg_len) {
-			out->error = "this command takes no argument";
-		} else if (table[i].args == 1 && arg_len &&
-			   !(arg_len == 7 && memcmp(arg, "request", 7) == 0)) {
-			out->error = "usage: /keyupdate [request]";
-		} else if (table[i].args == 2 && !arg_len) {
-			out->error = "usage: /save FILE";
-		} else {
-			out->cmd = table[i].cmd;
-			out->arg_flag = table[i].args == 1 && arg_len;
+		if (arg_fits(c, arg, arg_len, out)) {
+			out->cmd = c->cmd;
 			out->arg = arg;
 			out->arg_len = arg_len;
-			out->error = NULL;
 		}
 		return;
 	}
+	snprintf(out->error, sizeof out->error,
+		 "unknown command (try /help; // sends a line starting with /)");
 }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 enum cli_command {
 	CLI_C_NONE,        /* not a command: send the line (see text/len) */
@@ -18,6 +19,21 @@ enum cli_command {
 	CLI_C_INVALID,     /* a command line we cannot run; error says why */
 };
 
+/* One session command: the table that /help, completion and the parser
+ * are made from. */
+struct cli_session_command {
+	const char *name;          /* typed after the '/' */
+	enum cli_command cmd;
+	/* What may follow the name, as /help shows it: NULL nothing,
+	 * "[word]" that one word or nothing (arg_flag says which), anything
+	 * else ("FILE") a required argument, the rest of the line. */
+	const char *arg;
+	const char *help;
+};
+
+/* In /help's order, ending with an entry whose name is NULL. */
+extern const struct cli_session_command cli_session_commands[];
+
 struct cli_parsed {
 	enum cli_command cmd;
 	bool arg_flag;
@@ -25,17 +41,14 @@ struct cli_parsed {
 	size_t arg_len;
 	const char *text;      /* CLI_C_NONE: bytes to send ("//x" gives "/x") */
 	size_t text_len;
-	const char *error;     /* CLI_C_INVALID */
+	char error[80];        /* CLI_C_INVALID: why; else empty */
 };
 
 /* Parse one line without its line ending.  Lines that do not start with
  * '/' are data; "//..." is data with one leading slash removed. */
 void cli_command_parse(const char *line, size_t len, struct cli_parsed *out);
 
-/* Command names for completion, NULL-terminated. */
-extern const char *const cli_command_names[];
-
 /* The /help text. */
-extern const char cli_command_help[];
+void cli_command_help(FILE *out);
 
 #endif

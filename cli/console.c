@@ -26,7 +26,7 @@
 
 struct cli_console {
 	const struct cli_opts *o;
-	gnutls_session_t session;
+	const struct kc_session_info *info;
 	bool tty;
 	bool rl_active;
 	/* pipe --commands: bytes read but not yet split into lines */
@@ -114,7 +114,7 @@ static void run_keyupdate(struct cli_console *c, struct kc_conn *conn, bool requ
 static void run_save(struct cli_console *c, const char *file)
 {
 	struct kc_err err = { 0 };
-	if (cli_save_session(c->session, c->o, file, &err) < 0)
+	if (cli_save_session(c->info->session, c->o, file, &err) < 0)
 		cli_error("%s", err.msg);
 	else
 		cli_event("session saved to %s", file);
@@ -146,7 +146,7 @@ static bool run_command(struct cli_console *c, const struct cli_parsed *pc)
 		break;
 	case CLI_C_HELP:
 		suspend_line();
-		fputs(cli_command_help, stderr);
+		cli_command_help(stderr);
 		resume_line();
 		break;
 	case CLI_C_KEYUPDATE:
@@ -154,7 +154,7 @@ static bool run_command(struct cli_console *c, const struct cli_parsed *pc)
 		break;
 	case CLI_C_STATS:
 		suspend_line();
-		cli_print_stats(stderr, c->session, conn);
+		cli_print_stats(stderr, conn, c->info);
 		resume_line();
 		break;
 	case CLI_C_TICKETS:
@@ -337,17 +337,18 @@ static ssize_t tty_output(void *ctx, const unsigned char *buf, size_t len)
 	return (ssize_t)len;
 }
 
+/* The session commands whose "/name" starts with text (which starts with
+ * '/'), one a call, each a string readline frees. */
 static char *command_generator(const char *text, int state)
 {
-	static size_t i, len;
-	if (!state) {
-		i = 0;
-		len = strlen(text);
-	}
-	while (cli_command_names[i]) {
-		const char *name = cli_command_names[i++];
-		if (strncmp(name, text, len) == 0)
-			return strdup(name);
+	static const struct cli_session_command *c;
+	if (!state)
+		c = cli_session_commands;
+	while (c->name) {
+		const struct cli_session_command *this = c++;
+		char *name;
+		if (strncmp(this->name, text + 1, strlen(text + 1)) == 0)
+			return asprintf(&name, "/%s", this->name) < 0 ? NULL : name;
 	}
 	return NULL;
 }
@@ -402,7 +403,7 @@ static void start_readline(struct cli_console *c)
 	cli_event("interactive session: type /help for commands, Ctrl-D to close");
 }
 
-struct cli_console *cli_console_new(const struct cli_opts *o, gnutls_session_t session,
+struct cli_console *cli_console_new(const struct cli_opts *o, const struct kc_session_info *info,
 				    struct kc_pump_opts *po)
 {
 	bool tty = !o->echo && isatty(STDIN_FILENO);
@@ -412,7 +413,7 @@ struct cli_console *cli_console_new(const struct cli_opts *o, gnutls_session_t s
 	if (!c)
 		return NULL;
 	c->o = o;
-	c->session = session;
+	c->info = info;
 	c->tty = tty;
 	c->at_line_start = true;
 	po->ctx = c;

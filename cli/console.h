@@ -4,16 +4,16 @@
 #ifndef CLI_CONSOLE_H
 #define CLI_CONSOLE_H
 
-#include <gnutls/gnutls.h>
-
 #include "cli/opts.h"
+#include "core/diag/session_view.h"
 #include "core/pump.h"
 
 struct cli_console;
 
-/* Fill po's hooks for the mode the options and stdin call for.  Returns
- * NULL when the plain pipe needs no console. */
-struct cli_console *cli_console_new(const struct cli_opts *o, gnutls_session_t session,
+/* Fill po's hooks for the mode the options and stdin call for (info is
+ * the session /stats and /save are about; it must outlive the console).
+ * Returns NULL when the plain pipe needs no console. */
+struct cli_console *cli_console_new(const struct cli_opts *o, const struct kc_session_info *info,
 				    struct kc_pump_opts *po);
 void cli_console_free(struct cli_console *c);
 

@@ -3,19 +3,25 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <gnutls/gnutls.h>
 
+#include "cli/complete.h"
 #include "cli/msg.h"
 #include "cli/opts.h"
-#include "cli/selftest.h"
 #include "cli/session.h"
-#include "cli/stats.h"
 
 int main(int argc, char **argv)
 {
 	struct cli_opts o;
 	struct kc_err err;
 
+	/* Before parsing: the words after it are a command line to complete,
+	 * not options (cli/complete.h). */
+	if (argc > 1 && strcmp(argv[1], "--complete") == 0) {
+		cli_complete(argc - 2, argv + 2, stdout);
+		return 0;
+	}
 	if (cli_parse(argc, argv, &o, &err) < 0)
 		return cli_fail(&err);
 	if (o.help) {
@@ -33,15 +39,7 @@ int main(int argc, char **argv)
 		cli_error("cannot initialise GnuTLS: %s", gnutls_strerror(rc));
 		return KC_E_INTERNAL;
 	}
-	int status;
-	switch (o.cmd) {
-	case CLI_CMD_CONNECT: status = cli_connect(&o); break;
-	case CLI_CMD_LISTEN: status = cli_listen(&o); break;
-	case CLI_CMD_STATS: status = cli_stats(&o); break;
-	case CLI_CMD_KEYUPDATE: status = cli_keyupdate(&o); break;
-	case CLI_CMD_TICKETS: status = cli_tickets(&o); break;
-	default: status = cli_selftest(&o); break;
-	}
+	int status = cli_subcommand_of(o.cmd)->run(&o);
 	gnutls_global_deinit();
 	return status;
 }

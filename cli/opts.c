@@ -1,229 +1,77 @@
-/* cli/opts.c: the command line, parsed with getopt_long. */
+/* cli/opts.c: the command line: one table of options per subcommand, and
+ * getopt_long arrays, --help and the parse dispatch made from them. */
 #include "config.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/opts.h"
+#include "cli/selftest.h"
+#include "cli/session.h"
+#include "cli/stats.h"
 #include "core/keys.h"
 
-enum {
-	OPT_TLS12 = 256, OPT_TLS13, OPT_CIPHER, OPT_PRIORITY, OPT_KTLS,
-	OPT_HS_TIMEOUT, OPT_CONNECT_TIMEOUT, OPT_CAFILE, OPT_CERT, OPT_KEY,
-	OPT_INSECURE, OPT_SNI, OPT_ALPN, OPT_ECHO, OPT_VERIFY_CLIENT,
-	OPT_COMMANDS, OPT_CRLF, OPT_KEY_UPDATE_AFTER, OPT_SESSION_IN, OPT_SESSION_OUT,
-	OPT_JSON, OPT_WATCH, OPT_REQUEST, OPT_REQUIRE_KERNEL, OPT_NO_ZEROCOPY,
-	OPT_EOF, OPT_RECORD_SIZE_LIMIT,
-};
+/* ------------------------------------------------------------ messages */
 
-#define COMMON_OPTIONS                                                        \
-	{ "tls1.2", no_argument, NULL, OPT_TLS12 },                           \
-	{ "tls1.3", no_argument, NULL, OPT_TLS13 },                           \
-	{ "cipher", required_argument, NULL, OPT_CIPHER },                    \
-	{ "priority", required_argument, NULL, OPT_PRIORITY },                \
-	{ "ktls", required_argument, NULL, OPT_KTLS },                        \
-	{ "handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT },     \
-	{ "cafile", required_argument, NULL, OPT_CAFILE },                    \
-	{ "cert", required_argument, NULL, OPT_CERT },                        \
-	{ "key", required_argument, NULL, OPT_KEY },                          \
-	{ "commands", no_argument, NULL, OPT_COMMANDS },                      \
-	{ "crlf", no_argument, NULL, OPT_CRLF },                              \
-	{ "key-update-after", required_argument, NULL, OPT_KEY_UPDATE_AFTER }, \
-	{ "no-zerocopy", no_argument, NULL, OPT_NO_ZEROCOPY },                \
-	{ "eof", required_argument, NULL, OPT_EOF },                          \
-	{ "record-size-limit", required_argument, NULL, OPT_RECORD_SIZE_LIMIT }, \
-	{ "quiet", no_argument, NULL, 'q' },                                  \
-	{ "verbose", no_argument, NULL, 'v' },                                \
-	{ "help", no_argument, NULL, 'h' }
+static int usage_error(struct kc_err *err, const struct cli_subcommand *sub, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-static const struct option connect_options[] = {
-	COMMON_OPTIONS,
-	{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
-	{ "insecure", no_argument, NULL, OPT_INSECURE },
-	{ "sni", required_argument, NULL, OPT_SNI },
-	{ "alpn", required_argument, NULL, OPT_ALPN },
-	{ "session-in", required_argument, NULL, OPT_SESSION_IN },
-	{ "session-out", required_argument, NULL, OPT_SESSION_OUT },
-	{ 0 },
-};
-
-static const struct option listen_options[] = {
-	COMMON_OPTIONS,
-	{ "echo", no_argument, NULL, OPT_ECHO },
-	{ "keep-open", no_argument, NULL, 'k' },
-	{ "verify-client", no_argument, NULL, OPT_VERIFY_CLIENT },
-	{ 0 },
-};
-
-static const struct option selftest_options[] = {
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "require-kernel", no_argument, NULL, OPT_REQUIRE_KERNEL },
-	{ "quiet", no_argument, NULL, 'q' },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "help", no_argument, NULL, 'h' },
-	{ 0 },
-};
-
-static const struct option stats_options[] = {
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "watch", required_argument, NULL, OPT_WATCH },
-	{ "quiet", no_argument, NULL, 'q' },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "help", no_argument, NULL, 'h' },
-	{ 0 },
-};
-
-static const struct option keyupdate_options[] = {
-	{ "request", no_argument, NULL, OPT_REQUEST },
-	{ "quiet", no_argument, NULL, 'q' },
-	{ "help", no_argument, NULL, 'h' },
-	{ 0 },
-};
-
-static const struct option tickets_options[] = {
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "help", no_argument, NULL, 'h' },
-	{ 0 },
-};
-
-static const struct option top_options[] = {
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ 0 },
-};
-
-static const char common_help[] =
-	"      --tls1.2                  allow only TLS 1.2\n"
-	"      --tls1.3                  allow only TLS 1.3 (default: both)\n"
-	"      --cipher NAME             only this cipher (repeatable): AES-128-GCM,\n"
-	"                                AES-256-GCM, CHACHA20-POLY1305, AES-128-CCM\n"
-	"      --priority STRING         GnuTLS priority string (replaces the built-in one)\n"
-	"      --ktls MODE               auto (default), require or off\n"
-	"      --handshake-timeout SECS  give up on the handshake after SECS (default 30)\n"
-	"      --eof MODE                when to send close_notify after the end of\n"
-	"                                input: linger[=SECS] (default: once the peer\n"
-	"                                closes or is quiet for SECS, default 2), wait\n"
-	"                                (once the peer closes) or close (at once)\n"
-	"      --cafile FILE             CA certificates (PEM) to verify the peer with\n"
-	"      --commands                lines starting with / are session commands in\n"
-	"                                pipe mode too (always on a terminal)\n"
-	"      --crlf                    end the lines typed at a terminal with CR LF\n"
-	"      --key-update-after N      update TLS 1.3 send keys every N records\n"
-	"                                (default: shortly before the cipher's limit)\n"
-	"      --record-size-limit N     announce an RFC 8449 record size limit of N\n"
-	"                                bytes (64 to 16385) and refuse larger records\n"
-	"      --no-zerocopy             on the kernel channel, copy through read and\n"
-	"                                write instead of sendfile and splice\n";
-
-static const char tail_help[] =
-	"  -q, --quiet                   no notices on stderr (errors still shown)\n"
-	"  -v, --verbose                 handshake summary and session events on stderr\n"
-	"  -h, --help                    show this help\n";
-
-void cli_usage(enum cli_cmd cmd, FILE *out)
+static int usage_error(struct kc_err *err, const struct cli_subcommand *sub, const char *fmt, ...)
 {
-	switch (cmd) {
-	case CLI_CMD_CONNECT:
-		fprintf(out,
-			"Usage: ktlsctl connect HOST:PORT [OPTIONS]\n"
-			"Connect to a TLS server, hand the connection to kernel TLS and pump\n"
-			"stdin to the server and the server's data to stdout.\n\n"
-			"Options:\n%s"
-			"      --cert FILE               client certificate chain (PEM)\n"
-			"      --key FILE                client private key (PEM)\n"
-			"      --connect-timeout SECS    give up connecting after SECS (default 10)\n"
-			"      --insecure                do not verify the server's certificate\n"
-			"      --sni NAME                server name to send and verify (default: HOST)\n"
-			"      --alpn PROTO              offer an ALPN protocol (repeatable)\n"
-			"      --session-in FILE         resume the session saved in FILE\n"
-			"      --session-out FILE        save the session to FILE for resumption\n"
-			"                                (again whenever a new ticket arrives)\n"
-			"%s", common_help, tail_help);
-		break;
-	case CLI_CMD_LISTEN:
-		fprintf(out,
-			"Usage: ktlsctl listen [ADDR]:PORT --cert FILE --key FILE [OPTIONS]\n"
-			"Accept a TLS connection, hand it to kernel TLS and pump stdin to the\n"
-			"client and the client's data to stdout.\n\n"
-			"Options:\n%s"
-			"      --cert FILE               server certificate chain (PEM), required\n"
-			"      --key FILE                server private key (PEM), required\n"
-			"      --echo                    echo every byte back to the client\n"
-			"  -k, --keep-open               accept the next connection when one ends\n"
-			"      --verify-client           require a client certificate signed by --cafile\n"
-			"%s", common_help, tail_help);
-		break;
-	case CLI_CMD_SELFTEST:
-		fprintf(out,
-			"Usage: ktlsctl selftest [OPTIONS]\n"
-			"Run a loopback client and server for TLS 1.2 and 1.3 with every cipher\n"
-			"and report which record channel works on this machine.\n\n"
-			"Options:\n"
-			"      --json                    one JSON document instead of the report\n"
-			"      --require-kernel          exit 7 unless the kernel carried every case\n"
-			"%s", tail_help);
-		break;
-	case CLI_CMD_STATS:
-		fprintf(out,
-			"Usage: ktlsctl stats [PID] [OPTIONS]\n"
-			"Show what kernel TLS can do here (probed on loopback sockets),\n"
-			"/proc/net/tls_stat, every kTLS socket on the machine, and the running\n"
-			"ktlsctl sessions: peer, channel, version and cipher, records under the\n"
-			"current key against the cipher's limit, bytes, key updates, tickets and\n"
-			"uptime.  With PID: that session only.\n\n"
-			"Options:\n"
-			"      --json                    one JSON document with stable keys\n"
-			"      --watch SECS              repeat every SECS seconds until interrupted\n"
-			"  -q, --quiet                   no notices on stderr (errors still shown)\n"
-			"  -v, --verbose                 say on stderr where each part comes from\n"
-			"  -h, --help                    show this help\n");
-		break;
-	case CLI_CMD_KEYUPDATE:
-		fprintf(out,
-			"Usage: ktlsctl keyupdate PID [OPTIONS]\n"
-			"Make the running session PID update its TLS 1.3 send keys.\n\n"
-			"Options:\n"
-			"      --request                 ask the peer to update its keys too\n"
-			"  -q, --quiet                   no confirmation on stderr\n"
-			"  -h, --help                    show this help\n");
-		break;
-	case CLI_CMD_TICKETS:
-		fprintf(out,
-			"Usage: ktlsctl tickets PID [OPTIONS]\n"
-			"Show the session tickets the running session PID received.\n\n"
-			"Options:\n"
-			"      --json                    JSON output\n"
-			"  -h, --help                    show this help\n");
-		break;
-	default:
-		fprintf(out,
-			"Usage: ktlsctl COMMAND [OPTIONS]\n"
-			"Kernel TLS (kTLS) sessions and diagnostics.\n\n"
-			"Commands:\n"
-			"  connect HOST:PORT             TLS client session through kernel TLS\n"
-			"  listen [ADDR]:PORT            TLS server session through kernel TLS\n"
-			"  selftest                      check kTLS on this machine end to end\n"
-			"  stats [PID]                   the running sessions and their counters\n"
-			"  keyupdate PID                 make a running session update its keys\n"
-			"  tickets PID                   a running session's tickets\n\n"
-			"Options:\n"
-			"  -h, --help                    show this help (COMMAND --help for a command)\n"
-			"  -V, --version                 show the version\n");
-		break;
-	}
-}
-
-static int usage_error(struct kc_err *err, const char *cmd, const char *msg)
-{
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
 	return kc_err_set(err, KC_E_USAGE, "%s (see 'ktlsctl %s%s--help')", msg,
-			  cmd ? cmd : "", cmd ? " " : "");
+			  sub->name ? sub->name : "", sub->name ? " " : "");
 }
 
-static int parse_seconds(const char *arg, const char *opt, unsigned *ms, struct kc_err *err)
+/* "WHAT 'ARG': use a, b or c", the list from the option's values;
+ * WHAT defaults to "invalid --NAME". */
+static int value_error(struct kc_err *err, const struct cli_option *opt, const char *what,
+		       const char *arg)
+{
+	char list[256] = "", invalid[64];
+	size_t len = 0;
+	for (const struct cli_value *v = opt->values; v->name; v++) {
+		int n = snprintf(list + len, sizeof list - len, "%s%s",
+				 v == opt->values ? "" : v[1].name ? ", " : " or ", v->name);
+		if (n < 0 || (size_t)n >= sizeof list - len)
+			break;
+		len += (size_t)n;
+	}
+	if (!what) {
+		snprintf(invalid, sizeof invalid, "invalid --%s", opt->name);
+		what = invalid;
+	}
+	return kc_err_set(err, KC_E_USAGE, "%s '%s': use %s", what, arg, list);
+}
+
+/* The value arg is, or NULL; *param gets what follows "name=" of a value
+ * with a parameter (NULL for the others). */
+static const struct cli_value *find_value(const struct cli_option *opt, const char *arg,
+					  const char **param)
+{
+	*param = NULL;
+	for (const struct cli_value *v = opt->values; v->name; v++) {
+		const char *eq = strchr(v->name, '=');
+		if (!eq && strcmp(arg, v->name) == 0)
+			return v;
+		if (eq && strncmp(arg, v->name, (size_t)(eq - v->name) + 1) == 0) {
+			*param = arg + (eq - v->name) + 1;
+			return v;
+		}
+	}
+	return NULL;
+}
+
+static int parse_seconds(const char *arg, const char *what, unsigned *ms, struct kc_err *err)
 {
 	char *end;
 	errno = 0;
@@ -231,132 +79,423 @@ static int parse_seconds(const char *arg, const char *opt, unsigned *ms, struct 
 	if (errno || end == arg || *end || !isfinite(v) || v <= 0 || v > 86400)
 		return kc_err_set(err, KC_E_USAGE,
 				  "invalid %s '%s': give seconds, more than 0 and at most 86400",
-				  opt, arg);
+				  what, arg);
 	*ms = (unsigned)(v * 1000 + 0.5);
 	if (*ms == 0)
 		*ms = 1;
 	return 0;
 }
 
-/* --eof close | wait | linger[=SECS] */
-static int parse_eof(const char *arg, struct cli_opts *o, struct kc_err *err)
+/* ------------------------------------------- what each option does */
+
+/* An option whose whole effect is one statement. */
+#define SETTER(fn, statement)                                                 \
+	static int fn(struct cli_opts *o, const struct cli_option *opt,       \
+		      const char *arg, struct kc_err *err)                   \
+	{                                                                     \
+		statement;                                                    \
+		return 0;                                                     \
+	}
+
+SETTER(set_tls12, o->tls.versions |= KC_VERS_12)
+SETTER(set_tls13, o->tls.versions |= KC_VERS_13)
+SETTER(set_priority, o->tls.priority = arg)
+SETTER(set_cafile, o->tls.cafile = arg)
+SETTER(set_cert, o->tls.certfile = arg)
+SETTER(set_key, o->tls.keyfile = arg)
+SETTER(set_insecure, o->tls.insecure = true)
+SETTER(set_verify_client, o->tls.verify_client = true)
+SETTER(set_echo, o->echo = true)
+SETTER(set_keep_open, o->keep_open = true)
+SETTER(set_commands, o->commands = true)
+SETTER(set_crlf, o->crlf = true)
+SETTER(set_no_zerocopy, o->no_zerocopy = true)
+SETTER(set_session_in, o->session_in = arg)
+SETTER(set_session_out, o->session_out = arg)
+SETTER(set_json, o->json = true)
+SETTER(set_request, o->request_peer = true)
+SETTER(set_require_kernel, o->require_kernel = true)
+SETTER(set_quiet, o->verbosity = CLI_QUIET)
+SETTER(set_verbose, o->verbosity = CLI_VERBOSE)
+SETTER(set_help, o->help = true)
+SETTER(set_version, o->version = true)
+
+static int add_cipher(struct cli_opts *o, const struct cli_option *opt, const char *arg,
+		      struct kc_err *err)
 {
-	if (strcmp(arg, "close") == 0)
-		o->eof = KC_EOF_CLOSE;
-	else if (strcmp(arg, "wait") == 0)
-		o->eof = KC_EOF_WAIT;
-	else if (strcmp(arg, "linger") == 0) {
-		o->eof = KC_EOF_LINGER;
-		o->linger_ms = CLI_LINGER_DEFAULT_MS;
-	} else if (strncmp(arg, "linger=", 7) == 0) {
-		o->eof = KC_EOF_LINGER;
-		return parse_seconds(arg + 7, "--eof linger=SECS", &o->linger_ms, err);
-	} else
-		return kc_err_set(err, KC_E_USAGE,
-				  "invalid --eof '%s': use linger, linger=SECS, wait or close", arg);
+	/* core knows the names (case-insensitive); the table lists them. */
+	gnutls_cipher_algorithm_t ci = kc_cipher_from_name(arg);
+	if (ci == GNUTLS_CIPHER_UNKNOWN)
+		return value_error(err, opt, "unknown cipher", arg);
+	for (size_t i = 0; i < o->tls.n_ciphers; i++)
+		if (o->tls.ciphers[i] == ci)
+			return 0;
+	o->tls.ciphers[o->tls.n_ciphers++] = ci;
 	return 0;
 }
 
-static int parse_option(struct cli_opts *o, int c, const char *cmd, struct kc_err *err)
+static int set_ktls(struct cli_opts *o, const struct cli_option *opt, const char *arg,
+		    struct kc_err *err)
 {
-	switch (c) {
-	case OPT_TLS12: o->tls.versions |= KC_VERS_12; return 0;
-	case OPT_TLS13: o->tls.versions |= KC_VERS_13; return 0;
-	case OPT_CIPHER: {
-		gnutls_cipher_algorithm_t ci = kc_cipher_from_name(optarg);
-		if (ci == GNUTLS_CIPHER_UNKNOWN)
-			return kc_err_set(err, KC_E_USAGE,
-					  "unknown cipher '%s': use AES-128-GCM, AES-256-GCM, "
-					  "CHACHA20-POLY1305 or AES-128-CCM", optarg);
-		for (size_t i = 0; i < o->tls.n_ciphers; i++)
-			if (o->tls.ciphers[i] == ci)
-				return 0;
-		o->tls.ciphers[o->tls.n_ciphers++] = ci;
-		return 0;
-	}
-	case OPT_PRIORITY: o->tls.priority = optarg; return 0;
-	case OPT_KTLS:
-		if (strcmp(optarg, "auto") == 0)
-			o->ktls = KC_KTLS_AUTO;
-		else if (strcmp(optarg, "require") == 0)
-			o->ktls = KC_KTLS_REQUIRE;
-		else if (strcmp(optarg, "off") == 0)
-			o->ktls = KC_KTLS_OFF;
-		else
-			return kc_err_set(err, KC_E_USAGE,
-					  "invalid --ktls '%s': use auto, require or off", optarg);
-		return 0;
-	case OPT_HS_TIMEOUT:
-		return parse_seconds(optarg, "--handshake-timeout", &o->tls.handshake_timeout_ms, err);
-	case OPT_CONNECT_TIMEOUT:
-		return parse_seconds(optarg, "--connect-timeout", &o->connect_timeout_ms, err);
-	case OPT_CAFILE: o->tls.cafile = optarg; return 0;
-	case OPT_CERT: o->tls.certfile = optarg; return 0;
-	case OPT_KEY: o->tls.keyfile = optarg; return 0;
-	case OPT_INSECURE: o->tls.insecure = true; return 0;
-	case OPT_SNI:
-		if (!*optarg)
-			return kc_err_set(err, KC_E_USAGE, "--sni needs a name");
-		o->sni = optarg;
-		return 0;
-	case OPT_ALPN:
-		if (!*optarg || strlen(optarg) > 255)
-			return kc_err_set(err, KC_E_USAGE, "--alpn needs a protocol name of 1-255 bytes");
-		if (o->tls.n_alpn == KC_MAX_ALPN)
-			return kc_err_set(err, KC_E_USAGE, "at most %d --alpn protocols", KC_MAX_ALPN);
-		o->tls.alpn[o->tls.n_alpn++] = optarg;
-		return 0;
-	case OPT_ECHO: o->echo = true; return 0;
-	case OPT_COMMANDS: o->commands = true; return 0;
-	case OPT_CRLF: o->crlf = true; return 0;
-	case OPT_NO_ZEROCOPY: o->no_zerocopy = true; return 0;
-	case OPT_EOF: return parse_eof(optarg, o, err);
-	case OPT_RECORD_SIZE_LIMIT: {
-		char *end;
-		errno = 0;
-		unsigned long v = strtoul(optarg, &end, 10);
-		if (errno || end == optarg || *end || optarg[0] == '-' || v < 64 || v > 16385)
-			return kc_err_set(err, KC_E_USAGE,
-					  "invalid --record-size-limit '%s': give a number of bytes "
-					  "from 64 to 16385 (RFC 8449)", optarg);
-		o->tls.record_size_limit = (unsigned)v;
-		return 0;
-	}
-	case OPT_KEY_UPDATE_AFTER: {
-		char *end;
-		errno = 0;
-		unsigned long long v = strtoull(optarg, &end, 10);
-		if (errno || end == optarg || *end || v == 0 || optarg[0] == '-')
-			return kc_err_set(err, KC_E_USAGE,
-					  "invalid --key-update-after '%s': give a number of records "
-					  "(1 or more)", optarg);
-		o->key_update_after = v;
-		return 0;
-	}
-	case OPT_SESSION_IN: o->session_in = optarg; return 0;
-	case OPT_JSON: o->json = true; return 0;
-	case OPT_REQUEST: o->request_peer = true; return 0;
-	case OPT_REQUIRE_KERNEL: o->require_kernel = true; return 0;
-	case OPT_WATCH:
-		return parse_seconds(optarg, "--watch", &o->watch_ms, err);
-	case OPT_SESSION_OUT: o->session_out = optarg; return 0;
-	case 'k': o->keep_open = true; return 0;
-	case OPT_VERIFY_CLIENT: o->tls.verify_client = true; return 0;
-	case 'q': o->verbosity = CLI_QUIET; return 0;
-	case 'v': o->verbosity = CLI_VERBOSE; return 0;
-	case 'h': o->help = true; return 0;
-	case 'V': o->version = true; return 0;
-	default:
-		return usage_error(err, cmd, "invalid option");
-	}
+	const char *param;
+	const struct cli_value *v = find_value(opt, arg, &param);
+	if (!v)
+		return value_error(err, opt, NULL, arg);
+	o->ktls = (enum kc_ktls_mode)v->code;
+	return 0;
 }
 
-/* The PID argument: optional for stats, required for the others. */
-static int parse_pid(struct cli_opts *o, int npos, char **pos, const char *cmd,
+static int set_eof(struct cli_opts *o, const struct cli_option *opt, const char *arg,
+		   struct kc_err *err)
+{
+	const char *param;
+	const struct cli_value *v = find_value(opt, arg, &param);
+	if (!v)
+		return value_error(err, opt, NULL, arg);
+	o->eof = (enum kc_eof_mode)v->code;
+	if (!param) {
+		o->linger_ms = CLI_LINGER_DEFAULT_MS;
+		return 0;
+	}
+	char what[64];
+	snprintf(what, sizeof what, "--%s %s", opt->name, v->name);
+	return parse_seconds(param, what, &o->linger_ms, err);
+}
+
+/* --handshake-timeout, --connect-timeout, --watch */
+static int seconds(const struct cli_option *opt, const char *arg, unsigned *ms,
+		   struct kc_err *err)
+{
+	char what[64];
+	snprintf(what, sizeof what, "--%s", opt->name);
+	return parse_seconds(arg, what, ms, err);
+}
+
+static int set_handshake_timeout(struct cli_opts *o, const struct cli_option *opt,
+				 const char *arg, struct kc_err *err)
+{
+	return seconds(opt, arg, &o->tls.handshake_timeout_ms, err);
+}
+
+static int set_connect_timeout(struct cli_opts *o, const struct cli_option *opt,
+			       const char *arg, struct kc_err *err)
+{
+	return seconds(opt, arg, &o->connect_timeout_ms, err);
+}
+
+static int set_watch(struct cli_opts *o, const struct cli_option *opt, const char *arg,
 		     struct kc_err *err)
 {
-	if (npos > 1 || (npos == 0 && o->cmd != CLI_CMD_STATS))
-		return usage_error(err, cmd, npos ? "give at most one PID" : "give the session's PID");
+	return seconds(opt, arg, &o->watch_ms, err);
+}
+
+static int set_sni(struct cli_opts *o, const struct cli_option *opt, const char *arg,
+		   struct kc_err *err)
+{
+	if (!*arg)
+		return kc_err_set(err, KC_E_USAGE, "--%s needs a name", opt->name);
+	o->sni = arg;
+	return 0;
+}
+
+static int add_alpn(struct cli_opts *o, const struct cli_option *opt, const char *arg,
+		    struct kc_err *err)
+{
+	if (!*arg || strlen(arg) > 255)
+		return kc_err_set(err, KC_E_USAGE, "--%s needs a protocol name of 1-255 bytes",
+				  opt->name);
+	if (o->tls.n_alpn == KC_MAX_ALPN)
+		return kc_err_set(err, KC_E_USAGE, "at most %d --%s protocols", KC_MAX_ALPN,
+				  opt->name);
+	o->tls.alpn[o->tls.n_alpn++] = arg;
+	return 0;
+}
+
+static int set_record_size_limit(struct cli_opts *o, const struct cli_option *opt,
+				 const char *arg, struct kc_err *err)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || arg[0] == '-' || v < 64 || v > 16385)
+		return kc_err_set(err, KC_E_USAGE,
+				  "invalid --%s '%s': give a number of bytes from 64 to 16385 "
+				  "(RFC 8449)", opt->name, arg);
+	o->tls.record_size_limit = (unsigned)v;
+	return 0;
+}
+
+static int set_key_update_after(struct cli_opts *o, const struct cli_option *opt,
+				const char *arg, struct kc_err *err)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(arg, &end, 10);
+	if (errno || end == arg || *end || v == 0 || arg[0] == '-')
+		return kc_err_set(err, KC_E_USAGE,
+				  "invalid --%s '%s': give a number of records (1 or more)",
+				  opt->name, arg);
+	o->key_update_after = v;
+	return 0;
+}
+
+/* ------------------------------------------------------------ options */
+
+static const struct cli_value cipher_values[] = {
+	{ .name = "AES-128-GCM" }, { .name = "AES-256-GCM" },
+	{ .name = "CHACHA20-POLY1305" }, { .name = "AES-128-CCM" },
+	{ 0 },
+};
+
+static const struct cli_value ktls_values[] = {
+	{ "auto", KC_KTLS_AUTO, "the kernel when it can, else user space (default)" },
+	{ "require", KC_KTLS_REQUIRE, "the kernel, or fail" },
+	{ "off", KC_KTLS_OFF, "always the user-space channel" },
+	{ 0 },
+};
+
+static const struct cli_value eof_values[] = {
+	{ "linger", KC_EOF_LINGER, "once the peer closes or is quiet for 2 s (default)" },
+	{ "linger=SECS", KC_EOF_LINGER, "once the peer closes or is quiet for SECS" },
+	{ "wait", KC_EOF_WAIT, "once the peer closes" },
+	{ "close", KC_EOF_CLOSE, "at once" },
+	{ 0 },
+};
+
+static const struct cli_option opt_tls12 = {
+	.name = "tls1.2", .help = "allow only TLS 1.2", .apply = set_tls12,
+};
+static const struct cli_option opt_tls13 = {
+	.name = "tls1.3", .help = "allow only TLS 1.3 (default: both)", .apply = set_tls13,
+};
+static const struct cli_option opt_cipher = {
+	.name = "cipher", .metavar = "NAME", .values = cipher_values, .apply = add_cipher,
+	.help = "only this cipher (repeatable): AES-128-GCM,\n"
+		"AES-256-GCM, CHACHA20-POLY1305, AES-128-CCM",
+};
+static const struct cli_option opt_priority = {
+	.name = "priority", .metavar = "STRING", .apply = set_priority,
+	.help = "GnuTLS priority string (replaces the built-in one)",
+};
+static const struct cli_option opt_ktls = {
+	.name = "ktls", .metavar = "MODE", .values = ktls_values, .apply = set_ktls,
+	.help = "auto (default), require or off",
+};
+static const struct cli_option opt_handshake_timeout = {
+	.name = "handshake-timeout", .metavar = "SECS", .apply = set_handshake_timeout,
+	.help = "give up on the handshake after SECS (default 30)",
+};
+static const struct cli_option opt_eof = {
+	.name = "eof", .metavar = "MODE", .values = eof_values, .apply = set_eof,
+	.help = "when to send close_notify after the end of\n"
+		"input: linger[=SECS] (default: once the peer\n"
+		"closes or is quiet for SECS, default 2), wait\n"
+		"(once the peer closes) or close (at once)",
+};
+static const struct cli_option opt_cafile = {
+	.name = "cafile", .metavar = "FILE", .hint = CLI_HINT_FILE, .apply = set_cafile,
+	.help = "CA certificates (PEM) to verify the peer with",
+};
+static const struct cli_option opt_commands = {
+	.name = "commands", .apply = set_commands,
+	.help = "lines starting with / are session commands in\n"
+		"pipe mode too (always on a terminal)",
+};
+static const struct cli_option opt_crlf = {
+	.name = "crlf", .apply = set_crlf,
+	.help = "end the lines typed at a terminal with CR LF",
+};
+static const struct cli_option opt_key_update_after = {
+	.name = "key-update-after", .metavar = "N", .apply = set_key_update_after,
+	.help = "update TLS 1.3 send keys every N records\n"
+		"(default: shortly before the cipher's limit)",
+};
+static const struct cli_option opt_record_size_limit = {
+	.name = "record-size-limit", .metavar = "N", .apply = set_record_size_limit,
+	.help = "announce an RFC 8449 record size limit of N\n"
+		"bytes (64 to 16385) and refuse larger records",
+};
+static const struct cli_option opt_no_zerocopy = {
+	.name = "no-zerocopy", .apply = set_no_zerocopy,
+	.help = "on the kernel channel, copy through read and\n"
+		"write instead of sendfile and splice",
+};
+
+/* connect */
+static const struct cli_option opt_client_cert = {
+	.name = "cert", .metavar = "FILE", .hint = CLI_HINT_FILE, .apply = set_cert,
+	.help = "client certificate chain (PEM)",
+};
+static const struct cli_option opt_client_key = {
+	.name = "key", .metavar = "FILE", .hint = CLI_HINT_FILE, .apply = set_key,
+	.help = "client private key (PEM)",
+};
+static const struct cli_option opt_connect_timeout = {
+	.name = "connect-timeout", .metavar = "SECS", .apply = set_connect_timeout,
+	.help = "give up connecting after SECS (default 10)",
+};
+static const struct cli_option opt_insecure = {
+	.name = "insecure", .apply = set_insecure,
+	.help = "do not verify the server's certificate",
+};
+static const struct cli_option opt_sni = {
+	.name = "sni", .metavar = "NAME", .hint = CLI_HINT_HOST, .apply = set_sni,
+	.help = "server name to send and verify (default: HOST)",
+};
+static const struct cli_option opt_alpn = {
+	.name = "alpn", .metavar = "PROTO", .apply = add_alpn,
+	.help = "offer an ALPN protocol (repeatable)",
+};
+static const struct cli_option opt_session_in = {
+	.name = "session-in", .metavar = "FILE", .hint = CLI_HINT_FILE, .apply = set_session_in,
+	.help = "resume the session saved in FILE",
+};
+static const struct cli_option opt_session_out = {
+	.name = "session-out", .metavar = "FILE", .hint = CLI_HINT_FILE, .apply = set_session_out,
+	.help = "save the session to FILE for resumption\n"
+		"(again whenever a new ticket arrives)",
+};
+
+/* listen */
+static const struct cli_option opt_server_cert = {
+	.name = "cert", .metavar = "FILE", .hint = CLI_HINT_FILE, .apply = set_cert,
+	.help = "server certificate chain (PEM), required",
+};
+static const struct cli_option opt_server_key = {
+	.name = "key", .metavar = "FILE", .hint = CLI_HINT_FILE, .apply = set_key,
+	.help = "server private key (PEM), required",
+};
+static const struct cli_option opt_echo = {
+	.name = "echo", .apply = set_echo,
+	.help = "echo every byte back to the client",
+};
+static const struct cli_option opt_keep_open = {
+	.name = "keep-open", .short_name = 'k', .apply = set_keep_open,
+	.help = "accept the next connection when one ends",
+};
+static const struct cli_option opt_verify_client = {
+	.name = "verify-client", .apply = set_verify_client,
+	.help = "require a client certificate signed by --cafile",
+};
+
+/* selftest, stats, keyupdate, tickets */
+static const struct cli_option opt_selftest_json = {
+	.name = "json", .apply = set_json,
+	.help = "one JSON document instead of the report",
+};
+static const struct cli_option opt_require_kernel = {
+	.name = "require-kernel", .apply = set_require_kernel,
+	.help = "exit 7 unless the kernel carried every case",
+};
+static const struct cli_option opt_stats_json = {
+	.name = "json", .apply = set_json,
+	.help = "the whole report as one JSON document",
+};
+static const struct cli_option opt_watch = {
+	.name = "watch", .metavar = "SECS", .apply = set_watch,
+	.help = "repeat every SECS seconds until interrupted",
+};
+static const struct cli_option opt_stats_verbose = {
+	.name = "verbose", .short_name = 'v', .apply = set_verbose,
+	.help = "the whole report; on stderr, where each part\n"
+		"comes from",
+};
+static const struct cli_option opt_request = {
+	.name = "request", .apply = set_request,
+	.help = "ask the peer to update its keys too",
+};
+static const struct cli_option opt_keyupdate_quiet = {
+	.name = "quiet", .short_name = 'q', .apply = set_quiet,
+	.help = "no confirmation on stderr",
+};
+static const struct cli_option opt_tickets_json = {
+	.name = "json", .apply = set_json,
+	.help = "JSON output",
+};
+
+/* every subcommand */
+static const struct cli_option opt_quiet = {
+	.name = "quiet", .short_name = 'q', .apply = set_quiet,
+	.help = "no notices on stderr (errors still shown)",
+};
+static const struct cli_option opt_verbose = {
+	.name = "verbose", .short_name = 'v', .apply = set_verbose,
+	.help = "handshake summary and session events on stderr",
+};
+static const struct cli_option opt_help = {
+	.name = "help", .short_name = 'h', .apply = set_help,
+	.help = "show this help",
+};
+
+/* the program */
+static const struct cli_option opt_program_help = {
+	.name = "help", .short_name = 'h', .apply = set_help,
+	.help = "show this help (COMMAND --help for a command)",
+};
+static const struct cli_option opt_version = {
+	.name = "version", .short_name = 'V', .apply = set_version,
+	.help = "show the version",
+};
+
+#define SESSION_OPTIONS                                                       \
+	&opt_tls12, &opt_tls13, &opt_cipher, &opt_priority, &opt_ktls,        \
+	&opt_handshake_timeout, &opt_eof, &opt_cafile, &opt_commands,         \
+	&opt_crlf, &opt_key_update_after, &opt_record_size_limit,             \
+	&opt_no_zerocopy
+
+static const struct cli_option *const connect_options[] = {
+	SESSION_OPTIONS,
+	&opt_client_cert, &opt_client_key, &opt_connect_timeout, &opt_insecure, &opt_sni,
+	&opt_alpn, &opt_session_in, &opt_session_out,
+	&opt_quiet, &opt_verbose, &opt_help, NULL,
+};
+
+static const struct cli_option *const listen_options[] = {
+	SESSION_OPTIONS,
+	&opt_server_cert, &opt_server_key, &opt_echo, &opt_keep_open, &opt_verify_client,
+	&opt_quiet, &opt_verbose, &opt_help, NULL,
+};
+
+static const struct cli_option *const selftest_options[] = {
+	&opt_selftest_json, &opt_require_kernel, &opt_quiet, &opt_verbose, &opt_help, NULL,
+};
+
+static const struct cli_option *const stats_options[] = {
+	&opt_stats_json, &opt_watch, &opt_quiet, &opt_stats_verbose, &opt_help, NULL,
+};
+
+static const struct cli_option *const keyupdate_options[] = {
+	&opt_request, &opt_keyupdate_quiet, &opt_help, NULL,
+};
+
+static const struct cli_option *const tickets_options[] = {
+	&opt_tickets_json, &opt_help, NULL,
+};
+
+static const struct cli_option *const program_options[] = {
+	&opt_program_help, &opt_version, NULL,
+};
+
+/* ------------------------------------------- positional arguments */
+
+static int check_program(struct cli_opts *o, const struct cli_subcommand *sub, int npos,
+			 char **pos, struct kc_err *err)
+{
+	return usage_error(err, sub, npos ? "unknown command" : "no command given");
+}
+
+static int check_no_args(struct cli_opts *o, const struct cli_subcommand *sub, int npos,
+			 char **pos, struct kc_err *err)
+{
+	return npos ? usage_error(err, sub, "%s takes no arguments", sub->name) : 0;
+}
+
+/* The PID of a running session: optional when args says "[PID]". */
+static int check_pid(struct cli_opts *o, const struct cli_subcommand *sub, int npos,
+		     char **pos, struct kc_err *err)
+{
+	if (npos > 1 || (npos == 0 && sub->args[0] != '['))
+		return usage_error(err, sub, npos ? "give at most one PID" : "give the session's PID");
 	if (npos == 1) {
 		char *end;
 		errno = 0;
@@ -370,19 +509,214 @@ static int parse_pid(struct cli_opts *o, int npos, char **pos, const char *cmd,
 	return 0;
 }
 
+/* connect HOST:PORT, listen [ADDR]:PORT, and the options that go together. */
+static int check_session(struct cli_opts *o, const struct cli_subcommand *sub, int npos,
+			 char **pos, struct kc_err *err)
+{
+	bool listen = o->cmd == CLI_CMD_LISTEN;
+	if (npos != 1)
+		return usage_error(err, sub, "give exactly one %s", sub->args);
+	if (kc_parse_hostport(pos[0], listen, &o->hp, err) < 0)
+		return -1;
+	o->tls.role = listen ? KC_SERVER : KC_CLIENT;
+	if (listen && (!o->tls.certfile || !o->tls.keyfile))
+		return usage_error(err, sub, "listen needs --cert FILE and --key FILE");
+	if (!listen && (!o->tls.certfile != !o->tls.keyfile))
+		return usage_error(err, sub, "--cert and --key go together");
+	if (o->tls.verify_client && !o->tls.cafile)
+		return usage_error(err, sub, "--verify-client needs --cafile FILE");
+	if (o->tls.priority && (o->tls.versions || o->tls.n_ciphers))
+		return usage_error(err, sub,
+				   "--priority replaces --tls1.2/--tls1.3/--cipher: give one or the other");
+	size_t recv_size;
+	if (kc_tls_recv_size(&o->tls, &recv_size, err) < 0)
+		return -1;
+	if (!listen) {
+		/* SNI carries names only; the certificate is checked against
+		 * --sni, else the host (a name or an IP address). */
+		o->tls.sni = o->sni ? o->sni : (o->hp.host_is_ip ? NULL : o->hp.host);
+		o->tls.verify_name = o->sni ? o->sni : o->hp.host;
+	}
+	return 0;
+}
+
+/* --------------------------------------------------------- subcommands */
+
+const struct cli_subcommand cli_program = {
+	.args = "COMMAND",
+	.description = "Kernel TLS (kTLS) sessions and diagnostics.",
+	.options = program_options,
+	.check = check_program,
+};
+
+const struct cli_subcommand cli_subcommands[] = {
+	{
+		.name = "connect", .cmd = CLI_CMD_CONNECT,
+		.args = "HOST:PORT", .args_hint = CLI_HINT_HOST,
+		.summary = "TLS client session through kernel TLS",
+		.description =
+			"Connect to a TLS server, hand the connection to kernel TLS and pump\n"
+			"stdin to the server and the server's data to stdout.",
+		.options = connect_options, .check = check_session, .run = cli_connect,
+	},
+	{
+		.name = "listen", .cmd = CLI_CMD_LISTEN,
+		.args = "[ADDR]:PORT", .required = "--cert FILE --key FILE",
+		.summary = "TLS server session through kernel TLS",
+		.description =
+			"Accept a TLS connection, hand it to kernel TLS and pump stdin to the\n"
+			"client and the client's data to stdout.",
+		.options = listen_options, .check = check_session, .run = cli_listen,
+	},
+	{
+		.name = "selftest", .cmd = CLI_CMD_SELFTEST,
+		.summary = "check kTLS on this machine end to end",
+		.description =
+			"Run a loopback client and server for TLS 1.2 and 1.3 with every cipher\n"
+			"and report which record channel works on this machine.",
+		.options = selftest_options, .check = check_no_args, .run = cli_selftest,
+	},
+	{
+		.name = "stats", .cmd = CLI_CMD_STATS,
+		.args = "[PID]", .args_hint = CLI_HINT_PID,
+		.summary = "the running sessions and their counters",
+		.description =
+			"In short: is kernel TLS usable here (and if not, the command that fixes\n"
+			"it), every kTLS socket on the machine and every running ktlsctl session,\n"
+			"one line each.  With -v or --json, everything: /proc/net/tls_stat, what\n"
+			"kernel TLS can do (probed on loopback sockets), each socket's and each\n"
+			"session's details (records under the current key against the cipher's\n"
+			"limit, bytes, key updates, tickets, uptime).  With PID: that session's\n"
+			"details only.",
+		.options = stats_options, .check = check_pid, .run = cli_stats,
+	},
+	{
+		.name = "keyupdate", .cmd = CLI_CMD_KEYUPDATE,
+		.args = "PID", .args_hint = CLI_HINT_PID,
+		.summary = "make a running session update its keys",
+		.description = "Make the running session PID update its TLS 1.3 send keys.",
+		.options = keyupdate_options, .check = check_pid, .run = cli_keyupdate,
+	},
+	{
+		.name = "tickets", .cmd = CLI_CMD_TICKETS,
+		.args = "PID", .args_hint = CLI_HINT_PID,
+		.summary = "a running session's tickets",
+		.description = "Show the session tickets the running session PID received.",
+		.options = tickets_options, .check = check_pid, .run = cli_tickets,
+	},
+	{ 0 },
+};
+
+const struct cli_subcommand *cli_subcommand_named(const char *name)
+{
+	for (const struct cli_subcommand *s = cli_subcommands; s->name; s++)
+		if (strcmp(s->name, name) == 0)
+			return s;
+	return NULL;
+}
+
+const struct cli_subcommand *cli_subcommand_of(enum cli_cmd cmd)
+{
+	for (const struct cli_subcommand *s = cli_subcommands; s->name; s++)
+		if (s->cmd == cmd)
+			return s;
+	return &cli_program;
+}
+
+const struct cli_option *cli_option_named(const struct cli_subcommand *sub, const char *name,
+					  size_t len)
+{
+	for (const struct cli_option *const *p = sub->options; *p; p++)
+		if (strlen((*p)->name) == len && strncmp((*p)->name, name, len) == 0)
+			return *p;
+	return NULL;
+}
+
+const struct cli_option *cli_option_short(const struct cli_subcommand *sub, char c)
+{
+	for (const struct cli_option *const *p = sub->options; *p; p++)
+		if ((*p)->short_name == c)
+			return *p;
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- --help */
+
+/* "  LEFT   help", the help's further lines under its first. */
+static void print_item(FILE *out, const char *left, const char *help)
+{
+	fprintf(out, "%-30s  ", left);
+	for (const char *line = help;;) {
+		const char *nl = strchr(line, '\n');
+		if (!nl) {
+			fprintf(out, "%s\n", line);
+			return;
+		}
+		fprintf(out, "%.*s\n%32s", (int)(nl - line), line, "");
+		line = nl + 1;
+	}
+}
+
+void cli_usage(enum cli_cmd cmd, FILE *out)
+{
+	const struct cli_subcommand *sub = cli_subcommand_of(cmd);
+	char left[80];
+
+	fprintf(out, "Usage: ktlsctl%s%s", sub->name ? " " : "", sub->name ? sub->name : "");
+	if (sub->args)
+		fprintf(out, " %s", sub->args);
+	if (sub->required)
+		fprintf(out, " %s", sub->required);
+	fprintf(out, " [OPTIONS]\n%s\n\n", sub->description);
+	if (sub == &cli_program) {
+		fputs("Commands:\n", out);
+		for (const struct cli_subcommand *s = cli_subcommands; s->name; s++) {
+			snprintf(left, sizeof left, "  %s%s%s", s->name, s->args ? " " : "",
+				 s->args ? s->args : "");
+			print_item(out, left, s->summary);
+		}
+		fputc('\n', out);
+	}
+	fputs("Options:\n", out);
+	for (const struct cli_option *const *p = sub->options; *p; p++) {
+		const struct cli_option *opt = *p;
+		snprintf(left, sizeof left, "  %c%c%c --%s%s%s", opt->short_name ? '-' : ' ',
+			 opt->short_name ? opt->short_name : ' ', opt->short_name ? ',' : ' ',
+			 opt->name, opt->metavar ? " " : "", opt->metavar ? opt->metavar : "");
+		print_item(out, left, opt->help);
+	}
+}
+
+/* ------------------------------------------------------------- parsing */
+
+/* getopt_long's value for an option without a short name: its index in
+ * the subcommand's table, above every char. */
+#define LONG_ONLY 256
+
+/* The message for getopt's '?' (unknown option, or a value given to an
+ * option that takes none) and ':' (a missing argument). */
+static int getopt_error(int c, char **argv, const struct cli_subcommand *sub,
+			struct kc_err *err)
+{
+	const char *arg = argv[optind - 1];
+	if (c == ':')
+		return usage_error(err, sub, "option '%.100s' needs an argument", arg);
+	/* glibc stores a short option as a plain char: a byte above 127
+	 * comes back negative. */
+	int oc = optopt < 0 ? (unsigned char)optopt : optopt;
+	if (oc > 0 && oc < 256 && strncmp(arg, "--", 2) != 0)
+		return usage_error(err, sub, isprint(oc) ? "unknown option '-%c'"
+							 : "unknown option '-\\x%02x'", oc);
+	if (optopt && strncmp(arg, "--", 2) == 0 && strchr(arg, '='))
+		/* a long option that takes no value was given one */
+		return usage_error(err, sub, "option '%.*s' takes no argument",
+				   (int)(strchr(arg, '=') - arg), arg);
+	return usage_error(err, sub, "unknown option '%.100s'", arg);
+}
+
 int cli_parse(int argc, char **argv, struct cli_opts *o, struct kc_err *err)
 {
-	static const struct { const char *name; enum cli_cmd cmd; const struct option *opts;
-			      const char *shortopts; } cmds[] = {
-		{ "connect", CLI_CMD_CONNECT, connect_options, "qvh" },
-		{ "listen", CLI_CMD_LISTEN, listen_options, "qvhk" },
-		{ "selftest", CLI_CMD_SELFTEST, selftest_options, "qvh" },
-		{ "stats", CLI_CMD_STATS, stats_options, "qvh" },
-		{ "keyupdate", CLI_CMD_KEYUPDATE, keyupdate_options, "qh" },
-		{ "tickets", CLI_CMD_TICKETS, tickets_options, "h" },
-	};
-	const struct option *longopts = top_options;
-	const char *shortopts = "hV", *cmd = NULL;
+	const struct cli_subcommand *sub = &cli_program;
 	int first = 1;
 
 	memset(o, 0, sizeof *o);
@@ -391,94 +725,50 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct kc_err *err)
 	o->eof = KC_EOF_LINGER;
 	o->linger_ms = CLI_LINGER_DEFAULT_MS;
 	if (argc > 1 && argv[1][0] != '-') {
-		for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-			if (strcmp(argv[1], cmds[i].name) == 0) {
-				o->cmd = cmds[i].cmd;
-				longopts = cmds[i].opts;
-				shortopts = cmds[i].shortopts;
-				cmd = cmds[i].name;
-			}
-		if (!cmd)
+		sub = cli_subcommand_named(argv[1]);
+		if (!sub)
 			return kc_err_set(err, KC_E_USAGE,
 					  "unknown command '%s' (see 'ktlsctl --help')", argv[1]);
 		first = 2;
 	}
+	o->cmd = sub->cmd;
+
+	/* getopt_long's arrays, from the table. */
+	size_t n = 0;
+	while (sub->options[n])
+		n++;
+	struct option longopts[n + 1];
+	char shortopts[1 + 2 * n + 1], *s = shortopts;
+	*s++ = ':';   /* a missing argument comes back as ':' */
+	for (size_t i = 0; i < n; i++) {
+		const struct cli_option *opt = sub->options[i];
+		longopts[i] = (struct option){
+			.name = opt->name,
+			.has_arg = opt->metavar ? required_argument : no_argument,
+			.val = opt->short_name ? opt->short_name : LONG_ONLY + (int)i,
+		};
+		if (opt->short_name) {
+			*s++ = opt->short_name;
+			if (opt->metavar)
+				*s++ = ':';
+		}
+	}
+	longopts[n] = (struct option){ 0 };
+	*s = '\0';
 
 	/* getopt_long permutes argv so positional arguments end up last. */
 	optind = first;
 	opterr = 0;
 	int c;
-	char gopts[16];   /* leading ':' reports a missing argument as ':' */
-	snprintf(gopts, sizeof gopts, ":%s", shortopts);
-	while ((c = getopt_long(argc, argv, gopts, longopts, NULL)) != -1) {
-		if (c == '?') {
-			char msg[160];
-			const char *arg = argv[optind - 1];
-			/* glibc stores a short option as a plain char: a byte above
-			 * 127 comes back negative. */
-			int oc = optopt < 0 ? (unsigned char)optopt : optopt;
-			if (oc > 0 && oc < 256 && strncmp(arg, "--", 2) != 0)
-				snprintf(msg, sizeof msg, isprint(oc) ? "unknown option '-%c'"
-								      : "unknown option '-\\x%02x'", oc);
-			else if (optopt && strncmp(arg, "--", 2) == 0 && strchr(arg, '='))
-				/* a long option that takes no value was given one */
-				snprintf(msg, sizeof msg, "option '%.*s' takes no argument",
-					 (int)(strchr(arg, '=') - arg), arg);
-			else
-				snprintf(msg, sizeof msg, "unknown option '%.100s'", arg);
-			return usage_error(err, cmd, msg);
-		}
-		if (c == ':') {
-			char msg[128];
-			snprintf(msg, sizeof msg, "option '%s' needs an argument", argv[optind - 1]);
-			return usage_error(err, cmd, msg);
-		}
-		if (parse_option(o, c, cmd, err) < 0)
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		if (c == '?' || c == ':')
+			return getopt_error(c, argv, sub, err);
+		const struct cli_option *opt = c >= LONG_ONLY ? sub->options[c - LONG_ONLY]
+							      : cli_option_short(sub, (char)c);
+		if (opt->apply(o, opt, optarg, err) < 0)
 			return -1;
 	}
 	if (o->help || o->version)
 		return 0;
-
-	int npos = argc - optind;
-	switch (o->cmd) {
-	case CLI_CMD_NONE:
-		return usage_error(err, NULL, npos ? "unknown command" : "no command given");
-	case CLI_CMD_SELFTEST:
-		if (npos)
-			return usage_error(err, cmd, "selftest takes no arguments");
-		return 0;
-	case CLI_CMD_STATS:
-	case CLI_CMD_KEYUPDATE:
-	case CLI_CMD_TICKETS:
-		return parse_pid(o, argc - optind, argv + optind, cmd, err);
-	case CLI_CMD_CONNECT:
-	case CLI_CMD_LISTEN:
-		break;
-	}
-	if (npos != 1)
-		return usage_error(err, cmd, o->cmd == CLI_CMD_CONNECT
-					     ? "give exactly one HOST:PORT"
-					     : "give exactly one [ADDR]:PORT");
-	if (kc_parse_hostport(argv[optind], o->cmd == CLI_CMD_LISTEN, &o->hp, err) < 0)
-		return -1;
-	o->tls.role = o->cmd == CLI_CMD_CONNECT ? KC_CLIENT : KC_SERVER;
-	if (o->cmd == CLI_CMD_LISTEN && (!o->tls.certfile || !o->tls.keyfile))
-		return usage_error(err, cmd, "listen needs --cert FILE and --key FILE");
-	if (o->cmd == CLI_CMD_CONNECT && (!o->tls.certfile != !o->tls.keyfile))
-		return usage_error(err, cmd, "--cert and --key go together");
-	if (o->tls.verify_client && !o->tls.cafile)
-		return usage_error(err, cmd, "--verify-client needs --cafile FILE");
-	if (o->tls.priority && (o->tls.versions || o->tls.n_ciphers))
-		return usage_error(err, cmd,
-				   "--priority replaces --tls1.2/--tls1.3/--cipher: give one or the other");
-	size_t recv_size;
-	if (kc_tls_recv_size(&o->tls, &recv_size, err) < 0)
-		return -1;
-	if (o->cmd == CLI_CMD_CONNECT) {
-		/* SNI carries names only; the certificate is checked against
-		 * --sni, else the host (a name or an IP address). */
-		o->tls.sni = o->sni ? o->sni : (o->hp.host_is_ip ? NULL : o->hp.host);
-		o->tls.verify_name = o->sni ? o->sni : o->hp.host;
-	}
-	return 0;
+	return sub->check(o, sub, argc - optind, argv + optind, err);
 }

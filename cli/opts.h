@@ -1,4 +1,4 @@
-/* cli/opts.h: the command line, parsed into one struct. */
+/* cli/opts.h: the command line: its tables, parsed into one struct. */
 #ifndef CLI_OPTS_H
 #define CLI_OPTS_H
 
@@ -44,6 +44,65 @@ struct cli_opts {
 	bool require_kernel;           /* selftest: fail (7) without the kernel path */
 	enum cli_verbosity verbosity;
 };
+
+/* The command line as tables, one per subcommand, in the style of tmux's
+ * cmd_entry: getopt's arrays, --help, the parse dispatch and the shell
+ * completion helper (cli/complete.c) are all made from them at run time,
+ * so an option is described in exactly one place. */
+
+/* What completes an argument when it is not one of a fixed list. */
+enum cli_hint { CLI_HINT_NONE, CLI_HINT_FILE, CLI_HINT_HOST, CLI_HINT_PID };
+
+/* One value of an option that takes a fixed list of them.  A name of the
+ * form "linger=SECS" stands for "linger=" followed by a parameter. */
+struct cli_value {
+	const char *name;
+	int code;                        /* what the option stores for it */
+	const char *help;                /* for completion menus; NULL: none */
+};
+
+struct cli_option {
+	const char *name;                /* long name, without "--" */
+	char short_name;                 /* 0: none */
+	const char *metavar;             /* its argument in --help; NULL: takes none */
+	const struct cli_value *values;  /* the only values it takes, {0}-terminated */
+	enum cli_hint hint;              /* what else completes its argument */
+	const char *help;                /* --help text; '\n' starts a continuation line */
+	int (*apply)(struct cli_opts *o, const struct cli_option *opt, const char *arg,
+		     struct kc_err *err);
+};
+
+struct cli_subcommand {
+	const char *name;                /* NULL: the program itself */
+	enum cli_cmd cmd;
+	const char *args;                /* positional arguments ("[PID]": optional); NULL: none */
+	enum cli_hint args_hint;
+	const char *required;            /* options its usage line shows as required */
+	const char *summary;             /* its line in `ktlsctl --help` */
+	const char *description;         /* under the usage line of its --help */
+	const struct cli_option *const *options;   /* NULL-terminated, in --help's order */
+	/* The positional arguments, and rules that join options; a usage
+	 * error as cli_parse describes. */
+	int (*check)(struct cli_opts *o, const struct cli_subcommand *sub, int npos, char **pos,
+		     struct kc_err *err);
+	int (*run)(const struct cli_opts *o);      /* the exit status */
+};
+
+/* The program's own options (--help, --version), and the subcommands,
+ * ending with an entry whose name is NULL. */
+extern const struct cli_subcommand cli_program;
+extern const struct cli_subcommand cli_subcommands[];
+
+/* The subcommand called name (NULL: none), and the one for cmd
+ * (CLI_CMD_NONE: cli_program). */
+const struct cli_subcommand *cli_subcommand_named(const char *name);
+const struct cli_subcommand *cli_subcommand_of(enum cli_cmd cmd);
+
+/* sub's option whose long name is the len bytes at name, or whose short
+ * name is c; NULL: none. */
+const struct cli_option *cli_option_named(const struct cli_subcommand *sub, const char *name,
+					  size_t len);
+const struct cli_option *cli_option_short(const struct cli_subcommand *sub, char c);
 
 /* Parse argv (argv[0] is the program).  On a usage error returns -1 with
  * status KC_E_USAGE and a message naming the problem and `--help`. */

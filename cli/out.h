@@ -1,38 +1,18 @@
-/* cli/out.h: structured output, as text or JSON from the same calls, so
- * the two can never drift apart (the idea of iproute2's print_*). */
+/* cli/out.h: how every report reaches the user: its view tree (core/diag/
+ * view.h) printed as text, brief or full, or as JSON, by core's one
+ * printer, so that text and JSON cannot drift apart (the idea of
+ * iproute2's print_*). */
 #ifndef CLI_OUT_H
 #define CLI_OUT_H
 
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 
-struct cli_out {
-	FILE *f;
-	bool json;
-	int depth;
-	bool need_comma[16];
-	bool in_list[16];
-};
+#include "core/diag/view.h"
 
-void out_init(struct cli_out *o, FILE *f, bool json);
-void out_finish(struct cli_out *o);   /* closes the top-level JSON object */
+enum cli_format { CLI_BRIEF, CLI_FULL, CLI_JSON };
 
-/* A named object: JSON "key": {...}; text: a heading line. */
-void out_object(struct cli_out *o, const char *key, const char *title);
-/* A named list of objects; items are out_item()...out_end(). */
-void out_list(struct cli_out *o, const char *key, const char *title);
-void out_item(struct cli_out *o, const char *title);
-void out_end(struct cli_out *o);
-
-/* Fields: JSON "key": value; text: "  label: value". */
-void out_str(struct cli_out *o, const char *key, const char *label, const char *value);
-void out_u64(struct cli_out *o, const char *key, const char *label, uint64_t value);
-void out_bool(struct cli_out *o, const char *key, const char *label, bool value);
-void out_null(struct cli_out *o, const char *key, const char *label);
-void out_f64(struct cli_out *o, const char *key, const char *label, double value);
-/* A number given as text (from a session's answer): emitted as a JSON
- * number when it is one, else as a string. */
-void out_num_text(struct cli_out *o, const char *key, const char *label, const char *value);
+/* Print root to f (JSON: on one line).  0, or -1 after saying why (out of
+ * memory). */
+int cli_print_view(FILE *f, const struct kc_view *root, enum cli_format format);
 
 #endif

@@ -4,25 +4,12 @@
 #include <inttypes.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "cli/msg.h"
+#include "cli/out.h"
 #include "cli/report.h"
-#include "core/limits.h"
 #include "core/sessfile.h"
-
-static void print_direction(FILE *out, struct kc_conn *conn, enum kc_dir dir)
-{
-	const struct kc_dir_stats *st = kc_conn_stats(conn, dir);
-	const struct kc_limit *lim = kc_limit_for(kc_conn_cipher(conn));
-	uint64_t cur = 0, total = 0;
-	char limit[64] = "none";
-
-	kc_conn_records(conn, dir, &cur, &total);
-	if (lim && lim->records)
-		snprintf(limit, sizeof limit, "%" PRIu64 " (%.2f%%)", lim->records,
-			 kc_limit_percent(kc_conn_cipher(conn), cur));
-	fprintf(out, "  %-8s %12" PRIu64 " %-22s %12" PRIu64 " %14" PRIu64 " %7u\n",
-		dir == KC_TX ? "send" : "receive", cur, limit, total, st->bytes, st->key_updates);
-}
 
 void cli_describe_limits(const struct kc_conn *conn, char *buf, size_t len)
 {
@@ -41,26 +28,20 @@ void cli_describe_limits(const struct kc_conn *conn, char *buf, size_t len)
 		 l->rx_no_pad ? "; TLS_RX_EXPECT_NO_PAD on" : "");
 }
 
-void cli_print_stats(FILE *out, gnutls_session_t session, struct kc_conn *conn)
+void cli_print_stats(FILE *out, struct kc_conn *conn, const struct kc_session_info *info)
 {
-	char limits[256];
-	char desc[256];
-	uint64_t point = kc_conn_rekey_point(conn);
+	struct kc_err err = { 0 };
+	struct kc_view *root = kc_view_new();
+	struct kc_view *s = kc_view_object(root, "session", NULL);
 
-	kc_tls_describe(session, desc, sizeof desc);
-	fprintf(out, "session: %s, %s channel%s\n", desc, kc_conn_channel_name(conn),
-		gnutls_session_is_resumed(session) ? "" : ", not resumed");
-	fprintf(out, "  %-8s %12s %-22s %12s %14s %7s\n", "", "under key", "limit (used)",
-		"records", "bytes", "key gen");
-	print_direction(out, conn, KC_TX);
-	print_direction(out, conn, KC_RX);
-	if (point != UINT64_MAX)
-		fprintf(out, "  send keys are updated after %" PRIu64 " records%s\n", point,
-			kc_conn_version(conn) == KC_TLS12 ? " (TLS 1.2: the session closes instead)"
-							  : "");
-	cli_describe_limits(conn, limits, sizeof limits);
-	fprintf(out, "  record size: %s\n", limits);
-	fprintf(out, "  tickets received: %u\n", kc_conn_tickets(conn));
+	if (kc_session_view(s, conn, info, &err) < 0) {
+		cli_error("%s", err.msg);
+	} else {
+		kc_session_view_label(s);
+		kc_view_set_label(s, "session %d", (int)getpid());
+		cli_print_view(out, root, CLI_FULL);
+	}
+	kc_view_free(root);
 }
 
 void cli_print_tickets(FILE *out, const struct kc_conn *conn)

@@ -7,8 +7,11 @@
 
 #include "cli/opts.h"
 #include "core/conn.h"
+#include "core/diag/session_view.h"
 
-void cli_print_stats(FILE *out, gnutls_session_t session, struct kc_conn *conn);
+/* The session's report (core/diag/session_view.h), in full, as `ktlsctl
+ * stats PID` shows it. */
+void cli_print_stats(FILE *out, struct kc_conn *conn, const struct kc_session_info *info);
 
 /* "send up to 512 bytes a record (kernel TLS_TX_MAX_PAYLOAD_LEN), receive
  * up to 16384; TLS_RX_EXPECT_NO_PAD on": the record sizes in force. */

@@ -16,10 +16,12 @@
 #include <unistd.h>
 #include <gnutls/crypto.h>
 
+#include "cli/msg.h"
 #include "cli/out.h"
 #include "cli/selftest.h"
 #include "cli/session.h"
 #include "core/conn.h"
+#include "core/diag/view_text.h"
 #include "core/net.h"
 #include "core/pump.h"
 #include "core/selfcert.h"
@@ -230,6 +232,39 @@ static int run_case(const struct st_case *tc, const struct kc_selfcert *sc,
 	return rc;
 }
 
+/* One case's line of the report. */
+static void add_case(struct kc_view *cases, const char *version, gnutls_cipher_algorithm_t cipher,
+		     const struct st_result *r, bool ok, double secs)
+{
+	const char *detail = ok ? r->detail : r->err.msg;
+	struct kc_view *c = kc_view_object(cases, NULL, "case");
+
+	kc_view_string(c, "version", NULL, "%s", version);
+	kc_view_string(c, "cipher", NULL, "%s", kc_cipher_name(cipher));
+	kc_view_string(c, "channel", "record channel", "%s", r->channel);
+	kc_view_bool(c, "ok", NULL, ok);
+	const struct kc_view *s = kc_view_decimal(c, "seconds", NULL, secs, 3);
+	kc_view_string(c, "detail", NULL, "%s", detail);
+	kc_view_set_text(c, "%-7s %-18s %-10s %-4s %6ss  %s", version, kc_cipher_name(cipher),
+			 r->channel, ok ? "ok" : "FAIL", s ? s->str : "?", detail);
+	kc_view_mark_brief(c);
+}
+
+/* The text report grows case by case: print what the last call did not. */
+static void print_progress(const struct kc_view *root, bool json, size_t *shown)
+{
+	struct kc_err err = { 0 };
+	char *text = json ? NULL : kc_view_text(root, KC_VIEW_BRIEF, &err);
+	if (!text)
+		return;
+	size_t len = strlen(text);
+	if (len > *shown)
+		fputs(text + *shown, stdout);
+	*shown = len;
+	fflush(stdout);
+	free(text);
+}
+
 int cli_selftest(const struct cli_opts *o)
 {
 	static const gnutls_cipher_algorithm_t ciphers[] = {
@@ -238,49 +273,37 @@ int cli_selftest(const struct cli_opts *o)
 	};
 	struct kc_selfcert sc;
 	struct kc_err err;
-	struct cli_out out;
 	unsigned passed = 0, failed = 0, on_kernel = 0;
 	const char *channel = NULL;
 	char kernel_why[512] = "";
+	size_t shown = 0;
 
 	if (kc_selfcert_generate(&sc, &err) < 0)
 		return cli_fail(&err);
 	unsigned char *data = malloc(SELFTEST_BYTES);
-	if (!data || gnutls_rnd(GNUTLS_RND_NONCE, data, SELFTEST_BYTES) < 0) {
+	struct kc_view *root = kc_view_new();
+	if (!data || !root || gnutls_rnd(GNUTLS_RND_NONCE, data, SELFTEST_BYTES) < 0) {
 		free(data);
+		kc_view_free(root);
 		kc_selfcert_free(&sc);
 		cli_error("cannot prepare test data");
 		return KC_E_INTERNAL;
 	}
-	out_init(&out, stdout, o->json);
-	if (!o->json)
-		printf("ktlsctl selftest: loopback client and server, %d cases\n", 8);
-	out_list(&out, "cases", "cases");
+	struct kc_view *cases = kc_view_array(root, "cases", "cases");
+	kc_view_set_summary(cases, "ktlsctl selftest: loopback client and server, %d cases", 8);
+	print_progress(root, o->json, &shown);
 	for (unsigned v = KC_VERS_12; v <= KC_VERS_13 && !cli_stop_signal; v++) {
 		for (size_t i = 0; i < 4 && !cli_stop_signal; i++) {
 			struct st_case tc = { .version = v, .cipher = ciphers[i] };
 			struct st_result r = { .channel = "-" };
 			struct timespec t0, t1;
-			const char *vname = v == KC_VERS_13 ? "TLS1.3" : "TLS1.2";
 			clock_gettime(CLOCK_MONOTONIC, &t0);
 			int rc = run_case(&tc, &sc, data, &r);
 			clock_gettime(CLOCK_MONOTONIC, &t1);
 			double secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
-			if (o->json) {
-				out_item(&out, NULL);
-				out_str(&out, "version", NULL, vname);
-				out_str(&out, "cipher", NULL, kc_cipher_name(ciphers[i]));
-				out_str(&out, "channel", NULL, r.channel);
-				out_bool(&out, "ok", NULL, rc == 0);
-				out_f64(&out, "seconds", NULL, secs);
-				out_str(&out, "detail", NULL, rc == 0 ? r.detail : r.err.msg);
-				out_end(&out);
-			} else {
-				printf("  %-7s %-18s %-10s %-4s %5.2fs  %s\n", vname,
-				       kc_cipher_name(ciphers[i]), r.channel, rc == 0 ? "ok" : "FAIL",
-				       secs, rc == 0 ? r.detail : r.err.msg);
-			}
-			fflush(stdout);
+			add_case(cases, v == KC_VERS_13 ? "TLS1.3" : "TLS1.2", ciphers[i], &r, rc == 0,
+				 secs);
+			print_progress(root, o->json, &shown);
 			if (rc == 0) {
 				passed++;
 				channel = r.channel;
@@ -292,24 +315,27 @@ int cli_selftest(const struct cli_opts *o)
 				snprintf(kernel_why, sizeof kernel_why, "%s", r.fallback);
 		}
 	}
-	out_end(&out);
 	bool kernel_ok = on_kernel == passed && passed > 0 && failed == 0;
-	if (o->json) {
-		out_bool(&out, "kernel_tls", NULL, kernel_ok);
-		if (kernel_why[0])
-			out_str(&out, "kernel_tls_unavailable", NULL, kernel_why);
-		out_u64(&out, "passed", NULL, passed);
-		out_u64(&out, "failed", NULL, failed);
-		out_str(&out, "channel", NULL, channel ? channel : "none");
-		out_finish(&out);
-	} else {
-		if (kernel_why[0])
-			printf("kernel TLS: not used: %s\n", kernel_why);
-		else if (kernel_ok)
-			printf("kernel TLS: works (the kernel encrypted and decrypted every case)\n");
-		printf("%u passed, %u failed (record channel: %s)\n", passed, failed,
-		       channel ? channel : "none");
+	struct kc_view *k = kc_view_bool(root, "kernel_tls", "kernel TLS carried every case",
+					 kernel_ok);
+	if (kernel_why[0]) {
+		kc_view_set_summary(k, "kernel TLS: not used: %s", kernel_why);
+		kc_view_string(root, "kernel_tls_unavailable", "kernel TLS unavailable", "%s",
+			       kernel_why);
+	} else if (kernel_ok) {
+		kc_view_set_summary(k, "kernel TLS: works (the kernel encrypted and decrypted "
+				    "every case)");
 	}
+	kc_view_set_summary(kc_view_uint(root, "passed", NULL, passed),
+			    "%u passed, %u failed (record channel: %s)", passed, failed,
+			    channel ? channel : "none");
+	kc_view_uint(root, "failed", NULL, failed);
+	kc_view_string(root, "channel", "record channel", "%s", channel ? channel : "none");
+	if (o->json)
+		cli_print_view(stdout, root, CLI_JSON);
+	else
+		print_progress(root, false, &shown);
+	kc_view_free(root);
 	free(data);
 	kc_selfcert_free(&sc);
 	if (cli_stop_signal)

@@ -142,7 +142,7 @@ static int choose_channel(int fd, const struct cli_opts *o, char *why, size_t wh
 struct ctl_ctx {
 	struct kc_ctl_server *server;
 	struct kc_conn *conn;
-	struct kc_ctl_info info;
+	struct kc_session_info info;
 };
 
 static int ctl_fds(void *ctx, struct pollfd *fds, int max)
@@ -278,12 +278,13 @@ static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
 		cli_notice("no control socket (ktlsctl stats will not see this session): %s",
 			   ctl_err.msg);
 	}
-	struct cli_console *console = cli_console_new(o, session, &po);
+	struct cli_console *console = cli_console_new(o, &cc.info, &po);
 	cli_msg_set_interactive(cli_console_interactive(console));
 	if (!o->echo) {
-		const char *in, *out;
+		enum kc_data_path in, out;
 		kc_pump_data_path(conn, &po, &in, &out);
-		cli_info("data path: standard input by %s, standard output by %s", in, out);
+		cli_info("data path: standard input by %s, standard output by %s",
+			 kc_data_path_name(in), kc_data_path_name(out));
 	}
 	int end = kc_pump_run(conn, &po, &err);
 	cli_console_free(console);

@@ -1,131 +1,63 @@
 # bash completion for ktlsctl(1)                          -*- shell-script -*-
 # Installed as .../bash-completion/completions/ktlsctl; also works when
 # sourced by hand without the bash-completion package.
-
-# The PIDs of the running sessions: their control sockets, PID.sock, in
-# $XDG_RUNTIME_DIR/ktlsctl when XDG_RUNTIME_DIR is absolute, else in
-# /tmp/ktlsctl-UID.
-_ktlsctl_pids()
-{
-	local dir f
-	if [[ ${XDG_RUNTIME_DIR-} == /* ]]; then
-		dir=$XDG_RUNTIME_DIR/ktlsctl
-	else
-		dir=/tmp/ktlsctl-${EUID:-$(id -u)}
-	fi
-	for f in "$dir"/*.sock; do
-		[[ -S $f ]] || continue
-		f=${f##*/}
-		f=${f%.sock}
-		[[ $f =~ ^[0-9]+$ ]] && printf '%s\n' "$f"
-	done
-}
+#
+# ktlsctl itself says what fits: `ktlsctl --complete WORD...` (see
+# cli/complete.h in the source) prints the candidates for the last WORD,
+# or :file / :host.  This file only hands it the words and bash the answer.
+# Without a ktlsctl that answers, bash completes file names, as it would
+# with no completion at all.
 
 _ktlsctl()
 {
-	local cur prev cword i sub=
-	local -a words
-	words=("${COMP_WORDS[@]}")
-	cword=$COMP_CWORD
-	cur=${words[cword]}
-	prev=
-	((cword > 0)) && prev=${words[cword - 1]}
+	local prog=${COMP_WORDS[0]} cur=${COMP_WORDS[COMP_CWORD]} out line i
+	local -a words=()
 
-	# COMP_WORDBREAKS splits "--opt=value" into "--opt" "=" "value".
-	if [[ $cur == = ]]; then
-		cur=
-	elif [[ $prev == = ]] && ((cword > 1)); then
-		prev=${words[cword - 2]}
-	fi
-
-	for ((i = 1; i < cword; i++)); do
-		case ${words[i]} in
-		connect | listen | selftest | stats | keyupdate | tickets)
-			sub=${words[i]}
-			break
-			;;
-		esac
+	# COMP_WORDBREAKS splits "--option=value" and "host:443" into three
+	# words; ktlsctl wants them whole.
+	for ((i = 1; i <= COMP_CWORD; i++)); do
+		if ((i > 1)) && [[ ${COMP_WORDS[i]} == [=:] || ${COMP_WORDS[i - 1]} == [=:] ]]; then
+			words[-1]+=${COMP_WORDS[i]}
+		else
+			words+=("${COMP_WORDS[i]}")
+		fi
 	done
+	[[ $cur == [=:] ]] && cur=
+	# What bash keeps of the word: all but what it completes, $cur.
+	local keep=${words[-1]%"$cur"}
 
-	local ciphers="AES-128-GCM AES-256-GCM CHACHA20-POLY1305 AES-128-CCM"
-	local common="--tls1.2 --tls1.3 --cipher --priority --ktls
-		--handshake-timeout --cafile --cert --key --commands --crlf
-		--key-update-after --no-zerocopy --eof --record-size-limit -q --quiet -v --verbose -h --help"
-	local opts
-
-	if [[ $sub == connect || $sub == listen ]]; then
-		case $prev in
-		--ktls)
-			mapfile -t COMPREPLY < <(compgen -W "auto require off" -- "$cur")
-			return
-			;;
-		--eof)
-			mapfile -t COMPREPLY < <(compgen -W "linger linger= wait close" -- "$cur")
-			[[ ${COMPREPLY[0]:-} == linger= ]] && compopt -o nospace 2>/dev/null
-			return
-			;;
-		--cipher)
-			mapfile -t COMPREPLY < <(compgen -W "$ciphers" -- "${cur^^}")
-			return
-			;;
-		--cafile | --cert | --key | --session-in | --session-out)
+	command -v "$prog" >/dev/null 2>&1 || prog=ktlsctl
+	if ! out=$("$prog" --complete "${words[@]}" 2>/dev/null); then
+		compopt -o default 2>/dev/null
+		COMPREPLY=()
+		return
+	fi
+	COMPREPLY=()
+	while IFS= read -r line; do
+		case $line in
+		'') ;;
+		:file)
 			if declare -F _filedir >/dev/null; then
 				_filedir
 			else
 				compopt -o filenames 2>/dev/null
-				mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+				mapfile -t -O ${#COMPREPLY[@]} COMPREPLY < <(compgen -f -- "$cur")
 			fi
-			return
 			;;
-		--priority | --handshake-timeout | --connect-timeout | --sni | --alpn | --record-size-limit | \
-			--key-update-after)
-			return
+		:host)
+			# HOST:PORT goes on with the port
+			compopt -o nospace 2>/dev/null
+			mapfile -t -O ${#COMPREPLY[@]} COMPREPLY < <(compgen -A hostname -- "$cur")
+			;;
+		*)
+			line=${line%%$'\t'*}
+			COMPREPLY+=("${line#"$keep"}")
 			;;
 		esac
-	fi
-
-	case $sub in
-	connect)
-		opts="$common --connect-timeout --insecure --sni --alpn
-			--session-in --session-out"
-		;;
-	listen)
-		opts="$common --echo -k --keep-open --verify-client"
-		;;
-	selftest)
-		opts="--json --require-kernel -v --verbose -q --quiet -h --help"
-		;;
-	stats | keyupdate | tickets)
-		[[ $sub == stats && $prev == --watch ]] && return
-		case $sub in
-		stats) opts="--json --watch -q --quiet -v --verbose -h --help" ;;
-		keyupdate) opts="--request -q --quiet -h --help" ;;
-		tickets) opts="--json -h --help" ;;
-		esac
-		if [[ $cur != -* ]]; then
-			# One PID: offer it until one has been given.
-			local w j=0
-			for ((i = i + 1; i < cword; i++)); do
-				w=${words[i]}
-				if [[ $w == --watch ]]; then ((i += 1)); continue; fi
-				[[ $w =~ ^[0-9]+$ ]] && j=1
-			done
-			((j)) || mapfile -t COMPREPLY < <(compgen -W "$(_ktlsctl_pids)" -- "$cur")
-			return
-		fi
-		;;
-	*)
-		if [[ $cur == -* ]]; then
-			mapfile -t COMPREPLY < <(compgen -W "-h --help -V --version" -- "$cur")
-		else
-			mapfile -t COMPREPLY < <(compgen -W "connect listen selftest stats keyupdate tickets" -- "$cur")
-		fi
-		return
-		;;
-	esac
-
-	if [[ $cur == -* ]]; then
-		mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")
+	done <<<"$out"
+	# a value ending in '=' wants its parameter right after it
+	if ((${#COMPREPLY[@]} == 1)) && [[ ${COMPREPLY[0]} == *= ]]; then
+		compopt -o nospace 2>/dev/null
 	fi
 }
 complete -F _ktlsctl ktlsctl

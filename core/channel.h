@@ -87,7 +87,8 @@
  *
  * free(ch): releases the channel, wiping key material; does not close fd.
  *
- * Zero-copy paths (optional: NULL on channels without them; the kernel's):
+ * Zero-copy paths (NULL on channels without them; ch->caps says which a
+ * channel has):
  *
  * send_from(ch, in_fd, len, file)
  *   Sends up to len bytes of application data read straight from in_fd,
@@ -166,7 +167,6 @@ static inline const char *kc_tx_limit_how_name(enum kc_tx_limit_how how)
 }
 
 struct kc_channel_ops {
-	const char *name;   /* "kernel" or "user-space" */
 	int (*set_key)(struct kc_channel *ch, enum kc_dir dir,
 		       const struct kc_key_material *km, struct kc_err *err);
 	ssize_t (*recv)(struct kc_channel *ch, void *buf, size_t len,
@@ -183,21 +183,42 @@ struct kc_channel_ops {
 	ssize_t (*recv_to)(struct kc_channel *ch, int out_fd, size_t len);
 };
 
+enum kc_channel_kind { KC_CHANNEL_KERNEL, KC_CHANNEL_USER_SPACE };
+
+/* "kernel", "user-space" */
+static inline const char *kc_channel_kind_name(enum kc_channel_kind kind)
+{
+	return kind == KC_CHANNEL_KERNEL ? "kernel" : "user-space";
+}
+
+/* What a channel can do, fixed when it is made. */
+struct kc_channel_caps {
+	bool rekey;       /* a second set_key per direction: TLS 1.3 key update */
+	bool send_file;   /* send_from a regular file (sendfile) */
+	bool send_pipe;   /* send_from a pipe (splice) */
+	bool recv_pipe;   /* recv_to a pipe (splice) */
+};
+
 struct kc_channel {
 	const struct kc_channel_ops *ops;
 	int fd;
+	enum kc_channel_kind kind;
+	struct kc_channel_caps caps;
 };
 
 /* Kernel channel.  kc_kernel_attach() sets TCP_ULP "tls" on a connected
  * socket, before the handshake (plain TCP passes through until keys are
  * installed); on failure the status is KC_E_KTLS and the message says why
- * and what to do (for example "load the tls module: modprobe tls"). */
+ * and what to do (for example "load the tls module: modprobe tls").
+ * kc_channel_kernel_new finds out once whether this kernel can rekey
+ * (core/probe.h); every zero-copy path is there. */
 int kc_kernel_attach(int fd, struct kc_err *err);
 struct kc_channel *kc_channel_kernel_new(int fd, struct kc_err *err);
 
-/* User-space channel.  no_rekey makes it behave like a kernel before 6.14
- * (no pause after a KeyUpdate, second set_key fails with KC_E_NOREKEY), so
- * that path can be tested on any machine. */
+/* User-space channel, without zero-copy paths.  no_rekey makes it behave
+ * like a kernel before 6.14 (caps.rekey false: no pause after a KeyUpdate,
+ * second set_key fails with KC_E_NOREKEY), so that path can be tested on
+ * any machine. */
 struct kc_soft_opts {
 	bool no_rekey;
 };

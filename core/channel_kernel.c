@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/channel.h"
+#include "core/probe.h"
 
 #ifndef TLS_SET_RECORD_TYPE
 #define TLS_SET_RECORD_TYPE 1
@@ -32,7 +33,7 @@ struct kernel_channel {
 	struct kc_channel base;
 	bool keyed[2];                 /* by enum kc_dir */
 	uint16_t version;
-	gnutls_cipher_algorithm_t cipher;
+	const struct kc_cipher *cipher;
 	bool open_record;              /* a short send may have left the last
 					  record open (more data may join it) */
 	size_t write_max;              /* KC_TXLIM_WRITES: bytes per send, at
@@ -75,9 +76,12 @@ static int kernel_set_key(struct kc_channel *ch, enum kc_dir dir,
 	int e = errno;
 	kc_crypto_info_wipe(&ci);
 	if (rc == 0) {
+		/* A kernel that took a second key can rekey, whatever the
+		 * probe said. */
+		ch->caps.rekey |= k->keyed[dir];
 		k->keyed[dir] = true;
 		k->version = km->version;
-		k->cipher = km->cipher;
+		k->cipher = kc_cipher_by_gnutls(km->cipher);
 		return 0;
 	}
 	const char *what = dir == KC_RX ? "receive" : "send";
@@ -238,32 +242,17 @@ static int kernel_rec_seq(struct kc_channel *ch, enum kc_dir dir, uint64_t *seq)
 {
 	struct kernel_channel *k = K(ch);
 	union kc_crypto_info ci;
-	socklen_t len;
-	struct kc_key_material km = { .version = k->version, .cipher = k->cipher };
-	const unsigned char *rs;
 
-	/* getsockopt wants the exact struct size, and hands back the key too:
-	 * wipe it at once. */
-	km.key_len = (k->cipher == GNUTLS_CIPHER_AES_256_GCM ||
-		      k->cipher == GNUTLS_CIPHER_CHACHA20_POLY1305) ? 32 : 16;
-	km.iv_len = (k->version == KC_TLS12 && k->cipher != GNUTLS_CIPHER_CHACHA20_POLY1305)
-		    ? 4 : 12;
-	if (kc_keys_to_crypto_info(&km, &ci, &len, NULL) < 0) {
-		errno = EINVAL;
+	if (!k->cipher) {
+		errno = EBUSY;   /* no key yet, as getsockopt says */
 		return -1;
 	}
+	/* getsockopt wants the exact struct size, and hands back the key too:
+	 * wipe it at once. */
+	socklen_t len = k->cipher->kernel.info_size;
 	int rc = getsockopt(ch->fd, SOL_TLS, dir == KC_RX ? TLS_RX : TLS_TX, &ci, &len);
-	if (rc == 0) {
-		switch (k->cipher) {
-		case GNUTLS_CIPHER_AES_128_GCM: rs = ci.aes_gcm_128.rec_seq; break;
-		case GNUTLS_CIPHER_AES_256_GCM: rs = ci.aes_gcm_256.rec_seq; break;
-		case GNUTLS_CIPHER_AES_128_CCM: rs = ci.aes_ccm_128.rec_seq; break;
-		default: rs = ci.chacha20_poly1305.rec_seq; break;
-		}
-		*seq = 0;
-		for (int i = 0; i < 8; i++)
-			*seq = *seq << 8 | rs[i];
-	}
+	if (rc == 0)
+		*seq = kc_crypto_info_rec_seq(&ci, k->cipher);
 	int e = errno;
 	kc_crypto_info_wipe(&ci);
 	errno = e;
@@ -303,7 +292,6 @@ static void kernel_free(struct kc_channel *ch)
 }
 
 static const struct kc_channel_ops kernel_ops = {
-	.name = "kernel",
 	.set_key = kernel_set_key,
 	.recv = kernel_recv,
 	.send = kernel_send,
@@ -325,5 +313,16 @@ struct kc_channel *kc_channel_kernel_new(int fd, struct kc_err *err)
 	}
 	k->base.ops = &kernel_ops;
 	k->base.fd = fd;
+	k->base.kind = KC_CHANNEL_KERNEL;
+	/* Asked once, when the channel is made: a key update must know
+	 * before its KeyUpdate goes out.  The quiet answer first, because a
+	 * probe socket's keys count in /proc/net/tls_stat, where users (and
+	 * the VM tier) see what the sessions did. */
+	int rekey = kc_probe_kernel_rekey_quietly();
+	if (rekey < 0)
+		rekey = kc_probe_kernel_rekey(NULL);
+	k->base.caps = (struct kc_channel_caps){
+		.rekey = rekey == 1, .send_file = true, .send_pipe = true, .recv_pipe = true,
+	};
 	return &k->base;
 }

@@ -10,7 +10,8 @@
  *   - framing checks in the kernel's order (EMSGSIZE, EBADMSG, EINVAL) as
  *     soon as a header is buffered; authentication failure is sticky;
  *   - TLS 1.3: reads pause with EKEYEXPIRED after a KeyUpdate until the new
- *     receive key is installed (unless opts->no_rekey: Linux < 6.14);
+ *     receive key is installed (unless opts->no_rekey, which leaves
+ *     caps.rekey false: Linux < 6.14);
  *   - records are sealed when send() accepts them, so set_key(KC_TX) only
  *     affects what is accepted after it.
  *
@@ -34,9 +35,12 @@
 
 #include "core/channel.h"
 
+/* The sizes this record layer is built for: those of every row of the
+ * cipher table (core/cipher.h). */
 #define HDR_LEN 5
 #define TAG_LEN 16
 #define EXPLICIT_LEN 8 /* TLS 1.2 AES-GCM/CCM explicit nonce */
+#define SALT_LEN 4     /* the fixed part of such a nonce */
 #define CT_HANDSHAKE_KEY_UPDATE 24
 
 /* The largest record the receive checks let through, header included
@@ -48,6 +52,8 @@
 #define OUT_CAP (OUT_DATA_CAP + 2 * REC_MAX)
 #define PT_CAP (KC_MAX_PLAINTEXT + 1) /* TLS 1.3 inner plaintext: + type */
 
+/* tests/integration/test_secrets.py finds this struct in memory by its
+ * layout (set, version, then aead right before iv): new fields go last. */
 struct soft_key {
 	bool set;
 	bool explicit_nonce;            /* TLS 1.2 AES-GCM/CCM */
@@ -56,11 +62,11 @@ struct soft_key {
 	gnutls_aead_cipher_hd_t aead;
 	unsigned char iv[12];           /* full IV, or the 4-byte salt */
 	uint64_t seq;
+	size_t overhead;                /* bytes a record adds on the wire */
 };
 
 struct soft_channel {
 	struct kc_channel base;         /* first: the ops cast back to us */
-	bool no_rekey;
 	struct soft_key rx, tx;
 
 	/* Record size limits (set_limits): plaintext bytes per record. */
@@ -119,13 +125,6 @@ static void tls12_aad(unsigned char aad[13], uint64_t seq, uint8_t type,
 	aad[12] = (unsigned char)ptlen;
 }
 
-/* Bytes a record adds on the wire beyond its plaintext. */
-static size_t wire_overhead(const struct soft_key *k)
-{
-	return HDR_LEN + TAG_LEN + (k->explicit_nonce ? EXPLICIT_LEN : 0) +
-	       (k->version == KC_TLS13 ? 1 : 0);
-}
-
 static void key_clear(struct soft_key *k)
 {
 	if (k->set)
@@ -134,13 +133,6 @@ static void key_clear(struct soft_key *k)
 }
 
 /* ---- set_key ---------------------------------------------------------- */
-
-static bool cipher_ok(gnutls_cipher_algorithm_t c)
-{
-	return c == GNUTLS_CIPHER_AES_128_GCM || c == GNUTLS_CIPHER_AES_256_GCM ||
-	       c == GNUTLS_CIPHER_CHACHA20_POLY1305 ||
-	       c == GNUTLS_CIPHER_AES_128_CCM;
-}
 
 static const char *cipher_str(gnutls_cipher_algorithm_t c)
 {
@@ -151,29 +143,27 @@ static const char *cipher_str(gnutls_cipher_algorithm_t c)
 static int check_material(const struct kc_key_material *km, const char *dname,
 			  struct kc_err *err)
 {
-	size_t want_iv;
+	const struct kc_cipher *c = kc_cipher_by_gnutls(km->cipher);
 
 	if (km->version != KC_TLS12 && km->version != KC_TLS13)
 		return kc_err_set(err, KC_E_INTERNAL,
 				  "cannot install %s keys: TLS version 0x%04x is not supported by the user-space record layer (only 1.2 and 1.3)",
 				  dname, km->version);
-	if (!cipher_ok(km->cipher))
+	if (!c)
 		return kc_err_set(err, KC_E_INTERNAL,
 				  "cannot install %s keys: %s is not supported by the user-space record layer",
 				  dname, cipher_str(km->cipher));
-	if (km->key_len != gnutls_cipher_get_key_size(km->cipher) ||
-	    km->key_len > sizeof km->key)
+	if (km->key_len != c->key_size || km->key_len > sizeof km->key)
 		return kc_err_set(err, KC_E_INTERNAL,
 				  "cannot install %s keys: %zu-byte key for %s",
 				  dname, km->key_len, cipher_str(km->cipher));
-	want_iv = km->version == KC_TLS12 &&
-		  km->cipher != GNUTLS_CIPHER_CHACHA20_POLY1305 ? 4 : 12;
+	size_t want_iv = kc_cipher_iv_len(c, km->version);
 	if (km->iv_len != want_iv)
 		return kc_err_set(err, KC_E_INTERNAL,
 				  "cannot install %s keys: %zu-byte IV for %s under TLS 1.%d (expected %zu)",
 				  dname, km->iv_len, cipher_str(km->cipher),
 				  km->version == KC_TLS13 ? 3 : 2, want_iv);
-	if (gnutls_cipher_get_tag_size(km->cipher) != TAG_LEN)
+	if (c->tag_size != TAG_LEN)
 		return kc_err_set(err, KC_E_INTERNAL,
 				  "cannot install %s keys: %s has no 16-byte tag",
 				  dname, cipher_str(km->cipher));
@@ -204,7 +194,7 @@ static int soft_set_key(struct kc_channel *ch, enum kc_dir dir,
 		return -1;
 	if (k->set) {
 		/* A second key for a direction is a key update. */
-		if (s->no_rekey)
+		if (!ch->caps.rekey)
 			return kc_err_set(err, KC_E_NOREKEY,
 					  "cannot install new keys: this TLS record layer cannot change the %s key of a live connection (like Linux kTLS before 6.14)",
 					  dname);
@@ -233,8 +223,9 @@ static int soft_set_key(struct kc_channel *ch, enum kc_dir dir,
 	k->aead = h;
 	k->version = km->version;
 	k->cipher = km->cipher;
-	k->explicit_nonce = km->version == KC_TLS12 &&
-			    km->cipher != GNUTLS_CIPHER_CHACHA20_POLY1305;
+	const struct kc_cipher *c = kc_cipher_by_gnutls(km->cipher);
+	k->explicit_nonce = kc_cipher_explicit_nonce(c, km->version) != 0;
+	k->overhead = kc_cipher_record_overhead(c, km->version);
 	memcpy(k->iv, km->iv, km->iv_len);
 	k->seq = km->seq;
 	if (dir == KC_RX)
@@ -332,8 +323,8 @@ static ssize_t open_record(struct soft_key *k, const unsigned char *rec,
 		aadlen = HDR_LEN;
 	} else {
 		if (k->explicit_nonce) {
-			memcpy(nonce, k->iv, 4);
-			memcpy(nonce + 4, ct, EXPLICIT_LEN);
+			memcpy(nonce, k->iv, SALT_LEN);
+			memcpy(nonce + SALT_LEN, ct, EXPLICIT_LEN);
 			ct += EXPLICIT_LEN;
 			ctlen -= EXPLICIT_LEN;
 		} else {
@@ -451,7 +442,7 @@ static ssize_t soft_recv(struct kc_channel *ch, void *buf, size_t len,
 		/* The kernel looks at the first byte of every decrypted TLS 1.3
 		 * handshake record and pauses after a KeyUpdate. */
 		if (k->version == KC_TLS13 && rt == KC_REC_HANDSHAKE && n > 0 &&
-		    dst[0] == CT_HANDSHAKE_KEY_UPDATE && !s->no_rekey)
+		    dst[0] == CT_HANDSHAKE_KEY_UPDATE && s->base.caps.rekey)
 			s->key_pending = true;
 
 		if (rt == KC_REC_DATA) {
@@ -509,7 +500,7 @@ static ssize_t seal_record(struct soft_channel *s, uint8_t type,
 	struct soft_key *k = &s->tx;
 	unsigned char nonce[12], aad[13];
 	unsigned char *ct = dst + HDR_LEN;
-	size_t wire = n + wire_overhead(k);
+	size_t wire = n + k->overhead;
 	size_t len = wire - HDR_LEN, ctlen;
 	/* TLS 1.3's inner plaintext is content || type (no padding): sealed
 	 * from two pieces, so the content is never copied. */
@@ -533,9 +524,9 @@ static ssize_t seal_record(struct soft_channel *s, uint8_t type,
 	} else {
 		if (k->explicit_nonce) {
 			/* Explicit nonce = the sequence number, like the kernel. */
-			memcpy(nonce, k->iv, 4);
-			put_be64(nonce + 4, k->seq);
-			memcpy(ct, nonce + 4, EXPLICIT_LEN);
+			memcpy(nonce, k->iv, SALT_LEN);
+			put_be64(nonce + SALT_LEN, k->seq);
+			memcpy(ct, nonce + SALT_LEN, EXPLICIT_LEN);
 			ct += EXPLICIT_LEN;
 		} else {
 			xor_nonce(nonce, k);
@@ -563,7 +554,7 @@ static ssize_t enqueue(struct soft_channel *s, uint8_t type,
 		       const unsigned char *p, size_t len)
 {
 	size_t limit = type == KC_REC_DATA ? OUT_DATA_CAP : OUT_CAP;
-	size_t ovh = wire_overhead(&s->tx);
+	size_t ovh = s->tx.overhead;
 	size_t done = 0;
 
 	while (done < len) {
@@ -689,7 +680,6 @@ static void soft_free(struct kc_channel *ch)
 }
 
 static const struct kc_channel_ops soft_ops = {
-	.name = "user-space",
 	.set_key = soft_set_key,
 	.recv = soft_recv,
 	.send = soft_send,
@@ -718,7 +708,8 @@ struct kc_channel *kc_channel_soft_new(int fd, const struct kc_soft_opts *opts,
 	}
 	s->base.ops = &soft_ops;
 	s->base.fd = fd;
-	s->no_rekey = opts && opts->no_rekey;
+	s->base.kind = KC_CHANNEL_USER_SPACE;
+	s->base.caps.rekey = !(opts && opts->no_rekey);
 	s->tx_max = s->rx_max = KC_MAX_PLAINTEXT;
 	return &s->base;
 }

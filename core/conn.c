@@ -15,7 +15,6 @@
 #include "core/conn.h"
 #include "core/limits.h"
 #include "core/net.h"
-#include "core/probe.h"
 
 #define HS_KEY_UPDATE 24
 #define HS_NEW_SESSION_TICKET 4
@@ -74,22 +73,7 @@ struct kc_conn {
 	uint64_t rekey_point;      /* send-side records under one key */
 	bool rx_limit_asked;       /* we asked the peer to update its keys */
 	struct kc_record_limits limits;   /* record sizes agreed, as kept */
-	int can_rekey;             /* -1 unknown, 0 no, 1 yes (probed lazily) */
-	bool soft_no_rekey;
 };
-
-/* Whether the channel can take a second key; asked before a KeyUpdate goes
- * out, because once it is on the wire the new key must follow. */
-static bool can_rekey(struct kc_conn *c)
-{
-	if (c->can_rekey < 0) {
-		if (strcmp(c->ch->ops->name, "kernel") == 0)
-			c->can_rekey = kc_probe_kernel_rekey(NULL) == 1;
-		else
-			c->can_rekey = !c->soft_no_rekey;
-	}
-	return c->can_rekey == 1;
-}
 
 static void emit_ev(struct kc_conn *c, const struct kc_event *ev)
 {
@@ -127,6 +111,18 @@ static int fail(struct kc_conn *c, struct kc_err *err)
 	if (err && err != &c->failure)
 		c->failure = *err;
 	return -1;
+}
+
+/* How every public call that can fail starts: without an err from the
+ * caller, *spare takes the message (a failure is latched with it either
+ * way); after a failure, the call reports that failure again (-1). */
+static int enter(const struct kc_conn *c, struct kc_err **err, struct kc_err *spare)
+{
+	if (!*err)
+		*err = spare;
+	if (c->failed)
+		return kc_err_set(*err, c->failure.status, "%s", c->failure.msg);
+	return 0;
 }
 
 static long long now_ms(void)
@@ -257,25 +253,25 @@ static int key_update(struct kc_conn *c, bool request_peer, bool automatic,
 
 int kc_conn_key_update(struct kc_conn *c, bool request_peer, struct kc_err *err)
 {
-	struct kc_err local;
-	if (!err)   /* a failure is latched with its message either way */
-		err = &local;
+	struct kc_err spare;
+	if (enter(c, &err, &spare) < 0)
+		return -1;
 	return key_update(c, request_peer, false, err);
 }
 
+/* Our KeyUpdate, then our new send key.  Whether the channel can take a
+ * second key is asked first: once the KeyUpdate is out, the key must follow. */
 static int key_update(struct kc_conn *c, bool request_peer, bool automatic,
 		      struct kc_err *err)
 {
 	struct kc_key_material km;
 
-	if (c->failed)
-		return kc_err_set(err, c->failure.status, "%s", c->failure.msg);
 	if (c->version != KC_TLS13)
 		return kc_err_set(err, KC_E_USAGE,
 				  "key updates are not in TLS 1.2 (only TLS 1.3 can change keys)");
 	if (c->close_sent)
 		return kc_err_set(err, KC_E_USAGE, "close_notify already sent: no more key updates");
-	if (!can_rekey(c))
+	if (!c->ch->caps.rekey)
 		return kc_err_set(err, KC_E_NOREKEY,
 				  "this kernel cannot update kTLS keys (Linux 6.14 or later "
 				  "needed): no KeyUpdate was sent");
@@ -437,7 +433,6 @@ static int on_peer_key_update(struct kc_conn *c, bool requested, struct kc_err *
 		return fail(c, err);
 	}
 	c->stats[KC_RX].key_updates++;
-	c->can_rekey = 1;   /* the channel just took a second key */
 	emit(c, KC_EV_PEER_KEY_UPDATE, requested, 0);
 	/* Nothing may follow our close_notify, not even the answer. */
 	if (requested && !c->close_sent)
@@ -453,7 +448,7 @@ static int release_false_pause(struct kc_conn *c, struct kc_err *err)
 	struct kc_key_material km;
 	uint64_t seq;
 
-	if (!can_rekey(c))   /* kernels that cannot rekey never pause */
+	if (!c->ch->caps.rekey)   /* kernels that cannot rekey never pause */
 		return 0;
 	if (c->ch->ops->rec_seq(c->ch, KC_RX, &seq) < 0) {
 		kc_err_errno(err, KC_E_IO, errno, "cannot read the receive sequence number");
@@ -643,7 +638,7 @@ static ssize_t send_budget(struct kc_conn *c, size_t len, struct kc_err *err)
 	if (c->rekey_point == UINT64_MAX || c->ch->ops->rec_seq(c->ch, KC_TX, &seq) < 0)
 		return (ssize_t)len;
 	if (seq >= c->rekey_point) {
-		if (c->version == KC_TLS13 && can_rekey(c)) {
+		if (c->version == KC_TLS13 && c->ch->caps.rekey) {
 			if (key_update(c, false, true, err) < 0)
 				return -1;
 			seq = 0;
@@ -667,11 +662,9 @@ static ssize_t send_budget(struct kc_conn *c, size_t len, struct kc_err *err)
 
 ssize_t kc_conn_read(struct kc_conn *c, void *buf, size_t len, struct kc_err *err)
 {
-	struct kc_err local;
-	if (!err)   /* a failure is latched with its message either way */
-		err = &local;
-	if (c->failed)
-		return kc_err_set(err, c->failure.status, "%s", c->failure.msg);
+	struct kc_err spare;
+	if (enter(c, &err, &spare) < 0)
+		return -1;
 	if (c->early_off < c->early_len) {
 		size_t n = c->early_len - c->early_off;
 		if (n > len)
@@ -738,11 +731,9 @@ static int send_error(struct kc_conn *c, int e, struct kc_err *err)
 
 ssize_t kc_conn_write(struct kc_conn *c, const void *buf, size_t len, struct kc_err *err)
 {
-	struct kc_err local;
-	if (!err)   /* a failure is latched with its message either way */
-		err = &local;
-	if (c->failed)
-		return kc_err_set(err, c->failure.status, "%s", c->failure.msg);
+	struct kc_err spare;
+	if (enter(c, &err, &spare) < 0)
+		return -1;
 	if (c->close_sent)
 		return kc_err_set(err, KC_E_INTERNAL, "write after close_notify");
 	ssize_t budget = send_budget(c, len, err);
@@ -763,19 +754,12 @@ ssize_t kc_conn_write(struct kc_conn *c, const void *buf, size_t len, struct kc_
 	}
 }
 
-bool kc_conn_zero_copy(const struct kc_conn *c)
-{
-	return c->ch->ops->send_from && c->ch->ops->recv_to;
-}
-
 ssize_t kc_conn_write_from(struct kc_conn *c, int in_fd, bool file, size_t len,
 			   struct kc_err *err)
 {
-	struct kc_err local;
-	if (!err)
-		err = &local;
-	if (c->failed)
-		return kc_err_set(err, c->failure.status, "%s", c->failure.msg);
+	struct kc_err spare;
+	if (enter(c, &err, &spare) < 0)
+		return -1;
 	if (c->close_sent)
 		return kc_err_set(err, KC_E_INTERNAL, "write after close_notify");
 	ssize_t budget = send_budget(c, len, err);
@@ -804,12 +788,10 @@ ssize_t kc_conn_write_from(struct kc_conn *c, int in_fd, bool file, size_t len,
 
 ssize_t kc_conn_read_to(struct kc_conn *c, int out_fd, size_t len, struct kc_err *err)
 {
-	struct kc_err local;
-	if (!err)
-		err = &local;
+	struct kc_err spare;
 	/* Anything but plain data next goes through kc_conn_read. */
-	if (c->failed || c->peer_closed || c->early_off < c->early_len || c->ctrl_len ||
-	    c->hs_hdr_len || c->hs_body_left)
+	if (enter(c, &err, &spare) < 0 || c->peer_closed || c->early_off < c->early_len ||
+	    c->ctrl_len || c->hs_hdr_len || c->hs_body_left)
 		return KC_CONN_USE_READ;
 	for (;;) {
 		ssize_t n = c->ch->ops->recv_to(c->ch, out_fd, len);
@@ -829,11 +811,9 @@ ssize_t kc_conn_read_to(struct kc_conn *c, int out_fd, size_t len, struct kc_err
 
 int kc_conn_flush(struct kc_conn *c, struct kc_err *err)
 {
-	struct kc_err local;
-	if (!err)   /* a failure is latched with its message either way */
-		err = &local;
-	if (c->failed)
-		return kc_err_set(err, c->failure.status, "%s", c->failure.msg);
+	struct kc_err spare;
+	if (enter(c, &err, &spare) < 0)
+		return -1;
 	if (c->ch->ops->flush(c->ch) < 0) {
 		if (errno == EAGAIN || errno == EINTR)
 			return KC_CONN_AGAIN;
@@ -855,13 +835,11 @@ bool kc_conn_tx_pending(const struct kc_conn *c)
 
 int kc_conn_close(struct kc_conn *c, struct kc_err *err)
 {
-	struct kc_err local;
-	if (!err)   /* a failure is latched with its message either way */
-		err = &local;
 	static const unsigned char close_notify[2] = { ALERT_WARNING, GNUTLS_A_CLOSE_NOTIFY };
+	struct kc_err spare;
 
-	if (c->failed)
-		return kc_err_set(err, c->failure.status, "%s", c->failure.msg);
+	if (enter(c, &err, &spare) < 0)
+		return -1;
 	if (c->close_sent)
 		return 0;
 	/* Data accepted earlier is queued (soft) or open (kernel MSG_MORE)
@@ -966,8 +944,6 @@ int kc_conn_open(gnutls_session_t session, int fd, const struct kc_conn_opts *op
 	c->cipher = km[KC_TX].cipher;
 	agreed_limits(session, opts->role, c->version, opts->record_size_limit, &c->limits);
 	c->rekey_point = kc_limit_rekey_point(c->cipher, opts->key_update_after);
-	c->can_rekey = -1;
-	c->soft_no_rekey = opts->soft.no_rekey;
 	if (kc_set_nonblocking(fd, 1) < 0) {
 		kc_err_errno(err, KC_E_IO, errno, "cannot make the socket non-blocking");
 		goto out;
@@ -1021,7 +997,9 @@ void kc_conn_free(struct kc_conn *c)
 }
 
 int kc_conn_fd(const struct kc_conn *c) { return c->fd; }
-const char *kc_conn_channel_name(const struct kc_conn *c) { return c->ch->ops->name; }
+enum kc_channel_kind kc_conn_channel_kind(const struct kc_conn *c) { return c->ch->kind; }
+const char *kc_conn_channel_name(const struct kc_conn *c) { return kc_channel_kind_name(c->ch->kind); }
+const struct kc_channel_caps *kc_conn_channel_caps(const struct kc_conn *c) { return &c->ch->caps; }
 bool kc_conn_peer_closed(const struct kc_conn *c) { return c->peer_closed; }
 bool kc_conn_close_sent(const struct kc_conn *c) { return c->close_sent; }
 bool kc_conn_close_unanswered(const struct kc_conn *c) { return c->close_unanswered; }

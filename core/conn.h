@@ -95,7 +95,7 @@ ssize_t kc_conn_read(struct kc_conn *c, void *buf, size_t len, struct kc_err *er
 /* Send application data: bytes accepted, KC_CONN_AGAIN, or -1. */
 ssize_t kc_conn_write(struct kc_conn *c, const void *buf, size_t len, struct kc_err *err);
 
-/* Zero-copy variants, on channels that have them (kc_conn_zero_copy():
+/* Zero-copy variants, on channels that have them (kc_conn_channel_caps():
  * the kernel's).  kc_conn_write_from sends up to len bytes straight from
  * a regular file (file=true) or pipe in_fd: bytes sent, 0 at the end of
  * in_fd, KC_CONN_AGAIN (the socket is full, or the pipe empty), or -1
@@ -109,7 +109,6 @@ ssize_t kc_conn_write(struct kc_conn *c, const void *buf, size_t len, struct kc_
  * KC_CONN_USE_READ when what comes next (a control record, the end, an
  * error) must go through kc_conn_read, or -1. */
 #define KC_CONN_USE_READ (-3)
-bool kc_conn_zero_copy(const struct kc_conn *c);
 ssize_t kc_conn_write_from(struct kc_conn *c, int in_fd, bool file, size_t len,
 			   struct kc_err *err);
 ssize_t kc_conn_read_to(struct kc_conn *c, int out_fd, size_t len, struct kc_err *err);
@@ -128,7 +127,11 @@ int kc_conn_close(struct kc_conn *c, struct kc_err *err);
 int kc_conn_key_update(struct kc_conn *c, bool request_peer, struct kc_err *err);
 
 int kc_conn_fd(const struct kc_conn *c);
+/* The record channel in use: its kind, named for reports ("kernel",
+ * "user-space"), and what it can do (core/channel.h). */
+enum kc_channel_kind kc_conn_channel_kind(const struct kc_conn *c);
 const char *kc_conn_channel_name(const struct kc_conn *c);
+const struct kc_channel_caps *kc_conn_channel_caps(const struct kc_conn *c);
 const char *kc_conn_fallback_reason(const struct kc_conn *c);  /* NULL if none */
 bool kc_conn_peer_closed(const struct kc_conn *c);
 bool kc_conn_close_sent(const struct kc_conn *c);

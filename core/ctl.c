@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,10 +15,11 @@
 #include <unistd.h>
 
 #include "core/ctl.h"
-#include "core/handshake.h"
-#include "core/limits.h"
+#include "core/diag/view_json.h"
 
-#define PROTO "KTLSCTL/1"
+#define PROTO_VERSION "2"
+#define PROTO "KTLSCTL/" PROTO_VERSION
+#define PROTO_V1 "KTLSCTL/1"   /* refused, in its own words */
 #define REQUEST_MAX 256
 #define CLIENTS (KC_CTL_MAX_FDS - 1)
 #define CLIENT_TIMEOUT_MS 2000
@@ -177,91 +177,52 @@ static void put(struct out *o, const char *fmt, ...)
 		o->len += (size_t)n;
 }
 
-static void put_direction(struct out *o, struct kc_conn *conn, enum kc_dir dir)
+/* A report as an OK answer: its tree as one line of JSON. */
+static void put_report(struct out *o, struct kc_conn *conn, const struct kc_session_info *info,
+		       bool tickets)
 {
-	const char *d = dir == KC_TX ? "tx" : "rx";
-	const struct kc_dir_stats *st = kc_conn_stats(conn, dir);
-	const struct kc_limit *lim = kc_limit_for(kc_conn_cipher(conn));
-	uint64_t cur = 0, total = 0;
+	struct kc_err err = { 0 };
+	struct kc_view *v = kc_view_new();
+	char *json = NULL;
 
-	kc_conn_records(conn, dir, &cur, &total);
-	const struct kc_record_limits *rl = kc_conn_limits(conn);
-	put(o, "%s.records_key %" PRIu64 "\n%s.records %" PRIu64 "\n%s.bytes %" PRIu64 "\n"
-	       "%s.key_updates %u\n%s.limit %" PRIu64 "\n%s.limit_used %.4f\n",
-	    d, cur, d, total, d, st->bytes, d, st->key_updates, d,
-	    lim ? lim->records : 0, d, kc_limit_percent(kc_conn_cipher(conn), cur));
-	if (dir == KC_TX)
-		put(o, "tx.record_size %zu\ntx.record_size_by %s\n", rl->tx,
-		    kc_tx_limit_how_name(rl->tx_how));
+	if (!v)
+		kc_err_set(&err, KC_E_INTERNAL, "out of memory");
+	else if ((tickets ? kc_tickets_view(v, conn, &err) : kc_session_view(v, conn, info, &err)) == 0)
+		json = kc_view_json(v, &err);
+	if (json)
+		put(o, PROTO " OK\n%s\n", json);
 	else
-		put(o, "rx.record_size %zu\nrx.record_size_exact %s\nrx.no_pad %s\n", rl->rx,
-		    rl->rx_exact ? "yes" : "no", rl->rx_no_pad ? "yes" : "no");
+		put(o, PROTO " ERR %s\n", err.msg);
+	free(json);
+	kc_view_free(v);
 }
 
-static void stats(struct out *o, struct kc_conn *conn, const struct kc_ctl_info *info)
-{
-	char desc[256];
-	kc_tls_describe(info->session, desc, sizeof desc);
-	put(o, "pid %d\nrole %s\npeer %s\nchannel %s\nversion %s\ncipher %s\n",
-	    (int)getpid(), info->role, info->peer, kc_conn_channel_name(conn),
-	    gnutls_protocol_get_name(gnutls_protocol_get_version(info->session)),
-	    kc_cipher_name(kc_conn_cipher(conn)));
-#ifdef HAVE_GNUTLS_CIPHERSUITE_GET
-	put(o, "suite %s\n", gnutls_ciphersuite_get(info->session));
-#endif
-	put(o, "resumed %s\n", gnutls_session_is_resumed(info->session) ? "yes" : "no");
-	put_direction(o, conn, KC_TX);
-	put_direction(o, conn, KC_RX);
-	uint64_t point = kc_conn_rekey_point(conn);
-	if (point != UINT64_MAX)
-		put(o, "rekey_point %" PRIu64 "\n", point);
-	put(o, "tickets %u\nuptime %ld\n", kc_conn_tickets(conn), (long)(time(NULL) - info->started));
-}
-
-static void tickets(struct out *o, const struct kc_conn *conn)
-{
-	const struct kc_ticket_store *st = kc_conn_ticket_store(conn);
-	put(o, "count %zu\n", st->n);
-	for (size_t i = 0; i < st->n; i++) {
-		const struct kc_ticket_entry *e = &st->e[i];
-		char hash[17];
-		kc_ticket_format_hash(&e->info, hash);
-		put(o, "ticket.%zu.arrived %lld\nticket.%zu.lifetime %" PRIu32 "\n"
-		       "ticket.%zu.age_add %" PRIu32 "\nticket.%zu.nonce_len %zu\n"
-		       "ticket.%zu.length %zu\nticket.%zu.sha256 %s\nticket.%zu.in_use %s\n",
-		    i, (long long)e->arrived, i, e->info.lifetime, i, e->info.age_add, i,
-		    e->info.nonce_len, i, e->info.ticket_len, i, hash, i,
-		    i + 1 == st->n ? "yes" : "no");
-		if (e->info.has_max_early_data)
-			put(o, "ticket.%zu.max_early_data %" PRIu32 "\n", i, e->info.max_early_data);
-	}
-}
-
-static void respond(struct ctl_client *cl, struct kc_conn *conn, const struct kc_ctl_info *info)
+static void respond(struct ctl_client *cl, struct kc_conn *conn,
+		    const struct kc_session_info *info)
 {
 	struct out o = { 0 };
 	struct kc_err err = { 0 };
 	const char *req = cl->in;
 
-	if (strncmp(req, PROTO " ", sizeof PROTO) != 0) {
+	if (strncmp(req, PROTO_V1 " ", sizeof PROTO_V1) == 0) {
+		/* In version 1's words, so that an older ktlsctl shows why. */
+		put(&o, PROTO_V1 " ERR this session speaks " PROTO ": ask it with the ktlsctl "
+			"that started it\n");
+	} else if (strncmp(req, PROTO " ", sizeof PROTO) != 0) {
 		put(&o, strncmp(req, "KTLSCTL/", 8) == 0
 			 ? PROTO " ERR unsupported protocol version (this session speaks " PROTO ")\n"
 			 : PROTO " ERR not a ktlsctl request\n");
 	} else if (strcmp(req + sizeof PROTO, "STATS") == 0) {
-		put(&o, PROTO " OK\n");
-		stats(&o, conn, info);
-		put(&o, ".\n");
+		put_report(&o, conn, info, false);
 	} else if (strcmp(req + sizeof PROTO, "TICKETS") == 0) {
-		put(&o, PROTO " OK\n");
-		tickets(&o, conn);
-		put(&o, ".\n");
+		put_report(&o, conn, info, true);
 	} else if (strcmp(req + sizeof PROTO, "KEYUPDATE") == 0 ||
 		   strcmp(req + sizeof PROTO, "KEYUPDATE request") == 0) {
 		bool request = strchr(req + sizeof PROTO, ' ') != NULL;
 		if (kc_conn_key_update(conn, request, &err) < 0)
 			put(&o, PROTO " ERR %s\n", err.msg);
 		else
-			put(&o, PROTO " OK\n.\n");
+			put(&o, PROTO " OK\n{}\n");
 	} else {
 		put(&o, PROTO " ERR unknown request (STATS, TICKETS, KEYUPDATE [request])\n");
 	}
@@ -309,7 +270,7 @@ static void accept_clients(struct kc_ctl_server *s)
 }
 
 static void serve_client(struct ctl_client *cl, short revents, struct kc_conn *conn,
-			 const struct kc_ctl_info *info)
+			 const struct kc_session_info *info)
 {
 	if (cl->out) {
 		ssize_t n = send(cl->fd, cl->out + cl->out_off, cl->out_len - cl->out_off,
@@ -359,7 +320,7 @@ static void serve_client(struct ctl_client *cl, short revents, struct kc_conn *c
 }
 
 void kc_ctl_server_ready(struct kc_ctl_server *s, struct kc_conn *conn,
-			 const struct kc_ctl_info *info, const struct pollfd *fds, int n)
+			 const struct kc_session_info *info, const struct pollfd *fds, int n)
 {
 	for (int i = 0; i < n; i++) {
 		if (!fds[i].revents)
@@ -402,13 +363,14 @@ int kc_ctl_list(pid_t *pids, size_t max, size_t *n, struct kc_err *err)
 	return 0;
 }
 
-int kc_ctl_request(pid_t pid, const char *request, char **resp, struct kc_err *err)
+int kc_ctl_request(pid_t pid, const char *request, struct kc_view **answer,
+		   struct kc_err *err)
 {
-	char dir[KC_CTL_DIR_MAX], buf[KC_CTL_RESPONSE_MAX + 1];
+	char dir[KC_CTL_DIR_MAX], buf[KC_CTL_RESPONSE_MAX];
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	size_t len = 0;
 
-	*resp = NULL;
+	*answer = NULL;
 	if (kc_ctl_dir(dir, sizeof dir, false, err) < 0) {
 		if (err && err->sys_errno == ENOENT)
 			return kc_err_set(err, KC_E_CONNECT,
@@ -442,8 +404,8 @@ int kc_ctl_request(pid_t pid, const char *request, char **resp, struct kc_err *e
 			break;
 		off += (size_t)w;
 	}
-	while (len < sizeof buf - 1) {
-		ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+	while (len < sizeof buf) {
+		ssize_t n = recv(fd, buf + len, sizeof buf - len, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -451,67 +413,64 @@ int kc_ctl_request(pid_t pid, const char *request, char **resp, struct kc_err *e
 		len += (size_t)n;
 	}
 	close(fd);
-	return kc_ctl_parse_response(buf, len, pid, resp, err);
+	return kc_ctl_parse_response(buf, len, pid, answer, err);
 }
 
-int kc_ctl_parse_response(const char *answer, size_t len, pid_t pid, char **resp,
+/* The first line of s[0..len), up to a line end or NUL, as printable
+ * ASCII in buf. */
+static const char *first_line(const char *s, size_t len, char *buf, size_t size)
+{
+	size_t n = 0;
+	while (n < len && n + 1 < size && s[n] != '\n' && s[n] != '\0') {
+		buf[n] = s[n];
+		n++;
+	}
+	buf[n] = '\0';
+	kc_view_printable(buf);
+	return buf;
+}
+
+int kc_ctl_parse_response(const char *answer, size_t len, pid_t pid, struct kc_view **out,
 			  struct kc_err *err)
 {
-	*resp = NULL;
+	static const char ok[] = PROTO " OK\n", refused[] = PROTO " ERR ";
+	char line[sizeof err->msg];
+	struct kc_err jerr = { 0 };
+
+	*out = NULL;
 	if (len > KC_CTL_RESPONSE_MAX)
 		len = KC_CTL_RESPONSE_MAX;
-	char *buf = malloc(len + 1);
-	if (!buf)
-		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
-	memcpy(buf, answer, len);
-	buf[len] = '\0';
-	/* What a session says reaches the user's terminal (and JSON): only
-	 * printable ASCII and line ends pass, as in the kc_view tree. */
-	for (size_t i = 0; i < len && buf[i]; i++)
-		if (buf[i] != '\n' && ((unsigned char)buf[i] < 0x20 || (unsigned char)buf[i] >= 0x7f))
-			buf[i] = '?';
-	int rc;
-	if (strncmp(buf, PROTO " OK\n", sizeof PROTO + 3) == 0) {
-		char *end = strstr(buf, "\n.\n");
-		if (!end) {
-			rc = kc_err_set(err, KC_E_PROTOCOL,
-					"session %d sent an incomplete answer (it may have just ended)",
-					(int)pid);
-		} else {
-			end[1] = '\0';
-			*resp = strdup(buf + sizeof PROTO + 3);
-			rc = *resp ? 0 : kc_err_set(err, KC_E_INTERNAL, "out of memory");
-		}
-	} else if (strncmp(buf, PROTO " ERR ", sizeof PROTO + 4) == 0) {
-		buf[strcspn(buf, "\n")] = '\0';
-		rc = kc_err_set(err, KC_E_PROTOCOL, "session %d: %s", (int)pid,
-				buf + sizeof PROTO + 4);
-	} else {
-		rc = kc_err_set(err, KC_E_PROTOCOL,
-				"session %d gave no answer (it may have just ended)", (int)pid);
+	bool answered = len >= sizeof ok - 1 && memcmp(answer, ok, sizeof ok - 1) == 0;
+	if (answered) {
+		int rc = kc_view_from_json(answer + sizeof ok - 1, len - (sizeof ok - 1), out, &jerr);
+		if (rc == 0)
+			return 0;
+		if (rc != KC_VIEW_JSON_TRUNCATED && jerr.status != KC_E_PROTOCOL)
+			return kc_err_set(err, jerr.status, "%s", jerr.msg);
+		if (rc != KC_VIEW_JSON_TRUNCATED)
+			return kc_err_set(err, KC_E_PROTOCOL, "session %d sent a malformed answer: %s",
+					  (int)pid, jerr.msg);
 	}
-	free(buf);
-	return rc;
-}
-
-int kc_ctl_fields(const char *resp, void (*fn)(void *ctx, const char *key, const char *value),
-		  void *ctx)
-{
-	char line[512];
-	int count = 0;
-	while (*resp) {
-		size_t n = strcspn(resp, "\n");
-		if (n < sizeof line) {
-			memcpy(line, resp, n);
-			line[n] = '\0';
-			char *sp = strchr(line, ' ');
-			if (sp) {
-				*sp = '\0';
-				fn(ctx, line, sp + 1);
-				count++;
-			}
-		}
-		resp += n + (resp[n] == '\n');
+	/* Cut short, even inside the OK line: the session may have ended. */
+	if (answered || (len > 0 && len < sizeof ok - 1 && memcmp(answer, ok, len) == 0))
+		return kc_err_set(err, KC_E_PROTOCOL, "session %d sent an incomplete answer "
+				  "(it may have just ended)", (int)pid);
+	first_line(answer, len, line, sizeof line);
+	if (strncmp(line, refused, sizeof refused - 1) == 0)
+		return kc_err_set(err, KC_E_PROTOCOL, "session %d: %s", (int)pid,
+				  line + sizeof refused - 1);
+	if (strncmp(line, "KTLSCTL/", 8) == 0) {
+		const char *version = line + 8;
+		size_t v = strcspn(version, " ");
+		if (v != strlen(PROTO_VERSION) || strncmp(version, PROTO_VERSION, v) != 0)
+			/* A ktlsctl of another version started it. */
+			return kc_err_set(err, KC_E_PROTOCOL, "session %d speaks control protocol "
+					  "KTLSCTL/%.*s, this ktlsctl " PROTO ": ask it with the "
+					  "ktlsctl that started it", (int)pid, (int)(v < 16 ? v : 16),
+					  version);
+		return kc_err_set(err, KC_E_PROTOCOL, "session %d sent a malformed answer: neither "
+				  "OK nor ERR", (int)pid);
 	}
-	return count;
+	return kc_err_set(err, KC_E_PROTOCOL,
+			  "session %d gave no answer (it may have just ended)", (int)pid);
 }

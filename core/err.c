@@ -1,6 +1,7 @@
-/* core/err.c: formatting of struct kc_err. */
+/* core/err.c: formatting of struct kc_err, and errno names. */
 #include "config.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,4 +50,24 @@ void kc_err_clear(struct kc_err *e)
 		e->sys_errno = 0;
 		e->msg[0] = '\0';
 	}
+}
+
+const char *kc_errno_name(int e, char *buf, size_t len)
+{
+	static const struct { int e; const char *name; } names[] = {
+		{ EPERM, "EPERM" }, { ENOENT, "ENOENT" }, { EIO, "EIO" },
+		{ EACCES, "EACCES" }, { EBUSY, "EBUSY" }, { EEXIST, "EEXIST" },
+		{ EINVAL, "EINVAL" }, { ENOMEM, "ENOMEM" }, { ENOPROTOOPT, "ENOPROTOOPT" },
+		{ EPROTONOSUPPORT, "EPROTONOSUPPORT" }, { EOPNOTSUPP, "EOPNOTSUPP" },
+		{ EAFNOSUPPORT, "EAFNOSUPPORT" }, { ENOTCONN, "ENOTCONN" },
+		{ ENETUNREACH, "ENETUNREACH" }, { ECONNREFUSED, "ECONNREFUSED" },
+		{ EADDRNOTAVAIL, "EADDRNOTAVAIL" }, { EMFILE, "EMFILE" }, { ENFILE, "ENFILE" },
+		{ ENOBUFS, "ENOBUFS" }, { EAGAIN, "EAGAIN" }, { ENOSYS, "ENOSYS" },
+		{ 524, "ENOTSUPP" },   /* kernel-internal, leaked by kernels before 5.5 */
+	};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (names[i].e == e)
+			return names[i].name;
+	snprintf(buf, len, "errno %d", e);
+	return buf;
 }

@@ -8,6 +8,8 @@
 #ifndef KC_ERR_H
 #define KC_ERR_H
 
+#include <stddef.h>
+
 enum kc_status {
 	KC_OK = 0,
 	KC_E_INTERNAL = 1,     /* a bug or resource exhaustion */
@@ -41,5 +43,9 @@ int kc_err_errno(struct kc_err *e, enum kc_status status, int errnum,
 		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 void kc_err_clear(struct kc_err *e);
+
+/* "ENOENT", "EINVAL", ... for the errnos the kernel probes meet; "errno N"
+ * otherwise (into buf). */
+const char *kc_errno_name(int e, char *buf, size_t len);
 
 #endif

@@ -143,16 +143,20 @@ void kc_creds_free(struct kc_creds *c)
 	free(c);
 }
 
+/* The i-th cipher to offer: those asked for, else the whole table in its
+ * order of preference; NULL after the last. */
+static const struct kc_cipher *offered(const struct kc_tls_opts *o, size_t i)
+{
+	if (!o->n_ciphers)
+		return kc_cipher_preferred(i);
+	return i < o->n_ciphers ? kc_cipher_by_gnutls(o->ciphers[i]) : NULL;
+}
+
 int kc_tls_priority(const struct kc_tls_opts *o, char *buf, size_t len,
 		    struct kc_err *err)
 {
-	static const gnutls_cipher_algorithm_t all[] = {
-		GNUTLS_CIPHER_AES_256_GCM, GNUTLS_CIPHER_AES_128_GCM,
-		GNUTLS_CIPHER_CHACHA20_POLY1305, GNUTLS_CIPHER_AES_128_CCM,
-	};
-	const gnutls_cipher_algorithm_t *list = o->n_ciphers ? o->ciphers : all;
-	size_t n = o->n_ciphers ? o->n_ciphers : 4;
 	unsigned v = o->versions ? o->versions : KC_VERS_12 | KC_VERS_13;
+	const struct kc_cipher *c;
 	int off;
 
 	if (o->priority) {
@@ -163,9 +167,8 @@ int kc_tls_priority(const struct kc_tls_opts *o, char *buf, size_t len,
 	off = snprintf(buf, len, "NORMAL:-VERS-ALL%s%s:-CIPHER-ALL",
 		       v & KC_VERS_13 ? ":+VERS-TLS1.3" : "",
 		       v & KC_VERS_12 ? ":+VERS-TLS1.2" : "");
-	for (size_t i = 0; i < n && (size_t)off < len; i++)
-		off += snprintf(buf + off, len - (size_t)off, ":+%s",
-				kc_cipher_priority_name(list[i]));
+	for (size_t i = 0; (c = offered(o, i)) && (size_t)off < len; i++)
+		off += snprintf(buf + off, len - (size_t)off, ":+%s", c->priority);
 	if ((size_t)off < len)
 		off += snprintf(buf + off, len - (size_t)off, ":%%ALLOW_SMALL_RECORDS");
 	if ((size_t)off >= len)

@@ -12,6 +12,7 @@
 
 #include <gnutls/gnutls.h>
 
+#include "core/cipher.h"
 #include "core/err.h"
 
 enum kc_role { KC_CLIENT, KC_SERVER };
@@ -37,8 +38,8 @@ struct kc_tls_opts {
 	size_t n_alpn;
 	const char *priority;          /* replaces the built-in priority string */
 	unsigned versions;             /* KC_VERS_* mask, 0 = both */
-	gnutls_cipher_algorithm_t ciphers[4];
-	size_t n_ciphers;              /* 0 = all four */
+	gnutls_cipher_algorithm_t ciphers[KC_NCIPHERS];
+	size_t n_ciphers;              /* 0 = the whole cipher table */
 	unsigned handshake_timeout_ms;
 	/* RFC 8449 record_size_limit to announce, as it goes on the wire
 	 * (TLS 1.3: the content type byte included); 0: none. */

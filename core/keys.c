@@ -2,63 +2,9 @@
 #include "config.h"
 
 #include <string.h>
-#include <strings.h>
 #include <gnutls/crypto.h>
 
 #include "core/keys.h"
-
-struct cipher_row {
-	gnutls_cipher_algorithm_t cipher;
-	const char *name;          /* what users type and see */
-	int kernel_id;             /* TLS_CIPHER_* */
-};
-
-static const struct cipher_row ciphers[] = {
-	{ GNUTLS_CIPHER_AES_128_GCM, "AES-128-GCM", TLS_CIPHER_AES_GCM_128 },
-	{ GNUTLS_CIPHER_AES_256_GCM, "AES-256-GCM", TLS_CIPHER_AES_GCM_256 },
-	{ GNUTLS_CIPHER_CHACHA20_POLY1305, "CHACHA20-POLY1305", TLS_CIPHER_CHACHA20_POLY1305 },
-	{ GNUTLS_CIPHER_AES_128_CCM, "AES-128-CCM", TLS_CIPHER_AES_CCM_128 },
-};
-
-static const struct cipher_row *find(gnutls_cipher_algorithm_t cipher)
-{
-	for (size_t i = 0; i < sizeof ciphers / sizeof ciphers[0]; i++)
-		if (ciphers[i].cipher == cipher)
-			return &ciphers[i];
-	return NULL;
-}
-
-bool kc_cipher_supported(gnutls_cipher_algorithm_t cipher)
-{
-	return find(cipher) != NULL;
-}
-
-const char *kc_cipher_name(gnutls_cipher_algorithm_t cipher)
-{
-	const struct cipher_row *r = find(cipher);
-	return r ? r->name : gnutls_cipher_get_name(cipher);
-}
-
-const char *kc_cipher_priority_name(gnutls_cipher_algorithm_t cipher)
-{
-	/* The GnuTLS priority keywords happen to be our display names. */
-	const struct cipher_row *r = find(cipher);
-	return r ? r->name : NULL;
-}
-
-gnutls_cipher_algorithm_t kc_cipher_from_name(const char *name)
-{
-	for (size_t i = 0; i < sizeof ciphers / sizeof ciphers[0]; i++)
-		if (strcasecmp(ciphers[i].name, name) == 0)
-			return ciphers[i].cipher;
-	return GNUTLS_CIPHER_UNKNOWN;
-}
-
-int kc_cipher_kernel_id(gnutls_cipher_algorithm_t cipher)
-{
-	const struct cipher_row *r = find(cipher);
-	return r ? r->kernel_id : 0;
-}
 
 static void put_be64(unsigned char out[8], uint64_t v)
 {
@@ -83,11 +29,13 @@ int kc_keys_from_session(gnutls_session_t session, enum kc_dir dir,
 				  "negotiated %s, but kernel TLS needs TLS 1.2 or 1.3",
 				  gnutls_protocol_get_name(ver));
 	km->cipher = gnutls_cipher_get(session);
-	if (!kc_cipher_supported(km->cipher))
+	if (!kc_cipher_supported(km->cipher)) {
+		char names[80];
 		return kc_err_set(err, KC_E_HANDSHAKE,
-				  "negotiated cipher %s cannot be handed to kernel TLS; "
-				  "use AES-128-GCM, AES-256-GCM, CHACHA20-POLY1305 or AES-128-CCM",
-				  gnutls_cipher_get_name(km->cipher));
+				  "negotiated cipher %s cannot be handed to kernel TLS; use %s",
+				  gnutls_cipher_get_name(km->cipher),
+				  kc_cipher_names(names, sizeof names));
+	}
 
 	/* The datums point into GnuTLS's epoch: copy them at once. */
 	int rc = gnutls_record_get_state(session, dir == KC_RX, &mac, &iv, &key, seq);
@@ -113,80 +61,46 @@ int kc_keys_from_session(gnutls_session_t session, enum kc_dir dir,
 	return 0;
 }
 
-/* Fill the iv/key/salt/rec_seq arrays common to every struct. */
-#define FILL(ci, km, salt_len)                                                  \
-	do {                                                                    \
-		memcpy((ci).key, (km)->key, sizeof (ci).key);                   \
-		put_be64((ci).rec_seq, (km)->seq);                              \
-		if ((salt_len) == 0) {                                          \
-			memcpy((ci).iv, (km)->iv, sizeof (ci).iv);              \
-		} else {                                                        \
-			memcpy((ci).salt, (km)->iv, 4);                         \
-			if ((km)->version == KC_TLS13)                          \
-				memcpy((ci).iv, (km)->iv + 4, 8);               \
-			else                                                    \
-				put_be64((ci).iv, (km)->seq);                   \
-		}                                                               \
-	} while (0)
-
+/* Every crypto_info is struct tls_crypto_info, then iv, key, salt and
+ * rec_seq, each as long as the cipher's row says. */
 int kc_keys_to_crypto_info(const struct kc_key_material *km,
 			   union kc_crypto_info *ci, socklen_t *len,
 			   struct kc_err *err)
 {
-	size_t want_key, want_iv;
+	const struct kc_cipher *c = kc_cipher_by_gnutls(km->cipher);
 
 	memset(ci, 0, sizeof *ci);
-	switch (km->cipher) {
-	case GNUTLS_CIPHER_AES_128_GCM:
-	case GNUTLS_CIPHER_AES_128_CCM:
-		want_key = 16;
-		break;
-	case GNUTLS_CIPHER_AES_256_GCM:
-	case GNUTLS_CIPHER_CHACHA20_POLY1305:
-		want_key = 32;
-		break;
-	default:
+	if (!c)
 		return kc_err_set(err, KC_E_INTERNAL, "cipher %s has no kernel TLS mapping",
 				  kc_cipher_name(km->cipher));
-	}
-	want_iv = (km->version == KC_TLS12 && km->cipher != GNUTLS_CIPHER_CHACHA20_POLY1305)
-		  ? 4 : 12;
-	if (km->key_len != want_key || km->iv_len != want_iv)
+	if (km->key_len != c->key_size || km->iv_len != kc_cipher_iv_len(c, km->version))
 		return kc_err_set(err, KC_E_INTERNAL,
 				  "key material of the wrong size for %s (key %zu, iv %zu)",
-				  kc_cipher_name(km->cipher), km->key_len, km->iv_len);
+				  c->name, km->key_len, km->iv_len);
 
+	unsigned char *iv = (unsigned char *)ci + sizeof ci->info;
+	unsigned char *key = iv + c->iv_size, *salt = key + c->key_size;
 	ci->info.version = km->version;
-	ci->info.cipher_type = (uint16_t)kc_cipher_kernel_id(km->cipher);
-	switch (km->cipher) {
-	case GNUTLS_CIPHER_AES_128_GCM:
-		FILL(ci->aes_gcm_128, km, 4);
-		*len = sizeof ci->aes_gcm_128;
-		break;
-	case GNUTLS_CIPHER_AES_256_GCM:
-		FILL(ci->aes_gcm_256, km, 4);
-		*len = sizeof ci->aes_gcm_256;
-		break;
-	case GNUTLS_CIPHER_AES_128_CCM:
-		FILL(ci->aes_ccm_128, km, 4);
-		*len = sizeof ci->aes_ccm_128;
-		break;
-	default: /* ChaCha20-Poly1305: the whole 12-byte iv, no salt */
-		FILL(ci->chacha20_poly1305, km, 0);
-		*len = sizeof ci->chacha20_poly1305;
-		break;
-	}
+	ci->info.cipher_type = c->kernel.id;
+	memcpy(salt, km->iv, c->salt_size);
+	if (kc_cipher_explicit_nonce(c, km->version))
+		put_be64(iv, km->seq);   /* TLS 1.2: the explicit nonce starts at seq */
+	else
+		memcpy(iv, km->iv + c->salt_size, c->iv_size);
+	memcpy(key, km->key, c->key_size);
+	put_be64(salt + c->salt_size, km->seq);
+	*len = c->kernel.info_size;
 	return 0;
 }
 
-size_t kc_keys_record_overhead(uint16_t version, gnutls_cipher_algorithm_t cipher)
+uint64_t kc_crypto_info_rec_seq(const union kc_crypto_info *ci, const struct kc_cipher *c)
 {
-	size_t o = 5 + 16;   /* header + tag */
-	if (version == KC_TLS13)
-		o += 1;      /* inner content type */
-	else if (cipher != GNUTLS_CIPHER_CHACHA20_POLY1305)
-		o += 8;      /* explicit nonce */
-	return o;
+	const unsigned char *rs = (const unsigned char *)ci + c->kernel.info_size - c->rec_seq_size;
+	uint64_t seq = 0;
+
+	for (int i = 0; i < c->rec_seq_size; i++)
+		seq = seq << 8 | rs[i];
+	return seq;
 }
 
 void kc_keys_wipe(struct kc_key_material *km)

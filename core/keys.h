@@ -17,20 +17,18 @@
 #include <linux/tls.h>
 #include <gnutls/gnutls.h>
 
+#include "core/cipher.h"
 #include "core/err.h"
-
-#define KC_TLS12 0x0303
-#define KC_TLS13 0x0304
 
 enum kc_dir { KC_RX = 0, KC_TX = 1 };
 
 struct kc_key_material {
 	uint16_t version;                   /* KC_TLS12 or KC_TLS13 */
-	gnutls_cipher_algorithm_t cipher;   /* one of kc_cipher_supported() */
+	gnutls_cipher_algorithm_t cipher;   /* one of the table's (core/cipher.h) */
 	unsigned char key[32];
 	size_t key_len;
 	unsigned char iv[12];               /* as GnuTLS reports it */
-	size_t iv_len;                      /* 4 (TLS 1.2 GCM/CCM salt) or 12 */
+	size_t iv_len;                      /* kc_cipher_iv_len(): 4 or 12 */
 	uint64_t seq;                       /* sequence number of the next record */
 };
 
@@ -42,21 +40,6 @@ union kc_crypto_info {
 	struct tls12_crypto_info_aes_ccm_128 aes_ccm_128;
 	struct tls12_crypto_info_chacha20_poly1305 chacha20_poly1305;
 };
-
-/* The four AEAD ciphers both the kernel and GnuTLS do: AES-128-GCM,
- * AES-256-GCM, CHACHA20-POLY1305, AES-128-CCM. */
-bool kc_cipher_supported(gnutls_cipher_algorithm_t cipher);
-
-/* User-facing name ("AES-128-GCM", ...) and the reverse (case-insensitive);
- * kc_cipher_from_name returns GNUTLS_CIPHER_UNKNOWN for anything else. */
-const char *kc_cipher_name(gnutls_cipher_algorithm_t cipher);
-gnutls_cipher_algorithm_t kc_cipher_from_name(const char *name);
-
-/* GnuTLS priority keyword for the cipher ("AES-128-GCM" ...). */
-const char *kc_cipher_priority_name(gnutls_cipher_algorithm_t cipher);
-
-/* The kernel's TLS_CIPHER_* value, 0 if none. */
-int kc_cipher_kernel_id(gnutls_cipher_algorithm_t cipher);
 
 /* Copy the current state of one direction out of GnuTLS, then wipe the
  * stack below the caller's frame (kc_burn_stack), where GnuTLS has just
@@ -72,9 +55,8 @@ int kc_keys_to_crypto_info(const struct kc_key_material *km,
 			   union kc_crypto_info *ci, socklen_t *len,
 			   struct kc_err *err);
 
-/* Record overhead on the wire beyond the plaintext (header, explicit
- * nonce, tag, TLS 1.3 inner content type). */
-size_t kc_keys_record_overhead(uint16_t version, gnutls_cipher_algorithm_t cipher);
+/* The rec_seq of a crypto_info of cipher c (as getsockopt returns it). */
+uint64_t kc_crypto_info_rec_seq(const union kc_crypto_info *ci, const struct kc_cipher *c);
 
 void kc_keys_wipe(struct kc_key_material *km);
 void kc_crypto_info_wipe(union kc_crypto_info *ci);

@@ -5,19 +5,15 @@
  * kernel's rec_seq on the kernel channel, the channel's own count in user
  * space.  It resets to 0 at each TLS 1.3 key update.  The same table serves
  * both directions: on receive it bounds the records the peer encrypted
- * under its current key.  The values and their sources are in limits.c. */
+ * under its current key.  The values and their sources are in the cipher
+ * table (core/cipher.c). */
 #ifndef KC_LIMITS_H
 #define KC_LIMITS_H
 
 #include <stdint.h>
 #include <gnutls/gnutls.h>
 
-struct kc_limit {
-	uint64_t records;     /* confidentiality limit, full-size records; 0 = none that matters */
-	uint64_t forgeries;   /* integrity limit, failed decryptions; 0 = none that matters.
-	                       * Informational: TLS over TCP closes on the first failure. */
-	const char *source;   /* short citation, fit to show to a user */
-};
+#include "core/cipher.h"   /* struct kc_limit */
 
 /* Largest plaintext of one TLS record (RFC 8446 §5.1, 2^14). */
 #define KC_LIMIT_RECORD_PAYLOAD 16384u
@@ -46,8 +42,7 @@ struct kc_limit {
  * absorb what early closes add. */
 #define KC_LIMIT_MAX_OVERSHOOT 1u
 
-/* The row for cipher, NULL for a cipher not in the table (only the four of
- * kc_cipher_supported() are). */
+/* The cipher table's limit for cipher, NULL for a cipher not in it. */
 const struct kc_limit *kc_limit_for(gnutls_cipher_algorithm_t cipher);
 
 /* The record count at which to update the key (or, in TLS 1.2, end the

@@ -1,9 +1,11 @@
 /* core/probe.c: kernel TLS capabilities by experiment (see probe.h). */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,29 +14,24 @@
 #include "core/channel.h"
 #include "core/probe.h"
 
-/* Sizes are tls_crypto_info (4) + iv + key + salt + rec_seq, spelled out so
- * that ids newer than the build host's <linux/tls.h> still probe right. */
-static const struct kc_ktls_cipher kernel_ciphers[] = {
-	{ 51, "aes-gcm-128", "gcm(aes)", 4 + 8 + 16 + 4 + 8 },
-	{ 52, "aes-gcm-256", "gcm(aes)", 4 + 8 + 32 + 4 + 8 },
-	{ 53, "aes-ccm-128", "ccm(aes)", 4 + 8 + 16 + 4 + 8 },
-	{ 54, "chacha20-poly1305", "rfc7539(chacha20,poly1305)", 4 + 12 + 32 + 0 + 8 },
+/* The kernel ciphers outside the cipher table.  Sizes are tls_crypto_info
+ * (4) + iv + key + salt + rec_seq, spelled out so that ids newer than the
+ * build host's <linux/tls.h> still probe right. */
+static const struct kc_ktls_cipher other_kernel_ciphers[] = {
 	{ 55, "sm4-gcm", "gcm(sm4)", 4 + 8 + 16 + 4 + 8 },
 	{ 56, "sm4-ccm", "ccm(sm4)", 4 + 8 + 16 + 4 + 8 },
 	{ 57, "aria-gcm-128", "gcm(aria)", 4 + 8 + 16 + 4 + 8 },
 	{ 58, "aria-gcm-256", "gcm(aria)", 4 + 8 + 32 + 4 + 8 },
 };
 
-_Static_assert(sizeof(struct tls12_crypto_info_aes_gcm_128) == 40, "aes-gcm-128 size");
-_Static_assert(sizeof(struct tls12_crypto_info_aes_gcm_256) == 56, "aes-gcm-256 size");
-_Static_assert(sizeof(struct tls12_crypto_info_aes_ccm_128) == 40, "aes-ccm-128 size");
-_Static_assert(sizeof(struct tls12_crypto_info_chacha20_poly1305) == 56, "chacha size");
-
 const struct kc_ktls_cipher *kc_ktls_cipher_by_id(unsigned int id)
 {
-	for (size_t i = 0; i < sizeof kernel_ciphers / sizeof kernel_ciphers[0]; i++)
-		if (kernel_ciphers[i].id == id)
-			return &kernel_ciphers[i];
+	const struct kc_cipher *c = kc_cipher_by_kernel_id(id);
+	if (c)
+		return &c->kernel;
+	for (size_t i = 0; i < sizeof other_kernel_ciphers / sizeof other_kernel_ciphers[0]; i++)
+		if (other_kernel_ciphers[i].id == id)
+			return &other_kernel_ciphers[i];
 	return NULL;
 }
 
@@ -104,6 +101,19 @@ out:
 	return rc;
 }
 
+int kc_probe_kernel_rekey_quietly(void)
+{
+	FILE *f = fopen("/proc/net/tls_stat", "re");
+	char line[128];
+	int rc = 0;
+
+	if (!f)
+		return -1;
+	while (rc == 0 && fgets(line, sizeof line, f))
+		rc = strncmp(line, "TlsTxRekeyOk", 12) == 0 && isspace((unsigned char)line[12]);
+	fclose(f);
+	return rc;
+}
 
 int kc_probe_kernel_ulp(int *sys_errno, struct kc_err *err)
 {

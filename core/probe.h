@@ -18,17 +18,10 @@
 #include "core/err.h"
 #include "core/keys.h"
 
-/* The kernel's cipher ids (TLS_CIPHER_*, 51..58), named as ss(8) names the
- * AES-GCM ones ("aes-gcm-128"), with the kernel crypto algorithm behind each
- * and the exact size of its crypto_info struct. */
-struct kc_ktls_cipher {
-	uint16_t id;
-	const char *name;     /* "aes-gcm-128", ..., "aria-gcm-256" */
-	const char *crypto;   /* "gcm(aes)", "rfc7539(chacha20,poly1305)", ... */
-	socklen_t info_size;  /* sizeof(struct tls12_crypto_info_...) */
-};
-
-/* NULL for an id the table does not know. */
+/* The kernel's cipher ids (TLS_CIPHER_*, 51..58): the four of the cipher
+ * table (core/cipher.h, their kc_cipher.kernel) and those ktlsctl cannot
+ * use (SM4, ARIA), which `stats` shows all the same.  NULL for an id the
+ * kernel does not have. */
 const struct kc_ktls_cipher *kc_ktls_cipher_by_id(unsigned int id);
 
 /* A connected loopback TCP pair: fds[0] the connecting end, fds[1] the
@@ -62,5 +55,11 @@ int kc_probe_kernel_option(int optname, int *sys_errno, struct kc_err *err);
  * update support of Linux 6.14 and backports); 0: it refuses (EBUSY);
  * -1: could not tell (no kTLS at all, ...), with *err saying why. */
 int kc_probe_kernel_rekey(struct kc_err *err);
+
+/* The same answer without a probe socket, so without touching a counter:
+ * the rekey counters (TlsTxRekeyOk) came with the key update support in
+ * Linux 6.14, and /proc/net/tls_stat lists them once tls.ko is loaded.
+ * 1: it can; 0: it cannot; -1: that file cannot be read. */
+int kc_probe_kernel_rekey_quietly(void);
 
 #endif

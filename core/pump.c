@@ -414,34 +414,40 @@ static int run(struct kc_pump *p, struct kc_err *err)
 	}
 }
 
+const char *kc_data_path_name(enum kc_data_path path)
+{
+	return path == KC_PATH_SENDFILE ? "sendfile" : path == KC_PATH_SPLICE ? "splice" : "copy";
+}
+
 /* Zero copy where the channel has it and the fds allow it: the plain
  * stdin/stdout pipe mode only (hooks and echo need the bytes). */
 void kc_pump_data_path(const struct kc_conn *c, const struct kc_pump_opts *o,
-		       const char **in, const char **out)
+		       enum kc_data_path *in, enum kc_data_path *out)
 {
+	const struct kc_channel_caps *can = kc_conn_channel_caps(c);
+	bool zc = !o->copy && !o->echo;
 	struct stat st;
-	bool zc = !o->copy && !o->echo && kc_conn_zero_copy(c);
-	*in = *out = "copy";
-	if (zc && !o->input && o->in_fd >= 0 && fstat(o->in_fd, &st) == 0)
-		*in = S_ISREG(st.st_mode) ? "sendfile" : S_ISFIFO(st.st_mode) ? "splice" : "copy";
-	if (zc && !o->output && o->out_fd >= 0 && fstat(o->out_fd, &st) == 0 &&
-	    S_ISFIFO(st.st_mode))
-		*out = "splice";
-}
 
-static void choose_zero_copy(struct kc_pump *p)
-{
-	const char *in, *out;
-	kc_pump_data_path(p->c, p->o, &in, &out);
-	p->zc_in = strcmp(in, "copy") != 0;
-	p->zc_in_file = strcmp(in, "sendfile") == 0;
-	p->zc_out = strcmp(out, "splice") == 0;
+	*in = *out = KC_PATH_COPY;
+	if (zc && !o->input && o->in_fd >= 0 && fstat(o->in_fd, &st) == 0) {
+		if (S_ISREG(st.st_mode) && can->send_file)
+			*in = KC_PATH_SENDFILE;
+		else if (S_ISFIFO(st.st_mode) && can->send_pipe)
+			*in = KC_PATH_SPLICE;
+	}
+	if (zc && !o->output && o->out_fd >= 0 && fstat(o->out_fd, &st) == 0 &&
+	    S_ISFIFO(st.st_mode) && can->recv_pipe)
+		*out = KC_PATH_SPLICE;
 }
 
 int kc_pump_run(struct kc_conn *c, const struct kc_pump_opts *opts, struct kc_err *err)
 {
 	struct kc_pump p = { .c = c, .o = opts, .rx_maybe = true };
-	choose_zero_copy(&p);
+	enum kc_data_path in, out;
+	kc_pump_data_path(c, opts, &in, &out);
+	p.zc_in = in != KC_PATH_COPY;
+	p.zc_in_file = in == KC_PATH_SENDFILE;
+	p.zc_out = out == KC_PATH_SPLICE;
 
 	p.up.p = malloc(PUMP_BUF);
 	p.down.p = malloc(PUMP_BUF);

@@ -89,10 +89,18 @@ enum kc_pump_end {
 	KC_PUMP_QUIT,           /* kc_pump_quit(); close_notify sent */
 };
 
+/* How bytes move between a local fd and the connection: through our
+ * buffers, or straight by sendfile (input, a regular file) or splice (a
+ * pipe), as the channel allows (kc_conn_channel_caps). */
+enum kc_data_path { KC_PATH_COPY, KC_PATH_SENDFILE, KC_PATH_SPLICE };
+
+/* "copy", "sendfile", "splice" (for reports) */
+const char *kc_data_path_name(enum kc_data_path path);
+
 /* How kc_pump_run will move the input to the peer and the peer's data to
- * the output: "sendfile", "splice" or "copy" (for reports). */
+ * the output. */
 void kc_pump_data_path(const struct kc_conn *c, const struct kc_pump_opts *o,
-		       const char **in, const char **out);
+		       enum kc_data_path *in, enum kc_data_path *out);
 
 /* Returns an enum kc_pump_end (>= 0) or -1 with *err. */
 int kc_pump_run(struct kc_conn *c, const struct kc_pump_opts *opts, struct kc_err *err);

@@ -5,7 +5,8 @@
  * after it (the parser takes a length, as the session reads raw bytes).
  * Checks: every pointer in the result lies inside the line, data lines
  * come back as themselves ("//x" as "/x"), commands have an error only
- * when invalid. */
+ * when invalid, and a command's argument is what its entry in
+ * cli_session_commands allows. */
 #include "config.h"
 
 #include <stdint.h>
@@ -37,7 +38,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct cli_parsed out;
 	memset(&out, 0xa5, sizeof out);
 	cli_command_parse(line, size, &out);
+	if (!memchr(out.error, '\0', sizeof out.error))
+		die("an error message without its NUL");
 
+	const struct cli_session_command *c = cli_session_commands;
+	while (c->name && c->cmd != out.cmd)
+		c++;
 	switch (out.cmd) {
 	case CLI_C_NONE:
 		if (!inside(out.text, out.text_len, line, size))
@@ -52,24 +58,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		break;
 	case CLI_C_INVALID:
-		if (!out.error || !out.error[0])
+		if (!out.error[0])
 			die("an invalid command without an error message");
 		break;
-	case CLI_C_HELP: case CLI_C_KEYUPDATE: case CLI_C_STATS: case CLI_C_TICKETS:
-	case CLI_C_SAVE: case CLI_C_CLOSE: case CLI_C_QUIT:
-		if (out.error)
+	default:
+		/* A command of the table, with what its arg allows. */
+		if (!c->name)
+			die("an unknown command value");
+		if (out.error[0])
 			die("a valid command with an error");
 		if (!size || line[0] != '/')
 			die("a command from a line that does not start with '/'");
 		if (out.arg_len && !inside(out.arg, out.arg_len, line, size))
 			die("argument outside the line");
-		if (out.cmd == CLI_C_SAVE && out.arg_len == 0)
-			die("/save without a file name");
-		if (out.arg_flag && out.cmd != CLI_C_KEYUPDATE)
-			die("arg_flag on a command other than /keyupdate");
+		if (!c->arg && out.arg_len)
+			die("an argument to a command that takes none");
+		if (c->arg && c->arg[0] != '[' && out.arg_len == 0)
+			die("a command without its required argument");
+		if (out.arg_flag != (c->arg && c->arg[0] == '[' && out.arg_len))
+			die("arg_flag but for a given optional word");
 		break;
-	default:
-		die("an unknown command value");
 	}
 	free(line);
 	return 0;

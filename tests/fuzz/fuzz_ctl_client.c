@@ -10,22 +10,26 @@
  * answer, sent by a fake session listening on <runtime dir>/4242.sock.
  *
  * Each input goes through
- *   1. kc_ctl_parse_response on the bytes, checked against the protocol
- *      of ctl.h read here: success exactly when the answer starts
- *      "KTLSCTL/1 OK\n" and has a "." line within KC_CTL_RESPONSE_MAX
- *      bytes with no NUL before it, *resp then being the lines between,
- *      printable ASCII; any failure is -1, KC_E_PROTOCOL, a printable
- *      one-line message naming the session, *resp NULL (an ERR answer's
- *      message is in it);
- *   2. kc_ctl_fields on *resp: one call per line that has a space and is
- *      shorter than 512 bytes, key and value split at the first space;
- *   3. the cli's own reading, cli/stats.c's session_report (included
- *      here, so its static functions are the real ones) over the socket:
- *      kc_ctl_request (the real recv loop and its 16 KB cap), fields,
- *      labels, grouping, cli/out.c; as JSON it must be valid JSON
- *      (fuzz_json.h), as text printable with line ends only, and it must
- *      fail or succeed as the direct parse did, with the same message;
- *      the request the fake session received is exactly the protocol's.
+ *   1. kc_ctl_parse_response on the bytes, checked against ctl.h and
+ *      view_json.h read here: a tree only after "KTLSCTL/2 OK\n" and a
+ *      body (within KC_CTL_RESPONSE_MAX) that a strict JSON checker
+ *      (fuzz_json.h, with bytes above 127 taken as the letter x, since strings
+ *      keep only printable ASCII) finds to be one object nested at most
+ *      KC_VIEW_JSON_DEPTH deep; such a body refused only for a repeated
+ *      member name; the tree keeps view.h's promises (fuzz_view.h) and
+ *      writes back as valid JSON that reads back to the same JSON; any
+ *      failure is -1, KC_E_PROTOCOL, a printable one-line message naming
+ *      the session, *out NULL, and the exact message ctl.h gives for an
+ *      ERR answer, an answer of another protocol version, or one cut
+ *      inside the OK line;
+ *   2. the cli's own reading, cli/stats.c's ask_session (included here,
+ *      so its static functions are the real ones) over the socket:
+ *      kc_ctl_request (the real recv loop and its 16 KB cap), the labels
+ *      and summary of core/diag/session_view.c, the report printed as
+ *      JSON (valid JSON, fuzz_json.h) and as full and brief text
+ *      (printable, line ends only); it must fail or succeed as the direct
+ *      parse did, with the same message and the same tree; the request
+ *      the fake session received is exactly the protocol's.
  * cli_error and friends are captured here, and must be printable too: a
  * session's words end up on the user's terminal. */
 #include "config.h"
@@ -43,10 +47,13 @@
 #include <unistd.h>
 
 #include "cli/stats.c"
+#include "core/diag/view_json.h"
+#include "core/diag/view_text.h"
 #include "fuzz_json.h"
+#include "fuzz_view.h"
 
 #define FAKE_PID 4242
-#define PROTO_OK "KTLSCTL/1 OK\n"
+#define PROTO_OK "KTLSCTL/2 OK\n"
 
 static void die(const char *what)
 {
@@ -93,11 +100,6 @@ int cli_fail(const struct kc_err *err)
 	cli_error("%s", err->msg);
 	return err->status;
 }
-
-/* FUZZ_TOLERATE=jsonnum lets a long run go past the known issue named in
- * tests/fuzz/README.md: out_num_text (cli/out.c) prints values such as
- * "1.", "01" or "1.2.3" as JSON numbers, which they are not. */
-static bool tolerate_jsonnum;
 
 /* ---- the fake session ----------------------------------------------------- */
 
@@ -180,8 +182,6 @@ static void *fake_session(void *arg)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char *t = getenv("FUZZ_TOLERATE");
-	tolerate_jsonnum = t && strstr(t, "jsonnum");
 	const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
 	snprintf(rt, sizeof rt, "%s/ktlsctl-fuzz-ctl.XXXXXX", base ? base : "/tmp");
 	if (!mkdtemp(rt))
@@ -209,191 +209,192 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 /* ---- the model -------------------------------------------------------------- */
 
-static const uint8_t *find(const uint8_t *p, size_t n, const char *s)
+static void printable_text(const char *s, size_t n, const char *what)
 {
-	return memmem(p, n, s, strlen(s));
+	for (size_t i = 0; i < n; i++)
+		if (s[i] != '\n' && ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f))
+			die(what);
 }
 
-struct field_model {
-	const char *resp;
-	size_t at;       /* where the next line starts in resp */
-	size_t calls;
-};
-
-/* kc_ctl_fields calls this for each field: it must be the next line of
- * resp that has a space and is shorter than 512 bytes. */
-static void expect_field(void *ctx, const char *key, const char *value)
+/* The tree's JSON reads back to itself. */
+static char *check_tree(const struct kc_view *v)
 {
-	struct field_model *m = ctx;
-	const char *r = m->resp;
-	for (;;) {
-		if (!r[m->at])
-			die("kc_ctl_fields reported a field after the last line");
-		size_t n = strcspn(r + m->at, "\n");
-		const char *line = r + m->at;
-		m->at += n + (line[n] == '\n');
-		const char *sp = memchr(line, ' ', n);
-		if (!sp || n >= 512)
-			continue;   /* not a field: skipped */
-		size_t kl = (size_t)(sp - line);
-		if (strlen(key) != kl || memcmp(key, line, kl) != 0 ||
-		    strlen(value) != n - kl - 1 || memcmp(value, sp + 1, n - kl - 1) != 0)
-			die("kc_ctl_fields: a key or value that is not its line's");
-		m->calls++;
-		return;
-	}
+	fzv_check(v);
+	char *j = kc_view_json(v, NULL);
+	if (!j)
+		die("kc_view_json failed");
+	if (fzj_valid(j, strlen(j)))
+		die("a tree written as JSON that is not JSON");
+	struct kc_view *again = NULL;
+	if (kc_view_from_json(j, strlen(j), &again, NULL) != 0)
+		die("a tree's own JSON does not read back");
+	char *j2 = kc_view_json(again, NULL);
+	if (!j2 || strcmp(j, j2) != 0)
+		die("a tree's JSON reads back to another tree");
+	free(j2);
+	kc_view_free(again);
+	return j;
 }
 
-static void check_parse(const uint8_t *a, size_t len, char **resp_out, struct kc_err *err_out)
+/* The direct parse: returns the tree's JSON on success (NULL on failure,
+ * with *err_out). */
+static char *check_parse(const uint8_t *a, size_t len, struct kc_err *err_out)
 {
 	size_t n = len < KC_CTL_RESPONSE_MAX ? len : KC_CTL_RESPONSE_MAX;
-	char *resp = (char *)1;
+	struct kc_view *tree = (struct kc_view *)1;
 	struct kc_err err = { 0 };
 	char buf[64];
 
-	int rc = kc_ctl_parse_response((const char *)a, len, FAKE_PID, &resp, &err);
+	int rc = kc_ctl_parse_response((const char *)a, len, FAKE_PID, &tree, &err);
 
-	/* Success exactly when: the OK line, a "." line, no NUL before it. */
-	const uint8_t *dot = NULL;
-	bool ok = n >= 13 && memcmp(a, PROTO_OK, 13) == 0 &&
-		  (dot = find(a + 12, n - 12, "\n.\n")) != NULL && !memchr(a, '\0', (size_t)(dot - a));
-	if ((rc == 0) != ok) {
-		fprintf(stderr, "fuzz_ctl_client: parse %s (%s), the protocol says %s\n",
-			rc == 0 ? "accepted" : "refused", err.msg, ok ? "accept" : "refuse");
-		die("kc_ctl_parse_response disagrees with the protocol");
+	bool ok_line = n >= 13 && memcmp(a, PROTO_OK, 13) == 0;
+	const char *why = "not an OK answer";
+	unsigned depth = 0;
+	if (ok_line) {
+		/* Strings keep printable ASCII: a byte above 127 stands for a
+		 * letter that means nothing in JSON's syntax (no hex digit). */
+		char *body = malloc(n - 13 + 1);
+		if (!body)
+			die("malloc");
+		for (size_t i = 13; i < n; i++)
+			body[i - 13] = a[i] >= 0x80 ? 'x' : (char)a[i];
+		size_t bl = n - 13, s = 0;
+		why = fzj_valid_depth(body, bl, &depth);
+		while (s < bl && strchr(" \t\r\n", body[s]))
+			s++;
+		if (!why && (s == bl || body[s] != '{'))
+			why = "not an object";
+		if (!why && depth > KC_VIEW_JSON_DEPTH)
+			why = "nested too deep";
+		free(body);
 	}
-	if (rc == 0) {
-		if (!resp)
-			die("success without *resp");
-		size_t body = (size_t)(dot + 1 - (a + 13));
-		if (strlen(resp) != body)
-			die("*resp is not the lines between the OK line and the \".\" line");
-		/* Byte for byte, but for unprintable bytes shown as '?'. */
-		for (size_t i = 0; i < body; i++) {
-			unsigned char want = a[13 + i];
-			if (want != '\n' && (want < 0x20 || want >= 0x7f))
-				want = '?';
-			if ((unsigned char)resp[i] != want) {
-				fprintf(stderr, "fuzz_ctl_client: byte %zu of *resp is 0x%02x, the "
-					"answer's 0x%02x\n", i, (unsigned char)resp[i], a[13 + i]);
-				die("*resp differs from the answer (beyond showing unprintables as '?')");
-			}
-		}
-		struct field_model fm = { .resp = resp };
-		int count = kc_ctl_fields(resp, expect_field, &fm);
-		if (count < 0 || (size_t)count != fm.calls)
-			die("kc_ctl_fields' count is not its number of calls");
-		struct field_model rest = fm;
-		while (resp[rest.at]) {   /* no field may be left over */
-			size_t l = strcspn(resp + rest.at, "\n");
-			const char *line = resp + rest.at;
-			rest.at += l + (line[l] == '\n');
-			if (memchr(line, ' ', l) && l < 512)
-				die("kc_ctl_fields skipped a field");
-		}
-	} else {
-		if (rc != -1 || resp != NULL)
-			die("a failure without -1 and *resp NULL");
-		if (err.status != KC_E_PROTOCOL || !err.msg[0])
-			die("a failure without KC_E_PROTOCOL and a message");
-		snprintf(buf, sizeof buf, "session %d", FAKE_PID);
-		if (!strstr(err.msg, buf))
-			die("a failure message that does not name the session");
-		printable_line(err.msg, "a failure message that is not printable ASCII");
-		if (n >= 14 && memcmp(a, "KTLSCTL/1 ERR ", 14) == 0) {
-			/* The session's message: its first line, unprintables as '?'. */
-			char want[600];
-			size_t w = (size_t)snprintf(want, sizeof want, "session %d: ", FAKE_PID);
-			for (size_t i = 14; i < n && a[i] != '\n' && a[i] != '\0' && w < sizeof want - 1;
-			     i++)
-				want[w++] = a[i] < 0x20 || a[i] >= 0x7f ? '?' : (char)a[i];
-			want[w] = '\0';
-			if (strncmp(err.msg, want, sizeof err.msg - 1) != 0)
-				die("an ERR answer's message is not what kc_err shows");
-		}
+	if (rc == 0 && why) {
+		fprintf(stderr, "fuzz_ctl_client: accepted, but the model says: %s\n", why);
+		die("kc_ctl_parse_response accepts what is not one JSON object");
 	}
-	*resp_out = rc == 0 ? resp : NULL;
-	if (rc != 0)
-		free(resp == (char *)1 ? NULL : resp);
+	if (rc < 0 && !why && !strstr(err.msg, "a member name repeated")) {
+		fprintf(stderr, "fuzz_ctl_client: refused (%s) a valid answer\n", err.msg);
+		die("kc_ctl_parse_response refuses a valid answer for a reason other than a "
+		    "repeated member name");
+	}
 	*err_out = err;
+	if (rc == 0) {
+		if (!tree)
+			die("success without *out");
+		char *j = check_tree(tree);
+		kc_view_free(tree);
+		return j;
+	}
+	if (rc != -1 || tree != NULL)
+		die("a failure without -1 and *out NULL");
+	if (err.status != KC_E_PROTOCOL || !err.msg[0])
+		die("a failure without KC_E_PROTOCOL and a message");
+	snprintf(buf, sizeof buf, "session %d", FAKE_PID);
+	if (strncmp(err.msg, buf, strlen(buf)) != 0)
+		die("a failure message that does not start by naming the session");
+	printable_line(err.msg, "a failure message that is not printable ASCII");
+
+	/* ctl.h's words for what is not an OK answer, from its first line. */
+	char line[600], want[700];
+	size_t w = 0;
+	for (size_t i = 0; i < n && a[i] != '\n' && a[i] != '\0' && w < sizeof line - 1; i++)
+		line[w++] = a[i] < 0x20 || a[i] >= 0x7f ? '?' : (char)a[i];
+	line[w] = '\0';
+	want[0] = '\0';
+	if (!ok_line && n > 0 && n < 13 && memcmp(a, PROTO_OK, n) == 0)
+		snprintf(want, sizeof want, "session %d sent an incomplete answer (it may have just "
+			 "ended)", FAKE_PID);
+	else if (!ok_line && strncmp(line, "KTLSCTL/2 ERR ", 14) == 0)
+		snprintf(want, sizeof want, "session %d: %s", FAKE_PID, line + 14);
+	else if (!ok_line && strncmp(line, "KTLSCTL/", 8) == 0 && strcspn(line + 8, " ") == 1 &&
+		 line[8] == '2')
+		snprintf(want, sizeof want, "session %d sent a malformed answer: neither OK nor ERR",
+			 FAKE_PID);
+	else if (!ok_line && strncmp(line, "KTLSCTL/", 8) == 0)
+		snprintf(want, sizeof want, "session %d speaks control protocol KTLSCTL/%.*s, this "
+			 "ktlsctl KTLSCTL/2: ask it with the ktlsctl that started it", FAKE_PID,
+			 (int)(strcspn(line + 8, " ") < 16 ? strcspn(line + 8, " ") : 16), line + 8);
+	if (want[0] && strncmp(err.msg, want, sizeof err.msg - 1) != 0) {
+		fprintf(stderr, "fuzz_ctl_client: '%s', expected '%s'\n", err.msg, want);
+		die("an answer that is not OK gets another message than ctl.h's");
+	}
+	return NULL;
 }
 
 /* ---- through the cli ---------------------------------------------------- */
 
-static void through_cli(bool json, const char *req, int direct_rc, const struct kc_err *derr)
+static void through_cli(bool tickets, const char *direct_json, const struct kc_err *derr)
 {
-	char *text = NULL;
-	size_t text_len = 0;
-	FILE *f = open_memstream(&text, &text_len);
-	if (!f)
-		die("open_memstream");
-	struct cli_out o;
 	struct kc_err err = { 0 };
-	out_init(&o, f, json);
-	out_list(&o, "sessions", "sessions");
-	int rc = session_report(&o, FAKE_PID, req, &err);
-	out_end(&o);
-	out_finish(&o);
-	fclose(f);
+	struct kc_view *root = kc_view_new();
+	if (!root)
+		die("kc_view_new");
+	struct kc_view *list = kc_view_array(root, "sessions", "sessions");
+	int rc = ask_session(list, FAKE_PID, tickets, &err);
 
 	char want_req[64];
-	int wl = snprintf(want_req, sizeof want_req, "KTLSCTL/1 %s\n", req);
+	int wl = snprintf(want_req, sizeof want_req, "KTLSCTL/2 %s\n", tickets ? "TICKETS" : "STATS");
 	pthread_mutex_lock(&mu);
 	if (request_len != (size_t)wl || memcmp(request, want_req, (size_t)wl) != 0)
 		die("the request on the wire is not the protocol's");
 	pthread_mutex_unlock(&mu);
 
-	if ((rc == 0) != (direct_rc == 0)) {
+	if ((rc == 0) != (direct_json != NULL)) {
 		fprintf(stderr, "fuzz_ctl_client: over the socket: %s; direct: %s\n",
-			rc == 0 ? "ok" : err.msg, direct_rc == 0 ? "ok" : derr->msg);
+			rc == 0 ? "ok" : err.msg, direct_json ? "ok" : derr->msg);
 		die("the answer over the socket and the direct parse disagree");
 	}
 	if (rc < 0 && (err.status != derr->status || strcmp(err.msg, derr->msg) != 0)) {
 		fprintf(stderr, "fuzz_ctl_client: '%s' / '%s'\n", err.msg, derr->msg);
 		die("the failure over the socket is not the direct parse's");
 	}
-	if (json) {
-		const char *why = fzj_valid(text, text_len);
-		if (why && tolerate_jsonnum && strstr(why, "number"))
-			why = NULL;
-		if (why) {
-			fprintf(stderr, "fuzz_ctl_client: JSON: %s\n%.*s\n", why,
-				(int)(text_len > 2000 ? 2000 : text_len), text);
-			die("stats --json output that is not JSON");
-		}
-	} else {
-		for (size_t i = 0; i < text_len; i++)
-			if (text[i] != '\n' && ((unsigned char)text[i] < 0x20 ||
-						(unsigned char)text[i] >= 0x7f))
-				die("text output with a byte that is not printable ASCII");
+	if (rc == 0) {
+		char *j = kc_view_json(list->first, NULL);
+		if (!j || strcmp(j, direct_json) != 0)
+			die("the tree over the socket is not the direct parse's");
+		free(j);
 	}
-	free(text);
+	fzv_check(root);
+	char *json = kc_view_json(root, NULL);
+	if (!json)
+		die("kc_view_json failed");
+	const char *why = fzj_valid(json, strlen(json));
+	if (why) {
+		fprintf(stderr, "fuzz_ctl_client: JSON: %s\n%.2000s\n", why, json);
+		die("stats --json output that is not JSON");
+	}
+	free(json);
+	for (int style = 0; style < 2; style++) {
+		char *text = kc_view_text(root, style ? KC_VIEW_BRIEF : KC_VIEW_FULL, NULL);
+		if (!text)
+			die("kc_view_text failed");
+		printable_text(text, strlen(text), "text output with a byte that is not printable ASCII");
+		free(text);
+	}
+	kc_view_free(root);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	const char *req = data[0] & 1 ? "TICKETS" : "STATS";
+	bool tickets = data[0] & 1;
 	size_t len = size - 1;
 	uint8_t *a = malloc(len ? len : 1);
 	if (!a)
 		return 0;
 	memcpy(a, data + 1, len);
 
-	char *resp;
 	struct kc_err derr;
-	check_parse(a, len, &resp, &derr);
-	int direct_rc = resp ? 0 : -1;
-	free(resp);
+	char *direct_json = check_parse(a, len, &derr);
 
 	pthread_mutex_lock(&mu);
 	answer = a;
 	answer_len = len;
 	interrupt = data[0] & 2;
 	pthread_mutex_unlock(&mu);
-	through_cli(true, req, direct_rc, &derr);
-	through_cli(false, req, direct_rc, &derr);
+	through_cli(tickets, direct_json, &derr);
+	free(direct_json);
 	pthread_mutex_lock(&mu);
 	answer = NULL;
 	answer_len = 0;

@@ -22,7 +22,7 @@
  *              0 connect (a new connection; the old one is closed)
  *              1 send: a length byte, then that many bytes
  *              2 send a real request: a byte picks it (STATS, TICKETS,
- *                KEYUPDATE, KEYUPDATE request, with CR LF, other version,
+ *                KEYUPDATE, KEYUPDATE request, with CR LF, version 1's,
  *                a piece of one)
  *              3 shut down the writing side
  *              4 close
@@ -42,12 +42,15 @@
  * (OK only for exactly one of the four requests, CR LF allowed; a NUL
  * byte in the line refused; "unsupported protocol version" for another
  * KTLSCTL/ version; "not a ktlsctl request"; "unknown request"; KEYUPDATE
- * refused on TLS 1.2); an
- * OK answer read back through the client's parser (kc_ctl_parse_response,
- * kc_ctl_fields) has exactly the documented fields in order, with the
- * session's values (pid, role, peer, channel, version, cipher, suite,
- * record counts, limit and limit_used, rekey point, tickets and every
- * ticket's fields, uptime); key updates reported and done agree; at most
+ * refused on TLS 1.2; a KTLSCTL/1 request refused in version 1's words);
+ * an OK answer is the OK line and one line of JSON that the client's
+ * parser (kc_ctl_parse_response) reads back into a tree that writes the
+ * same JSON and has exactly the documented members in order
+ * (core/diag/session_view.h), with the session's values (pid, role, peer,
+ * channel, version, cipher, suite, resumed, record counts, limit and
+ * limit_used, record sizes, rekey point and what happens there, tickets
+ * and every ticket's fields, uptime); key updates reported and done
+ * agree; at most
  * 31 clients are held, evicting only when all slots are busy; the server
  * never blocks and ends holding no client. */
 #define _GNU_SOURCE
@@ -67,6 +70,7 @@
 
 #include "core/conn.h"
 #include "core/ctl.h"
+#include "core/diag/view_json.h"
 #include "core/handshake.h"
 #include "core/keys.h"
 #include "core/limits.h"
@@ -112,7 +116,7 @@ struct session {
 	gnutls_session_t s[2];
 	int victim;
 	struct kc_conn *c;
-	struct kc_ctl_info info;
+	struct kc_session_info info;
 };
 
 static struct session sessions[4];
@@ -319,7 +323,7 @@ static void client_send(struct client *c, const void *p, size_t n)
 		const unsigned char *nl = memchr(c->sent, '\n',
 						 c->nsent < REQ_MAX ? c->nsent : REQ_MAX);
 		if (nl && (size_t)(nl - c->sent) >= before &&
-		    (size_t)(nl - c->sent) >= 19 && memcmp(c->sent, "KTLSCTL/1 KEYUPDATE", 19) == 0)
+		    (size_t)(nl - c->sent) >= 19 && memcmp(c->sent, "KTLSCTL/2 KEYUPDATE", 19) == 0)
 			ku_requests++;
 	}
 }
@@ -378,63 +382,42 @@ static bool starts(const unsigned char *p, size_t n, const char *s)
 	return n >= strlen(s) && memcmp(p, s, strlen(s)) == 0;
 }
 
-/* The next field of an OK answer must be key, and *value is its value. */
-struct fields {
-	char key[128][64];
-	char value[128][256];
-	size_t n;
-	bool overflow;
-};
+/* The members of an OK answer, checked in order: `at` is the next one. */
+static const struct kc_view *at;
 
-static void collect(void *ctx, const char *key, const char *value)
+static const struct kc_view *member(const char *key, enum kc_view_kind kind)
 {
-	struct fields *f = ctx;
-	if (f->n == 128 || strlen(key) >= 64 || strlen(value) >= 256) {
-		f->overflow = true;
-		return;
+	if (!at || !at->key || strcmp(at->key, key) != 0) {
+		fprintf(stderr, "fuzz_ctl_server: member '%s', expected '%s'\n",
+			at && at->key ? at->key : "(none)", key);
+		die("an answer's members are not the documented ones, in order");
 	}
-	snprintf(f->key[f->n], sizeof f->key[0], "%s", key);
-	snprintf(f->value[f->n], sizeof f->value[0], "%s", value);
-	f->n++;
+	if (at->kind != kind) {
+		fprintf(stderr, "fuzz_ctl_server: %s is of kind %d, expected %d\n", key, at->kind, kind);
+		die("an answer's member of the wrong type");
+	}
+	const struct kc_view *v = at;
+	at = at->next;
+	return v;
 }
 
-static size_t at;   /* the field being checked */
-
-static const char *field(const struct fields *f, const char *key)
+static void want_str(const char *key, const char *want)
 {
-	if (at >= f->n || strcmp(f->key[at], key) != 0) {
-		fprintf(stderr, "fuzz_ctl_server: field %zu is '%s', expected '%s'\n", at,
-			at < f->n ? f->key[at] : "(none)", key);
-		die("an answer's fields are not the documented ones, in order");
-	}
-	return f->value[at++];
-}
-
-static void want_str(const struct fields *f, const char *key, const char *want)
-{
-	const char *v = field(f, key);
+	const char *v = member(key, KC_VIEW_STRING)->str;
 	if (strcmp(v, want) != 0) {
 		fprintf(stderr, "fuzz_ctl_server: %s is '%s', expected '%s'\n", key, v, want);
 		die("a reported value is not the session's");
 	}
 }
 
-static uint64_t num(const struct fields *f, const char *key)
+static uint64_t num(const char *key)
 {
-	const char *v = field(f, key);
-	char *end;
-	if (!*v || strspn(v, "0123456789") != strlen(v))
-		die("a count that is not a decimal number");
-	errno = 0;
-	unsigned long long x = strtoull(v, &end, 10);
-	if (errno)
-		die("a count out of range");
-	return x;
+	return member(key, KC_VIEW_UINT)->num;
 }
 
-static void want_num(const struct fields *f, const char *key, uint64_t want)
+static void want_num(const char *key, uint64_t want)
 {
-	uint64_t v = num(f, key);
+	uint64_t v = num(key);
 	if (v != want) {
 		fprintf(stderr, "fuzz_ctl_server: %s is %" PRIu64 ", expected %" PRIu64 "\n", key,
 			v, want);
@@ -442,101 +425,131 @@ static void want_num(const struct fields *f, const char *key, uint64_t want)
 	}
 }
 
+static void want_bool(const char *key, bool want)
+{
+	if (member(key, KC_VIEW_BOOL)->flag != want) {
+		fprintf(stderr, "fuzz_ctl_server: %s is %s\n", key, want ? "false" : "true");
+		die("a reported flag is not the session's");
+	}
+}
+
+/* Into an object member: its members are checked next, then `at` goes on
+ * after it (object_end). */
+static const struct kc_view *object_begin(const char *key)
+{
+	const struct kc_view *o = member(key, KC_VIEW_OBJECT);
+	const struct kc_view *after = at;
+	at = o->first;
+	return after;
+}
+
+static void object_end(const struct kc_view *after, const char *what)
+{
+	if (at)
+		die(what);
+	at = after;
+}
+
 static unsigned ku_at_start;
 
-static void check_stats(struct session *se, const struct fields *f)
+static void check_stats(struct session *se, const struct kc_view *tree)
 {
 	struct kc_conn *c = se->c;
 	char b[64];
 	gnutls_cipher_algorithm_t ci = kc_conn_cipher(c);
 	const struct kc_limit *lim = kc_limit_for(ci);
+	const struct kc_record_limits *rl = kc_conn_limits(c);
 
-	at = 0;
-	snprintf(b, sizeof b, "%d", (int)getpid());
-	want_str(f, "pid", b);
-	want_str(f, "role", se->info.role);
-	want_str(f, "peer", se->info.peer);
-	want_str(f, "channel", kc_conn_channel_name(c));
-	want_str(f, "version", gnutls_protocol_get_name(gnutls_protocol_get_version(se->info.session)));
-	want_str(f, "cipher", kc_cipher_name(ci));
+	at = tree->first;
+	want_num("pid", (uint64_t)getpid());
+	want_str("role", se->info.role);
+	want_str("peer", se->info.peer);
+	want_str("channel", kc_conn_channel_name(c));
+	want_str("version", gnutls_protocol_get_name(gnutls_protocol_get_version(se->info.session)));
+	want_str("cipher", kc_cipher_name(ci));
 #ifdef HAVE_GNUTLS_CIPHERSUITE_GET
-	want_str(f, "suite", gnutls_ciphersuite_get(se->info.session));
+	want_str("suite", gnutls_ciphersuite_get(se->info.session));
 #endif
-	want_str(f, "resumed", "no");
+	want_bool("resumed", false);
 	for (int d = 0; d < 2; d++) {
 		enum kc_dir dir = d == 0 ? KC_TX : KC_RX;
-		const char *p = d == 0 ? "tx" : "rx";
-		char k[32];
 		uint64_t cur, total;
 		kc_conn_records(c, dir, &cur, &total);
 		const struct kc_dir_stats *st = kc_conn_stats(c, dir);
-		snprintf(k, sizeof k, "%s.records_key", p);
-		uint64_t rcur = num(f, k);
-		snprintf(k, sizeof k, "%s.records", p);
-		uint64_t rtotal = num(f, k);
+		const struct kc_view *after = object_begin(d == 0 ? "tx" : "rx");
+		uint64_t rcur = num("records_key");
+		uint64_t rtotal = num("records");
 		if (rcur > rtotal || rtotal > total || (dir == KC_RX && (rcur != cur || rtotal != total)))
 			die("record counts out of step with the session");
-		snprintf(k, sizeof k, "%s.bytes", p);
-		want_num(f, k, st->bytes);
-		snprintf(k, sizeof k, "%s.key_updates", p);
-		uint64_t ku = num(f, k);
+		want_num("bytes", st->bytes);
+		uint64_t ku = num("key_updates");
 		if (dir == KC_RX ? ku != st->key_updates : ku < ku_at_start || ku > st->key_updates)
 			die("key updates reported that the session did not do");
-		snprintf(k, sizeof k, "%s.limit", p);
-		want_num(f, k, lim ? lim->records : 0);
-		snprintf(k, sizeof k, "%s.limit_used", p);
+		want_num("limit", lim ? lim->records : 0);
 		snprintf(b, sizeof b, "%.4f", kc_limit_percent(ci, rcur));
-		want_str(f, k, b);
+		if (strcmp(member("limit_used", KC_VIEW_NUMBER)->str, b) != 0)
+			die("limit_used is not the part of the limit used, with 4 decimals");
+		if (dir == KC_TX) {
+			want_num("record_size", rl->tx);
+			want_str("record_size_by", kc_tx_limit_how_name(rl->tx_how));
+		} else {
+			want_num("record_size", rl->rx);
+			want_bool("record_size_exact", rl->rx_exact);
+			want_bool("no_pad", rl->rx_no_pad);
+		}
+		object_end(after, "members after the last documented one of a direction");
 	}
 	uint64_t point = kc_conn_rekey_point(c);
-	if (point != UINT64_MAX)
-		want_num(f, "rekey_point", point);
-	want_num(f, "tickets", kc_conn_tickets(c));
-	uint64_t up = num(f, "uptime");
+	if (point != UINT64_MAX) {
+		want_num("rekey_point", point);
+		want_str("at_rekey_point", kc_conn_version(c) == KC_TLS13 ? "update" : "close");
+	}
+	want_num("tickets", kc_conn_tickets(c));
+	uint64_t up = num("uptime");
 	if (up > (uint64_t)(time(NULL) - se->info.started) + 1)
 		die("uptime longer than the session");
-	if (at != f->n)
-		die("fields after the last documented one");
+	if (at)
+		die("members after the last documented one");
 }
 
-static void check_tickets(struct session *se, const struct fields *f)
+static void check_tickets(struct session *se, const struct kc_view *tree)
 {
 	const struct kc_ticket_store *st = kc_conn_ticket_store(se->c);
-	char k[64], hash[17];
+	char hash[17];
 
-	at = 0;
-	want_num(f, "count", st->n);
-	for (size_t i = 0; i < st->n; i++) {
+	at = tree->first;
+	want_num("count", st->n);
+	const struct kc_view *list = member("tickets", KC_VIEW_ARRAY);
+	if (at)
+		die("members after the ticket list");
+	const struct kc_view *t = list->first;
+	for (size_t i = 0; i < st->n; i++, t = t->next) {
 		const struct kc_ticket_entry *e = &st->e[i];
-		snprintf(k, sizeof k, "ticket.%zu.arrived", i);
-		want_num(f, k, (uint64_t)e->arrived);
-		snprintf(k, sizeof k, "ticket.%zu.lifetime", i);
-		want_num(f, k, e->info.lifetime);
-		snprintf(k, sizeof k, "ticket.%zu.age_add", i);
-		want_num(f, k, e->info.age_add);
-		snprintf(k, sizeof k, "ticket.%zu.nonce_len", i);
-		want_num(f, k, e->info.nonce_len);
-		snprintf(k, sizeof k, "ticket.%zu.length", i);
-		want_num(f, k, e->info.ticket_len);
-		snprintf(k, sizeof k, "ticket.%zu.sha256", i);
+		if (!t || t->kind != KC_VIEW_OBJECT || t->key)
+			die("fewer tickets than the session holds");
+		at = t->first;
+		want_num("arrived", (uint64_t)e->arrived);
+		want_num("lifetime", e->info.lifetime);
+		want_num("age_add", e->info.age_add);
+		want_num("nonce_len", e->info.nonce_len);
+		want_num("length", e->info.ticket_len);
 		kc_ticket_format_hash(&e->info, hash);
-		want_str(f, k, hash);
-		snprintf(k, sizeof k, "ticket.%zu.in_use", i);
-		want_str(f, k, i + 1 == st->n ? "yes" : "no");
-		if (e->info.has_max_early_data) {
-			snprintf(k, sizeof k, "ticket.%zu.max_early_data", i);
-			want_num(f, k, e->info.max_early_data);
-		}
+		want_str("sha256", hash);
+		want_bool("in_use", i + 1 == st->n);
+		if (e->info.has_max_early_data)
+			want_num("max_early_data", e->info.max_early_data);
+		if (at)
+			die("members after the last documented one of a ticket");
 	}
-	if (at != f->n)
-		die("fields after the last ticket");
+	if (t)
+		die("more tickets than the session holds");
 }
 
 static unsigned ku_ok;   /* KEYUPDATE answered OK */
 
 static void check_err(const struct client *c, const char *what)
 {
-	static const char pre[] = "KTLSCTL/1 ERR ";
+	static const char pre[] = "KTLSCTL/2 ERR ";
 	if (c->nr < sizeof pre || memcmp(c->r, pre, sizeof pre - 1) != 0 || c->r[c->nr - 1] != '\n' ||
 	    memchr(c->r, '\n', c->nr) != c->r + c->nr - 1) {
 		fprintf(stderr, "fuzz_ctl_server: answer '%.*s', expected an ERR (%s)\n",
@@ -570,7 +583,14 @@ static void check_answer(struct session *se, const struct client *c, const unsig
 		check_err(c, "not a ktlsctl request");   /* ctl.h has no such request */
 		return;
 	}
-	static const char proto[] = "KTLSCTL/1 ";
+	static const char proto[] = "KTLSCTL/2 ", v1_refusal[] =
+		"KTLSCTL/1 ERR this session speaks KTLSCTL/2: ask it with the ktlsctl that "
+		"started it\n";
+	if (starts(line, len, "KTLSCTL/1 ")) {
+		if (!is(c->r, c->nr, v1_refusal))
+			die("a version 1 request not refused in version 1's words");
+		return;
+	}
 	if (!starts(line, len, proto)) {
 		check_err(c, starts(line, len, "KTLSCTL/") ? "unsupported protocol version"
 							    : "not a ktlsctl request");
@@ -588,39 +608,41 @@ static void check_answer(struct session *se, const struct client *c, const unsig
 		check_err(c, "not in TLS 1.2");
 		return;
 	}
-	/* OK: through the client's parser. */
-	char *resp = NULL;
+	/* OK: one line of JSON, through the client's parser. */
+	static const char ok[] = "KTLSCTL/2 OK\n";
+	if (c->nr < sizeof ok || !starts(c->r, c->nr, ok) || c->r[c->nr - 1] != '\n' ||
+	    memchr(c->r + sizeof ok - 1, '\n', c->nr - sizeof ok) != NULL)
+		die("an OK answer that is not the OK line and one line of JSON");
+	struct kc_view *tree = NULL;
 	struct kc_err err = { 0 };
-	if (kc_ctl_parse_response((const char *)c->r, c->nr, 4242, &resp, &err) < 0) {
+	if (kc_ctl_parse_response((const char *)c->r, c->nr, 4242, &tree, &err) < 0) {
 		fprintf(stderr, "fuzz_ctl_server: %s: '%.*s'\n", err.msg,
 			(int)(c->nr > 300 ? 300 : c->nr), (const char *)c->r);
 		die("the client's parser refuses the server's answer to a valid request");
 	}
-	if (strlen(resp) + 13 + 2 != c->nr)
-		die("bytes after the answer's \".\" line");
-	static struct fields f;
-	memset(&f, 0, sizeof f);
-	int n = kc_ctl_fields(resp, collect, &f);
-	if (f.overflow || n < 0 || (size_t)n != f.n)
-		die("kc_ctl_fields: the count is not the number of fields");
+	char *json = kc_view_json(tree, NULL);
+	size_t jl = c->nr - sizeof ok;   /* without the final line end */
+	if (!json || strlen(json) != jl || memcmp(json, c->r + sizeof ok - 1, jl) != 0)
+		die("the answer's JSON is not what its tree writes back");
+	free(json);
 	if (ku) {
-		if (f.n != 0)
-			die("fields in a KEYUPDATE answer");
+		if (tree->first)
+			die("members in a KEYUPDATE answer");
 		ku_ok++;
 	} else if (stats) {
-		check_stats(se, &f);
+		check_stats(se, tree);
 	} else {
-		check_tickets(se, &f);
+		check_tickets(se, tree);
 	}
-	free(resp);
+	kc_view_free(tree);
 }
 
 /* ---- running an input ----------------------------------------------------- */
 
 static const char *const canned[8] = {
-	"KTLSCTL/1 STATS\n", "KTLSCTL/1 TICKETS\n", "KTLSCTL/1 KEYUPDATE\n",
-	"KTLSCTL/1 KEYUPDATE request\n", "KTLSCTL/1 STATS\r\n", "KTLSCTL/2 STATS\n",
-	"KTLSCTL/1 ST", "ATS\n",
+	"KTLSCTL/2 STATS\n", "KTLSCTL/2 TICKETS\n", "KTLSCTL/2 KEYUPDATE\n",
+	"KTLSCTL/2 KEYUPDATE request\n", "KTLSCTL/2 STATS\r\n", "KTLSCTL/1 STATS\n",
+	"KTLSCTL/2 ST", "ATS\n",
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

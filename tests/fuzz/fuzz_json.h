@@ -3,7 +3,7 @@
  * valid UTF-8 without raw control characters), for harnesses that feed
  * hostile text into the cli's JSON output.  fzj_valid() returns NULL when
  * s[0..n) is one JSON value with optional white space around it, else
- * what is wrong. */
+ * what is wrong; fzj_valid_depth also how deeply it nests. */
 #ifndef FUZZ_JSON_H
 #define FUZZ_JSON_H
 
@@ -14,7 +14,7 @@
 struct fzj {
 	const unsigned char *p, *end;
 	const char *why;
-	unsigned depth;
+	unsigned depth, max_depth;
 };
 
 static bool fzj_value(struct fzj *j);
@@ -146,6 +146,8 @@ static bool fzj_members(struct fzj *j, bool object)
 	j->p++;
 	if (++j->depth > 64)
 		return fzj_fail(j, "nested too deep");
+	if (j->depth > j->max_depth)
+		j->max_depth = j->depth;
 	fzj_ws(j);
 	if (j->p < j->end && *j->p == close) {
 		j->p++;
@@ -199,13 +201,22 @@ static bool fzj_value(struct fzj *j)
 	}
 }
 
-static const char *fzj_valid(const char *s, size_t n)
+/* Also says how deeply objects and arrays nest (*depth, may be NULL). */
+static const char *fzj_valid_depth(const char *s, size_t n, unsigned *depth)
 {
-	struct fzj j = { (const unsigned char *)s, (const unsigned char *)s + n, NULL, 0 };
-	if (!fzj_value(&j))
+	struct fzj j = { (const unsigned char *)s, (const unsigned char *)s + n, NULL, 0, 0 };
+	bool ok = fzj_value(&j);
+	if (depth)
+		*depth = j.max_depth;
+	if (!ok)
 		return j.why;
 	fzj_ws(&j);
 	return j.p == j.end ? NULL : "text after the value";
+}
+
+static const char *fzj_valid(const char *s, size_t n)
+{
+	return fzj_valid_depth(s, n, NULL);
 }
 
 #endif

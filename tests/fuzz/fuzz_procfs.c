@@ -1,9 +1,9 @@
 /* tests/fuzz/fuzz_procfs.c: libFuzzer target for the /proc and
  * /lib/modules text that `ktlsctl stats` reads besides tls_stat:
- *   mode 0  /proc/self/status        kc_proc_status_capeff (core/sysinfo.c)
- *   mode 1  tcp_available_ulp        kc_ulp_list_has (core/sysinfo.c)
- *   mode 2  modules.builtin/.dep     kc_modules_list_has_tls (core/sysinfo.c)
- *   mode 3  /proc/PID/fd and comm    kc_sockdiag_find_owners (core/sockdiag.c)
+ *   mode 0  /proc/self/status        kc_proc_status_capeff (core/diag/procfs.c)
+ *   mode 1  tcp_available_ulp        kc_ulp_list_has (core/diag/procfs.c)
+ *   mode 2  modules.builtin/.dep     kc_modules_list_has_tls (core/diag/procfs.c)
+ *   mode 3  /proc/PID/fd and comm    kc_sockdiag_find_owners (core/diag/sockdiag.c)
  *
  * Input: byte 0 = mode (mod 4).  Modes 0-2: the rest is the file's text
  * (through fmemopen, or an exactly sized string for mode 1).  Mode 3: a
@@ -41,8 +41,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/sockdiag.h"
-#include "core/sysinfo.h"
+#include "core/diag/sockdiag.h"
+#include "core/diag/procfs.h"
 #include "fuzz_view.h"
 
 #define MAXSOCK 8

@@ -1,4 +1,4 @@
-/* tests/fuzz/fuzz_sockdiag.c: libFuzzer target for core/sockdiag.c's
+/* tests/fuzz/fuzz_sockdiag.c: libFuzzer target for core/diag/sockdiag.c's
  * netlink reply parser (kc_sockdiag_parse: nlmsghdr, NLMSG_NOOP/ERROR/
  * DONE, SOCK_DIAG_BY_FAMILY with inet_diag_msg, INET_DIAG_INFO and the
  * nested INET_DIAG_ULP_INFO / INET_ULP_INFO_TLS attributes) and the
@@ -37,7 +37,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "core/sockdiag.h"
+#include "core/diag/sockdiag.h"
 #include "fuzz_view.h"
 
 static void die(const char *what)

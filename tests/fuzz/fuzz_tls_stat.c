@@ -1,4 +1,4 @@
-/* tests/fuzz/fuzz_tls_stat.c: libFuzzer target for core/sysinfo.c's
+/* tests/fuzz/fuzz_tls_stat.c: libFuzzer target for core/diag/tls_stat.c's
  * /proc/net/tls_stat parser (kc_tls_stat_parse, kc_tls_stat_read,
  * kc_tls_stat_find) and the "tls_stat" view built from it
  * (kc_tls_stat_view).
@@ -8,7 +8,7 @@
  * whether to read it back through a file as well; the rest is the file's
  * text, in an exactly sized buffer with no NUL after it.
  *
- * Checks, against an independent reading of sysinfo.h's rule (a POSIX
+ * Checks, against an independent reading of tls_stat.h's rule (a POSIX
  * regular expression and strtoull, line by line): the entries are exactly
  * the lines of the form "[blanks]Name blanks decimal [blanks]" with a name
  * of 1 to 63 of [A-Za-z0-9_] and a value below 2^64, in file order, and
@@ -29,7 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/sysinfo.h"
+#include "core/diag/tls_stat.h"
 #include "fuzz_view.h"
 
 static char dir[256], path[300];

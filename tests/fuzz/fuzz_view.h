@@ -1,10 +1,11 @@
-/* tests/fuzz/fuzz_view.h: what core/sysinfo.h promises about a kc_view
+/* tests/fuzz/fuzz_view.h: what core/diag/view.h promises about a kc_view
  * tree, checked on every tree a harness builds from hostile input
  * (fuzz_tls_stat, fuzz_sockdiag).
  *
  *   - members of an object have a key, elements of an array have none,
  *     and the keys of one object are distinct (it is rendered as JSON);
- *   - every string (key, label, text, string value) is printable ASCII;
+ *   - every string (key, label, text, summary, string value) is printable
+ *     ASCII, and only nodes in the brief text have a summary;
  *   - every node but the root has a label; scalars have no children;
  *     every node points to the tree's root;
  *   - the root is not marked out of memory.
@@ -16,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/sysinfo.h"
+#include "core/diag/view.h"
 
 static void fzv_fail(const char *path, const char *what)
 {
@@ -47,10 +48,14 @@ static void fzv_node(const struct kc_view *v, const struct kc_view *root, const 
 	fzv_printable(path, v->key, "a key that is not printable ASCII");
 	fzv_printable(path, v->label, "a label that is not printable ASCII");
 	fzv_printable(path, v->text, "a text that is not printable ASCII");
+	fzv_printable(path, v->summary, "a summary that is not printable ASCII");
+	if (v->summary && !v->brief)
+		fzv_fail(path, "a summary line outside the brief text");
 	switch (v->kind) {
 	case KC_VIEW_STRING:
+	case KC_VIEW_NUMBER:
 		if (!v->str)
-			fzv_fail(path, "a string node without a string");
+			fzv_fail(path, "a string or number node without its text");
 		fzv_printable(path, v->str, "a string that is not printable ASCII");
 		/* fall through */
 	case KC_VIEW_UINT:

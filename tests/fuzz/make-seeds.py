@@ -11,7 +11,9 @@ fuzz_seal.h (record programs)."""
 
 import base64
 import hashlib
+import json
 import os
+import re
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -363,50 +365,65 @@ write('fuzz_procfs', 'owners-odd-links',
 
 
 # ---- fuzz_ctl_client: byte 0 = request (bit 0: TICKETS) and a signal
-# mid-answer (bit 1), then what a session answers (core/ctl.h) ---------------
+# mid-answer (bit 1), then what a session answers (core/ctl.h: the OK line
+# and one line of JSON, core/diag/session_view.h) ------------------------------
 
-def stats_body(version='TLS1.3', cipher='AES-256-GCM', suite='TLS_AES_256_GCM_SHA384',
-               limit=16777216, rekey=16515072, tx=(2, 2, 11, 0), rx=(3, 3, 20, 0)):
-    s = (b'pid 4242\nrole client\npeer 127.0.0.1:8443\nchannel kernel\nversion %s\n'
-         b'cipher %s\nsuite %s\nresumed no\n' % (version.encode(), cipher.encode(),
-                                                 suite.encode()))
+def stats_doc(version='TLS1.3', cipher='AES-256-GCM', suite='TLS_AES_256_GCM_SHA384',
+              limit=16777216, rekey=16515072, tx=(2, 2, 11, 0), rx=(3, 3, 20, 0)):
+    s = {'pid': 4242, 'role': 'client', 'peer': '127.0.0.1:8443', 'channel': 'kernel',
+         'version': version, 'cipher': cipher, 'suite': suite, 'resumed': False}
     for d, (cur, total, nbytes, ku) in (('tx', tx), ('rx', rx)):
-        used = 100.0 * cur / limit if limit else 0.0
-        s += (b'%s.records_key %d\n%s.records %d\n%s.bytes %d\n%s.key_updates %d\n'
-              b'%s.limit %d\n%s.limit_used %.4f\n' % (d.encode(), cur, d.encode(), total,
-                                                      d.encode(), nbytes, d.encode(), ku,
-                                                      d.encode(), limit, d.encode(), used))
+        used = '%.4f' % (100.0 * cur / limit if limit else 0.0)
+        s[d] = {'records_key': cur, 'records': total, 'bytes': nbytes, 'key_updates': ku,
+                'limit': limit, 'limit_used': used, 'record_size': 16384}
+        if d == 'tx':
+            s[d]['record_size_by'] = 'records'
+        else:
+            s[d].update(record_size_exact=True, no_pad=False)
     if rekey is not None:
-        s += b'rekey_point %d\n' % rekey
-    return s + b'tickets 2\nuptime 17\n'
-
-
-def tickets_body(n):
-    s = b'count %d\n' % n
-    for i in range(n):
-        s += (b'ticket.%d.arrived 1750000000\nticket.%d.lifetime 7200\n'
-              b'ticket.%d.age_add 305419896\nticket.%d.nonce_len 1\n'
-              b'ticket.%d.length 181\nticket.%d.sha256 0011223344556677\n'
-              b'ticket.%d.in_use %s\n' % (i, i, i, i, i, i, i, b'yes' if i == n - 1 else b'no'))
-        if i == 0:
-            s += b'ticket.%d.max_early_data 16384\n' % i
+        s['rekey_point'] = rekey
+        s['at_rekey_point'] = 'update' if version == 'TLS1.3' else 'close'
+    s.update(tickets=2, uptime=17)
     return s
 
 
-OK = b'KTLSCTL/1 OK\n'
-write('fuzz_ctl_client', 'stats-tls13', b'\x00' + OK + stats_body() + b'.\n')
+def tickets_doc(n):
+    t = [{'arrived': 1750000000, 'lifetime': 7200, 'age_add': 305419896, 'nonce_len': 1,
+          'length': 181, 'sha256': '0011223344556677', 'in_use': i == n - 1} for i in range(n)]
+    if n:
+        t[0]['max_early_data'] = 16384
+    return {'count': n, 'tickets': t}
+
+
+def answer(doc):
+    """The OK line and the document on one line; limit_used keeps its 4
+    decimals, as a session writes it."""
+    j = json.dumps(doc, separators=(',', ':'))
+    j = re.sub(r'"limit_used":"([0-9.]+)"', r'"limit_used":\1', j)
+    return OK + j.encode() + b'\n'
+
+
+OK = b'KTLSCTL/2 OK\n'
+write('fuzz_ctl_client', 'stats-tls13', b'\x00' + answer(stats_doc()))
 write('fuzz_ctl_client', 'stats-tls12-chacha',
-      b'\x00' + OK + stats_body('TLS1.2', 'CHACHA20-POLY1305',
-                                'TLS_ECDHE_RSA_CHACHA20_POLY1305_SHA256', 0, None) + b'.\n')
-write('fuzz_ctl_client', 'stats-signal-mid-answer', b'\x02' + OK + stats_body() + b'.\n')
-write('fuzz_ctl_client', 'tickets-two', b'\x01' + OK + tickets_body(2) + b'.\n')
-write('fuzz_ctl_client', 'tickets-none', b'\x01' + OK + b'count 0\n.\n')
-write('fuzz_ctl_client', 'keyupdate-ok', b'\x00' + OK + b'.\n')
+      b'\x00' + answer(stats_doc('TLS1.2', 'CHACHA20-POLY1305',
+                                 'TLS_ECDHE_RSA_CHACHA20_POLY1305_SHA256', 0, None)))
+write('fuzz_ctl_client', 'stats-signal-mid-answer', b'\x02' + answer(stats_doc()))
+write('fuzz_ctl_client', 'tickets-two', b'\x01' + answer(tickets_doc(2)))
+write('fuzz_ctl_client', 'tickets-none', b'\x01' + answer(tickets_doc(0)))
+write('fuzz_ctl_client', 'keyupdate-ok', b'\x00' + OK + b'{}\n')
 write('fuzz_ctl_client', 'err-tls12',
-      b'\x00KTLSCTL/1 ERR key updates are not in TLS 1.2 (only TLS 1.3 can change keys)\n')
+      b'\x00KTLSCTL/2 ERR key updates are not in TLS 1.2 (only TLS 1.3 can change keys)\n')
 write('fuzz_ctl_client', 'err-other-version',
+      b'\x00KTLSCTL/2 ERR unsupported protocol version (this session speaks KTLSCTL/2)\n')
+# a session of an older ktlsctl, answering this one's request
+write('fuzz_ctl_client', 'old-session-v1',
       b'\x00KTLSCTL/1 ERR unsupported protocol version (this session speaks KTLSCTL/1)\n')
-write('fuzz_ctl_client', 'incomplete', b'\x00' + OK + stats_body()[:100])
+write('fuzz_ctl_client', 'incomplete', b'\x00' + answer(stats_doc())[:100])
+write('fuzz_ctl_client', 'incomplete-ok-line', b'\x00KTLSCTL/2 O')
+write('fuzz_ctl_client', 'repeated-member', b'\x00' + OK + b'{"pid":1,"tx":{"bytes":1,"bytes":2}}\n')
+write('fuzz_ctl_client', 'escapes',
+      b'\x00' + OK + b'{"pid":4242,"role":"c\\r\\n\\u0007\\u00e9\\ud83d\\ude00\xc3\xa9","peer":"\\"\\\\\\/"}\n')
 write('fuzz_ctl_client', 'not-ktlsctl', b'\x00HTTP/1.1 400 Bad Request\r\n\r\n')
 write('fuzz_ctl_client', 'empty', b'\x00')
 
@@ -416,7 +433,7 @@ write('fuzz_ctl_client', 'empty', b'\x00')
 # 0-2 what, bits 3-7 which client --------------------------------------------
 
 CONNECT, SEND, CANNED, SHUT, CLOSE, SERVE, READ, LONG = range(8)
-C_STATS, C_TICKETS, C_KU, C_KU_REQ, C_STATS_CRLF, C_V2, C_HALF1, C_HALF2 = range(8)
+C_STATS, C_TICKETS, C_KU, C_KU_REQ, C_STATS_CRLF, C_V1, C_HALF1, C_HALF2 = range(8)
 
 
 def cop(what, client=0, *args):
@@ -439,16 +456,16 @@ write('fuzz_ctl_server', 'split-request',
       b'\x00' + cop(CONNECT, 5) + cop(CANNED, 5, C_HALF1) + cop(SERVE) +
       cop(CANNED, 5, C_HALF2) + cop(SERVE) + cop(READ, 5))
 write('fuzz_ctl_server', 'bad-requests',
-      b'\x01' + ask(0, C_V2) + cop(CONNECT, 1) + csend(1, b'GET / HTTP/1.0\r\n') +
-      cop(CONNECT, 2) + csend(2, b'KTLSCTL/1 STATS please\n') +
-      cop(CONNECT, 3) + csend(3, b'KTLSCTL/1 stats\n') + cop(CONNECT, 4) + csend(4, b'\n') +
+      b'\x01' + ask(0, C_V1) + cop(CONNECT, 1) + csend(1, b'GET / HTTP/1.0\r\n') +
+      cop(CONNECT, 2) + csend(2, b'KTLSCTL/2 STATS please\n') +
+      cop(CONNECT, 3) + csend(3, b'KTLSCTL/2 stats\n') + cop(CONNECT, 4) + csend(4, b'\n') +
       cop(SERVE) + cop(READ, 1) + cop(READ, 2))
 write('fuzz_ctl_server', 'too-long',
       b'\x00' + cop(CONNECT, 0) + cop(LONG, 0, 63) + cop(SERVE) + cop(LONG, 0, 1) + cop(SERVE) +
       cop(CONNECT, 1) + cop(LONG, 1, 63) + csend(1, b'AAA\n') + cop(SERVE) +
       cop(CONNECT, 2) + cop(LONG, 2, 200) + csend(2, b'\n'))
 write('fuzz_ctl_server', 'two-requests-one-connection',
-      b'\x00' + cop(CONNECT, 0) + csend(0, b'KTLSCTL/1 TICKETS\nKTLSCTL/1 STATS\n') +
+      b'\x00' + cop(CONNECT, 0) + csend(0, b'KTLSCTL/2 TICKETS\nKTLSCTL/2 STATS\n') +
       cop(SERVE) + cop(CANNED, 0, C_KU))
 write('fuzz_ctl_server', 'half-closed',
       b'\x00' + cop(CONNECT, 0) + cop(CANNED, 0, C_HALF1) + cop(SHUT, 0) + cop(SERVE) +

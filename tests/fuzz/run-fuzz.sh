@@ -52,17 +52,17 @@ fi
 # name|sources (relative to the top)|libFuzzer flags
 TARGETS=(
 	"fuzz_addr|core/addr.c core/err.c|-max_len=512"
-	"fuzz_opts|cli/opts.c core/addr.c core/keys.c core/handshake.c core/err.c|-max_len=1024 -dict=$here/fuzz_opts.dict"
+	"fuzz_opts|cli/opts.c tests/cli_stubs.c core/addr.c core/cipher.c core/keys.c core/handshake.c core/err.c|-max_len=1024 -dict=$here/fuzz_opts.dict"
 	"fuzz_commands|cli/commands.c|-max_len=1024"
 	"fuzz_ticket|core/ticket.c core/err.c|-max_len=4096"
 	"fuzz_sessfile|core/sessfile.c core/err.c|-max_len=8192"
-	"fuzz_record|core/channel_soft.c core/keys.c core/err.c|-max_len=8192"
-	"fuzz_conn|core/conn.c core/channel_soft.c core/channel_kernel.c core/handshake.c core/selfcert.c core/keys.c core/limits.c core/net.c core/probe.c core/ticket.c core/addr.c core/err.c|-max_len=8192 -detect_leaks=0"
-	"fuzz_ctl_server|core/ctl.c core/conn.c core/channel_soft.c core/channel_kernel.c core/handshake.c core/selfcert.c core/keys.c core/limits.c core/net.c core/probe.c core/ticket.c core/addr.c core/err.c|-max_len=4096 -dict=$here/fuzz_ctl.dict"
-	"fuzz_ctl_client|core/ctl.c core/conn.c core/channel_soft.c core/channel_kernel.c core/handshake.c core/selfcert.c core/keys.c core/limits.c core/net.c core/probe.c core/ticket.c core/addr.c core/sysinfo.c core/sockdiag.c core/err.c cli/out.c|-max_len=20000 -dict=$here/fuzz_ctl.dict"
-	"fuzz_sockdiag|core/sockdiag.c core/sysinfo.c core/probe.c core/channel_kernel.c core/keys.c core/err.c|-max_len=16384 -dict=$here/fuzz_sockdiag.dict"
-	"fuzz_procfs|core/sockdiag.c core/sysinfo.c core/probe.c core/channel_kernel.c core/keys.c core/err.c|-max_len=4096 -dict=$here/fuzz_procfs.dict"
-	"fuzz_tls_stat|core/sysinfo.c core/probe.c core/channel_kernel.c core/keys.c core/err.c|-max_len=16384 -dict=$here/fuzz_tls_stat.dict"
+	"fuzz_record|core/channel_soft.c core/cipher.c core/keys.c core/err.c|-max_len=8192"
+	"fuzz_conn|core/conn.c core/channel_soft.c core/channel_kernel.c core/handshake.c core/selfcert.c core/cipher.c core/keys.c core/limits.c core/net.c core/probe.c core/ticket.c core/addr.c core/err.c|-max_len=8192 -detect_leaks=0"
+	"fuzz_ctl_server|core/ctl.c core/diag/session_view.c core/diag/view.c core/diag/view_json.c core/conn.c core/channel_soft.c core/channel_kernel.c core/handshake.c core/selfcert.c core/cipher.c core/keys.c core/limits.c core/net.c core/probe.c core/ticket.c core/addr.c core/err.c|-max_len=4096 -dict=$here/fuzz_ctl.dict"
+	"fuzz_ctl_client|core/ctl.c core/diag/session_view.c core/diag/view.c core/diag/view_json.c core/diag/view_text.c core/conn.c core/channel_soft.c core/channel_kernel.c core/handshake.c core/selfcert.c core/cipher.c core/keys.c core/limits.c core/net.c core/probe.c core/ticket.c core/addr.c core/diag/procfs.c core/diag/caps.c core/diag/tls_stat.c core/diag/sockdiag.c core/err.c cli/out.c|-max_len=20000 -dict=$here/fuzz_ctl.dict"
+	"fuzz_sockdiag|core/diag/sockdiag.c core/diag/view.c core/diag/procfs.c core/probe.c core/channel_kernel.c core/cipher.c core/keys.c core/err.c|-max_len=16384 -dict=$here/fuzz_sockdiag.dict"
+	"fuzz_procfs|core/diag/sockdiag.c core/diag/view.c core/diag/procfs.c core/probe.c core/channel_kernel.c core/cipher.c core/keys.c core/err.c|-max_len=4096 -dict=$here/fuzz_procfs.dict"
+	"fuzz_tls_stat|core/diag/tls_stat.c core/diag/view.c core/err.c|-max_len=16384 -dict=$here/fuzz_tls_stat.dict"
 )
 # fuzz_conn keeps TLS pairs alive between inputs, so libFuzzer's per-input
 # leak check would fire (and re-run the input) on every new pair; leaks are
@@ -197,7 +197,7 @@ coverage() {
 		say "$name: coverage build failed (see $dir/$name.build)"
 		return
 	fi
-	LLVM_PROFILE_FILE="$dir/$name.profraw" FUZZ_CONN_FRESH=1 FUZZ_TOLERATE=type0,optmsg,jsonnum \
+	LLVM_PROFILE_FILE="$dir/$name.profraw" FUZZ_CONN_FRESH=1 FUZZ_TOLERATE=type0,optmsg \
 		ASAN_OPTIONS= "$dir/$name" -runs=0 -detect_leaks=0 -artifact_prefix="$dir/" \
 		"$build/corpus/$name" "$here/corpus/$name" >"$dir/$name.log" 2>&1
 	"$PROFDATA" merge -sparse "$dir/$name.profraw" -o "$dir/$name.profdata" 2>/dev/null || {

@@ -333,17 +333,19 @@ for _kind in ("gnutls-serv", "nginx", "node"):
             add_mode_server(_kind, _v, _m)
 
 
-# The consumer stalls for longer than the quiet time: the server waits on
-# us then, which must not count as a quiet peer.  Then it is slow.  (On
-# the user-space channel a blocking write to the stalled pipe holds the
-# whole loop; on the kernel channel the non-blocking splice does not.)
-@suite.case("mode: linger=0.5, a consumer that stalls 3 s, then reads slowly -> gnutls-serv "
-            "--http 24 MiB: never taken for a quiet peer, every byte, exit 0")
+# The consumer stalls, once the answer has started, for twice the quiet
+# time: the server waits on us then, which must not count as a quiet peer.
+# Then it is slow.  (On the user-space channel a blocking write to the
+# stalled pipe holds the whole loop; on the kernel channel the
+# non-blocking splice does not.)  The quiet time is long enough for the
+# server to start its answer on a busy emulated machine.
+@suite.case("mode: linger=3, a consumer that stalls 6 s once the answer started, then reads "
+            "slowly -> gnutls-serv --http 24 MiB: never taken for a quiet peer, every byte, exit 0")
 def _slow_consumer_is_not_quiet():
     port = server("gnutls-serv", "24M")
-    args = ["--cafile", certs().ca, "--eof", "linger=0.5", "-v"] + CHANNEL_ARGS
+    args = ["--cafile", certs().ca, "--eof", "linger=3", "-v"] + CHANNEL_ARGS
     k = ktlsctl("connect", "127.0.0.1:%d" % port, *args, stdin=b"GET /24M HTTP/1.0\r\n\r\n",
-                stall_stdout=3, slow_stdout=(1 << 16, 0.005))
+                stall_stdout=6, slow_stdout=(1 << 16, 0.005))
     check_full_answer(k, "gnutls-serv", "24M", "slow consumer")
     if "the peer was quiet" in k.stderr:
         raise Fail("the peer was taken for quiet while it was still sending\n%s" % k.describe())

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """`ktlsctl selftest`: loopback connect/listen pairs for TLS 1.2 and 1.3 x the
 four ciphers on the best record channel available.  It must exit 0, print
-one line per case naming the channel, and a summary "N passed, N failed"."""
+one line per case naming the channel, and a summary "N passed, N failed";
+--json says the same with the documented keys."""
 
+import json
 import os
 import re
 import signal
@@ -69,6 +71,56 @@ def check_report(k, rc):
 def _plain():
     k, rc = run_selftest()
     check_report(k, rc)
+
+
+CASE_LINE = re.compile(r"^  (TLS1\.[23])\s+(\S+)\s+(\S+)\s+(ok|FAIL)\s+(\d+\.\d{3})s  (.+)$")
+
+
+@suite.case("selftest --json: the documented keys, and the same cases and summary as the text")
+def _json():
+    k, rc = run_selftest("--json")
+    out = k.stdout.decode("utf-8", "replace")
+    if rc != 0:
+        raise Fail("selftest --json: exit status %s, expected 0\n%s" % (rc, k.describe()))
+    try:
+        doc = json.loads(out)
+    except ValueError as e:
+        raise Fail("selftest --json: stdout is not one JSON document (%s): %r" % (e, out[:2000]))
+    problems = []
+    cases = doc.get("cases") if isinstance(doc, dict) else None
+    if not isinstance(cases, list) or len(cases) != 2 * len(CIPHERS):
+        raise Fail("selftest --json: \"cases\" is not a list of %d cases: %r" % (2 * len(CIPHERS), doc))
+    for i, x in enumerate(cases):
+        types = {"version": str, "cipher": str, "channel": str, "ok": bool, "seconds": float,
+                 "detail": str}
+        if not isinstance(x, dict) or set(x) != set(types) \
+                or any(type(x[key]) is not t for key, t in types.items()):
+            problems.append("case %d: %r, expected exactly the keys and types %r" % (i, x, types))
+    # Seconds: with 3 decimals, as the text shows them.
+    if len(re.findall(r'"seconds":\d+\.\d{3}[,}]', out)) != len(cases):
+        problems.append("seconds are not all written with 3 decimals: %s" % out)
+    if doc.get("passed") != len(cases) or doc.get("failed") != 0 \
+            or not isinstance(doc.get("kernel_tls"), bool) or not isinstance(doc.get("channel"), str):
+        problems.append("summary keys: %r" % {key: doc.get(key) for key in
+                                                ("kernel_tls", "passed", "failed", "channel")})
+    if ("kernel_tls_unavailable" in doc) == doc.get("kernel_tls"):
+        problems.append("kernel_tls %r with kernel_tls_unavailable %r: the reason must be there "
+                        "exactly when the kernel was not used" % (doc.get("kernel_tls"),
+                                                                 doc.get("kernel_tls_unavailable")))
+    # The text report of a second run: the same cases, in the same order.
+    t, rc = run_selftest()
+    text = check_report(t, rc)
+    rows = [m.groups() for m in map(CASE_LINE.match, text.splitlines()) if m]
+    want = [(x.get("version"), x.get("cipher"), x.get("channel"), "ok" if x.get("ok") else "FAIL",
+             x.get("detail")) for x in cases]
+    if [r[:4] + r[5:] for r in rows] != want:
+        problems.append("the text's case lines %r differ from the JSON's cases %r" % (rows, want))
+    summary = "%d passed, %d failed (record channel: %s)" % (doc.get("passed", -1),
+                                                           doc.get("failed", -1), doc.get("channel"))
+    if summary not in text.splitlines():
+        problems.append("the text has no line %r:\n%s" % (summary, text))
+    if problems:
+        raise Fail("\n".join(problems))
 
 
 @suite.case("selftest -v exits 0 with the same report")

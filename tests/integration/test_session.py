@@ -63,7 +63,8 @@ sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ktlsctl_test.settings import KTLSCTL, human, scaled, sized  # noqa: E402
 from ktlsctl_test.channel import (  # noqa: E402
-    CHANNEL_ARGS, CHANNEL_NAME, NO_REKEY, OWN_KEYUPDATE_REFUSED, PEER_KEYUPDATE_FATAL, REKEY,
+    CHANNEL, CHANNEL_ARGS, CHANNEL_NAME, NO_REKEY, OWN_KEYUPDATE_REFUSED, PEER_KEYUPDATE_FATAL,
+    REKEY,
     can_rekey, limit_closed)
 from ktlsctl_test.runner import Suite  # noqa: E402
 from ktlsctl_test.verdicts import Fail, Skip  # noqa: E402
@@ -123,42 +124,65 @@ def big_hex():
 
 # ------------------------------------------------------------ ktlsctl output
 
-STATS_ROW = re.compile(r"^  (send|receive)\s+(\d+)\s+(none|\d+ \(\d+\.\d\d%\))\s+(\d+)\s+(\d+)\s+(\d+)\s*$")
+STATS_TITLE = re.compile(r"^session (\d+):$")
+STATS_DIR_LABELS = ("records under the current key", "confidentiality limit (records, 0 = none)",
+                    "limit used (%)", "records in all", "bytes", "key updates")
+STATS_LABELS = ("pid", "role", "peer", "record channel", "version", "cipher", "resumed",
+                "tickets held", "uptime (s)")
 
 
 def parse_stats(text):
-    """The last /stats table in text: {'send': (under_key, limit, records,
-    bytes, key_gen), 'receive': ...} plus 'header', 'session', 'point',
-    'tickets' lines."""
+    """The last /stats report in text (the session's report in full, as
+    `ktlsctl stats PID` shows it): {'session': {label: value} of the
+    top-level lines, 'send'/'receive': (under_key, 'limit (used%)', records,
+    bytes, key_updates), 'point': (rekey point, what happens there) or
+    None, 'tickets': tickets held, 'sections': {'send'/'receive': {label:
+    value}}}."""
     lines = text.splitlines()
-    idx = [i for i, l in enumerate(lines) if l.startswith("session: ")]
+    idx = [i for i, l in enumerate(lines) if STATS_TITLE.match(l)]
     if not idx:
         return None
-    i = idx[-1]
-    st = {"session": lines[i]}
-    for l in lines[i + 1:i + 8]:
-        m = STATS_ROW.match(l)
-        if m:
-            st[m.group(1)] = (int(m.group(2)), m.group(3), int(m.group(4)), int(m.group(5)),
-                              int(m.group(6)))
-        elif "under key" in l:
-            st["header"] = l
-        elif l.startswith("  send keys are updated after"):
-            st["point"] = l.strip()
-        elif l.startswith("  tickets received:"):
-            st["tickets"] = l.strip()
+    top, sections, section = {}, {}, None
+    for l in lines[idx[-1] + 1:]:
+        if l.startswith("    ") and section is not None:
+            k, _, v = l.strip().partition(": ")
+            sections[section][k] = v
+        elif l.startswith("  ") and not l.startswith("   "):
+            k, sep, v = l.strip().partition(": ")
+            if not sep and k.endswith(":"):
+                section = k[:-1]
+                sections[section] = {}
+            else:
+                section = None
+                top[k] = v
+        else:
+            break
+    st = {"session": top, "sections": sections,
+          "title": STATS_TITLE.match(lines[idx[-1]]).group(1)}
+    for d in ("send", "receive"):
+        s = sections.get(d, {})
+        if all(k in s for k in STATS_DIR_LABELS):
+            st[d] = (int(s["records under the current key"]),
+                     "%s (%s%%)" % (s["confidentiality limit (records, 0 = none)"],
+                                    s["limit used (%)"]),
+                     int(s["records in all"]), int(s["bytes"]), int(s["key updates"]))
+    if "rekey point (records under one key)" in top:
+        st["point"] = (int(top["rekey point (records under one key)"]),
+                       top.get("at the rekey point"))
+    if "tickets held" in top:
+        st["tickets"] = int(top["tickets held"])
     return st
 
 
 def need_stats(proc, text=None):
     st = parse_stats(text if text is not None else proc.stderr)
-    if not st or "send" not in st or "receive" not in st or "header" not in st:
-        raise Fail("no complete /stats table (session line, header, send and receive rows)\n%s"
-                   % (proc.describe(4000) if proc else text))
-    h = st["header"]
-    for col in ("under key", "limit (used)", "records", "bytes", "key gen"):
-        if col not in h:
-            raise Fail("/stats header %r lacks the column %r" % (h, col))
+    if not st or "send" not in st or "receive" not in st:
+        raise Fail("no complete /stats report (title 'session PID:', the send and receive "
+                   "sections with %s)\n%s" % (", ".join(STATS_DIR_LABELS),
+                                              proc.describe(4000) if proc else text))
+    missing = [k for k in STATS_LABELS if k not in st["session"]]
+    if missing:
+        raise Fail("/stats lacks %r: %r" % (missing, st["session"]))
     return st
 
 
@@ -357,7 +381,7 @@ def _forced_gnutls_serv():
     st = need_stats(k)
     under, _lim, recs, nbytes, gen = st["send"]
     if gen != 4 or nbytes != len(data):
-        raise Fail("/stats send row: key gen %d (expected 4), bytes %d (expected %d)\n%s"
+        raise Fail("/stats send: key updates %d (expected 4), bytes %d (expected %d)\n%s"
                    % (gen, nbytes, len(data), k.describe(4000)))
     # What gnutls-serv saw: the KeyUpdates, each after exactly the data before it.
     serv.wait_until(lambda p: len(gnutls_keyupdates(p.stderr)[0]) >= 4
@@ -590,14 +614,14 @@ def check_auto_counts(proc, n_point, nbytes, what):
         raise Fail("%s: unexpected key-update events %r" % (what, manual))
     st = need_stats(proc)
     under, _lim, recs, sbytes, gen = st["send"]
-    if st.get("point") != "send keys are updated after %d records" % n_point:
-        raise Fail("%s: /stats says %r, expected 'send keys are updated after %d records'"
+    if st.get("point") != (n_point, "update"):
+        raise Fail("%s: /stats says rekey point and action %r, expected (%d, 'update')"
                    % (what, st.get("point"), n_point))
     problems = []
     if sbytes != nbytes:
         problems.append("/stats send bytes %d, expected %d" % (sbytes, nbytes))
     if gen != len(autos):
-        problems.append("/stats key gen %d but %d 'updated our send keys after' events" % (gen, len(autos)))
+        problems.append("/stats key updates %d but %d 'updated our send keys after' events" % (gen, len(autos)))
     # Each key protects n_point records, plus the KeyUpdate record itself and
     # at most one record of overshoot (core/limits.h KC_LIMIT_MAX_OVERSHOOT).
     bad = [a for a in autos if not n_point <= a <= n_point + 2]
@@ -788,9 +812,11 @@ def _limit12_gnutls_serv():
                 "--key-update-after", "100", stdin=b"/stats\n" + data)
     check_exit(k, 13, 30, "ktlsctl connect --tls1.2 --key-update-after 100")
     st = need_stats(k)
-    want = "send keys are updated after 100 records (TLS 1.2: the session closes instead)"
-    if st.get("point") != want:
-        raise Fail("/stats says %r, expected %r" % (st.get("point"), want))
+    # TLS 1.2 cannot update keys: the session closes at the rekey point.
+    want = (100, "close")
+    if st.get("point") != want or st["session"].get("version") != "TLS1.2":
+        raise Fail("/stats says rekey point and action %r in %r, expected %r in TLS1.2"
+                   % (st.get("point"), st["session"].get("version"), want))
     need_line(k, limit_closed(100, "AES-256-GCM", tls12=True))
     out = k.stdout
     if data[:len(out)] != out:
@@ -1067,7 +1093,7 @@ def _tickets_stats_gnutls():
     k.send(line)
     want_out(k, len(line), 15, "ktlsctl stdout", serv)
     k.send(b"/tickets\n/stats\n/save %s\n" % f.encode())
-    if not k.wait_until(lambda p: "tickets received:" in p.stderr and os.path.exists(f), 10):
+    if not k.wait_until(lambda p: "  tickets held:" in p.stderr and os.path.exists(f), 10):
         raise Fail("no /stats output or no saved file\n%s" % k.describe())
     k.close_stdin()
     check_exit(k, 0, 20, "ktlsctl connect --commands")
@@ -1093,18 +1119,21 @@ def _tickets_stats_gnutls():
     if "* the ticket GnuTLS will offer to resume" not in k.stderr:
         problems.append("no legend for the '*' mark")
     st = need_stats(k)
-    if not re.fullmatch(r"session: TLS1\.3 TLS_AES_128_GCM_SHA256, %s, not resumed" % CHANNEL_NAME,
-                        st["session"]):
-        problems.append("/stats session line %r" % st["session"])
-    if st["send"] != (1, "16777216 (0.00%)", 1, len(line), 0):
-        problems.append("/stats send row %r, expected (1, '16777216 (0.00%%)', 1, %d, 0)"
+    want = {"pid": str(k.pid), "role": "client", "version": "TLS1.3",
+            "cipher suite": "TLS_AES_128_GCM_SHA256", "record channel": CHANNEL,
+            "resumed": "no"}
+    got = {key: st["session"].get(key) for key in want}
+    if got != want or st["title"] != str(k.pid):
+        problems.append("/stats session %s: %r, expected %r" % (st["title"], got, want))
+    if st["send"] != (1, "16777216 (0.0000%)", 1, len(line), 0):
+        problems.append("/stats send %r, expected (1, '16777216 (0.0000%%)', 1, %d, 0)"
                         % (st["send"], len(line)))
     # receive: 2 NewSessionTicket records + 1 data record, nothing counted as bytes but data
-    if st["receive"] != (3, "16777216 (0.00%)", 3, len(line), 0):
-        problems.append("/stats receive row %r, expected (3, '16777216 (0.00%%)', 3, %d, 0)"
+    if st["receive"] != (3, "16777216 (0.0000%)", 3, len(line), 0):
+        problems.append("/stats receive %r, expected (3, '16777216 (0.0000%%)', 3, %d, 0)"
                         % (st["receive"], len(line)))
-    if st.get("tickets") != "tickets received: 2":
-        problems.append("/stats says %r, expected 'tickets received: 2'" % st.get("tickets"))
+    if st.get("tickets") != 2:
+        problems.append("/stats says %r tickets held, expected 2" % st.get("tickets"))
     if problems:
         raise Fail("\n".join(problems) + "\n" + k.describe(4000))
     session_file_ok(f, "localhost:%d" % port)
@@ -1492,10 +1521,10 @@ def _term_connect():
         t.keys("Tab")
         t.wait_last_line("> /stats")
         t.keys("Enter")
-        t.wait_regex(r"^  tickets received: 2$")
+        t.wait_regex(r"^  tickets held: 2$")
         st = need_stats(None, t.screen())
         if st["send"][4] != 1 or st["receive"][4] != 1:
-            raise Fail("/stats key gen send %d, receive %d, expected 1 and 1\n%s"
+            raise Fail("/stats key updates send %d, receive %d, expected 1 and 1\n%s"
                        % (st["send"][4], st["receive"][4], t.dump()))
         t.line("/tickets")
         t.wait_regex(r"^  \* the ticket GnuTLS will offer to resume")

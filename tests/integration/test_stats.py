@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """`ktlsctl stats`, `keyupdate` and `tickets` against live sessions started by
-the test, and the per-session control socket behind them (core/ctl.h):
+the test, and the per-session control socket behind them (core/ctl.h,
+protocol KTLSCTL/2):
+  * the short summary of `stats`, the whole report of `stats -v`, and text
+    that shows exactly the JSON's values;
   * the JSON document (format 1) parsed with json.loads, its counters
     cross-checked with what the peers saw (gnutls-serv --echo for a client
     session, a Python TLS client for a `listen --echo` server session);
@@ -10,7 +13,8 @@ the test, and the per-session control socket behind them (core/ctl.h):
     session's SO_PEERCRED check;
   * garbage requests, idle and concurrent clients over raw Unix sockets, while
     data keeps flowing through the session;
-  * sessions that end (or are SIGKILLed) while they are being queried.
+  * sessions that end (or are SIGKILLed) while they are being queried;
+  * KTLSCTL/1 (an older ktlsctl) refused both ways, with one clear line.
 
 Every ktlsctl invocation gets XDG_RUNTIME_DIR set to a private directory of
 the case (under one /tmp/ktlsctl-st-* directory removed at exit, traversable
@@ -58,12 +62,12 @@ suite = Suite("test_stats", case_timeout=45)
 # The channel under test; --eof close: these peers wait for our close_notify
 # (ktlsctl_test.peers.EOF_CLOSE).
 SESSION_ARGS = CHANNEL_ARGS + EOF_CLOSE
-PROTO = b"KTLSCTL/1"
+PROTO = b"KTLSCTL/2"
 # The documented exit statuses (core/err.h, man/ktlsctl.1 EXIT STATUS).
 DOCUMENTED = set(range(1, 14))
 
 SESSION_KEYS = ("pid", "role", "peer", "channel", "version", "cipher", "suite", "resumed",
-                "tx", "rx", "rekey_point", "tickets", "uptime")
+                "tx", "rx", "rekey_point", "at_rekey_point", "tickets", "uptime")
 DIR_KEYS = ("records_key", "records", "bytes", "key_updates", "limit", "limit_used")
 SUITES = {"AES-128-GCM": "TLS_AES_128_GCM_SHA256", "AES-256-GCM": "TLS_AES_256_GCM_SHA384"}
 
@@ -211,6 +215,11 @@ def check_shape(s, problems):
             problems.append("%s is %r, not a string" % (k, s[k]))
     if "resumed" in s and not isinstance(s["resumed"], bool):
         problems.append("resumed is %r, not a boolean" % (s["resumed"],))
+    # TLS 1.2 cannot update keys: the session closes at the rekey point.
+    want_at = {"TLS1.3": "update", "TLS1.2": "close"}.get(s.get("version"))
+    if s.get("at_rekey_point") != want_at:
+        problems.append("at_rekey_point is %r in %s, expected %r"
+                        % (s.get("at_rekey_point"), s.get("version"), want_at))
     for d in ("tx", "rx"):
         o = s.get(d)
         if not isinstance(o, dict):
@@ -341,8 +350,18 @@ def raw(path, data, timeout=3, shut=False):
         s.close()
 
 
+V1_REFUSAL = b"KTLSCTL/1 ERR this session speaks KTLSCTL/2: ask it with the ktlsctl that started it\n"
+
+
 def ok_reply(b):
-    return b.startswith(PROTO + b" OK\n") and b.endswith(b"\n.\n")
+    """A whole OK answer: the OK line, then one JSON object on one line."""
+    head = PROTO + b" OK\n"
+    if not b.startswith(head) or not b.endswith(b"\n") or b.count(b"\n") != 2:
+        return False
+    try:
+        return isinstance(json.loads(b[len(head):]), dict)
+    except ValueError:
+        return False
 
 
 # ================================================================= case 1
@@ -743,7 +762,7 @@ def _security():
         problems.append("nobody's `keyupdate` changed the session's keys: %s" % json.dumps(s))
 
     # Raw, as nobody: the 0700 directory stops the connect itself.
-    r = nobody_raw(path, "KTLSCTL/1 STATS")
+    r = nobody_raw(path, "KTLSCTL/2 STATS")
     if r != "CONNECT-EACCES":
         problems.append("raw connect as nobody through the 0700 directory: %s, expected EACCES" % r)
 
@@ -752,14 +771,14 @@ def _security():
     os.chmod(d, 0o755)
     os.chmod(path, 0o666)
     try:
-        for req in ("KTLSCTL/1 STATS", "KTLSCTL/1 TICKETS", "KTLSCTL/1 KEYUPDATE request"):
+        for req in ("KTLSCTL/2 STATS", "KTLSCTL/2 TICKETS", "KTLSCTL/2 KEYUPDATE request"):
             r = nobody_raw(path, req)
             m = re.match(r"REPLY (\w+) (b['\"].*['\"])$", r, re.S)
             reply = ast.literal_eval(m.group(2)) if m else None   # the bytes repr our script printed
             if reply is None or not reply.startswith(PROTO + b" ERR permission denied") \
                     or reply.count(b"\n") != 1 or not reply.endswith(b"\n"):
                 problems.append("raw %r as nobody with the modes opened up: %s, expected exactly "
-                                "one line 'KTLSCTL/1 ERR permission denied...'" % (req, r))
+                                "one line 'KTLSCTL/2 ERR permission denied...'" % (req, r))
             elif any(re.search(x, reply.decode("latin-1")) for x in secrets):
                 problems.append("raw %r as nobody: the refusal leaks session data: %r" % (req, reply))
         # Our own client refuses to use a directory others can enter.
@@ -785,17 +804,20 @@ def _security():
 # ================================================================= case 5
 
 GARBAGE = [
-    ("empty line", b"\n", b"KTLSCTL/1 ERR not a ktlsctl request\n"),
-    ("HELLO", b"HELLO\n", b"KTLSCTL/1 ERR not a ktlsctl request\n"),
-    ("KTLSCTL/2 STATS", b"KTLSCTL/2 STATS\n",
-     b"KTLSCTL/1 ERR unsupported protocol version (this session speaks KTLSCTL/1)\n"),
-    ("300 bytes, no newline", b"x" * 300, b"KTLSCTL/1 ERR request too long\n"),
-    ("binary junk", b"\x00\xff\xfe\x01\x80KTLSCTL/1 STATS\x00\n",
-     b"KTLSCTL/1 ERR not a ktlsctl request\n"),
-    ("unknown request", b"KTLSCTL/1 FROBNICATE\n", None),
-    ("lower-case request", b"KTLSCTL/1 stats\n", None),
-    ("257 bytes with a newline at the end", b"KTLSCTL/1 STATS" + b" " * 241 + b"\n",
-     b"KTLSCTL/1 ERR request too long\n"),
+    ("empty line", b"\n", b"KTLSCTL/2 ERR not a ktlsctl request\n"),
+    ("HELLO", b"HELLO\n", b"KTLSCTL/2 ERR not a ktlsctl request\n"),
+    ("KTLSCTL/3 STATS", b"KTLSCTL/3 STATS\n",
+     b"KTLSCTL/2 ERR unsupported protocol version (this session speaks KTLSCTL/2)\n"),
+    # An older ktlsctl's request: refused in its own protocol's words.
+    ("KTLSCTL/1 STATS", b"KTLSCTL/1 STATS\n", V1_REFUSAL),
+    ("KTLSCTL/1 KEYUPDATE", b"KTLSCTL/1 KEYUPDATE\n", V1_REFUSAL),
+    ("300 bytes, no newline", b"x" * 300, b"KTLSCTL/2 ERR request too long\n"),
+    ("binary junk", b"\x00\xff\xfe\x01\x80KTLSCTL/2 STATS\x00\n",
+     b"KTLSCTL/2 ERR not a ktlsctl request\n"),
+    ("unknown request", b"KTLSCTL/2 FROBNICATE\n", None),
+    ("lower-case request", b"KTLSCTL/2 stats\n", None),
+    ("257 bytes with a newline at the end", b"KTLSCTL/2 STATS" + b" " * 241 + b"\n",
+     b"KTLSCTL/2 ERR request too long\n"),
 ]
 
 
@@ -809,7 +831,7 @@ def _garbage():
 
     # An idle client and one that stops half-way: the data must not stall.
     idle = []
-    for partial in (b"", b"KTLSCTL/1 STA"):
+    for partial in (b"", b"KTLSCTL/2 STA"):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(scaled(3))
         s.connect(c.sock)
@@ -832,16 +854,16 @@ def _garbage():
             good = reply == want
         if not good or how == "timeout":
             problems.append("%s: reply %r (ended by %s), expected %s" % (
-                name, reply, how, repr(want) if want else "one 'KTLSCTL/1 ERR ...' line"))
+                name, reply, how, repr(want) if want else "one 'KTLSCTL/2 ERR ...' line"))
         # the data path between the requests
         dt = c.roundtrip(line(), timeout=5)
         if dt > scaled(1.0):
             problems.append("after %s a line took %.2fs to come back" % (name, dt))
 
     # A request and EOF without its newline: no answer is owed, but no hang.
-    reply, how = raw(c.sock, b"KTLSCTL/1 STATS", shut=True)
+    reply, how = raw(c.sock, b"KTLSCTL/2 STATS", shut=True)
     if how == "timeout":
-        problems.append("'KTLSCTL/1 STATS' then EOF (no newline): the session never closed the "
+        problems.append("'KTLSCTL/2 STATS' then EOF (no newline): the session never closed the "
                         "connection (reply %r)" % reply)
 
     # ktlsctl itself can still ask, with the 2 idle clients connected.
@@ -884,7 +906,7 @@ def concurrent_stats(c, n):
     def worker(i):
         try:
             barrier.wait(scaled(5))
-            results[i] = raw(c.sock, b"KTLSCTL/1 STATS\n", timeout=5)
+            results[i] = raw(c.sock, b"KTLSCTL/2 STATS\n", timeout=5)
         except Exception as e:      # reported by the caller
             results[i] = (b"", "exception %r" % (e,))
     ts = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
@@ -901,7 +923,7 @@ def concurrent_stats(c, n):
 @suite.case("control socket: 20 concurrent STATS requests each get an answer (OK or ERR)",
             timeout=30)
 def _concurrent():
-    """ctl.h: every request gets "KTLSCTL/1 OK ..." or "KTLSCTL/1 ERR
+    """ctl.h: every request gets "KTLSCTL/2 OK ..." or "KTLSCTL/2 ERR
     message".  A session busy with other control clients may refuse one,
     but with an ERR line, not by closing the connection silently (ktlsctl's
     client would then say the session "may have just ended")."""
@@ -997,7 +1019,7 @@ def _exiting():
         half = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         half.settimeout(scaled(5))
         half.connect(c.sock)
-        half.sendall(b"KTLSCTL/1 ST")
+        half.sendall(b"KTLSCTL/2 ST")
         # Data still in flight when stdin closes, so the session takes a
         # moment to wind down while it is being asked.
         tail = hex_lines(300000)
@@ -1011,7 +1033,7 @@ def _exiting():
             gone = None
             while not stop.is_set():
                 try:
-                    reply, how = raw(path, b"KTLSCTL/1 STATS\n", timeout=3)
+                    reply, how = raw(path, b"KTLSCTL/2 STATS\n", timeout=3)
                 except (FileNotFoundError, ConnectionRefusedError):
                     key = "socket gone/refused"
                     gone = gone or time.monotonic()
@@ -1120,7 +1142,8 @@ def watch_run(xdg, pid, json_mode, when):
     args = ["stats", "--watch", "0.2"] + (["--json"] if json_mode else [])
     name = "ktlsctl " + " ".join(args)
     w = ktlsctl(*args, stdin=None, name=name, extra_env=kenv(xdg))
-    marker = b'"format":1' if json_mode else b"ktlsctl stats format: 1"
+    # Each report has one "sessions: " line (the summary; JSON: "format").
+    marker = b'"format":1' if json_mode else b"sessions: "
     if not w.wait_until(lambda p: p.stdout.count(marker) >= 3, 5):
         w.kill()
         return ["`%s` printed %d reports in 5 s, expected at least 3\n%s"
@@ -1180,26 +1203,123 @@ def _watch():
     c.close()
 
 
-@suite.case("stats with no sessions: 'sessions: none running', exit 0 (text and JSON)", timeout=20)
+def cap_text(cap):
+    """A capability as the text shows it (core/diag/caps.c)."""
+    if not cap.get("reason"):
+        return cap["state"]
+    if cap["state"] == "yes":
+        return "yes (%s)" % cap["reason"]
+    return "%s: %s%s" % (cap["state"], cap["reason"],
+                         " (%s)" % cap["errno"] if cap.get("errno") else "")
+
+
+def summary_head(doc):
+    """The summary's lines about the kernel, from the JSON of the same
+    machine: kTLS available, the command that fixes it, the sockets' count
+    (their lines are checked apart: how many)."""
+    k, s = doc["kernel"], doc["sockets"]
+    lines = ["kTLS available: " + cap_text(k["available"])]
+    if k.get("fix"):
+        lines.append("to fix it, run: " + k["fix"])
+    if not s["list"]:
+        lines.append(s["note"] or "no kTLS sockets")
+    else:
+        lines.append("kTLS sockets: %d%s%s" % (len(s["list"]), "; " + s["note"] if s["note"] else "",
+                                             "; " + s["owner_note"] if s["owner_note"] else ""))
+    return lines
+
+
+def check_summary(xdg, sessions_lines, what):
+    """`stats` (no -v): exactly the summary of what `stats --json` reports:
+    the kernel's lines, one indented line per kTLS socket, then
+    sessions_lines(doc) (a list of regular expressions)."""
+    p, rc = run(xdg, "stats")
+    doc = stats_json(xdg)
+    txt = out_text(p)
+    if rc != 0:
+        raise Fail("%s: `stats` exit %s\n%s" % (what, rc, p.describe()))
+    lines = txt.splitlines()
+    head = summary_head(doc)
+    nsock = len(doc["sockets"]["list"])
+    want = sessions_lines(doc)
+    got_sock = lines[len(head):len(head) + nsock]
+    tail = lines[len(head) + nsock:]
+    if lines[:len(head)] != head or len(tail) != len(want) \
+            or not all(re.fullmatch(w, l) for w, l in zip(want, tail)) \
+            or not all(l.startswith("  ") and " -> " in l for l in got_sock):
+        raise Fail("%s: `stats` is not the summary: expected\n%s\n  %d socket lines\n%s\n"
+                   "got:\n%s" % (what, "\n".join(head), nsock, "\n".join(want), txt))
+    return doc
+
+
+@suite.case("stats with no sessions: the short summary ('sessions: none running'), exit 0 "
+            "(text and JSON)", timeout=20)
 def _none():
     for tag, precreate in (("none-nodir", False), ("none-emptydir", True)):
         xdg = new_xdg(tag)
         if precreate:
             os.mkdir(ctl_dir(xdg), 0o700)
-        p, rc = run(xdg, "stats")
-        txt = out_text(p)
-        if rc != 0:
-            raise Fail("`stats` with no sessions (%s): exit %s, expected 0\n%s" % (tag, rc, p.describe()))
-        lines = [l.strip() for l in txt.splitlines()]
-        if "sessions: none running" not in lines:
-            raise Fail("`stats` with no sessions (%s): no line 'sessions: none running'; stdout:\n%s"
-                       % (tag, txt))
-        doc = stats_json(xdg)
+        doc = check_summary(xdg, lambda doc: [r"sessions: none running"],
+                            "`stats` with no sessions (%s)" % tag)
         if doc.get("sessions") != []:
             raise Fail("`stats --json` with no sessions (%s): \"sessions\" is %r, expected []"
                        % (tag, doc.get("sessions")))
         if not precreate and os.path.exists(ctl_dir(xdg)):
             raise Fail("`stats` created %s: a query should not create the directory" % ctl_dir(xdg))
+
+
+def session_line(s):
+    """A session's line in the summary, as a regular expression (the
+    uptime may tick between two runs)."""
+    return re.escape("  session %d: %s %s %s %s, %s channel, %d bytes sent, %d received, up "
+                     % (s["pid"], s["role"], s["peer"], s["version"], s["cipher"], s["channel"],
+                        s["tx"]["bytes"], s["rx"]["bytes"])) + r"\d+s"
+
+
+@suite.case("stats with sessions: the short summary, one line per session; -v: the whole "
+            "report", timeout=45)
+def _summary_and_verbose():
+    xdg = new_xdg("summary")
+    c = Client(xdg, "1.3", "AES-128-GCM")
+    c2 = Client(xdg, "1.2", "AES-256-GCM")
+    c.roundtrip(line())
+    c2.roundtrip(line(200))
+    doc = check_summary(xdg, lambda doc: [r"sessions: 2 running"] +
+                        [session_line(s) for s in doc["sessions"]], "`stats` with 2 sessions")
+    if sorted(s["pid"] for s in doc["sessions"]) != sorted([c.pid, c2.pid]):
+        raise Fail("`stats --json` lists %r, expected %d and %d"
+                   % ([s["pid"] for s in doc["sessions"]], c.pid, c2.pid))
+
+    # -v: every section, and each session in full, as `stats PID` shows it.
+    p, rc = run(xdg, "stats", "-v")
+    txt = out_text(p)
+    problems = []
+    if rc != 0:
+        problems.append("`stats -v`: exit %s\n%s" % (rc, p.describe()))
+    lines = txt.splitlines()
+    for want in ("ktlsctl stats format: 1", "Kernel:", "  Ciphers:", "  Optional features:",
+                 "Sockets:", "sessions:"):
+        if want not in lines:
+            problems.append("`stats -v` has no line %r" % want)
+    if not any(l.startswith("/proc/net/tls_stat:") for l in lines) \
+            or not any(l.startswith("  kTLS available: ") for l in lines):
+        problems.append("`stats -v` lacks /proc/net/tls_stat or kTLS available")
+    for info in ("reading /proc/net/tls_stat", "probing kernel TLS on fresh loopback sockets",
+                 "listing kTLS sockets through sock_diag (NETLINK_SOCK_DIAG)",
+                 "2 session control sockets in %s" % ctl_dir(xdg)):
+        if "ktlsctl: " + info not in p.stderr.splitlines():
+            problems.append("`stats -v`: no 'ktlsctl: %s' on stderr" % info)
+    for k in (c, c2):
+        pt, _ = run(xdg, "stats", k.pid)
+        block = out_text(pt).split("sessions:\n", 1)[-1]
+        # The same lines but the uptime's.
+        strip = lambda t: re.sub(r"uptime \(s\): \d+", "uptime (s): N", t)
+        if strip(block) not in strip(txt):
+            problems.append("`stats -v` does not show session %d as `stats %d` does:\n%s\n"
+                            "    stats -v:\n%s" % (k.pid, k.pid, block, txt))
+    raise_problems("stats -v", problems)
+    c.close()
+    c2.close()
 
 
 @suite.case("keyupdate without PID -> 2; keyupdate/stats/tickets 999999 -> no ktlsctl session",
@@ -1223,6 +1343,174 @@ def _usage():
                                 "and 'ktlsctl: no ktlsctl session with pid 999999'; stderr: %r"
                                 % (state, " ".join(args), rc, p.stderr.strip()))
     raise_problems("keyupdate/stats/tickets of a pid that is no session", problems)
+
+
+# ============================================================ protocol 2
+
+def refused_exactly(p, rc, want_rc, want_line, what):
+    """`p` exited with want_rc and said exactly want_line on stderr."""
+    lines = p.stderr.splitlines()
+    if rc != want_rc or lines != [want_line]:
+        raise Fail("%s: exit %s and stderr %r, expected exit %s and exactly %r"
+                   % (what, rc, lines, want_rc, want_line))
+
+
+class OldSession:
+    """A session of an older ktlsctl, as its control socket answers: it
+    speaks KTLSCTL/1 and refuses everything else with its ERR line.  It
+    serves <dir>/<pid>.sock for a live process of ours (`sleep`), so that
+    the socket is not taken for a dead session's."""
+
+    ANSWER = b"KTLSCTL/1 ERR unsupported protocol version (this session speaks KTLSCTL/1)\n"
+
+    def __init__(self, xdg):
+        self.proc = Proc(["sleep", "60"], name="sleep (the old session's pid)", stdin=None)
+        self.pid = self.proc.pid
+        d = ctl_dir(xdg)
+        if not os.path.isdir(d):
+            os.mkdir(d, 0o700)
+        self.path = sock_path(xdg, self.pid)
+        self.requests = []
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(self.path)
+        self.srv.listen(4)
+        self.th = threading.Thread(target=self._serve, daemon=True)
+        self.th.start()
+
+    def _serve(self):
+        while True:
+            try:
+                s, _ = self.srv.accept()
+            except OSError:
+                return
+            with s:
+                s.settimeout(scaled(3))
+                buf = b""
+                try:
+                    while b"\n" not in buf:
+                        d = s.recv(300)
+                        if not d:
+                            break
+                        buf += d
+                    self.requests.append(buf)
+                    s.sendall(self.ANSWER)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.srv.close()
+        os.unlink(self.path)
+        self.proc.kill()
+
+
+@suite.case("protocol 2: a KTLSCTL/1 request is refused in its own words; a session that "
+            "speaks KTLSCTL/1 is refused with one clear line", timeout=30)
+def _protocol_versions():
+    xdg = new_xdg("versions")
+    c = Client(xdg, "1.3", "AES-128-GCM")
+    c.roundtrip(line())
+    problems = []
+    # An older ktlsctl asking this session: one line it can show, nothing done.
+    for req in (b"KTLSCTL/1 STATS\n", b"KTLSCTL/1 TICKETS\n", b"KTLSCTL/1 KEYUPDATE\n",
+                b"KTLSCTL/1 KEYUPDATE request\n"):
+        reply, how = raw(c.sock, req)
+        if reply != V1_REFUSAL or how != "eof":
+            problems.append("%r: reply %r (ended by %s), expected exactly %r"
+                            % (req, reply, how, V1_REFUSAL))
+    s = one(xdg, c.pid)
+    if s["tx"]["key_updates"] != 0 or s["rx"]["key_updates"] != 0:
+        problems.append("a KTLSCTL/1 KEYUPDATE changed the keys: %s" % json.dumps(s))
+
+    # This ktlsctl asking an older session.
+    old = OldSession(xdg)
+    try:
+        msg = ("ktlsctl: session %d speaks control protocol KTLSCTL/1, this ktlsctl KTLSCTL/2: "
+               "ask it with the ktlsctl that started it" % old.pid)
+        for args, want_rc, req in ((["stats", old.pid], 3, b"KTLSCTL/2 STATS\n"),
+                                   (["stats", old.pid, "--json"], 3, b"KTLSCTL/2 STATS\n"),
+                                   (["tickets", old.pid], 3, b"KTLSCTL/2 TICKETS\n"),
+                                   (["keyupdate", old.pid], 9, b"KTLSCTL/2 KEYUPDATE\n"),
+                                   (["keyupdate", old.pid, "--request"], 9,
+                                    b"KTLSCTL/2 KEYUPDATE request\n")):
+            n = len(old.requests)
+            p, rc = run(xdg, *args)
+            try:
+                refused_exactly(p, rc, want_rc, msg, "`ktlsctl %s`" % " ".join(map(str, args)))
+            except Fail as e:
+                problems.append(str(e))
+            if old.requests[n:] != [req]:
+                problems.append("`ktlsctl %s` sent %r, expected %r"
+                                % (" ".join(map(str, args)), old.requests[n:], [req]))
+        # Every session: the old one is named on stderr, the others shown.
+        p, rc = run(xdg, "stats", "--json")
+        doc = parse_json(p)
+        pids = [x.get("pid") for x in doc.get("sessions", [])]
+        if rc != 0 or p.stderr.splitlines() != [msg] or pids != [c.pid]:
+            problems.append("`stats --json` with an old session: exit %s, stderr %r, sessions %r; "
+                            "expected 0, exactly %r, [%d]" % (rc, p.stderr.splitlines(), pids,
+                                                             msg, c.pid))
+    finally:
+        old.close()
+    raise_problems("control protocol versions", problems)
+    c.close()
+
+
+def json_values(v, out):
+    """The scalars of a JSON document, in order, as the text shows them."""
+    if isinstance(v, dict):
+        for x in v.values():
+            json_values(x, out)
+    elif isinstance(v, list):
+        for x in v:
+            json_values(x, out)
+    else:
+        out.append({True: "yes", False: "no", None: "-"}.get(v, v) if isinstance(v, (bool, type(None)))
+                   else v)
+    return out
+
+
+def text_values(txt):
+    """The values of a full text report, in order: what follows "label: " on
+    each line (headings "label:" and titles such as "session 42" have none)."""
+    return [l.strip().partition(": ")[2] for l in txt.splitlines() if ": " in l]
+
+
+@suite.case("stats PID and tickets PID: the text shows the JSON's values, in its order and "
+            "format (one tree)", timeout=40)
+def _text_is_json():
+    xdg = new_xdg("onetree")
+    c = Client(xdg, "1.3", "AES-128-GCM")
+    c.roundtrip(line())
+    c.roundtrip(line())
+    problems = []
+    for args in (["stats", c.pid], ["tickets", c.pid]):
+        for attempt in range(5):
+            # The uptime may tick between two runs: compare runs whose JSON agree.
+            p1, rc1 = run(xdg, *args, "--json")
+            pt, rct = run(xdg, *args)
+            p2, rc2 = run(xdg, *args, "--json")
+            if (rc1, rct, rc2) != (0, 0, 0):
+                raise Fail("`ktlsctl %s [--json]`: exit %s, %s, %s\n%s%s" % (
+                    " ".join(map(str, args)), rc1, rct, rc2, pt.describe(), p1.describe()))
+            if p1.stdout == p2.stdout:
+                break
+        else:
+            raise Fail("`ktlsctl %s --json` changed in every one of 5 tries" % " ".join(map(str, args)))
+        # Numbers as written (the text must show 0.0000 where JSON says 0.0000).
+        doc = json.loads(out_text(p1), parse_float=str, parse_int=str)
+        want = json_values(doc, [])
+        got = text_values(out_text(pt))
+        if got != want:
+            problems.append("`ktlsctl %s`: the text's values %r differ from the JSON's %r\n"
+                            "    text:\n%s\n    JSON: %s" % (" ".join(map(str, args)), got, want,
+                                                          out_text(pt), out_text(p1)))
+    # limit_used: four decimals in both.
+    s = one(xdg, c.pid)
+    p, rc = run(xdg, "stats", c.pid, "--json")
+    if not re.search(r'"limit_used":\d+\.\d{4}[,}]', out_text(p)):
+        problems.append("limit_used is not written with 4 decimals: %s" % out_text(p))
+    raise_problems("text and JSON of one tree", problems, s)
+    c.close()
 
 
 if __name__ == "__main__":

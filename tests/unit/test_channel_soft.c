@@ -90,7 +90,12 @@ static struct kc_channel *new_soft(int fd, bool no_rekey)
 	struct kc_channel *ch = kc_channel_soft_new(fd, &o, &err);
 
 	cr_assert_not_null(ch, "kc_channel_soft_new: %s", err.msg);
-	cr_assert_str_eq(ch->ops->name, "user-space");
+	cr_assert_eq(ch->kind, KC_CHANNEL_USER_SPACE);
+	cr_assert_str_eq(kc_channel_kind_name(ch->kind), "user-space");
+	cr_assert_eq(ch->caps.rekey, !no_rekey);
+	cr_assert_not(ch->caps.send_file || ch->caps.send_pipe || ch->caps.recv_pipe);
+	cr_assert_null(ch->ops->send_from);
+	cr_assert_null(ch->ops->recv_to);
 	cr_assert_eq(ch->fd, fd);
 	return ch;
 }

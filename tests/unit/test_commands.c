@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
@@ -72,12 +74,44 @@ Test(commands, invalid)
 	cr_assert_eq(pc.cmd, CLI_C_INVALID);
 }
 
-Test(commands, names_complete_every_command)
+Test(commands, invalid_messages)
 {
-	size_t n = 0;
-	for (const char *const *p = cli_command_names; *p; p++, n++) {
-		struct cli_parsed pc = parse(*p);
-		cr_assert(pc.cmd != CLI_C_INVALID || !strstr(pc.error, "unknown"), "%s", *p);
+	cr_assert_str_eq(parse("/keyupdat").error,
+			 "unknown command (try /help; // sends a line starting with /)");
+	cr_assert_str_eq(parse("/keyupdate now").error, "usage: /keyupdate [request]");
+	cr_assert_str_eq(parse("/keyupdate requests").error, "usage: /keyupdate [request]");
+	cr_assert_str_eq(parse("/save  ").error, "usage: /save FILE");
+	cr_assert_str_eq(parse("/quit now").error, "this command takes no argument");
+	cr_assert_str_eq(parse("/stats").error, "");
+}
+
+/* Each entry of the table parses as itself, with and without what its
+ * argument allows, and /help lists it as "/name ARG". */
+Test(commands, every_entry_of_the_table)
+{
+	char *help = NULL;
+	size_t help_len = 0, n = 0;
+	FILE *f = open_memstream(&help, &help_len);
+	cli_command_help(f);
+	fclose(f);
+
+	for (const struct cli_session_command *c = cli_session_commands; c->name; c++, n++) {
+		char line[80];
+		bool optional = c->arg && c->arg[0] == '[';
+		snprintf(line, sizeof line, "/%s", c->name);
+		struct cli_parsed pc = parse(line);
+		cr_assert_eq(pc.cmd, c->arg && !optional ? CLI_C_INVALID : c->cmd, "%s", line);
+		snprintf(line, sizeof line, "/%s %.*s", c->name,
+			 c->arg ? (int)strlen(c->arg) - 2 * optional : 1,
+			 c->arg ? c->arg + optional : "x");
+		pc = parse(line);
+		cr_assert_eq(pc.cmd, c->arg ? c->cmd : CLI_C_INVALID, "%s", line);
+		cr_assert_eq(pc.arg_flag, optional, "%s", line);
+
+		snprintf(line, sizeof line, "\n  /%s%s%s ", c->name, c->arg ? " " : "",
+			 c->arg ? c->arg : "");
+		cr_assert(strstr(help, line), "/help lacks '%s':\n%s", line + 1, help);
 	}
 	cr_assert_eq(n, 7);
+	free(help);
 }

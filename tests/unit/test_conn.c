@@ -396,6 +396,8 @@ static struct kc_conn *open_conn_opts(struct tls_pair *p, int side,
 	cr_assert_eq(kc_conn_open(p->s[side], p->fd[side], o, &p->c[side], &err), 0,
 		     "kc_conn_open(%s): %s", side_name[side], err.msg);
 	cr_assert_str_eq(kc_conn_channel_name(p->c[side]), "user-space");
+	cr_assert_eq(kc_conn_channel_kind(p->c[side]), KC_CHANNEL_USER_SPACE);
+	cr_assert_eq(kc_conn_channel_caps(p->c[side])->rekey, !o->soft.no_rekey);
 	cr_assert_null(kc_conn_fallback_reason(p->c[side]));
 	cr_assert_eq(kc_conn_fd(p->c[side]), p->fd[side]);
 	cr_assert_eq(kc_conn_version(p->c[side]), p->version);

@@ -114,10 +114,3 @@ Test(keys, names)
 	cr_assert_not(kc_cipher_supported(GNUTLS_CIPHER_AES_128_CCM_8));
 	cr_assert_eq(kc_cipher_kernel_id(GNUTLS_CIPHER_CHACHA20_POLY1305), TLS_CIPHER_CHACHA20_POLY1305);
 }
-
-Test(keys, record_overhead)
-{
-	cr_assert_eq(kc_keys_record_overhead(KC_TLS13, GNUTLS_CIPHER_AES_128_GCM), 22);
-	cr_assert_eq(kc_keys_record_overhead(KC_TLS12, GNUTLS_CIPHER_AES_128_GCM), 29);
-	cr_assert_eq(kc_keys_record_overhead(KC_TLS12, GNUTLS_CIPHER_CHACHA20_POLY1305), 21);
-}

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/opts.h"
+#include "core/keys.h"
 
 #define ARGV(...) ((char *[]){ "ktlsctl", __VA_ARGS__, NULL })
 #define ARGC(...) ((int)(sizeof((char *[]){ "ktlsctl", __VA_ARGS__ }) / sizeof(char *)))
@@ -135,4 +136,74 @@ Test(opts, eof_modes)
 	FAILS("invalid --eof linger=SECS ''", "connect", "h:1", "--eof", "linger=");
 	FAILS("option '--eof' needs an argument", "connect", "h:1", "--eof");
 	FAILS("unknown option '--eof'", "stats", "--eof", "close");
+}
+
+/* Every table the parser, --help and the completion helper are made of,
+ * the program's own included. */
+#define EACH_TABLE(sub)                                                       \
+	for (const struct cli_subcommand *sub = &cli_program; sub;            \
+	     sub = sub == &cli_program ? cli_subcommands                      \
+		   : sub[1].name ? sub + 1 : NULL)
+
+Test(opts, tables_are_consistent)
+{
+	size_t nsub = 0;
+	EACH_TABLE(sub) {
+		const char *who = sub->name ? sub->name : "(program)";
+		nsub++;
+		cr_assert(sub->check && sub->description && sub->options[0], "%s", who);
+		cr_assert(!sub->name == !sub->run, "%s: a subcommand runs, the program does not", who);
+		cr_assert_eq(cli_subcommand_of(sub->cmd), sub, "%s", who);
+		for (const struct cli_option *const *p = sub->options; *p; p++) {
+			const struct cli_option *opt = *p;
+			cr_assert(opt->apply && opt->help && *opt->help, "%s --%s", who, opt->name);
+			for (const struct cli_option *const *q = p + 1; *q; q++) {
+				cr_assert(strcmp(opt->name, (*q)->name) != 0, "%s: --%s twice", who,
+					  opt->name);
+				cr_assert(!opt->short_name || opt->short_name != (*q)->short_name,
+					  "%s: -%c twice", who, opt->short_name);
+			}
+			cr_assert(opt->metavar || (!opt->values && opt->hint == CLI_HINT_NONE),
+				  "%s --%s: values without an argument", who, opt->name);
+			/* --help names each value (a value with a parameter by
+			 * what comes before its '='). */
+			for (const struct cli_value *v = opt->values; v && v->name; v++)
+				cr_assert(memmem(opt->help, strlen(opt->help), v->name,
+						 strcspn(v->name, "=")),
+					  "%s --%s: the help does not name '%s'", who, opt->name,
+					  v->name);
+		}
+	}
+	cr_assert_eq(nsub, 7);
+	cr_assert_null(cli_subcommand_named("nosuch"));
+}
+
+/* --cipher's list is core's: every name it gives is one core takes, and
+ * core takes no cipher it does not give. */
+Test(opts, cipher_values_are_cores)
+{
+	const struct cli_option *opt =
+		cli_option_named(cli_subcommand_of(CLI_CMD_CONNECT), "cipher", strlen("cipher"));
+	cr_assert_not_null(opt);
+	gnutls_cipher_algorithm_t seen[8];
+	size_t n = 0;
+	for (const struct cli_value *v = opt->values; v->name; v++) {
+		gnutls_cipher_algorithm_t ci = kc_cipher_from_name(v->name);
+		cr_assert(kc_cipher_supported(ci), "%s", v->name);
+		for (size_t i = 0; i < n; i++)
+			cr_assert_neq(seen[i], ci, "%s twice", v->name);
+		seen[n++] = ci;
+	}
+	size_t supported = 0;
+	for (const gnutls_cipher_algorithm_t *ci = gnutls_cipher_list(); *ci; ci++)
+		supported += kc_cipher_supported(*ci);
+	cr_assert_eq(n, supported);
+}
+
+Test(opts, value_lists_in_messages)
+{
+	FAILS("invalid --ktls 'AUTO': use auto, require or off", "connect", "--ktls", "AUTO", "a:1");
+	FAILS("unknown cipher 'rc4': use AES-128-GCM, AES-256-GCM, CHACHA20-POLY1305 or AES-128-CCM",
+	      "connect", "--cipher", "rc4", "a:1");
+	FAILS("invalid --eof linger=SECS 'x'", "listen", ":1", "--eof=linger=x");
 }

@@ -23,7 +23,8 @@
 
 #include "core/channel.h"
 #include "core/probe.h"
-#include "core/sockdiag.h"
+#include "core/diag/sockdiag.h"
+#include "core/diag/view_text.h"
 
 /* ------------------------------------------------------ message builder */
 
@@ -638,8 +639,24 @@ Test(view, socket_rows)
 	cr_assert_str_eq(kc_view_get(e, "family")->str, "inet");
 	cr_assert_eq(kc_view_get(e, "rx_no_pad")->flag, true);
 	cr_assert_eq(kc_view_get(o, "note")->kind, KC_VIEW_NULL);
+	/* The brief text: the count, then the socket's line under it. */
+	char *brief = kc_view_text(root, KC_VIEW_BRIEF, NULL);
+	cr_assert_str_eq(brief, "kTLS sockets: 1\n"
+			 "  127.0.0.1:443 -> 127.0.0.1:5000 ESTAB TLS1.3 aes-gcm-128 "
+			 "tx sw rx sw no_pad_rx pid 321 (nginx) uid 1000 inode 11\n");
+	free(brief);
 	kc_view_free(root);
 	kc_sockdiag_free(&d);
+
+	/* None: the note says so, and why. */
+	struct kc_sockdiag none = { .available = true };
+	snprintf(none.note, sizeof none.note, "no kTLS sockets (the tls module is not loaded)");
+	root = kc_view_new();
+	cr_assert_eq(kc_sockdiag_view(&none, root, NULL), 0);
+	brief = kc_view_text(root, KC_VIEW_BRIEF, NULL);
+	cr_assert_str_eq(brief, "no kTLS sockets (the tls module is not loaded)\n");
+	free(brief);
+	kc_view_free(root);
 }
 
 /* ------------------------------------------------------ this machine */

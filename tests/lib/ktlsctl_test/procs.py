@@ -218,7 +218,8 @@ class Proc:
         self.stdout_cap = stdout_cap
         self.stderr_cap = stderr_cap
         # (bytes per read, seconds between reads): a slow consumer of stdout;
-        # stall_stdout: seconds before its first read (a stalled consumer)
+        # stall_stdout: seconds it stalls after its first read (a consumer
+        # that stops once the data has started)
         self.slow_stdout = slow_stdout
         self.stall_stdout = stall_stdout
         self.cv = threading.Condition()
@@ -270,8 +271,7 @@ class Proc:
         chunk, pause = (1 << 16, 0)
         if which == "out" and self.slow_stdout:
             chunk, pause = self.slow_stdout
-        if which == "out" and self.stall_stdout:
-            time.sleep(self.stall_stdout)
+        stall = self.stall_stdout if which == "out" else 0
         while True:
             if pause:
                 time.sleep(pause)
@@ -299,6 +299,9 @@ class Proc:
                     if self.stderr_cap is not None and len(self.err) > self.stderr_cap:
                         del self.err[:len(self.err) - self.stderr_cap]
                 self.cv.notify_all()
+            if stall:
+                time.sleep(stall)
+                stall = 0
         try:
             f.close()
         except OSError:

@@ -1,4 +1,4 @@
-/* core/sockdiag.c: kTLS sockets through NETLINK_SOCK_DIAG (see sockdiag.h;
+/* core/diag/sockdiag.c: kTLS sockets through NETLINK_SOCK_DIAG (see sockdiag.h;
  * research/kernel-ktls.md §1 "sock_diag ULP info" and §5 step 5). */
 #include "config.h"
 
@@ -17,8 +17,9 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 
+#include "core/diag/procfs.h"
+#include "core/diag/sockdiag.h"
 #include "core/probe.h"
-#include "core/sockdiag.h"
 
 /* The attribute ids must match the kernel's enums where the headers
  * have them. */
@@ -492,7 +493,7 @@ int kc_sockdiag_dump(const struct kc_sockdiag_opts *opts, struct kc_sockdiag *d,
 	int fd, r;
 
 	memset(d, 0, sizeof *d);
-	d->net_admin = kc_sysinfo_net_admin();
+	d->net_admin = kc_has_net_admin();
 	fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	if (fd < 0) {
 		int e = errno;
@@ -808,10 +809,15 @@ int kc_sockdiag_view(const struct kc_sockdiag *d, struct kc_view *parent,
 		kc_view_set_text(e, "%s -> %s %s%s%s%s uid %u inode %u", s->local, s->remote,
 				 s->state_name, tls, flags, owner, (unsigned)s->uid,
 				 (unsigned)s->inode);
+		kc_view_mark_brief(e);
 	}
 	if (d->note[0])
 		kc_view_set_text(list, "%s", d->note);
-	if (!kc_view_ok(parent))
-		return kc_err_set(err, KC_E_INTERNAL, "out of memory building the report");
-	return 0;
+	/* The brief text: how many, or the note that says why none. */
+	if (!d->n)
+		kc_view_set_summary(o, "%s", d->note[0] ? d->note : "no kTLS sockets");
+	else
+		kc_view_set_summary(o, "kTLS sockets: %zu%s%s%s%s", d->n, d->note[0] ? "; " : "",
+				    d->note, d->owner_note[0] ? "; " : "", d->owner_note);
+	return kc_view_status(parent, err);
 }

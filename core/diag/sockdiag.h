@@ -1,4 +1,4 @@
-/* core/sockdiag.h: every kTLS socket on the machine, through sock_diag.
+/* core/diag/sockdiag.h: every kTLS socket on the machine, through sock_diag.
  *
  * One NETLINK_SOCK_DIAG dump of TCP sockets per address family (AF_INET,
  * then AF_INET6), requesting INET_DIAG_INFO: the kernel adds the
@@ -13,8 +13,8 @@
  * The pair is left out of the results (tcp_seen still counts it).
  * Owning processes come from /proc/PID/fd (best effort).  Nothing here
  * prints or exits. */
-#ifndef KC_SOCKDIAG_H
-#define KC_SOCKDIAG_H
+#ifndef KC_DIAG_SOCKDIAG_H
+#define KC_DIAG_SOCKDIAG_H
 
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -23,7 +23,7 @@
 #include <sys/types.h>
 
 #include "core/err.h"
-#include "core/sysinfo.h"
+#include "core/diag/view.h"
 
 /* Attribute ids (include/uapi/linux/inet_diag.h and tls.h), spelled out
  * because older headers lack some and enums cannot be #ifdef'd. */
@@ -142,7 +142,9 @@ const char *kc_tcp_state_name(uint8_t state);
  *                     cipher_id|null, tx|null, rx|null, zc_ro_tx, rx_no_pad,
  *                     tx_max_payload_len|null, pid|null, comm|null,
  *                     other_owners} ]
- * Each list element has a one-line text.  0, or -1 with *err (memory). */
+ * Each list element has a one-line text, shown in the brief text under
+ * "kTLS sockets: N" (or the note, when there are none).
+ * 0, or -1 with *err (memory). */
 int kc_sockdiag_view(const struct kc_sockdiag *d, struct kc_view *parent,
 		     struct kc_err *err);
 
