@@ -18,8 +18,10 @@ kernel.features.*), and a case that applies only to some of them is
 registered with when=KERNEL_ONLY, USER_SPACE_ONLY, REKEY or NO_REKEY.
 """
 
+import errno
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -80,6 +82,27 @@ def kernel_has_ktls_ulp():
             return "tls" in f.read().split()
     except OSError:
         return False
+
+
+def ulp_probe():
+    """(available, reason): can this kernel put TCP_ULP "tls" on a socket
+    (a loopback pair, made for the question)?"""
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    c = a = None
+    try:
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(1)
+        c = socket.create_connection(ls.getsockname(), timeout=5)
+        a, _ = ls.accept()
+        c.setsockopt(socket.IPPROTO_TCP, 31, b"tls")         # TCP_ULP (linux/tcp.h)
+        return True, "TCP_ULP \"tls\" works"
+    except OSError as e:
+        name = errno.errorcode.get(e.errno, str(e.errno)) if e.errno else str(e)
+        return False, "TCP_ULP \"tls\": %s" % name
+    finally:
+        for s in (c, a, ls):
+            if s is not None:
+                s.close()
 
 
 def tls_stat():

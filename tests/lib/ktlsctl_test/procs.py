@@ -62,18 +62,23 @@ def kill_all():
         o.kill()
 
 
-def _cleanup():
+def cleanup():
+    """Kill every child, then run the cleanups (each call runs them all:
+    they must not mind running twice)."""
     kill_all()
     for fn in _cleanups:
         fn()
 
 
-atexit.register(_cleanup)
+atexit.register(cleanup)
+
+# What an interrupted program says on stderr (%d: the signal).
+INTERRUPTED = "\n*** interrupted by signal %d: children killed\n"
 
 
 def _on_signal(signum, frame):
-    _cleanup()
-    sys.stderr.write("\n*** interrupted by signal %d: children killed\n" % signum)
+    cleanup()
+    sys.stderr.write(INTERRUPTED % signum)
     sys.stderr.flush()
     os._exit(128 + signum)
 
