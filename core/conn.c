@@ -803,8 +803,14 @@ ssize_t kc_conn_read_to(struct kc_conn *c, int out_fd, size_t len, struct kc_err
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return KC_CONN_AGAIN;
+		/* A framing or authentication error: the kernel reports it to
+		 * the read that meets it, this one (the next says EAGAIN). */
+		if (n < 0 && (errno == EBADMSG || errno == EMSGSIZE))
+			return recv_error(c, errno, err);
+		if (n < 0 && errno == EPROTO)
+			return recv_error(c, EINVAL, err);
 		/* A control record (EINVAL), a KeyUpdate pause, the end of
-		 * the stream or an error: the record path sorts it out. */
+		 * the stream: the record path sorts it out. */
 		return KC_CONN_USE_READ;
 	}
 }
