@@ -303,7 +303,11 @@ def add_mode_server(kind, version, mode):
             return
         # close: whether the server read our close_notify before it had
         # sent everything is a race; what ktlsctl reports must be honest
-        # either way: the whole answer and 0, or a cut answer and 8.
+        # either way: the whole answer and 0, or a cut answer and 8; or,
+        # when the server sent it all and then closed without close_notify
+        # (nginx, TLS 1.3, seen on the kernel channel), the whole answer
+        # and 8, saying exactly how much came after our close_notify: all
+        # of it (ktlsctl cannot tell that it is complete).
         rc = wait_done(k, what)
         check_no_sanitizer(k)
         body = body_of(what, k.out) if k.out else b""
@@ -317,19 +321,27 @@ def add_mode_server(kind, version, mode):
             if rc != 0 or k.out:
                 raise Fail("%s: expected exit 0 with no data (node closes cleanly at once)\n%s"
                            % (what, k.describe()))
-        elif not ((rc == 0 and body == full) or (rc == 8 and m and len(body) < len(full))):
-            raise Fail("%s: expected the whole answer and exit 0, or a cut answer and exit 8 "
-                       "with 'the peer sent N bytes after our close_notify'\n%s"
-                       % (what, k.describe()))
+        elif not ((rc == 0 and body == full) or (rc == 8 and m and len(body) < len(full))
+                  or (rc == 8 and m and body == full and kind == "nginx"
+                      and int(m.group(1)) == len(k.out))):
+            raise Fail("%s: expected the whole answer and exit 0, or a cut answer (or, from "
+                       "nginx, the whole of it) and exit 8 with 'the peer sent N bytes after our "
+                       "close_notify'\n%s" % (what, k.describe()))
         note("%d of %d bytes, exit %d" % (len(body), len(full), rc))
     expect = ("every byte, exit 0" if mode != "close"
               else "no answer, exit 0" if kind == "node" else "cut and 8, or whole and 0")
     suite.add("mode: --eof %s -> %s TLS%s: %s" % (mode, kind, version, expect), run)
 
 
+# A short quiet time: half a second, longer where timeouts are scaled (an
+# emulated CPU shared with other guests can stall a server's answer for
+# longer than that, which --eof linger rightly takes for a quiet peer).
+QUICK = scaled(0.5)
+QUICK_LINGER = "linger=%g" % QUICK
+
 for _kind in ("gnutls-serv", "nginx", "node"):
     for _v in VERSIONS:
-        for _m in ("linger=0.5", "wait", "close"):
+        for _m in (QUICK_LINGER, "wait", "close"):
             add_mode_server(_kind, _v, _m)
 
 
@@ -396,8 +408,8 @@ def add_mode_echo(kind, version, mode):
             check_data(what + ": what the peer received", got(), data)
         else:
             check_data(what + ": the echo", k.out, data)
-        if mode in ("default", "linger=0.5"):
-            secs = DEFAULT_LINGER if mode == "default" else 0.5
+        if mode in ("default", QUICK_LINGER):
+            secs = DEFAULT_LINGER if mode == "default" else QUICK
             if "ktlsctl: the peer was quiet for %g s: close_notify sent\n" % secs not in k.stderr:
                 raise Fail("%s: no 'the peer was quiet for %g s' line\n%s"
                            % (what, secs, k.describe()))
@@ -410,7 +422,7 @@ def add_mode_echo(kind, version, mode):
 
 for _kind in ("ktlsctl listen --echo", "gnutls-serv --echo", "s_server"):
     for _v in VERSIONS:
-        for _m in ("default", "linger=0.5", "close", "wait"):
+        for _m in ("default", QUICK_LINGER, "close", "wait"):
             add_mode_echo(_kind, _v, _m)
 
 

@@ -65,7 +65,7 @@ from ktlsctl_test.channel import (  # noqa: E402
 from ktlsctl_test.runner import Suite  # noqa: E402
 from ktlsctl_test.verdicts import Fail, Skip  # noqa: E402
 from ktlsctl_test.procs import check_no_sanitizer, ktlsctl, ktlsctl_listen, Proc  # noqa: E402
-from ktlsctl_test.data import nonul_lines, random_bytes  # noqa: E402
+from ktlsctl_test.data import nonul_lines  # noqa: E402
 from ktlsctl_test.peers import (  # noqa: E402
     gnutls_cli_argv, gnutls_priority, require_programs, start_gnutls_serv)
 from ktlsctl_test.pytls import py_client_ctx, py_server_ctx, PyTls, ServerThread  # noqa: E402
@@ -341,6 +341,36 @@ def _keyupdate_flood_norekey():
     k, cli = keyupdate_flood()
     expect(k, 10, "^" + re.escape("ktlsctl: " + PEER_KEYUPDATE_FATAL) + "$")
     cli.kill()
+
+
+# ----------------------------------------------- a relay that alters records
+
+def tamper_case(version, mode):
+    """gnutls-serv --echo -> a relay that alters one record from the server
+    once the session carries data (ktlsctl_test.relays.Tamper) -> connect:
+    exit 9 with the reason; on the kernel channel the kernel counted the
+    failed decryption of a flipped record (TlsDecryptError)."""
+    cert, key = certs().srv_ec
+    serv, port = start_gnutls_serv(cert, key, gnutls_priority(version, "AES-128-GCM"))
+    relay = Tamper(port, 2 if version == "1.3" else 1, mode)   # TLS 1.3: its Finished is one
+    before = tls_stat().get("TlsDecryptError", 0)
+    k = ktlsctl("connect", "localhost:%d" % relay.port, "--cafile", certs().ca, *KTLS,
+                "--tls" + version, "--cipher", "AES-128-GCM", stdin=True)
+    k.send(nonul_lines(2048))
+    phrase = (r"^ktlsctl: .*failed authentication" if mode == "flip"
+              else r"^ktlsctl: .*(malformed|record header|oversized)")
+    expect(k, 9, phrase)
+    if not relay.tampered:
+        raise Fail("the relay never altered a record\n%s" % k.describe())
+    if KERNEL and mode == "flip" and not tls_stat().get("TlsDecryptError", 0) > before:
+        raise Fail("the kernel's TlsDecryptError did not grow (%d before)" % before)
+
+
+for _v, _m in (("1.3", "flip"), ("1.2", "flip"), ("1.3", "garbage")):
+    suite.add("relay: %s record from gnutls-serv TLS%s -> connect exits 9%s"
+              % ("tampered" if _m == "flip" else "garbage", _v,
+                 " (kernel: TlsDecryptError grows)" if _m == "flip" else ""),
+              lambda v=_v, m=_m: tamper_case(v, m))
 
 
 # ----------------------------------------------------------- our side

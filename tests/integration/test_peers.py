@@ -46,11 +46,10 @@ import signal
 import socket
 import sys
 import threading
-import time
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from ktlsctl_test.settings import human, scaled, sized  # noqa: E402
+from ktlsctl_test.settings import DATA_SCALE, human, scaled, sized  # noqa: E402
 from ktlsctl_test.channel import (  # noqa: E402
     CHANNEL_ARGS, KERNEL, NO_REKEY, PEER_KEYUPDATE_FATAL, REKEY, can_rekey, limit_closed)
 from ktlsctl_test.runner import Suite  # noqa: E402
@@ -1085,8 +1084,12 @@ def start_download():
     queued when the KeyUpdates arrive: (ktlsctl, s_client, data)."""
     cert, key = certs().srv_ec
     k, port = ktlsctl_listen("--cert", cert, "--key", key, "-v", *SESSION_ARGS, "--tls1.3")
+    # The drain takes as long with less data (KTLSCTL_TEST_DATA_SCALE), and
+    # longer where timeouts are scaled: the last KeyUpdate still meets
+    # data in flight.
+    pause = scaled(0.002) / min(DATA_SCALE, 1.0)
     cli = Proc(s_client_argv(port, certs().ca, ["-tls1_3"], mode="brief"), name="s_client",
-               slow_stdout=(16384, 0.002))
+               slow_stdout=(16384, pause))
     data = random_bytes(8 * MIB)
     k.send(data)
     k.close_stdin()                 # after the data ktlsctl closes; s_client answers
@@ -1199,6 +1202,185 @@ def _reneg():
                    % (rc, k.describe()))
     if rc == 0:
         check_data("ktlsctl stdout", k.stdout, d)
+
+
+# ================================================= zero copy (sendfile, splice)
+# The kernel channel sends a file stdin with sendfile and a pipe stdin with
+# splice, and splices peer data into a stdout pipe; the user-space channel
+# copies.  Each ktlsctl -v says which ("data path: ..."), and the data must
+# arrive whole either way.
+
+ZC_SIZE = sized(4 << 20)
+# Key updates every ZC_KEYS records: about 4 of them in ZC_SIZE (64 at 4 MiB).
+ZC_KEYS = max(8, ZC_SIZE // 16384 // 4)
+
+
+def data_path(k):
+    """(standard input, standard output) of ktlsctl -v's data path line."""
+    return need_regex_line(k, r"data path: standard input by (\w+), standard output by (\w+)",
+                           "data path").groups()
+
+
+def zero_copy(source, version, keys=None):
+    """connect sends ZC_SIZE bytes from a file (sendfile) or a pipe (splice)
+    to listen, whose stdout is a pipe (splice).  keys: connect updates its
+    keys every that many records, so that KeyUpdates (control records)
+    arrive between spliced data records; where the channel cannot rekey,
+    connect stops after exactly that many full records from a file (the
+    metering is exact there): exit 13."""
+    cert, key = certs().srv_ec
+    path = tmpfile("zc.bin")
+    data = random_bytes(ZC_SIZE)
+    with open(path, "wb") as f:
+        f.write(data)
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, "-v", *SESSION_ARGS, "--tls" + version)
+    extra = ["--key-update-after", str(keys)] if keys else []
+    argv = ["connect", "localhost:%d" % port, "--cafile", certs().ca, "-v", *SESSION_ARGS,
+            "--tls" + version, "--cipher", "AES-128-GCM", *extra]
+    if source == "file":
+        with open(path, "rb") as f:
+            c = ktlsctl(*argv, stdin=f, name="ktlsctl connect")
+    else:
+        c = ktlsctl(*argv, stdin=data, name="ktlsctl connect")
+    stopped = keys and not can_rekey()
+    if stopped:
+        check_exit(c, 13, 120, "ktlsctl connect --key-update-after %d" % keys)
+        need_line(c, limit_closed(keys, "AES-128-GCM"))
+    elif not k.wait_out(len(data), 120):
+        raise Fail(progress("ktlsctl listen stdout", k.out_total, len(data)) + "\n"
+                   + c.describe() + k.describe())
+    k.close_stdin()                 # TLS 1.3: listen's half of the close
+    if not stopped:
+        check_exit(c, 0, 60, "ktlsctl connect (%s)" % source)
+    check_exit(k, 0, 60, "ktlsctl listen")
+    if stopped and source == "file" and k.out_total != keys * 16384:
+        raise Fail("sendfile: %d bytes under one key, expected exactly %d records of 16384\n%s"
+                   % (k.out_total, keys, k.describe()))
+    check_data("ktlsctl listen stdout (from connect)", k.stdout,
+               data[:k.out_total] if stopped else data)
+    how_in = {"file": "sendfile", "pipe": "splice"}[source] if KERNEL else "copy"
+    if data_path(c)[0] != how_in or data_path(k)[1] != ("splice" if KERNEL else "copy"):
+        raise Fail("data path: connect's input by %s (expected %s), listen's output by %s "
+                   "(expected %s)\n%s%s" % (data_path(c)[0], how_in, data_path(k)[1],
+                                             "splice" if KERNEL else "copy", c.describe(),
+                                             k.describe()))
+    if keys and can_rekey():
+        ours = len([l for l in kt_lines(c) if l.startswith("updated our send keys after")])
+        theirs = kt_count(k, "peer updated its keys")
+        if not 1 <= ours == theirs:
+            raise Fail("connect updated its keys %d times, listen saw %d KeyUpdates\n%s%s"
+                       % (ours, theirs, c.describe(), k.describe()))
+
+
+for _src, _v in (("file", "1.3"), ("pipe", "1.2")):
+    suite.add("zero copy where the channel has it (%s): connect stdin a %s -> listen stdout a "
+              "pipe, TLS%s, %s"
+              % ("sendfile" if _src == "file" else "splice", _src, _v, human(ZC_SIZE)),
+              lambda s=_src, v=_v: zero_copy(s, v), timeout=120)
+for _src in ("file", "pipe"):
+    suite.add("zero copy: connect stdin a %s with key updates every %d records -> listen, TLS1.3"
+              % (_src, ZC_KEYS), lambda s=_src: zero_copy(s, "1.3", ZC_KEYS), timeout=120,
+              when=REKEY)
+    suite.add("zero copy: connect stdin a %s, --key-update-after %d without rekey -> exit 13%s"
+              % (_src, ZC_KEYS, ", exactly %d records" % ZC_KEYS if _src == "file" else ""),
+              lambda s=_src: zero_copy(s, "1.3", ZC_KEYS), timeout=120, when=NO_REKEY)
+
+
+@suite.case("zero copy: the reader of connect's stdout pipe goes away after 1000 bytes -> "
+            "close_notify, exit 0", timeout=60)
+def _zc_epipe():
+    cert, key = certs().srv_ec
+    path = tmpfile("zc-epipe.bin")
+    data = random_bytes(ZC_SIZE)
+    with open(path, "wb") as f:
+        f.write(data)
+    with open(path, "rb") as f:
+        k, port = ktlsctl_listen("--cert", cert, "--key", key, *SESSION_ARGS, "--tls1.3", stdin=f)
+    r, w = os.pipe()
+    try:
+        c = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *SESSION_ARGS,
+                    "--tls1.3", stdin=None, stdout=w, name="ktlsctl connect")
+    finally:
+        os.close(w)
+    got = b""
+    while len(got) < 1000:
+        ready, _, _ = select.select([r], [], [], scaled(20))
+        b = os.read(r, 1000 - len(got)) if ready else b""
+        if not b:
+            break
+        got += b
+    os.close(r)
+    check_exit(c, 0, 60, "ktlsctl connect with its stdout closed")
+    check_data("the first 1000 bytes", got, data[:1000])
+
+
+@suite.case("--no-zerocopy: both sides copy (data path), listen stdin a file -> connect stdout "
+            "a pipe", timeout=60)
+def _zc_off():
+    cert, key = certs().srv_ec
+    path = tmpfile("zc-off.bin")
+    data = random_bytes(64 << 10)
+    with open(path, "wb") as f:
+        f.write(data)
+    with open(path, "rb") as f:
+        k, port = ktlsctl_listen("--cert", cert, "--key", key, "-v", *SESSION_ARGS, "--tls1.3",
+                                 "--no-zerocopy", stdin=f)
+    c = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, "-v", *SESSION_ARGS,
+                "--tls1.3", "--no-zerocopy", stdin=None, name="ktlsctl connect")
+    check_exit(c, 0, 60, "ktlsctl connect --no-zerocopy")
+    check_exit(k, 0, 60, "ktlsctl listen --no-zerocopy")
+    check_data("ktlsctl connect stdout", c.stdout, data)
+    for p in (c, k):
+        if data_path(p) != ("copy", "copy"):
+            raise Fail("--no-zerocopy: data path %r, expected copy both ways\n%s"
+                       % (data_path(p), p.describe()))
+
+
+# ==================================================== KeyUpdate behind data
+
+@suite.case("KeyUpdate queued behind data while listen is stopped (the POLLIN pitfall): "
+            "echo intact, or exit 10 without rekey", timeout=90)
+def _keyupdate_behind_data():
+    """Data records, a KeyUpdate and more data arrive together: a read stops
+    at the KeyUpdate after the kernel has decrypted it, and from then on
+    poll() need not report POLLIN although recvmsg would return it (the
+    kernel holds the decrypted record; core/channel.h): ktlsctl must keep
+    reading until EAGAIN, or it hangs here.  ktlsctl is stopped (SIGSTOP) while gnutls-cli sends, so
+    that everything is queued before it reads any of it."""
+    cert, key = certs().srv_ec
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", "-v", *SESSION_ARGS,
+                             "--tls1.3", stdin=None)
+    cli = Proc(gnutls_cli_argv(port, certs().ca, logname("gnutls-cli-behind"),
+                               gnutls_priority("1.3"), extra=["--inline-commands"]),
+               name="gnutls-cli")
+    cli.send(PRIME)
+    if not cli.wait_out(len(PRIME), 30):
+        raise Fail("no echo before the test\n%s" % k.describe())
+    a, b = hex_lines(8 << 10), hex_lines(8 << 10)
+    k.signal(signal.SIGSTOP)
+    cli.send(a + b"^rekey1^\n" + b)
+
+    def queued():
+        q = [s[4] for s in tcp_sockets(port) if s[0] == port and s[2] == "01"]
+        return q[0] if q else 0
+    seen = []
+
+    def settled():       # ktlsctl's receive queue holds everything: it stopped growing
+        seen.append(queued())
+        return len(seen) > 1 and seen[-1] == seen[-2] > 16384
+    if not wait_for(settled, 20, step=0.25):
+        k.signal(signal.SIGCONT)
+        raise Fail("ktlsctl's receive queue did not settle above 16 KiB: %r" % seen[-5:])
+    k.signal(signal.SIGCONT)
+    if not can_rekey():
+        expect_norekey(k, "ktlsctl listen --echo")
+        return
+    if not cli.wait_out(len(PRIME + a + b), 30):
+        raise Fail("ktlsctl hung: echoed %d of %d bytes (its receive queue held %d)\n%s"
+                   % (cli.out_total, len(PRIME + a + b), seen[-1], k.describe()))
+    cli.close_stdin()
+    check_exit(k, 0, 30, "ktlsctl listen --echo")
+    check_data("the echo across the queued KeyUpdate", cli.stdout, PRIME + a + b)
 
 
 # ===================================== peer-versus-peer sanity (--peers-only)
