@@ -1,6 +1,6 @@
 /* core/channel_soft.c: the record channel contract (core/channel.h) in user
  * space, on GnuTLS's AEAD functions.  It reproduces what Linux kTLS does
- * (research/kernel-ktls.md §2, §4), so that core/conn can run unchanged on
+ * (see core/channel.h), so that core/conn can run unchanged on
  * kernels without kTLS and in tests:
  *
  *   - one content type per recv; consecutive data records merged; control

@@ -4,7 +4,7 @@
  * then AF_INET6), requesting INET_DIAG_INFO: the kernel adds the
  * INET_DIAG_ULP_INFO attribute (ULP name, and for "tls" the nested
  * TLS_INFO_* attributes) only when that extension is asked for
- * (research/kernel-ktls.md §1).  Before Linux 6.15 the kernel sends ULP
+ * (INET_DIAG_REQ_ULP).  Before Linux 6.15 the kernel sends ULP
  * info only to CAP_NET_ADMIN callers; then the result says so rather than
  * pretending there is nothing.  To tell, an unprivileged dump runs with a
  * throw-away loopback pair whose one end has the TLS ULP (no keys): if
