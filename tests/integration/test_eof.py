@@ -230,6 +230,11 @@ def readme_example(port, name, *extra, version=None):
     args = ["--cafile", certs().ca] + CHANNEL_ARGS + list(extra)
     if version:
         args.append("--tls" + version)
+    if "--eof" not in extra and scaled(1) != 1:
+        # Where timeouts are scaled (an emulated CPU shared with other
+        # guests), a server can pause for longer than the default quiet
+        # time mid-answer: the quiet time is scaled like every timeout.
+        args += ["--eof", "linger=%g" % scaled(DEFAULT_LINGER)]
     cmd = ("printf 'GET /%s HTTP/1.0\\r\\n\\r\\n' | %s connect 127.0.0.1:%d %s"
            % (name, quote([KTLSCTL]), port, quote(args)))
     return Proc(["sh", "-c", cmd], name="ktlsctl", stdin=None, slow_stdout=SLOW_READER)
