@@ -1,5 +1,5 @@
 /* core/diag/caps.c: what kernel TLS can do here, found by experiment,
- * and why not (see caps.h; research/kernel-ktls.md §1 and §5). */
+ * and why not (see caps.h). */
 #include "config.h"
 
 #include <errno.h>

@@ -1,8 +1,7 @@
 /* core/diag/caps.h: is kTLS available here (ULP registered, module
  * loadable, why not), which ciphers work in TLS 1.2/1.3 for TX and RX,
  * TLS 1.3 rekey, optional socket options.  Everything is found by
- * experiment on fresh loopback sockets (core/probe.h,
- * research/kernel-ktls.md §5), never by kernel version and never on a
+ * experiment on fresh loopback sockets (core/probe.h), never by kernel version and never on a
  * live connection.  Nothing here prints or exits. */
 #ifndef KC_DIAG_CAPS_H
 #define KC_DIAG_CAPS_H
