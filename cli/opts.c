@@ -531,6 +531,8 @@ static int check_session(struct cli_opts *o, const struct cli_subcommand *sub, i
 	size_t recv_size;
 	if (kc_tls_recv_size(&o->tls, &recv_size, err) < 0)
 		return -1;
+	const char *norekey = getenv("KTLSCTL_TEST_SOFT_NOREKEY");
+	o->soft_no_rekey = norekey && strcmp(norekey, "1") == 0;
 	if (!listen) {
 		/* SNI carries names only; the certificate is checked against
 		 * --sni, else the host (a name or an IP address). */

@@ -8,7 +8,7 @@
 
 #include "cli/msg.h"
 #include "cli/out.h"
-#include "cli/session.h"
+#include "cli/signals.h"
 #include "cli/stats.h"
 #include "core/ctl.h"
 #include "core/diag/caps.h"
@@ -136,7 +136,7 @@ int cli_stats(const struct cli_opts *o)
 		if (o->watch_ms && cli_stop_signal)
 			return 0;   /* Ctrl-C is how --watch ends, even mid-report */
 		if (!o->watch_ms)
-			return cli_stop_signal ? 128 + (int)cli_stop_signal : 0;
+			return cli_stop_signal ? cli_interrupted_status() : 0;
 		struct pollfd p = { .fd = cli_stop_fd, .events = POLLIN };
 		poll(&p, cli_stop_fd >= 0 ? 1 : 0, (int)o->watch_ms);
 		if (cli_stop_signal)
