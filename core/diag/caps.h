@@ -11,6 +11,7 @@
 
 #include "core/diag/view.h"
 #include "core/err.h"
+#include "core/cipher.h"
 #include "core/keys.h"
 
 enum kc_cap_state { KC_CAP_UNKNOWN = -1, KC_CAP_NO = 0, KC_CAP_YES = 1 };
@@ -26,7 +27,7 @@ struct kc_cap {
 /* "yes", "no", "unknown" */
 const char *kc_cap_state_name(enum kc_cap_state s);
 
-#define KC_CAPS_NCIPHERS 4
+#define KC_CAPS_NCIPHERS KC_NCIPHERS   /* a row per core/cipher.h row, in its order */
 
 struct kc_cipher_caps {
 	gnutls_cipher_algorithm_t cipher;
