@@ -141,6 +141,36 @@ def run_suite(name, limit, env, only):
                                    if counts else "no summary", took))
 
 
+def load_line():
+    """Memory left and the kernel's pressure stall figures (the share of
+    the last 10 s that tasks waited for the CPU, for memory, for I/O)."""
+    parts = []
+    try:
+        with open("/proc/meminfo") as f:
+            mem = dict(l.split(":", 1) for l in f)
+        parts.append("MemAvailable %d MiB" % (int(mem["MemAvailable"].split()[0]) // 1024))
+    except (OSError, KeyError, ValueError):
+        pass
+    for res in ("cpu", "memory", "io"):
+        try:
+            with open("/proc/pressure/" + res) as f:
+                for l in f:
+                    kind, fields = l.split(None, 1)
+                    avg10 = dict(x.split("=") for x in fields.split())["avg10"]
+                    parts.append("%s %s %s%%" % (res, kind, avg10))
+        except (OSError, KeyError, ValueError):
+            pass
+    return ", ".join(parts) or "no /proc/meminfo or /proc/pressure"
+
+
+def monitor(every, stop):
+    """A VMINFO line on the machine's load every `every` seconds: cases
+    that fail together in a stall window show it here."""
+    t0 = time.monotonic()
+    while not stop.wait(every):
+        say("VMINFO load at %.0fs: %s" % (time.monotonic() - t0, load_line()))
+
+
 def main():
     kver = os.uname().release
     scale = float(os.environ.get("TIMEOUT_SCALE") or 1)
@@ -158,6 +188,8 @@ def main():
     only, case_only = env.get("ONLY", ""), env.get("SUITE_ONLY", "")
     parallel = int(env.get("PARALLEL") or 3)
     t0 = time.monotonic()
+    stop_monitor = threading.Event()
+    threading.Thread(target=monitor, args=(30, stop_monitor), daemon=True).start()
     running = []
     for name, limit, alone in SUITES:
         if only not in name:
@@ -174,6 +206,7 @@ def main():
             running.append(t)
     for t in running:
         t.join()
+    stop_monitor.set()
     say("VMINFO the suites took %.0fs (up to %d at a time)" % (time.monotonic() - t0, parallel))
 
 
