@@ -1365,6 +1365,10 @@ class Term:
         self.argv = argv
         _terms.append(self)
         self.tmux("new-session", "-d", "-s", "t", "-x", str(cols), "-y", str(rows), self.cmd)
+        # Everything the pane writes is also appended to a file: its growth
+        # is what tells wait() to look at the screen again.
+        self.pane_out = tmpfile("pane.out")
+        self.tmux("pipe-pane", "-t", "t", "-o", "cat >> %s" % shlex.quote(self.pane_out))
 
     def tmux(self, *args, check=True):
         try:
@@ -1395,16 +1399,30 @@ class Term:
     def lines(self):
         return [l.rstrip() for l in self.screen().splitlines()]
 
+    def _pane_written(self):
+        try:
+            return os.path.getsize(self.pane_out)
+        except OSError:
+            return -1
+
     def wait(self, pred, timeout, what):
         deadline = time.monotonic() + scaled(timeout)
         while True:
+            written = self._pane_written()
             s = self.screen()
             if pred(s):
                 return s
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise Fail("terminal: %s did not appear within %.0fs; the screen:\n%s"
                            % (what, scaled(timeout), self.dump(s)))
-            time.sleep(0.05)
+            # Capture again once the pane has written more, or after a
+            # second at the latest.  Each capture is a tmux process: polled
+            # every 50 ms they took most of an emulated one-CPU guest from
+            # ktlsctl and its peer, whose answers the case waits for.
+            until = time.monotonic() + min(1.0, left)
+            while self._pane_written() == written and time.monotonic() < until:
+                time.sleep(0.02)
 
     def wait_line(self, text, timeout=10, count=1):
         """Wait until a screen line is exactly text (count times)."""
