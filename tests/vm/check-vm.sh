@@ -27,8 +27,9 @@
 #   KTLSCTL_VM_KERNELS    which kernels (default "debian12 unstable")
 #   KTLSCTL_VM_JOBS       VMs at once (default 2 with two CPUs or more, else 1)
 #   KTLSCTL_VM_ONLY       run only the suites whose file name contains this
+#                         (several: '|' between them)
 #   KTLSCTL_VM_SUITE_ONLY in the suites, only the cases whose name contains
-#                         this
+#                         this (several: '|' between them)
 #   KTLSCTL_VM_DATA_SCALE the suites' KTLSCTL_TEST_DATA_SCALE (guest.py's
 #                         default: 0.125)
 #   KTLSCTL_VM_TIMEOUT_SCALE  multiply every timeout (default 1, 2 for a

@@ -23,8 +23,10 @@ Environment (run-vm.sh passes VM_ENV_X as X):
   KTLSCTL        the binary under test (required)
   EXPECT_REKEY   yes / no: whether this kernel must be able to rekey kTLS
                  (TLS 1.3 key update, Linux >= 6.14); unset: not checked
-  ONLY           run only the suites whose file name contains this
-  SUITE_ONLY     in the suites, only the cases whose name contains this (-k)
+  ONLY           run only the suites whose file name contains this (or one
+                 of several, '|' between them)
+  SUITE_ONLY     in the suites, only the cases whose name contains this
+                 (-k; several, '|' between them: a -k each)
   TIMEOUT_SCALE  multiplier for every timeout (default 1; slower builds)
   DATA_SCALE     KTLSCTL_TEST_DATA_SCALE for the suites (default 0.125: tens
                  of MiB cost minutes under emulation)
@@ -79,8 +81,8 @@ def say(*lines):
 def run_suite(name, limit, env, only):
     """Run one suite file, reporting each case as it ends."""
     argv = [sys.executable, os.path.join(INTEGRATION, name)]
-    if only:
-        argv += ["-k", only]
+    for k in only:
+        argv += ["-k", k]
     title = name[:-3]
     log = os.path.join(os.environ.get("TMPDIR", "/tmp"), title + ".log")
     t0 = time.monotonic()
@@ -185,14 +187,15 @@ def main():
                KTLSCTL_TEST_TIMEOUT_SCALE=str(3 * scale),
                KTLSCTL_TEST_DATA_SCALE=env.get("DATA_SCALE") or "0.125",
                KTLSCTL_TEST_EXPECT_REKEY=env.get("EXPECT_REKEY", ""))
-    only, case_only = env.get("ONLY", ""), env.get("SUITE_ONLY", "")
+    only = [x for x in env.get("ONLY", "").split("|") if x]
+    case_only = [x for x in env.get("SUITE_ONLY", "").split("|") if x]
     parallel = int(env.get("PARALLEL") or 3)
     t0 = time.monotonic()
     stop_monitor = threading.Event()
     threading.Thread(target=monitor, args=(30, stop_monitor), daemon=True).start()
     running = []
     for name, limit, alone in SUITES:
-        if only not in name:
+        if only and not any(o in name for o in only):
             continue
         while running and (alone or len(running) >= parallel):
             running = [t for t in running if t.is_alive()]
