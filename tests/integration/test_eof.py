@@ -9,7 +9,8 @@ of their answer, and the README's own request/response example lost data.
   readme:     the README's example, verbatim apart from host, port and the
               channel under test, against HTTP servers of three TLS stacks
               (gnutls-serv --http: GnuTLS; nginx: OpenSSL 3; node's https
-              module), TLS 1.2 and 1.3, answers of 5 bytes to 24 MiB read by
+              module), TLS 1.2 and 1.3, answers of 5 bytes to 24 MiB (bulk
+              sizes under KTLSCTL_TEST_DATA_SCALE) read by
               a slow consumer: every byte by hash, exit 0, and the time from
               the last byte to the exit reported (a note, never asserted).
   mode:       each --eof mode against those servers, and against peers that
@@ -47,7 +48,7 @@ import sys
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from ktlsctl_test.settings import KTLSCTL, scaled  # noqa: E402
+from ktlsctl_test.settings import KTLSCTL, scaled, sized  # noqa: E402
 from ktlsctl_test.channel import CHANNEL, CHANNEL_ARGS  # noqa: E402
 from ktlsctl_test.runner import note, Suite  # noqa: E402
 from ktlsctl_test.verdicts import Fail  # noqa: E402
@@ -62,8 +63,26 @@ require_programs("gnutls-serv", "certtool", "openssl", "nginx", "node")
 
 suite = Suite("test_eof", case_timeout=120)
 VERSIONS = ("1.2", "1.3")
-# name -> size: a few bytes to tens of MiB.
-SIZES = {"tiny": 5, "64k": 64 << 10, "5M": 5000000, "24M": 24 << 20}
+
+
+def size_name(n):
+    """5 -> 'tiny', 65536 -> '64k', 5000000 -> '5M', 25165824 -> '24M'."""
+    if n == 5:
+        return "tiny"
+    for unit, div in (("M", 1 << 20), ("M", 1000000), ("k", 1 << 10), ("k", 1000)):
+        if n >= div and n % div == 0:
+            return "%d%s" % (n // div, unit)
+    return "%dB" % n
+
+
+# name -> size: a few bytes to tens of MiB; the bulk ones under
+# KTLSCTL_TEST_DATA_SCALE (an eighth in the VM tier, where a 24 MiB answer
+# took gnutls-serv past the 30 s after which it ends every connection,
+# serv.c "Scheduling inactive connection for close", cleanly: exit 0 with
+# part of the answer).
+MID = size_name(sized(5000000))
+BIG = size_name(sized(24 << 20))
+SIZES = {"tiny": 5, "64k": 64 << 10, MID: sized(5000000), BIG: sized(24 << 20)}
 # A consumer slower than loopback: what made the old close-at-EOF lose
 # data (the server is still writing when our close_notify arrives).
 SLOW_READER = (1 << 16, 0.002)
@@ -124,7 +143,7 @@ def body_of(what, out):
 _servers = {}
 
 
-def server(kind, name="5M"):
+def server(kind, name=MID):
     """(port, proc) of a running HTTP server of this kind serving /name."""
     key = (kind, name if kind == "gnutls-serv" else None)
     if key not in _servers:
@@ -289,9 +308,9 @@ for _kind in ("gnutls-serv", "nginx", "node"):
             "then exit 8 'the peer closed without close_notify'")
 def _python_truncates():
     port = server("python")
-    k = readme_example(port, "5M")
+    k = readme_example(port, MID)
     rc = wait_done(k, "README example against Python's http.server")
-    check_data("the answer's body", body_of("python", k.out), content("5M"))
+    check_data("the answer's body", body_of("python", k.out), content(MID))
     if rc != 8 or "ktlsctl: connection truncated: the peer closed without close_notify\n" \
             not in k.stderr:
         raise Fail("expected exit 8 and 'connection truncated: the peer closed without "
@@ -302,11 +321,11 @@ def _python_truncates():
 
 def add_mode_server(kind, version, mode):
     def run():
-        port = server(kind, "5M")
-        k = readme_example(port, "5M", "--eof", mode, "-v", version=version)
+        port = server(kind, MID)
+        k = readme_example(port, MID, "--eof", mode, "-v", version=version)
         what = "--eof %s against %s" % (mode, kind)
         if mode != "close":
-            check_full_answer(k, kind, "5M", what)
+            check_full_answer(k, kind, MID, what)
             if "the peer was quiet" in k.stderr:
                 raise Fail("%s: we closed before the server did\n%s" % (what, k.describe()))
             note("last byte -> exit %.3f s" % tail_delay(k))
@@ -321,7 +340,7 @@ def add_mode_server(kind, version, mode):
         rc = wait_done(k, what)
         check_no_sanitizer(k)
         body = body_of(what, k.out) if k.out else b""
-        full = content("5M")
+        full = content(MID)
         if body != full[:len(body)]:
             raise Fail("%s: the data received is not a prefix of the answer" % what)
         m = TRUNC_AFTER.search(k.stderr)
@@ -364,18 +383,19 @@ for _kind in ("gnutls-serv", "nginx", "node"):
 # long the server takes to begin (more than 3 s on a busy emulated
 # machine); both times are scaled like the timeouts (mid-answer pauses).
 @suite.case("mode: linger=3, a consumer that stalls 6 s once the answer started, then reads "
-            "slowly -> gnutls-serv --http 24 MiB: never taken for a quiet peer, every byte, exit 0")
+            "slowly -> gnutls-serv --http %s: never taken for a quiet peer, every byte, exit 0"
+            % BIG)
 def _slow_consumer_is_not_quiet():
-    port = server("gnutls-serv", "24M")
+    port = server("gnutls-serv", BIG)
     linger = scaled(3)
     args = ["--cafile", certs().ca, "--eof", "linger=%g" % linger, "-v"] + CHANNEL_ARGS
     k = ktlsctl("connect", "127.0.0.1:%d" % port, *args, stdin=True,
                 stall_stdout=2 * linger, slow_stdout=(1 << 16, 0.005))
-    k.send(b"GET /24M HTTP/1.0\r\n\r\n")
+    k.send(b"GET /%s HTTP/1.0\r\n\r\n" % BIG.encode())
     if not k.wait_out(1, 60):
         raise Fail("slow consumer: no answer within %ss\n%s" % (scaled(60), k.describe()))
     k.close_stdin()
-    check_full_answer(k, "gnutls-serv", "24M", "slow consumer")
+    check_full_answer(k, "gnutls-serv", BIG, "slow consumer")
     if "the peer was quiet" in k.stderr:
         raise Fail("the peer was taken for quiet while it was still sending\n%s" % k.describe())
 
@@ -486,12 +506,12 @@ for _v in VERSIONS:
 @suite.case("commands: --commands '/close' after the request -> gnutls-serv --http: the answer "
             "is not cut (default linger; ANSWER_LINGER where timeouts are scaled), every byte, exit 0")
 def _commands_close():
-    port = server("gnutls-serv", "5M")
+    port = server("gnutls-serv", MID)
     eof = ["--eof", "linger=%g" % ANSWER_LINGER] if ANSWER_LINGER else []
     k = ktlsctl("connect", "127.0.0.1:%d" % port, "--cafile", certs().ca, "--commands", "-v",
                 *(CHANNEL_ARGS + eof), stdin=True, slow_stdout=SLOW_READER)
-    k.send(b"GET /5M HTTP/1.0\r\n\r\n/close\n")
-    check_full_answer(k, "gnutls-serv", "5M", "/close")
+    k.send(b"GET /%s HTTP/1.0\r\n\r\n/close\n" % MID.encode())
+    check_full_answer(k, "gnutls-serv", MID, "/close")
     if "ktlsctl: end of input: waiting for the peer to close, or to be quiet for %g s\n" \
             % (ANSWER_LINGER or DEFAULT_LINGER) not in k.stderr:
         raise Fail("/close did not end the input as --eof linger says\n%s" % k.describe())
