@@ -1,0 +1,679 @@
+/* core/serve.c: many TLS sessions at once, in one loop (see serve.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/cipher.h"
+#include "core/loop.h"
+#include "core/serve.h"
+
+/* Bytes buffered each way per session: the bound on what one session
+ * holds in user space, whatever its peers do. */
+#define SESSION_BUF (32 * 1024)
+/* Moves per wake-up before a session yields to the others. */
+#define ROUNDS_PER_TURN 8
+#define ACCEPTS_PER_TURN 64
+/* How long accepting pauses when the process is out of descriptors. */
+#define EMFILE_PAUSE_MS 1000
+#define DEFAULT_MAX_CONNS 1024
+
+struct buf {
+	unsigned char *p;
+	size_t off, len;
+};
+
+static size_t space(struct buf *b)
+{
+	if (b->len == 0)
+		b->off = 0;
+	else if (b->off + b->len == SESSION_BUF && b->off > 0) {
+		memmove(b->p, b->p + b->off, b->len);
+		b->off = 0;
+	}
+	return SESSION_BUF - (b->off + b->len);
+}
+
+static unsigned char *tail(struct buf *b)
+{
+	return b->p + b->off + b->len;
+}
+
+static void consumed(struct buf *b, size_t n)
+{
+	b->off += n;
+	b->len -= n;
+}
+
+enum state { ST_HANDSHAKE, ST_CONNECTING, ST_RELAY };
+
+struct server;
+
+struct session {
+	struct server *srv;
+	struct session *prev, *next;
+	enum state state;
+	int fd, bfd;
+	struct kc_loop_item client, backend;   /* the client item also keeps the deadline */
+	struct kc_hs *hs;
+	gnutls_session_t tls;
+	struct kc_conn *conn;
+	bool kernel;                 /* the kernel's ULP is attached */
+	const struct addrinfo *next_ai;
+	/* c2b: from the client (to the backend, or back to the client when
+	 * echoing); b2c: from the backend to the client. */
+	struct buf c2b, b2c;
+	bool client_eof;             /* its close_notify came */
+	bool truncated;              /* it ended without one */
+	bool backend_eof, backend_shut;
+	bool draining;               /* the stop: read no more from the backend */
+	bool at_stop;
+	long long started;
+	struct kc_session_report rep;
+};
+
+struct server {
+	const struct kc_serve_opts *o;
+	struct kc_loop *loop;
+	struct kc_loop_item listener, stop;
+	int lfd;
+	bool listening;              /* the listener is watched */
+	bool emfile_paused;
+	bool stopping;
+	unsigned max;
+	unsigned long n, next_id;
+	struct session *sessions;
+	struct kc_serve_result *res;
+};
+
+const char *kc_session_end_name(enum kc_session_end end)
+{
+	switch (end) {
+	case KC_END_CLOSED: return "closed";
+	case KC_END_TRUNCATED: return "truncated";
+	case KC_END_HANDSHAKE: return "handshake-failed";
+	case KC_END_BACKEND: return "backend-failed";
+	case KC_END_ERROR: return "error";
+	case KC_END_STOPPED: return "stopped";
+	case KC_END_CUT_OFF: return "drain-timeout";
+	}
+	return "?";
+}
+
+static void notice(struct server *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void notice(struct server *srv, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (srv->o->on_notice)
+		srv->o->on_notice(srv->o->ctx, msg);
+}
+
+/* ------------------------------------------------------------ accepting */
+
+static void update_listener(struct server *srv)
+{
+	bool want = !srv->stopping && !srv->emfile_paused && srv->n < srv->max && srv->lfd >= 0;
+	if (want == srv->listening)
+		return;
+	if (want && kc_loop_watch(srv->loop, &srv->listener, EPOLLIN) < 0)
+		return;
+	if (!want)
+		kc_loop_unwatch(srv->loop, &srv->listener);
+	srv->listening = want;
+}
+
+static void session_end(struct session *s, enum kc_session_end end, const struct kc_err *why);
+static void session_run(struct session *s);
+static void on_client(struct kc_loop_item *item, uint32_t events);
+static void on_backend(struct kc_loop_item *item, uint32_t events);
+
+static void fail(struct session *s, enum kc_session_end end, const struct kc_err *why)
+{
+	session_end(s, end, why);
+}
+
+static void start_session(struct server *srv, int fd, const char *peer)
+{
+	const struct kc_serve_opts *o = srv->o;
+	struct session *s = calloc(1, sizeof *s);
+	if (!s) {
+		close(fd);
+		notice(srv, "out of memory: dropped the connection from %s", peer);
+		return;
+	}
+	s->srv = srv;
+	s->fd = fd;
+	s->bfd = -1;
+	s->started = kc_loop_now();
+	s->rep.id = ++srv->next_id;
+	snprintf(s->rep.peer, sizeof s->rep.peer, "%s", peer);
+	if (o->mode == KC_SERVE_FORWARD)
+		snprintf(s->rep.backend, sizeof s->rep.backend, "%s", o->backend_name);
+	kc_loop_item_init(&s->client, fd, on_client, s);
+	kc_loop_item_init(&s->backend, -1, on_backend, s);
+	s->next = srv->sessions;
+	if (srv->sessions)
+		srv->sessions->prev = s;
+	srv->sessions = s;
+	srv->n++;
+	srv->res->sessions++;
+
+	struct kc_err err = { 0 };
+	if (o->ktls != KC_KTLS_OFF) {
+		if (kc_kernel_attach(fd, &err) == 0) {
+			s->kernel = true;
+		} else if (o->ktls == KC_KTLS_REQUIRE) {
+			struct kc_err e2;
+			kc_err_set(&e2, KC_E_KTLS, "kernel TLS unavailable and --ktls require "
+				   "given: %.440s", err.msg);
+			fail(s, KC_END_HANDSHAKE, &e2);
+			return;
+		}
+	}
+	if (kc_hs_start(fd, &o->tls, o->creds, &s->hs, &err) < 0) {
+		fail(s, KC_END_HANDSHAKE, &err);
+		return;
+	}
+	unsigned limit = o->tls.handshake_timeout_ms ? o->tls.handshake_timeout_ms : 30000;
+	kc_loop_deadline(srv->loop, &s->client, limit);
+	session_run(s);
+}
+
+static void on_listener(struct kc_loop_item *item, uint32_t events)
+{
+	struct server *srv = item->ctx;
+	for (int i = 0; i < ACCEPTS_PER_TURN && srv->n < srv->max && !srv->stopping; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof ss;
+		int fd = accept4(srv->lfd, (struct sockaddr *)&ss, &len,
+				 SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			int e = errno;
+			if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+				notice(srv, "cannot accept: %s with %lu sessions open; not accepting "
+				       "for %d s or until a session ends (raise 'ulimit -n' or lower "
+				       "--max-conns)", strerror(e), srv->n, EMFILE_PAUSE_MS / 1000);
+				srv->emfile_paused = true;
+				kc_loop_deadline(srv->loop, &srv->listener, EMFILE_PAUSE_MS);
+			} else {
+				notice(srv, "accept failed: %s", strerror(e));
+			}
+			break;
+		}
+		char peer[KC_ADDRSTR_MAX];
+		kc_sockaddr_str(&ss, peer);
+		start_session(srv, fd, peer);
+	}
+	if (events & KC_LOOP_TIMER)
+		srv->emfile_paused = false;
+	update_listener(srv);
+}
+
+/* ------------------------------------------------------------- sessions */
+
+static void fill_report(struct session *s)
+{
+	if (!s->conn)
+		return;
+	snprintf(s->rep.version, sizeof s->rep.version, "%s",
+		 gnutls_protocol_get_name(gnutls_protocol_get_version(s->tls)));
+	snprintf(s->rep.cipher, sizeof s->rep.cipher, "%s", kc_cipher_name(kc_conn_cipher(s->conn)));
+	s->rep.channel = kc_conn_channel_name(s->conn);
+	s->rep.rx = kc_conn_stats(s->conn, KC_RX)->bytes;
+	s->rep.tx = kc_conn_stats(s->conn, KC_TX)->bytes;
+}
+
+static void session_end(struct session *s, enum kc_session_end end, const struct kc_err *why)
+{
+	struct server *srv = s->srv;
+	fill_report(s);
+	s->rep.end = end;
+	s->rep.duration_ms = kc_loop_now() - s->started;
+	if (why)
+		s->rep.err = *why;
+	if (s->at_stop && end != KC_END_CLOSED) {
+		srv->res->unclean++;
+		if (end == KC_END_CUT_OFF)
+			srv->res->cut_off++;
+	}
+	if (srv->o->on_end)
+		srv->o->on_end(srv->o->ctx, &s->rep);
+
+	kc_loop_forget(srv->loop, &s->client);
+	kc_loop_forget(srv->loop, &s->backend);
+	kc_conn_free(s->conn);
+	kc_hs_free(s->hs);
+	if (s->tls)
+		gnutls_deinit(s->tls);
+	if (s->bfd >= 0)
+		close(s->bfd);
+	close(s->fd);
+	free(s->c2b.p);
+	free(s->b2c.p);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	free(s);
+	srv->n--;
+	srv->emfile_paused = false;
+	update_listener(srv);
+}
+
+/* The backend: the next address that takes a connect, or the end. */
+static void connect_backend(struct session *s, int last_errno)
+{
+	const struct kc_serve_opts *o = s->srv->o;
+	char addr[KC_ADDRSTR_MAX] = "";
+
+	while (s->next_ai) {
+		const struct addrinfo *ai = s->next_ai;
+		s->next_ai = ai->ai_next;
+		kc_sockaddr_str(ai->ai_addr, addr);
+		int fd = kc_tcp_connect_start(ai);
+		if (fd < 0) {
+			last_errno = errno;
+			continue;
+		}
+		s->bfd = fd;
+		snprintf(s->rep.backend, sizeof s->rep.backend, "%s", addr);
+		kc_loop_item_init(&s->backend, fd, on_backend, s);
+		if (kc_loop_watch(s->srv->loop, &s->backend, EPOLLOUT) < 0) {
+			last_errno = errno;
+			close(fd);
+			s->bfd = -1;
+			continue;
+		}
+		kc_loop_deadline(s->srv->loop, &s->backend, o->connect_timeout_ms);
+		return;
+	}
+	struct kc_err err;
+	kc_conn_abort(s->conn, GNUTLS_A_INTERNAL_ERROR);
+	if (last_errno == ETIMEDOUT)
+		kc_err_set(&err, KC_E_TIMEOUT,
+			   "backend %s did not answer within %u ms: check it, or raise "
+			   "--connect-timeout", o->backend_name, o->connect_timeout_ms);
+	else
+		kc_err_errno(&err, KC_E_CONNECT, last_errno, "cannot connect to backend %s",
+			     o->backend_name);
+	fail(s, KC_END_BACKEND, &err);
+}
+
+static int established(struct session *s, struct kc_err *err)
+{
+	const struct kc_serve_opts *o = s->srv->o;
+	s->tls = kc_hs_take(s->hs);
+	kc_hs_free(s->hs);
+	s->hs = NULL;
+	kc_loop_deadline(s->srv->loop, &s->client, -1);
+	struct kc_conn_opts co = {
+		.role = KC_SERVER,
+		.kernel = s->kernel,
+		.fallback = o->ktls == KC_KTLS_AUTO,
+		.soft = o->soft,
+		.key_update_after = o->key_update_after,
+		.record_size_limit = o->tls.record_size_limit != 0,
+	};
+	if (kc_conn_open(s->tls, s->fd, &co, &s->conn, err) < 0)
+		return -1;
+	s->c2b.p = malloc(SESSION_BUF);
+	s->b2c.p = o->mode == KC_SERVE_FORWARD ? malloc(SESSION_BUF) : NULL;
+	if (!s->c2b.p || (o->mode == KC_SERVE_FORWARD && !s->b2c.p))
+		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
+	if (s->srv->stopping) {
+		kc_conn_abort(s->conn, GNUTLS_A_INTERNAL_ERROR);
+		return kc_err_set(err, KC_E_INTERNAL, "stopping: no new sessions");
+	}
+	if (o->mode == KC_SERVE_FORWARD) {
+		/* The client waits until the backend answers. */
+		kc_loop_unwatch(s->srv->loop, &s->client);
+		s->state = ST_CONNECTING;
+		s->next_ai = o->backend;
+		connect_backend(s, EHOSTUNREACH);
+		return 1;
+	}
+	s->state = ST_RELAY;
+	return 0;
+}
+
+static bool handshake(struct session *s)
+{
+	struct kc_err err = { 0 };
+	bool want_write = false;
+	int rc = kc_hs_step(s->hs, &want_write, &err);
+	if (rc == KC_HS_AGAIN) {
+		if (kc_loop_watch(s->srv->loop, &s->client, want_write ? EPOLLOUT : EPOLLIN) < 0) {
+			kc_err_errno(&err, KC_E_INTERNAL, errno, "epoll refused a socket");
+			fail(s, KC_END_ERROR, &err);
+		}
+		return false;
+	}
+	if (rc < 0) {
+		fail(s, KC_END_HANDSHAKE, &err);
+		return false;
+	}
+	rc = established(s, &err);
+	if (rc < 0) {
+		fail(s, KC_END_ERROR, &err);
+		return false;
+	}
+	return rc == 0;   /* 1: connecting, or already ended */
+}
+
+/* Whether the socket has room now (close_notify is sent whole, waiting
+ * if it must: only send it when it will not wait). */
+static bool writable(int fd)
+{
+	struct pollfd pf = { .fd = fd, .events = POLLOUT };
+	return poll(&pf, 1, 0) > 0 && (pf.revents & POLLOUT);
+}
+
+static bool fatal_errno(int e)
+{
+	return e != EAGAIN && e != EINTR;
+}
+
+/* One round of moving bytes; returns 1 when something moved, 0 when
+ * nothing could, -1 when the session ended. */
+static int relay_round(struct session *s)
+{
+	bool echo = s->srv->o->mode == KC_SERVE_ECHO;
+	struct buf *to_client = echo ? &s->c2b : &s->b2c;
+	struct kc_err err = { 0 };
+	bool moved = false;
+	ssize_t n;
+
+	/* From the client. */
+	if (!s->client_eof && !s->truncated && space(&s->c2b) > 0) {
+		n = kc_conn_read(s->conn, tail(&s->c2b), space(&s->c2b), &err);
+		if (n > 0) {
+			/* After our close_notify there is nowhere to echo to. */
+			if (!(echo && kc_conn_close_sent(s->conn)))
+				s->c2b.len += (size_t)n;
+			moved = true;
+		} else if (n == 0) {
+			s->client_eof = true;
+			moved = true;
+		} else if (n != KC_CONN_AGAIN) {
+			if (err.status != KC_E_TRUNCATED) {
+				fail(s, KC_END_ERROR, &err);
+				return -1;
+			}
+			s->truncated = true;
+			s->rep.err = err;
+			moved = true;
+		}
+	}
+	/* To the backend, and its end when the client's came. */
+	if (!echo && s->c2b.len > 0) {
+		n = send(s->bfd, s->c2b.p + s->c2b.off, s->c2b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			consumed(&s->c2b, (size_t)n);
+			moved = true;
+		} else if (n < 0 && fatal_errno(errno)) {
+			kc_err_errno(&err, KC_E_IO, errno, "backend %s failed while we sent to it",
+				     s->rep.backend);
+			kc_conn_abort(s->conn, GNUTLS_A_INTERNAL_ERROR);
+			fail(s, KC_END_BACKEND, &err);
+			return -1;
+		}
+	}
+	if (!echo && (s->client_eof || s->truncated) && s->c2b.len == 0 && !s->backend_shut) {
+		shutdown(s->bfd, SHUT_WR);
+		s->backend_shut = true;
+		moved = true;
+	}
+	if (s->truncated && (echo || s->c2b.len == 0)) {
+		err = s->rep.err;
+		fail(s, KC_END_TRUNCATED, &err);
+		return -1;
+	}
+	/* TLS 1.2: a close_notify is answered at once (RFC 5246 §7.2.1). */
+	bool tls12 = kc_conn_version(s->conn) == KC_TLS12;
+	bool read_backend = !echo && !s->backend_eof && !s->draining && !(tls12 && s->client_eof);
+	/* From the backend. */
+	if (read_backend && space(&s->b2c) > 0) {
+		n = recv(s->bfd, tail(&s->b2c), space(&s->b2c), MSG_DONTWAIT);
+		if (n > 0) {
+			s->b2c.len += (size_t)n;
+			moved = true;
+		} else if (n == 0) {
+			s->backend_eof = true;
+			moved = true;
+		} else if (fatal_errno(errno)) {
+			kc_err_errno(&err, KC_E_IO, errno, "backend %s failed", s->rep.backend);
+			kc_conn_abort(s->conn, GNUTLS_A_INTERNAL_ERROR);
+			fail(s, KC_END_BACKEND, &err);
+			return -1;
+		}
+	}
+	if (s->truncated)
+		return moved ? 1 : 0;   /* nothing more goes to the client */
+	/* To the client. */
+	if (to_client->len > 0 && !kc_conn_close_sent(s->conn)) {
+		n = kc_conn_write(s->conn, to_client->p + to_client->off, to_client->len, &err);
+		if (n > 0) {
+			consumed(to_client, (size_t)n);
+			moved = true;
+		} else if (n == -1) {
+			fail(s, err.status == KC_E_TRUNCATED ? KC_END_TRUNCATED : KC_END_ERROR, &err);
+			return -1;
+		}
+	}
+	if (kc_conn_tx_pending(s->conn)) {
+		int rc = kc_conn_flush(s->conn, &err);
+		if (rc == -1) {
+			fail(s, err.status == KC_E_TRUNCATED ? KC_END_TRUNCATED : KC_END_ERROR, &err);
+			return -1;
+		}
+	}
+	/* Our close_notify, once everything before it is out. */
+	bool ended = echo ? s->client_eof || s->draining
+			  : s->backend_eof || s->draining || (tls12 && s->client_eof);
+	if (ended && to_client->len == 0 && !kc_conn_close_sent(s->conn) &&
+	    !kc_conn_tx_pending(s->conn) && writable(s->fd)) {
+		if (kc_conn_close(s->conn, &err) < 0) {
+			fail(s, err.status == KC_E_TRUNCATED ? KC_END_TRUNCATED : KC_END_ERROR, &err);
+			return -1;
+		}
+		moved = true;
+	}
+	/* Done: close_notify both ways, everything delivered. */
+	if (kc_conn_close_sent(s->conn) && !kc_conn_tx_pending(s->conn) && s->client_eof &&
+	    (echo || (s->c2b.len == 0 && s->backend_shut))) {
+		if (kc_conn_close_unanswered(s->conn)) {
+			kc_err_set(&err, KC_E_TRUNCATED, "the client closed without answering our "
+				   "close_notify");
+			fail(s, KC_END_TRUNCATED, &err);
+		} else {
+			fail(s, KC_END_CLOSED, NULL);
+		}
+		return -1;
+	}
+	return moved ? 1 : 0;
+}
+
+/* What each socket waits for now. */
+static int rearm(struct session *s)
+{
+	bool echo = s->srv->o->mode == KC_SERVE_ECHO;
+	struct buf *to_client = echo ? &s->c2b : &s->b2c;
+	uint32_t cev = 0, bev = 0;
+
+	if (!s->client_eof && !s->truncated && space(&s->c2b) > 0)
+		cev |= EPOLLIN;
+	if (!s->truncated && (to_client->len > 0 || kc_conn_tx_pending(s->conn) ||
+	    ((s->backend_eof || s->draining || (echo && s->client_eof)) &&
+	     !kc_conn_close_sent(s->conn))))
+		cev |= EPOLLOUT;
+	if (kc_loop_watch(s->srv->loop, &s->client, cev) < 0)
+		return -1;
+	if (echo)
+		return 0;
+	bool tls12 = kc_conn_version(s->conn) == KC_TLS12;
+	if (!s->backend_eof && !s->draining && !(tls12 && s->client_eof) && space(&s->b2c) > 0)
+		bev |= EPOLLIN;
+	if (s->c2b.len > 0)
+		bev |= EPOLLOUT;
+	return kc_loop_watch(s->srv->loop, &s->backend, bev);
+}
+
+static void relay(struct session *s)
+{
+	for (int round = 0;; round++) {
+		int rc = relay_round(s);
+		if (rc < 0)
+			return;
+		if (rc == 0)
+			break;
+		if (round == ROUNDS_PER_TURN) {
+			kc_loop_again(s->srv->loop, &s->client);
+			break;
+		}
+	}
+	if (rearm(s) < 0) {
+		struct kc_err err;
+		kc_err_errno(&err, KC_E_INTERNAL, errno, "epoll refused a socket");
+		fail(s, KC_END_ERROR, &err);
+	}
+}
+
+static void session_run(struct session *s)
+{
+	if (s->state == ST_HANDSHAKE && !handshake(s))
+		return;
+	if (s->state == ST_RELAY)
+		relay(s);
+}
+
+static void on_client(struct kc_loop_item *item, uint32_t events)
+{
+	struct session *s = item->ctx;
+	if (events & KC_LOOP_TIMER) {
+		struct kc_err err = { 0 };
+		kc_hs_timed_out(s->hs, &err);
+		fail(s, KC_END_HANDSHAKE, &err);
+		return;
+	}
+	session_run(s);
+}
+
+static void on_backend(struct kc_loop_item *item, uint32_t events)
+{
+	struct session *s = item->ctx;
+	if (s->state == ST_CONNECTING) {
+		int e = events & KC_LOOP_TIMER ? ETIMEDOUT : kc_tcp_connect_result(s->bfd);
+		if (e) {
+			kc_loop_forget(s->srv->loop, &s->backend);
+			close(s->bfd);
+			s->bfd = -1;
+			/* A timeout ends the session; a refusal tries the next address. */
+			if (e == ETIMEDOUT)
+				s->next_ai = NULL;
+			connect_backend(s, e);
+			return;
+		}
+		kc_loop_deadline(s->srv->loop, &s->backend, -1);
+		s->state = ST_RELAY;
+	}
+	relay(s);
+}
+
+/* ------------------------------------------------------------- stopping */
+
+static void begin_stop(struct server *srv)
+{
+	srv->stopping = true;
+	update_listener(srv);
+	kc_loop_forget(srv->loop, &srv->listener);
+	close(srv->lfd);
+	srv->lfd = -1;
+	srv->res->at_stop = srv->n;
+	for (struct session *s = srv->sessions, *next; s; s = next) {
+		next = s->next;
+		s->at_stop = true;
+		if (s->state != ST_RELAY) {
+			struct kc_err err;
+			kc_err_set(&err, KC_E_IO, "stopped before the session was "
+				   "established");
+			if (s->conn)
+				kc_conn_abort(s->conn, GNUTLS_A_INTERNAL_ERROR);
+			fail(s, KC_END_STOPPED, &err);
+			continue;
+		}
+		s->draining = true;
+		kc_loop_again(srv->loop, &s->client);
+	}
+}
+
+static void on_stop(struct kc_loop_item *item, uint32_t events)
+{
+	struct server *srv = item->ctx;
+	if (events & KC_LOOP_TIMER) {
+		/* The drain timeout: cut off whoever is left. */
+		while (srv->sessions) {
+			struct kc_err err;
+			kc_err_set(&err, KC_E_TIMEOUT, "still open %u ms after the stop "
+				   "(--drain-timeout)", srv->o->drain_timeout_ms);
+			fail(srv->sessions, KC_END_CUT_OFF, &err);
+		}
+		return;
+	}
+	kc_loop_unwatch(srv->loop, item);
+	if (!srv->stopping) {
+		begin_stop(srv);
+		kc_loop_deadline(srv->loop, item, srv->o->drain_timeout_ms);
+	}
+}
+
+int kc_serve_run(const struct kc_serve_opts *o, struct kc_serve_result *res,
+		 struct kc_err *err)
+{
+	struct server srv = { .o = o, .lfd = o->listen_fd, .res = res,
+			      .max = o->max_conns ? o->max_conns : DEFAULT_MAX_CONNS };
+	memset(res, 0, sizeof *res);
+	if (kc_loop_new(&srv.loop, err) < 0) {
+		close(o->listen_fd);
+		return -1;
+	}
+	kc_set_nonblocking(srv.lfd, 1);
+	kc_loop_item_init(&srv.listener, srv.lfd, on_listener, &srv);
+	kc_loop_item_init(&srv.stop, o->stop_fd, on_stop, &srv);
+	int rc = 0;
+	if (o->stop_fd >= 0 && kc_loop_watch(srv.loop, &srv.stop, EPOLLIN) < 0)
+		rc = kc_err_errno(err, KC_E_INTERNAL, errno, "epoll refused the stop pipe");
+	update_listener(&srv);
+	if (rc == 0 && !srv.listening)
+		rc = kc_err_errno(err, KC_E_INTERNAL, errno, "epoll refused the listening socket");
+	while (rc == 0 && !(srv.stopping && srv.n == 0))
+		rc = kc_loop_turn(srv.loop, -1, err);
+	while (srv.sessions) {
+		struct kc_err e;
+		kc_err_set(&e, KC_E_INTERNAL, "the loop failed");
+		fail(srv.sessions, KC_END_ERROR, &e);
+	}
+	kc_loop_forget(srv.loop, &srv.stop);
+	kc_loop_forget(srv.loop, &srv.listener);
+	if (srv.lfd >= 0)
+		close(srv.lfd);
+	kc_loop_free(srv.loop);
+	return rc;
+}
