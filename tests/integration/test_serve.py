@@ -1,0 +1,377 @@
+#!/usr/bin/env python3
+"""Serving many: `ktlsctl listen --forward` and `--echo -k` with many real
+clients at once (issue 13).
+
+The backend is a plain TCP echo server in its own Python process; clients
+are ktlsctl connect, gnutls-cli, openssl s_client and Python's ssl module,
+each with its own random data, checked by hash.  Every wait is for an event
+(a port listening, a log line, bytes), never a fixed sleep.
+
+From helpers.py this file needs only: Suite, Proc, Fail, ktlsctl,
+ktlsctl_listen, check_exit, have, scaled and the certificates (suite.certs:
+ca, srv_ec)."""
+
+import hashlib
+import os
+import re
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True     # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from helpers import (  # noqa: E402
+    Fail, Proc, Suite, check_exit, have, ktlsctl, ktlsctl_listen, scaled)
+
+suite = Suite("test_serve", case_timeout=240)
+SERVE_ARGS = ["--ktls", "off"]
+
+# A plain TCP echo backend; "close" mode accepts and closes at once; it
+# prints "port N" when listening.
+BACKEND = r'''
+import socket, sys, threading
+mode = sys.argv[1]
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(512)
+print("port %d" % s.getsockname()[1], flush=True)
+def echo(c):
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            c.sendall(d)
+        c.shutdown(socket.SHUT_WR)
+        while c.recv(65536):
+            pass
+    except OSError:
+        pass
+    c.close()
+while True:
+    c, _ = s.accept()
+    if mode == "close":
+        c.close()
+        continue
+    threading.Thread(target=echo, args=(c,), daemon=True).start()
+'''
+
+
+def backend(mode="echo"):
+    p = Proc([sys.executable, "-c", BACKEND, mode], name="backend", stdin=None)
+    if not p.wait_out_contains(b"\n", 10):
+        raise Fail("the echo backend did not start\n" + p.describe())
+    return p, int(p.stdout.split()[1])
+
+
+def certs():
+    return suite.certs
+
+
+def serve(*args):
+    cert, key = certs().srv_ec
+    return ktlsctl_listen("--cert", cert, "--key", key, *SERVE_ARGS, *args)
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def log_lines(k):
+    return re.findall(r"^ktlsctl: session \d+ .*$", k.stderr, re.M)
+
+
+def wait_sessions(k, n, timeout):
+    if not k.wait_until(lambda p: len(log_lines(p)) >= n, timeout):
+        raise Fail("expected %d session lines, got %d\n%s" % (n, len(log_lines(k)), k.describe()))
+    return log_lines(k)
+
+
+def py_ctx():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(certs().ca)
+    return ctx
+
+
+def py_echo(port, data, results, i):
+    """Python ssl: send data while reading the echo, then close_notify both ways."""
+    try:
+        t = py_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(60)),
+                                 server_hostname="localhost")
+        got = bytearray()
+        sender = threading.Thread(target=t.sendall, args=(data,))
+        sender.start()
+        while len(got) < len(data):
+            d = t.recv(65536)
+            if not d:
+                break
+            got.extend(d)
+        sender.join()
+        t.unwrap()
+        t.close()
+        results[i] = sha(bytes(got)) == sha(data) or "python: echo differs (%d of %d bytes)" % (len(got), len(data))
+    except Exception as e:  # noqa: BLE001 - reported per client
+        results[i] = "python: %r" % e
+
+
+# ------------------------------------------------------------------ cases
+
+@suite.case("100 clients at once (ktlsctl, gnutls-cli, s_client, python), 2 MiB each "
+            "through --forward to an echo backend: every hash equal, every session closed",
+            timeout=400)
+def _many():
+    be, bport = backend()
+    k, port = serve("--forward", "127.0.0.1:%d" % bport)
+    n, size = 100, 2 << 20
+    kinds = ["ktlsctl", "python"] + [x for x in ("gnutls-cli", "openssl") if have(x)]
+    procs, threads, datas = {}, [], {}
+    results = [None] * n
+    for i in range(n):
+        data = os.urandom(size)
+        datas[i] = data
+        kind = kinds[i % len(kinds)]
+        if kind == "ktlsctl":
+            procs[i] = ktlsctl("connect", "127.0.0.1:%d" % port, "--cafile", certs().ca,
+                               "--eof", "close", *SERVE_ARGS, stdin=data)
+        elif kind == "gnutls-cli":
+            log = os.path.join(suite.tmpdir(), "gnutls-cli-%d.log" % i)   # not on stdout
+            procs[i] = Proc(["gnutls-cli", "--logfile", log, "--x509cafile", certs().ca,
+                             "-p", str(port), "localhost"], name="gnutls-cli")
+            procs[i].send(data)     # stdin closed once the echo is back
+        elif kind == "openssl":
+            procs[i] = Proc(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                             "-CAfile", certs().ca, "-verify_return_error", "-quiet",
+                             "-no_ign_eof", "-nocommands"], name="s_client")
+            procs[i].send(data)
+        else:
+            t = threading.Thread(target=py_echo, args=(port, data, results, i))
+            t.start()
+            threads.append(t)
+    for t in threads:
+        t.join(scaled(300))
+    for i, p in procs.items():
+        # s_client and gnutls-cli stop reading at the end of their input
+        p.wait_out(size, 300)
+        p.close_stdin()
+        rc = p.wait(60)
+        ok = sha(p.stdout) == sha(datas[i])
+        results[i] = True if ok and rc == 0 else "%s: exit %s, %d of %d bytes, hash %s\n%s" % (
+            p.name, rc, len(p.stdout), size, "equal" if ok else "differs", p.describe())
+    bad = [r for r in results if r is not True]
+    if bad:
+        raise Fail("%d of %d clients failed:\n%s" % (len(bad), n, "\n".join(map(str, bad[:5]))))
+    lines = wait_sessions(k, n, 30)
+    closed = [ln for ln in lines if ln.endswith("end=closed")
+              and " rx=%d tx=%d " % (size, size) in ln]
+    if len(closed) != n:
+        raise Fail("%d of %d session lines say closed with %d bytes each way:\n%s"
+                   % (len(closed), n, size, "\n".join(ln for ln in lines if ln not in closed)[:3000]))
+    k.signal(signal.SIGTERM)
+    check_exit(k, 143, 20, "ktlsctl listen --forward after SIGTERM, all sessions closed")
+
+
+@suite.case("20 clients silent mid-handshake do not delay 20 others; each silent one "
+            "ends at its own --handshake-timeout", timeout=120)
+def _silent():
+    k, port = serve("--echo", "-k", "--handshake-timeout", "4")
+    silent = []
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"\x16\x03\x01\x00\xff")   # a record header, then nothing
+        silent.append(s)
+    t0 = time.monotonic()
+    results = [None] * 20
+    threads = [threading.Thread(target=py_echo, args=(port, os.urandom(64 << 10), results, i))
+               for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(scaled(30))
+    took = time.monotonic() - t0
+    bad = [r for r in results if r is not True]
+    if bad:
+        raise Fail("clients failed: %s" % bad[:3])
+    if took >= 4:
+        raise Fail("20 clients took %.1fs while 20 others were silent (timeout 4 s)" % took)
+    lines = wait_sessions(k, 40, 30)
+    timed_out = [ln for ln in lines if 'end=handshake-failed reason="TLS handshake timed out '
+                 'after 4000 ms: the peer stopped answering (raise --handshake-timeout if it '
+                 'is just slow)"' in ln]
+    if len(timed_out) != 20:
+        raise Fail("%d of 20 silent clients timed out:\n%s" % (len(timed_out), "\n".join(lines)))
+    for s in silent:
+        s.close()
+    k.signal(signal.SIGTERM)
+    check_exit(k, 143, 20, "ktlsctl listen --echo -k after SIGTERM")
+
+
+@suite.case("backend refusing: that session ends with internal_error and one line, "
+            "the server goes on", timeout=60)
+def _refused():
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dport = dead.getsockname()[1]     # bound, not listening: refused
+    k, port = serve("--forward", "127.0.0.1:%d" % dport)
+    c = ktlsctl("connect", "127.0.0.1:%d" % port, "--cafile", certs().ca, *SERVE_ARGS,
+                stdin=b"hello\n")
+    check_exit(c, 9, 30, "ktlsctl connect to a server whose backend refuses")
+    if "ktlsctl: the peer ended the connection with fatal alert 'internal_error'" not in c.stderr:
+        raise Fail("the client was not told by an alert\n" + c.describe())
+    line = wait_sessions(k, 1, 10)[0]
+    want = ('backend=127.0.0.1:%d version=TLS1.3 cipher=AES-256-GCM channel=user-space '
+            'rx=0 tx=0 ' % dport)
+    tail = 'end=backend-failed reason="cannot connect to backend 127.0.0.1:%d: Connection refused"' % dport
+    if want not in line or not line.endswith(tail):
+        raise Fail("log line %r\nwanted ...%s...%s" % (line, want, tail))
+    if not k.alive():
+        raise Fail("the server exited\n" + k.describe())
+    k.signal(signal.SIGTERM)
+    check_exit(k, 143, 20, "ktlsctl listen --forward after SIGTERM")
+    dead.close()
+
+
+@suite.case("backend closing at once: the client gets close_notify, the session closes",
+            timeout=60)
+def _backend_closes():
+    be, bport = backend("close")
+    k, port = serve("--forward", "127.0.0.1:%d" % bport)
+    t = py_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(20)),
+                             server_hostname="localhost", suppress_ragged_eofs=False)
+    if t.recv(100) != b"":
+        raise Fail("data from a backend that sent none")
+    t.unwrap()                        # close_notify came; ours answers it
+    t.close()
+    line = wait_sessions(k, 1, 10)[0]
+    if not line.endswith("rx=0 tx=0 duration=%s end=closed" % line.split("duration=")[1].split()[0]):
+        raise Fail("log line %r" % line)
+    k.signal(signal.SIGTERM)
+    check_exit(k, 143, 20, "ktlsctl listen --forward")
+
+
+@suite.case("client truncating: the backend gets every byte and a FIN, the line says truncated",
+            timeout=60)
+def _truncated():
+    got, done = bytearray(), threading.Event()
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1)
+
+    def sink():
+        c, _ = lsock.accept()
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            got.extend(d)
+        done.set()
+        c.close()
+    threading.Thread(target=sink, daemon=True).start()
+    k, port = serve("--forward", "127.0.0.1:%d" % lsock.getsockname()[1])
+    data = os.urandom(300 << 10)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=scaled(20))
+    t = py_ctx().wrap_socket(raw, server_hostname="localhost")
+    t.sendall(data)
+    raw_fd = socket.socket(fileno=t.detach())   # no close_notify: just the TCP end
+    raw_fd.shutdown(socket.SHUT_WR)
+    if not done.wait(scaled(20)):
+        raise Fail("the backend got no FIN (%d bytes)\n%s" % (len(got), k.describe()))
+    if sha(bytes(got)) != sha(data):
+        raise Fail("the backend got %d of %d bytes, or different ones" % (len(got), len(data)))
+    line = wait_sessions(k, 1, 10)[0]
+    tail = ('end=truncated reason="connection truncated: the peer closed without close_notify"')
+    if not line.endswith(tail) or " rx=%d " % len(data) not in line:
+        raise Fail("log line %r" % line)
+    raw_fd.close()
+    k.signal(signal.SIGTERM)
+    check_exit(k, 143, 20, "ktlsctl listen --forward")
+
+
+@suite.case("SIGTERM under load: every client gets close_notify after a whole prefix of "
+            "its echo; exit 143 when all answer", timeout=120)
+def _sigterm():
+    be, bport = backend()
+    k, port = serve("--forward", "127.0.0.1:%d" % bport)
+    n = 20
+    socks, datas, got = [], [], [bytearray() for _ in range(n)]
+    for i in range(n):
+        # a TCP end without close_notify raises instead of reading b""
+        t = py_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(30)),
+                                 server_hostname="localhost", suppress_ragged_eofs=False)
+        data = os.urandom(256 << 10)
+        t.sendall(data[:4096])
+        socks.append(t)
+        datas.append(data)
+    for i, t in enumerate(socks):      # every session is relaying
+        while len(got[i]) < 4096:
+            got[i].extend(t.recv(65536))
+    senders = [threading.Thread(target=lambda t=t, d=d: _send_quietly(t, d[4096:]))
+               for t, d in zip(socks, datas)]
+    for s in senders:
+        s.start()
+    k.signal(signal.SIGTERM)
+    for i, t in enumerate(socks):
+        while True:
+            d = t.recv(65536)
+            if not d:
+                break
+            got[i].extend(d)
+        if bytes(got[i]) != datas[i][:len(got[i])]:
+            raise Fail("client %d: what came back is not a prefix of what it sent" % i)
+    for t in socks:
+        try:
+            t.unwrap()
+        except (ssl.SSLError, OSError):
+            pass
+    check_exit(k, 143, 30, "ktlsctl listen --forward after SIGTERM under load")
+    lines = log_lines(k)
+    if len([ln for ln in lines if ln.endswith("end=closed")]) != n:
+        raise Fail("not every session closed:\n" + "\n".join(lines))
+    for t in socks:
+        t.close()
+
+
+def _send_quietly(t, data):
+    try:
+        t.sendall(data)
+    except (ssl.SSLError, OSError):
+        pass
+
+
+@suite.case("--max-conns 2: a third client waits for a slot, then is served", timeout=60)
+def _max_conns():
+    k, port = serve("--echo", "-k", "--max-conns", "2")
+    held = [py_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(20)),
+                                 server_hostname="localhost") for _ in range(2)]
+    for t in held:
+        t.sendall(b"x")
+        if t.recv(1) != b"x":
+            raise Fail("no echo")
+    raw = socket.create_connection(("127.0.0.1", port), timeout=scaled(20))
+    third = py_ctx().wrap_socket(raw, server_hostname="localhost", do_handshake_on_connect=False)
+    third.settimeout(1.5)
+    try:
+        third.do_handshake()
+        raise Fail("the third client was served while 2 sessions were open (--max-conns 2)")
+    except (socket.timeout, ssl.SSLError):
+        pass
+    held[0].unwrap()
+    held[0].close()
+    wait_sessions(k, 1, 10)
+    third.settimeout(scaled(20))
+    third.do_handshake()
+    third.sendall(b"y")
+    if third.recv(1) != b"y":
+        raise Fail("no echo for the third client")
+    for t in (held[1], third):
+        t.unwrap()
+        t.close()
+    wait_sessions(k, 3, 10)
+    k.signal(signal.SIGTERM)
+    check_exit(k, 143, 20, "ktlsctl listen --echo -k --max-conns 2")
+
+
+if __name__ == "__main__":
+    sys.exit(suite.main())
