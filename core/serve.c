@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/cipher.h"
 #include "core/loop.h"
 #include "core/serve.h"
@@ -24,33 +25,6 @@
 /* How long accepting pauses when the process is out of descriptors. */
 #define EMFILE_PAUSE_MS 1000
 #define DEFAULT_MAX_CONNS 1024
-
-struct buf {
-	unsigned char *p;
-	size_t off, len;
-};
-
-static size_t space(struct buf *b)
-{
-	if (b->len == 0)
-		b->off = 0;
-	else if (b->off + b->len == SESSION_BUF && b->off > 0) {
-		memmove(b->p, b->p + b->off, b->len);
-		b->off = 0;
-	}
-	return SESSION_BUF - (b->off + b->len);
-}
-
-static unsigned char *tail(struct buf *b)
-{
-	return b->p + b->off + b->len;
-}
-
-static void consumed(struct buf *b, size_t n)
-{
-	b->off += n;
-	b->len -= n;
-}
 
 enum state { ST_HANDSHAKE, ST_CONNECTING, ST_RELAY };
 
@@ -69,7 +43,7 @@ struct session {
 	const struct addrinfo *next_ai;
 	/* c2b: from the client (to the backend, or back to the client when
 	 * echoing); b2c: from the backend to the client. */
-	struct buf c2b, b2c;
+	struct kc_buf c2b, b2c;
 	bool client_eof;             /* its close_notify came */
 	bool truncated;              /* it ended without one */
 	bool backend_eof, backend_shut;
@@ -334,6 +308,7 @@ static int established(struct session *s, struct kc_err *err)
 	};
 	if (kc_conn_open(s->tls, s->fd, &co, &s->conn, err) < 0)
 		return -1;
+	s->c2b.cap = s->b2c.cap = SESSION_BUF;
 	s->c2b.p = malloc(SESSION_BUF);
 	s->b2c.p = o->mode == KC_SERVE_FORWARD ? malloc(SESSION_BUF) : NULL;
 	if (!s->c2b.p || (o->mode == KC_SERVE_FORWARD && !s->b2c.p))
@@ -396,14 +371,14 @@ static bool fatal_errno(int e)
 static int relay_round(struct session *s)
 {
 	bool echo = s->srv->o->mode == KC_SERVE_ECHO;
-	struct buf *to_client = echo ? &s->c2b : &s->b2c;
+	struct kc_buf *to_client = echo ? &s->c2b : &s->b2c;
 	struct kc_err err = { 0 };
 	bool moved = false;
 	ssize_t n;
 
 	/* From the client. */
-	if (!s->client_eof && !s->truncated && space(&s->c2b) > 0) {
-		n = kc_conn_read(s->conn, tail(&s->c2b), space(&s->c2b), &err);
+	if (!s->client_eof && !s->truncated && kc_buf_space(&s->c2b) > 0) {
+		n = kc_conn_read(s->conn, kc_buf_tail(&s->c2b), kc_buf_space(&s->c2b), &err);
 		if (n > 0) {
 			/* After our close_notify there is nowhere to echo to. */
 			if (!(echo && kc_conn_close_sent(s->conn)))
@@ -426,7 +401,7 @@ static int relay_round(struct session *s)
 	if (!echo && s->c2b.len > 0) {
 		n = send(s->bfd, s->c2b.p + s->c2b.off, s->c2b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
-			consumed(&s->c2b, (size_t)n);
+			kc_buf_consumed(&s->c2b, (size_t)n);
 			moved = true;
 		} else if (n < 0 && fatal_errno(errno)) {
 			kc_err_errno(&err, KC_E_IO, errno, "backend %s failed while we sent to it",
@@ -450,8 +425,8 @@ static int relay_round(struct session *s)
 	bool tls12 = kc_conn_version(s->conn) == KC_TLS12;
 	bool read_backend = !echo && !s->backend_eof && !s->draining && !(tls12 && s->client_eof);
 	/* From the backend. */
-	if (read_backend && space(&s->b2c) > 0) {
-		n = recv(s->bfd, tail(&s->b2c), space(&s->b2c), MSG_DONTWAIT);
+	if (read_backend && kc_buf_space(&s->b2c) > 0) {
+		n = recv(s->bfd, kc_buf_tail(&s->b2c), kc_buf_space(&s->b2c), MSG_DONTWAIT);
 		if (n > 0) {
 			s->b2c.len += (size_t)n;
 			moved = true;
@@ -471,7 +446,7 @@ static int relay_round(struct session *s)
 	if (to_client->len > 0 && !kc_conn_close_sent(s->conn)) {
 		n = kc_conn_write(s->conn, to_client->p + to_client->off, to_client->len, &err);
 		if (n > 0) {
-			consumed(to_client, (size_t)n);
+			kc_buf_consumed(to_client, (size_t)n);
 			moved = true;
 		} else if (n == -1) {
 			fail(s, err.status == KC_E_TRUNCATED ? KC_END_TRUNCATED : KC_END_ERROR, &err);
@@ -515,10 +490,10 @@ static int relay_round(struct session *s)
 static int rearm(struct session *s)
 {
 	bool echo = s->srv->o->mode == KC_SERVE_ECHO;
-	struct buf *to_client = echo ? &s->c2b : &s->b2c;
+	struct kc_buf *to_client = echo ? &s->c2b : &s->b2c;
 	uint32_t cev = 0, bev = 0;
 
-	if (!s->client_eof && !s->truncated && space(&s->c2b) > 0)
+	if (!s->client_eof && !s->truncated && kc_buf_space(&s->c2b) > 0)
 		cev |= EPOLLIN;
 	if (!s->truncated && (to_client->len > 0 || kc_conn_tx_pending(s->conn) ||
 	    ((s->backend_eof || s->draining || (echo && s->client_eof)) &&
@@ -529,7 +504,7 @@ static int rearm(struct session *s)
 	if (echo)
 		return 0;
 	bool tls12 = kc_conn_version(s->conn) == KC_TLS12;
-	if (!s->backend_eof && !s->draining && !(tls12 && s->client_eof) && space(&s->b2c) > 0)
+	if (!s->backend_eof && !s->draining && !(tls12 && s->client_eof) && kc_buf_space(&s->b2c) > 0)
 		bev |= EPOLLIN;
 	if (s->c2b.len > 0)
 		bev |= EPOLLOUT;

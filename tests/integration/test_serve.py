@@ -76,6 +76,12 @@ def serve(*args):
     return ktlsctl_listen("--cert", cert, "--key", key, *SERVE_ARGS, *args)
 
 
+def stop(k, what):
+    """SIGTERM: every session had closed, so the exit says a clean drain."""
+    k.signal(signal.SIGTERM)
+    check_exit(k, 143, 20, what + " after SIGTERM")
+
+
 def sha(b):
     return hashlib.sha256(b).hexdigest()
 
@@ -169,8 +175,7 @@ def _many():
     if len(closed) != n:
         raise Fail("%d of %d session lines say closed with %d bytes each way:\n%s"
                    % (len(closed), n, size, "\n".join(ln for ln in lines if ln not in closed)[:3000]))
-    k.signal(signal.SIGTERM)
-    check_exit(k, 143, 20, "ktlsctl listen --forward after SIGTERM, all sessions closed")
+    stop(k, "ktlsctl listen --forward, all sessions closed,")
 
 
 @suite.case("20 clients silent mid-handshake do not delay 20 others; each silent one "
@@ -204,8 +209,7 @@ def _silent():
         raise Fail("%d of 20 silent clients timed out:\n%s" % (len(timed_out), "\n".join(lines)))
     for s in silent:
         s.close()
-    k.signal(signal.SIGTERM)
-    check_exit(k, 143, 20, "ktlsctl listen --echo -k after SIGTERM")
+    stop(k, "ktlsctl listen --echo -k")
 
 
 @suite.case("backend refusing: that session ends with internal_error and one line, "
@@ -228,8 +232,7 @@ def _refused():
         raise Fail("log line %r\nwanted ...%s...%s" % (line, want, tail))
     if not k.alive():
         raise Fail("the server exited\n" + k.describe())
-    k.signal(signal.SIGTERM)
-    check_exit(k, 143, 20, "ktlsctl listen --forward after SIGTERM")
+    stop(k, "ktlsctl listen --forward")
     dead.close()
 
 
@@ -247,8 +250,7 @@ def _backend_closes():
     line = wait_sessions(k, 1, 10)[0]
     if not line.endswith("rx=0 tx=0 duration=%s end=closed" % line.split("duration=")[1].split()[0]):
         raise Fail("log line %r" % line)
-    k.signal(signal.SIGTERM)
-    check_exit(k, 143, 20, "ktlsctl listen --forward")
+    stop(k, "ktlsctl listen --forward")
 
 
 @suite.case("client truncating: the backend gets every byte and a FIN, the line says truncated",
@@ -285,8 +287,7 @@ def _truncated():
     if not line.endswith(tail) or " rx=%d " % len(data) not in line:
         raise Fail("log line %r" % line)
     raw_fd.close()
-    k.signal(signal.SIGTERM)
-    check_exit(k, 143, 20, "ktlsctl listen --forward")
+    stop(k, "ktlsctl listen --forward")
 
 
 @suite.case("SIGTERM under load: every client gets close_notify after a whole prefix of "
@@ -369,8 +370,7 @@ def _max_conns():
         t.unwrap()
         t.close()
     wait_sessions(k, 3, 10)
-    k.signal(signal.SIGTERM)
-    check_exit(k, 143, 20, "ktlsctl listen --echo -k --max-conns 2")
+    stop(k, "ktlsctl listen --echo -k --max-conns 2")
 
 
 if __name__ == "__main__":
