@@ -48,6 +48,10 @@ struct session {
 	bool truncated;              /* it ended without one */
 	bool backend_eof, backend_shut;
 	bool draining;               /* the stop: read no more from the backend */
+	/* A socket reported an error or hangup while we waited for nothing
+	 * on it: epoll would report it on every turn, so it is no longer
+	 * watched (what it did shows in the next read or write). */
+	bool client_hup, backend_hup;
 	bool at_stop;
 	long long started;
 	struct kc_session_report rep;
@@ -499,7 +503,9 @@ static int rearm(struct session *s)
 	    ((s->backend_eof || s->draining || (echo && s->client_eof)) &&
 	     !kc_conn_close_sent(s->conn))))
 		cev |= EPOLLOUT;
-	if (kc_loop_watch(s->srv->loop, &s->client, cev) < 0)
+	if (s->client_hup)
+		kc_loop_unwatch(s->srv->loop, &s->client);
+	else if (kc_loop_watch(s->srv->loop, &s->client, cev) < 0)
 		return -1;
 	if (echo)
 		return 0;
@@ -508,6 +514,10 @@ static int rearm(struct session *s)
 		bev |= EPOLLIN;
 	if (s->c2b.len > 0)
 		bev |= EPOLLOUT;
+	if (s->backend_hup) {
+		kc_loop_unwatch(s->srv->loop, &s->backend);
+		return 0;
+	}
 	return kc_loop_watch(s->srv->loop, &s->backend, bev);
 }
 
@@ -539,6 +549,12 @@ static void session_run(struct session *s)
 		relay(s);
 }
 
+/* An error or hangup on a socket watched for nothing else. */
+static bool hung_up(const struct kc_loop_item *item, uint32_t events)
+{
+	return (events & (EPOLLERR | EPOLLHUP)) && !(item->watched & (EPOLLIN | EPOLLOUT));
+}
+
 static void on_client(struct kc_loop_item *item, uint32_t events)
 {
 	struct session *s = item->ctx;
@@ -548,6 +564,8 @@ static void on_client(struct kc_loop_item *item, uint32_t events)
 		fail(s, KC_END_HANDSHAKE, &err);
 		return;
 	}
+	if (hung_up(item, events))
+		s->client_hup = true;
 	session_run(s);
 }
 
@@ -568,6 +586,8 @@ static void on_backend(struct kc_loop_item *item, uint32_t events)
 		}
 		kc_loop_deadline(s->srv->loop, &s->backend, -1);
 		s->state = ST_RELAY;
+	} else if (hung_up(item, events)) {
+		s->backend_hup = true;
 	}
 	relay(s);
 }

@@ -334,6 +334,30 @@ def _sigterm():
         t.close()
 
 
+@suite.case("SIGTERM with a client that never answers close_notify: cut off at "
+            "--drain-timeout, exit 12", timeout=60)
+def _drain_timeout():
+    k, port = serve("--echo", "-k", "--drain-timeout", "1")
+    t = py_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(20)),
+                             server_hostname="localhost")
+    t.sendall(b"ping")
+    if t.recv(4) != b"ping":
+        raise Fail("no echo")
+    k.signal(signal.SIGTERM)
+    if t.recv(10) != b"":             # our close_notify; the client does not answer
+        raise Fail("data after SIGTERM")
+    check_exit(k, 12, 20, "ktlsctl listen --echo -k, a client silent after SIGTERM")
+    line = log_lines(k)[0]
+    tail = ('rx=4 tx=4 duration=%s end=drain-timeout reason="still open 1000 ms after the '
+            'stop (--drain-timeout)"' % line.split("duration=")[1].split()[0])
+    if not line.endswith(tail):
+        raise Fail("log line %r" % line)
+    if ("ktlsctl: 1 of 1 sessions were still open at the drain timeout and were cut off "
+            "(raise --drain-timeout to wait longer)") not in k.stderr:
+        raise Fail("no summary line\n" + k.describe())
+    t.close()
+
+
 def _send_quietly(t, data):
     try:
         t.sendall(data)
