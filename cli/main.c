@@ -10,6 +10,7 @@
 #include "cli/msg.h"
 #include "cli/opts.h"
 #include "cli/session.h"
+#include "cli/signals.h"
 
 int main(int argc, char **argv)
 {

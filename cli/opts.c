@@ -112,7 +112,22 @@ SETTER(set_crlf, o->crlf = true)
 SETTER(set_no_zerocopy, o->no_zerocopy = true)
 SETTER(set_session_in, o->session_in = arg)
 SETTER(set_session_out, o->session_out = arg)
-SETTER(set_json, o->json = true)
+SETTER(set_json, o->json = true; o->stats_format = CLI_STATS_JSON)
+SETTER(set_output, o->output = arg)
+
+static int set_serve(struct cli_opts *o, const struct cli_option *opt, const char *arg,
+		     struct kc_err *err)
+{
+	if (kc_parse_hostport(arg, true, &o->serve_hp, err) < 0)
+		return -1;
+	/* Metrics say what runs here: loopback unless an address is given. */
+	if (!o->serve_hp.host[0]) {
+		snprintf(o->serve_hp.host, sizeof o->serve_hp.host, "127.0.0.1");
+		o->serve_hp.host_is_ip = true;
+	}
+	o->serve = true;
+	return 0;
+}
 SETTER(set_request, o->request_peer = true)
 SETTER(set_require_kernel, o->require_kernel = true)
 SETTER(set_quiet, o->verbosity = CLI_QUIET)
@@ -131,6 +146,18 @@ static int add_cipher(struct cli_opts *o, const struct cli_option *opt, const ch
 		if (o->tls.ciphers[i] == ci)
 			return 0;
 	o->tls.ciphers[o->tls.n_ciphers++] = ci;
+	return 0;
+}
+
+static int set_stats_format(struct cli_opts *o, const struct cli_option *opt, const char *arg,
+			    struct kc_err *err)
+{
+	const char *param;
+	const struct cli_value *v = find_value(opt, arg, &param);
+	if (!v)
+		return value_error(err, opt, NULL, arg);
+	o->stats_format = (enum cli_stats_format)v->code;
+	o->json = o->stats_format == CLI_STATS_JSON;
 	return 0;
 }
 
@@ -442,6 +469,30 @@ static const struct cli_option opt_stats_json = {
 	.name = "json", .apply = set_json,
 	.help = "the whole report as one JSON document",
 };
+static const struct cli_value stats_format_values[] = {
+	{ "text", CLI_STATS_TEXT, "for people: a summary, everything with -v (default)" },
+	{ "json", CLI_STATS_JSON, "one JSON document with stable keys (as --json)" },
+	{ "openmetrics", CLI_STATS_OPENMETRICS, "metrics, OpenMetrics 1.0 text" },
+	{ "prometheus", CLI_STATS_PROMETHEUS, "metrics, Prometheus text format 0.0.4" },
+	{ 0 },
+};
+static const struct cli_option opt_stats_format = {
+	.name = "format", .metavar = "FORMAT", .values = stats_format_values,
+	.apply = set_stats_format,
+	.help = "text (default), json, openmetrics or prometheus",
+};
+static const struct cli_option opt_output = {
+	.name = "output", .short_name = 'o', .metavar = "FILE", .hint = CLI_HINT_FILE,
+	.apply = set_output,
+	.help = "write to FILE instead of standard output,\n"
+		"replacing it atomically each time (for\n"
+		"node_exporter's textfile collector)",
+};
+static const struct cli_option opt_serve = {
+	.name = "serve", .metavar = "[ADDR]:PORT", .hint = CLI_HINT_HOST, .apply = set_serve,
+	.help = "serve the metrics over HTTP at /metrics until\n"
+		"stopped (ADDR default 127.0.0.1)",
+};
 static const struct cli_option opt_watch = {
 	.name = "watch", .metavar = "SECS", .apply = set_watch,
 	.help = "repeat every SECS seconds until interrupted",
@@ -513,7 +564,7 @@ static const struct cli_option *const selftest_options[] = {
 };
 
 static const struct cli_option *const stats_options[] = {
-	&opt_stats_json, &opt_watch, &opt_quiet, &opt_stats_verbose, &opt_help, NULL,
+	&opt_stats_json, &opt_stats_format, &opt_output, &opt_watch, &opt_serve, &opt_quiet, &opt_stats_verbose, &opt_help, NULL,
 };
 
 static const struct cli_option *const keyupdate_options[] = {
@@ -561,6 +612,21 @@ static int check_pid(struct cli_opts *o, const struct cli_subcommand *sub, int n
 	return 0;
 }
 
+/* stats [PID] and the options that go together. */
+static int check_stats(struct cli_opts *o, const struct cli_subcommand *sub, int npos,
+		       char **pos, struct kc_err *err)
+{
+	if (check_pid(o, sub, npos, pos, err) < 0)
+		return -1;
+	if (o->serve && (o->output || o->watch_ms))
+		return usage_error(err, sub, "--serve answers each scrape afresh: "
+				   "give it without --output and --watch");
+	if (o->serve && (o->stats_format == CLI_STATS_JSON || o->json))
+		return usage_error(err, sub, "--serve serves metrics: --format openmetrics or "
+				   "prometheus, or neither (then as the scraper asks)");
+	return 0;
+}
+
 /* connect HOST:PORT, listen [ADDR]:PORT, and the options that go together. */
 static int check_session(struct cli_opts *o, const struct cli_subcommand *sub, int npos,
 			 char **pos, struct kc_err *err)
@@ -585,6 +651,8 @@ static int check_session(struct cli_opts *o, const struct cli_subcommand *sub, i
 	size_t recv_size;
 	if (kc_tls_recv_size(&o->tls, &recv_size, err) < 0)
 		return -1;
+	const char *norekey = getenv("KTLSCTL_TEST_SOFT_NOREKEY");
+	o->soft_no_rekey = norekey && strcmp(norekey, "1") == 0;
 	if (!listen) {
 		/* SNI carries names only; the certificate is checked against
 		 * --sni, else the host (a name or an IP address). */
@@ -642,7 +710,7 @@ const struct cli_subcommand cli_subcommands[] = {
 			"session's details (records under the current key against the cipher's\n"
 			"limit, bytes, key updates, tickets, uptime).  With PID: that session's\n"
 			"details only.",
-		.options = stats_options, .check = check_pid, .run = cli_stats,
+		.options = stats_options, .check = check_stats, .run = cli_stats,
 	},
 	{
 		.name = "keyupdate", .cmd = CLI_CMD_KEYUPDATE,

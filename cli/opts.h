@@ -20,6 +20,12 @@ enum cli_cmd {
 	CLI_CMD_STATS, CLI_CMD_KEYUPDATE, CLI_CMD_TICKETS,
 };
 
+/* What `stats` writes: text for people (brief, or whole with -v), the
+ * JSON document, or metrics in one of Prometheus's exposition formats. */
+enum cli_stats_format {
+	CLI_STATS_TEXT, CLI_STATS_JSON, CLI_STATS_OPENMETRICS, CLI_STATS_PROMETHEUS,
+};
+
 struct cli_opts {
 	enum cli_cmd cmd;
 	bool help, version;
@@ -42,10 +48,18 @@ struct cli_opts {
 	unsigned linger_ms;            /* --eof linger=SECS */
 	uint64_t key_update_after;     /* records; 0: near the cipher's limit */
 	const char *session_in, *session_out;
+	/* KTLSCTL_TEST_SOFT_NOREKEY=1 (man page, ENVIRONMENT): the user-space
+	 * channel plays a kernel that cannot rekey, so that the suites can
+	 * test Linux before 6.14's behaviour on any machine. */
+	bool soft_no_rekey;
 	/* stats, keyupdate, tickets */
 	bool json;
 	unsigned watch_ms;
 	pid_t target_pid;              /* 0: every session */
+	enum cli_stats_format stats_format;
+	const char *output;            /* stats --output FILE */
+	bool serve;                    /* stats --serve [ADDR]:PORT */
+	struct kc_hostport serve_hp;   /* its address; "" given: loopback */
 	bool request_peer;
 	bool require_kernel;           /* selftest: fail (7) without the kernel path */
 	enum cli_verbosity verbosity;

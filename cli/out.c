@@ -8,21 +8,30 @@
 #include "core/diag/view_json.h"
 #include "core/diag/view_text.h"
 
+char *cli_render_view(const struct kc_view *root, enum cli_format format, struct kc_err *err)
+{
+	if (kc_view_status(root, err) < 0)
+		return NULL;
+	if (format != CLI_JSON)
+		return kc_view_text(root, format == CLI_FULL ? KC_VIEW_FULL : KC_VIEW_BRIEF, err);
+	char *json = kc_view_json(root, err), *line = NULL;
+	if (json && asprintf(&line, "%s\n", json) < 0) {
+		line = NULL;
+		kc_err_set(err, KC_E_INTERNAL, "out of memory");
+	}
+	free(json);
+	return line;
+}
+
 int cli_print_view(FILE *f, const struct kc_view *root, enum cli_format format)
 {
 	struct kc_err err = { 0 };
-	char *s = NULL;
-
-	if (kc_view_status(root, &err) == 0)
-		s = format == CLI_JSON ? kc_view_json(root, &err)
-		    : kc_view_text(root, format == CLI_FULL ? KC_VIEW_FULL : KC_VIEW_BRIEF, &err);
+	char *s = cli_render_view(root, format, &err);
 	if (!s) {
 		cli_error("%s", err.msg);
 		return -1;
 	}
 	fputs(s, f);
-	if (format == CLI_JSON)
-		fputc('\n', f);
 	free(s);
 	return 0;
 }

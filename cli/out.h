@@ -14,5 +14,7 @@ enum cli_format { CLI_BRIEF, CLI_FULL, CLI_JSON };
 /* Print root to f (JSON: on one line).  0, or -1 after saying why (out of
  * memory). */
 int cli_print_view(FILE *f, const struct kc_view *root, enum cli_format format);
+/* The same text, malloc'd (JSON with its final newline); NULL with *err. */
+char *cli_render_view(const struct kc_view *root, enum cli_format format, struct kc_err *err);
 
 #endif

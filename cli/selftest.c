@@ -19,7 +19,8 @@
 #include "cli/msg.h"
 #include "cli/out.h"
 #include "cli/selftest.h"
-#include "cli/session.h"
+#include "cli/signals.h"
+#include "core/cipher.h"
 #include "core/conn.h"
 #include "core/diag/view_text.h"
 #include "core/net.h"
@@ -35,6 +36,7 @@ struct st_case {
 
 struct st_result {
 	const char *channel;
+	bool on_kernel;
 	char fallback[512];
 	char detail[256];
 	unsigned tickets;
@@ -91,6 +93,7 @@ static int open_conn(int fd, const struct kc_tls_opts *t, struct kc_creds *creds
 	if (kc_conn_fallback_reason(*conn))
 		snprintf(r->fallback, sizeof r->fallback, "%s", kc_conn_fallback_reason(*conn));
 	r->channel = kc_conn_channel_name(*conn);
+	r->on_kernel = kc_conn_channel_kind(*conn) == KC_CHANNEL_KERNEL;
 	return 0;
 }
 
@@ -267,10 +270,6 @@ static void print_progress(const struct kc_view *root, bool json, size_t *shown)
 
 int cli_selftest(const struct cli_opts *o)
 {
-	static const gnutls_cipher_algorithm_t ciphers[] = {
-		GNUTLS_CIPHER_AES_128_GCM, GNUTLS_CIPHER_AES_256_GCM,
-		GNUTLS_CIPHER_CHACHA20_POLY1305, GNUTLS_CIPHER_AES_128_CCM,
-	};
 	struct kc_selfcert sc;
 	struct kc_err err;
 	unsigned passed = 0, failed = 0, on_kernel = 0;
@@ -290,24 +289,26 @@ int cli_selftest(const struct cli_opts *o)
 		return KC_E_INTERNAL;
 	}
 	struct kc_view *cases = kc_view_array(root, "cases", "cases");
-	kc_view_set_summary(cases, "ktlsctl selftest: loopback client and server, %d cases", 8);
+	kc_view_set_summary(cases, "ktlsctl selftest: loopback client and server, %d cases",
+			    2 * KC_NCIPHERS);
 	print_progress(root, o->json, &shown);
 	for (unsigned v = KC_VERS_12; v <= KC_VERS_13 && !cli_stop_signal; v++) {
-		for (size_t i = 0; i < 4 && !cli_stop_signal; i++) {
-			struct st_case tc = { .version = v, .cipher = ciphers[i] };
+		for (size_t i = 0; i < KC_NCIPHERS && !cli_stop_signal; i++) {
+			gnutls_cipher_algorithm_t cipher = kc_ciphers[i].gnutls;
+			struct st_case tc = { .version = v, .cipher = cipher };
 			struct st_result r = { .channel = "-" };
 			struct timespec t0, t1;
 			clock_gettime(CLOCK_MONOTONIC, &t0);
 			int rc = run_case(&tc, &sc, data, &r);
 			clock_gettime(CLOCK_MONOTONIC, &t1);
 			double secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
-			add_case(cases, v == KC_VERS_13 ? "TLS1.3" : "TLS1.2", ciphers[i], &r, rc == 0,
+			add_case(cases, v == KC_VERS_13 ? "TLS1.3" : "TLS1.2", cipher, &r, rc == 0,
 				 secs);
 			print_progress(root, o->json, &shown);
 			if (rc == 0) {
 				passed++;
 				channel = r.channel;
-				on_kernel += strcmp(r.channel, "kernel") == 0;
+				on_kernel += r.on_kernel;
 			} else {
 				failed++;
 			}
@@ -339,7 +340,7 @@ int cli_selftest(const struct cli_opts *o)
 	free(data);
 	kc_selfcert_free(&sc);
 	if (cli_stop_signal)
-		return 128 + (int)cli_stop_signal;
+		return cli_interrupted_status();
 	if (failed)
 		return 1;
 	/* The user-space channel passing is success, unless the caller

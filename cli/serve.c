@@ -3,13 +3,12 @@
 
 #include <netdb.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "cli/msg.h"
 #include "cli/serve.h"
 #include "cli/session.h"
+#include "cli/signals.h"
 #include "core/serve.h"
 
 bool cli_serves_many(const struct cli_opts *o)
@@ -55,7 +54,6 @@ int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 {
 	struct kc_err err = { 0 };
 	struct addrinfo *backend = NULL;
-	const char *norekey = getenv("KTLSCTL_TEST_SOFT_NOREKEY");
 
 	if (o->forward && kc_tcp_resolve(&o->forward_hp, false, &backend, &err) < 0) {
 		close(lfd);
@@ -67,7 +65,7 @@ int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 		.tls = o->tls,
 		.creds = creds,
 		.ktls = o->ktls,
-		.soft = { .no_rekey = norekey && strcmp(norekey, "1") == 0 },
+		.soft = { .no_rekey = o->soft_no_rekey },
 		.key_update_after = o->key_update_after,
 		.backend = backend,
 		.backend_name = o->forward_arg,
@@ -94,5 +92,5 @@ int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 			  "both ways (see their log lines)", res.unclean, res.at_stop);
 		return KC_E_TRUNCATED;
 	}
-	return 128 + (int)cli_stop_signal;
+	return cli_interrupted_status();
 }

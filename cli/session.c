@@ -3,7 +3,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,46 +12,12 @@
 #include "cli/report.h"
 #include "cli/serve.h"
 #include "cli/session.h"
+#include "cli/signals.h"
 #include "core/conn.h"
 #include "core/ctl.h"
 #include "core/net.h"
 #include "core/pump.h"
 #include "core/sessfile.h"
-
-volatile sig_atomic_t cli_stop_signal;
-int cli_stop_fd = -1;
-static int stop_pipe_w = -1;
-
-static void on_signal(int sig)
-{
-	int saved = errno;
-	cli_stop_signal = sig;
-	if (stop_pipe_w >= 0 && write(stop_pipe_w, "", 1) < 0) {
-		/* full pipe: a stop is already pending */
-	}
-	errno = saved;
-}
-
-void cli_install_signals(void)
-{
-	int fds[2];
-	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0) {
-		cli_stop_fd = fds[0];
-		stop_pipe_w = fds[1];
-	}
-	/* No SA_RESTART: a blocking connect, accept or handshake returns
-	 * EINTR so we can stop. */
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
-
-static int interrupted_status(void)
-{
-	return 128 + (int)cli_stop_signal;
-}
 
 struct session_ctx {
 	const struct cli_opts *o;
@@ -187,67 +152,54 @@ static void report_resumption(const struct cli_opts *o, gnutls_session_t session
 			   "or unknown to it); did a full handshake", o->session_in);
 }
 
-/* Handshake, handover and pump on a connected socket. */
-static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
-		       const char *peer)
+/* The handshake on a connected socket, resuming from --session-in when
+ * that file can be used.  Returns 0 or the exit status (said why). */
+static int handshake(int fd, const struct cli_opts *o, struct kc_creds *creds,
+		     gnutls_session_t *session, int *resume_status)
 {
 	struct kc_err err = { 0 };
-	gnutls_session_t session = NULL;
-	struct kc_conn *conn = NULL;
-	char why[512], desc[256];
-	int status;
-
-	int kernel = choose_channel(fd, o, why, sizeof why, &err);
-	if (kernel < 0)
-		return cli_fail(&err);
 	struct kc_tls_opts tls = o->tls;
 	gnutls_datum_t saved = { 0 };
-	int resume_status = 1;   /* 1: nothing offered */
+
+	*resume_status = 1;   /* 1: nothing offered */
 	if (o->session_in && load_session(o, &saved))
 		tls.resume_data = &saved;
-	tls.resume_status = &resume_status;
+	tls.resume_status = resume_status;
 	tls.stop = &cli_stop_signal;
 	tls.stop_fd = cli_stop_fd;
-	int hs = kc_tls_handshake(fd, &tls, creds, &session, &err);
+	int hs = kc_tls_handshake(fd, &tls, creds, session, &err);
 	kc_sessfile_free(&saved);
-	if (hs < 0) {
-		status = cli_stop_signal ? interrupted_status() : cli_fail(&err);
-		goto out;
-	}
-	struct session_ctx sx = { .o = o, .session = session };
-	const char *norekey = getenv("KTLSCTL_TEST_SOFT_NOREKEY");
-	struct kc_conn_opts co = {
-		.role = o->tls.role,
-		.kernel = kernel == 1,
-		.fallback = o->ktls == KC_KTLS_AUTO,
-		.soft = { .no_rekey = norekey && strcmp(norekey, "1") == 0 },
-		.key_update_after = o->key_update_after,
-		.record_size_limit = o->tls.record_size_limit != 0,
-		.on_event = on_event,
-		.event_ctx = &sx,
-	};
-	if (kc_conn_open(session, fd, &co, &conn, &err) < 0) {
-		status = cli_fail(&err);
-		goto out;
-	}
+	if (hs < 0)
+		return cli_stop_signal ? cli_interrupted_status() : cli_fail(&err);
+	return 0;
+}
+
+/* What the session is, said once it runs: at a terminal the summary is
+ * worth showing, in a pipe only with -v. */
+static void announce(const struct cli_opts *o, gnutls_session_t session,
+		     const struct kc_conn *conn, const char *peer, const char *why)
+{
+	char desc[256];
+
 	if (kc_conn_fallback_reason(conn))
-		snprintf(why, sizeof why, "%s", kc_conn_fallback_reason(conn));
+		why = kc_conn_fallback_reason(conn);
 	if (why[0])
 		cli_notice("notice: kernel TLS unavailable (%s); using the user-space record channel",
 			   why);
 	kc_tls_describe(session, desc, sizeof desc);
-	/* At a terminal the summary is worth showing; in a pipe only with -v. */
 	(!o->echo && isatty(STDIN_FILENO) ? cli_notice : cli_info)(
 		"%s %s: %s, %s channel", o->tls.role == KC_CLIENT ? "connected to" : "accepted",
 		peer, desc, kc_conn_channel_name(conn));
 	cli_describe_limits(conn, desc, sizeof desc);
 	cli_info("record size: %s", desc);
-	report_resumption(o, session, resume_status);
-	/* TLS 1.2 has no tickets after the handshake: save right away. */
-	if (o->session_out && gnutls_protocol_get_version(session) == GNUTLS_TLS1_2 &&
-	    cli_save_session(session, o, o->session_out, &err) < 0)
-		cli_error("%s", err.msg);
+}
 
+/* The pump between stdin/stdout (or the echo) and the connection, with
+ * the control socket riding on its loop and the console at a terminal.
+ * Returns what kc_pump_run returns. */
+static int pump(const struct cli_opts *o, gnutls_session_t session, struct kc_conn *conn,
+		const char *peer, struct kc_err *err)
+{
 	struct kc_pump_opts po = {
 		.in_fd = o->echo ? -1 : STDIN_FILENO,
 		.out_fd = o->echo ? -1 : STDOUT_FILENO,
@@ -287,25 +239,64 @@ static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
 		cli_info("data path: standard input by %s, standard output by %s",
 			 kc_data_path_name(in), kc_data_path_name(out));
 	}
-	int end = kc_pump_run(conn, &po, &err);
+	int end = kc_pump_run(conn, &po, err);
 	cli_console_free(console);
 	cli_msg_set_interactive(false);
 	kc_ctl_server_close(ctl);
-	if (end < 0)
+	return end;
+}
+
+/* Handshake, handover and pump on a connected socket; the exit status. */
+static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
+		       const char *peer)
+{
+	struct kc_err err = { 0 };
+	gnutls_session_t session = NULL;
+	struct kc_conn *conn = NULL;
+	char why[512];
+	int resume_status, status;
+
+	int kernel = choose_channel(fd, o, why, sizeof why, &err);
+	if (kernel < 0)
+		return cli_fail(&err);
+	if ((status = handshake(fd, o, creds, &session, &resume_status)) != 0)
+		goto out;
+	struct session_ctx sx = { .o = o, .session = session };
+	struct kc_conn_opts co = {
+		.role = o->tls.role,
+		.kernel = kernel == 1,
+		.fallback = o->ktls == KC_KTLS_AUTO,
+		.soft = { .no_rekey = o->soft_no_rekey },
+		.key_update_after = o->key_update_after,
+		.record_size_limit = o->tls.record_size_limit != 0,
+		.on_event = on_event,
+		.event_ctx = &sx,
+	};
+	if (kc_conn_open(session, fd, &co, &conn, &err) < 0) {
 		status = cli_fail(&err);
-	else if (end == KC_PUMP_STOPPED)
-		status = interrupted_status();
-	else if (end == KC_PUMP_QUIT)
-		status = 0;
-	else
-		status = 0;
-	if (end >= 0 && kc_conn_close_unanswered(conn))
+		goto out;
+	}
+	announce(o, session, conn, peer, why);
+	report_resumption(o, session, resume_status);
+	/* TLS 1.2 has no tickets after the handshake: save right away. */
+	if (o->session_out && gnutls_protocol_get_version(session) == GNUTLS_TLS1_2 &&
+	    cli_save_session(session, o, o->session_out, &err) < 0)
+		cli_error("%s", err.msg);
+
+	int end = pump(o, session, conn, peer, &err);
+	if (end < 0) {
+		status = cli_fail(&err);
+		goto out;
+	}
+	/* Ended by the peer, by the end of our input or by /quit: 0, unless
+	 * a stop signal cut it short. */
+	status = end == KC_PUMP_STOPPED ? cli_interrupted_status() : 0;
+	if (kc_conn_close_unanswered(conn))
 		cli_notice("the peer closed without answering our close_notify: whatever it "
 			   "had not sent by then is lost (nothing arrived after ours)");
-	if (end >= 0)
-		cli_info("session closed: %llu bytes sent, %llu received",
-			 (unsigned long long)kc_conn_stats(conn, KC_TX)->bytes,
-			 (unsigned long long)kc_conn_stats(conn, KC_RX)->bytes);
+	cli_info("session closed: %llu bytes sent, %llu received",
+		 (unsigned long long)kc_conn_stats(conn, KC_TX)->bytes,
+		 (unsigned long long)kc_conn_stats(conn, KC_RX)->bytes);
 out:
 	kc_conn_free(conn);
 	if (session)
@@ -336,7 +327,7 @@ int cli_connect(const struct cli_opts *o)
 	int fd = kc_tcp_connect(&o->hp, o->connect_timeout_ms, peer, &err);
 	if (fd < 0) {
 		kc_creds_free(creds);
-		return cli_stop_signal ? interrupted_status() : cli_fail(&err);
+		return cli_stop_signal ? cli_interrupted_status() : cli_fail(&err);
 	}
 	status = run_session(fd, o, creds, peer);
 	close(fd);
@@ -367,7 +358,7 @@ int cli_listen(const struct cli_opts *o)
 	do {
 		int fd = kc_tcp_accept(lfd, cli_stop_fd, peer, &err);
 		if (fd < 0) {
-			status = cli_stop_signal ? interrupted_status() : cli_fail(&err);
+			status = cli_stop_signal ? cli_interrupted_status() : cli_fail(&err);
 			break;
 		}
 		cli_info("connection from %s", peer);
@@ -375,7 +366,7 @@ int cli_listen(const struct cli_opts *o)
 		close(fd);
 	} while (o->keep_open && !cli_stop_signal);
 	if (cli_stop_signal)
-		status = interrupted_status();
+		status = cli_interrupted_status();
 	close(lfd);
 	kc_creds_free(creds);
 	return status;

@@ -8,10 +8,12 @@
 
 #include "cli/msg.h"
 #include "cli/out.h"
-#include "cli/session.h"
+#include "cli/signals.h"
 #include "cli/stats.h"
+#include "core/atomicfile.h"
 #include "core/ctl.h"
 #include "core/diag/caps.h"
+#include "core/diag/metrics.h"
 #include "core/diag/session_view.h"
 #include "core/diag/sockdiag.h"
 #include "core/diag/tls_stat.h"
@@ -103,30 +105,72 @@ static int kernel_report(struct kc_view *root, bool probe)
 	return rc;
 }
 
-static int stats_once(const struct cli_opts *o)
+/* The report as asked for: text like ss or ip -br (a short summary,
+ * unless asked for everything with -v or for one session), JSON, or
+ * metrics.  malloc'd; NULL with *err. */
+static char *render(const struct kc_view *root, const struct cli_opts *o, struct kc_err *err)
+{
+	switch (o->stats_format) {
+	case CLI_STATS_OPENMETRICS:
+		return kc_metrics_render(root, KC_METRICS_OPENMETRICS, err);
+	case CLI_STATS_PROMETHEUS:
+		return kc_metrics_render(root, KC_METRICS_PROMETHEUS, err);
+	case CLI_STATS_JSON:
+		return cli_render_view(root, CLI_JSON, err);
+	case CLI_STATS_TEXT:
+		break;
+	}
+	return cli_render_view(root, o->target_pid || o->verbosity == CLI_VERBOSE ? CLI_FULL
+				     : CLI_BRIEF, err);
+}
+
+struct kc_view *cli_stats_report(const struct cli_opts *o, int *rc)
 {
 	struct kc_view *root = kc_view_new();
 	if (!root) {
 		cli_error("out of memory");
-		return -1;
+		*rc = -1;
+		return NULL;
 	}
 	kc_view_uint(root, "format", "ktlsctl stats format", 1);
 	/* ktlsctl stats PID is about that session alone. */
 	int krc = o->target_pid ? 0 : kernel_report(root, true);
-	int rc = cli_stop_signal ? 0 : report_sessions(root, o, false);
-	/* Like ss or ip -br: a short summary, unless asked for everything
-	 * (-v) or for one session. */
-	enum cli_format format = o->json ? CLI_JSON
-		: o->target_pid || o->verbosity == CLI_VERBOSE ? CLI_FULL : CLI_BRIEF;
-	if (cli_print_view(stdout, root, format) < 0)
-		rc = -1;
+	int src = cli_stop_signal ? 0 : report_sessions(root, o, false);
+	*rc = src < 0 ? src : krc;
+	return root;
+}
+
+static int stats_once(const struct cli_opts *o)
+{
+	struct kc_err err = { 0 };
+	int rc;
+	struct kc_view *root = cli_stats_report(o, &rc);
+	if (!root)
+		return -1;
+	char *text = render(root, o, &err);
 	kc_view_free(root);
-	fflush(stdout);
-	return rc < 0 ? rc : krc;
+	if (!text) {
+		cli_error("%s", err.msg);
+		return -1;
+	}
+	/* 0644: the collector reading it runs as another user. */
+	if (o->output) {
+		if (kc_atomic_write(o->output, text, strlen(text), 0644, "write", &err) < 0) {
+			cli_error("%s", err.msg);
+			rc = -1;
+		}
+	} else {
+		fputs(text, stdout);
+		fflush(stdout);
+	}
+	free(text);
+	return rc;
 }
 
 int cli_stats(const struct cli_opts *o)
 {
+	if (o->serve)
+		return cli_stats_serve(o);
 	for (;;) {
 		int rc = stats_once(o);
 		if (rc < 0 && o->target_pid)
@@ -136,12 +180,12 @@ int cli_stats(const struct cli_opts *o)
 		if (o->watch_ms && cli_stop_signal)
 			return 0;   /* Ctrl-C is how --watch ends, even mid-report */
 		if (!o->watch_ms)
-			return cli_stop_signal ? 128 + (int)cli_stop_signal : 0;
+			return cli_stop_signal ? cli_interrupted_status() : 0;
 		struct pollfd p = { .fd = cli_stop_fd, .events = POLLIN };
 		poll(&p, cli_stop_fd >= 0 ? 1 : 0, (int)o->watch_ms);
 		if (cli_stop_signal)
 			return 0;   /* Ctrl-C is how --watch ends */
-		if (!o->json)
+		if (o->stats_format == CLI_STATS_TEXT && !o->output)
 			fputc('\n', stdout);
 	}
 }

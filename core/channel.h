@@ -25,7 +25,7 @@
  *     EAGAIN       no complete record available now (poll the fd, but only
  *                  after a recv returned EAGAIN: the kernel may hold a
  *                  decrypted record without raising POLLIN, see
- *                  research/kernel-ktls.md §4)
+ *                  net/tls/tls_sw.c tls_sw_sock_is_readable)
  *     EKEYEXPIRED  a TLS 1.3 KeyUpdate record (a handshake record whose
  *                  first byte is 24) was returned to the end; no more
  *                  records until set_key(KC_RX) installs the new key.

@@ -1,7 +1,7 @@
 /* core/channel_kernel.c: the record channel on Linux kernel TLS.
  *
  * The kernel encrypts and decrypts; this file only speaks its socket API
- * (research/kernel-ktls.md): every read through recvmsg with room for the
+ * (Documentation/networking/tls.rst): every read through recvmsg with room for the
  * record-type cmsg, control records sent with TLS_SET_RECORD_TYPE, keys
  * through setsockopt(SOL_TLS), sequence numbers through getsockopt. */
 #include "config.h"
@@ -182,7 +182,7 @@ static ssize_t kernel_send(struct kc_channel *ch, uint8_t type, const void *buf,
 }
 
 /* A zero-length send carrying a record-type cmsg pushes any open MSG_MORE
- * record (kernel-ktls.md §2): called before close_notify so that unflushed
+ * record (tls_sw_sendmsg on an empty send): called before close_notify so that unflushed
  * data can never be lost at shutdown. */
 static int kernel_flush(struct kc_channel *ch)
 {

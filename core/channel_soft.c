@@ -1,7 +1,7 @@
 /* core/channel_soft.c: the record channel contract (core/channel.h) in user
  * space, on GnuTLS's AEAD functions.  It reproduces what Linux kTLS does
- * (research/kernel-ktls.md §2, §4), so that core/conn can run unchanged on
- * kernels without kTLS and in tests:
+ * (net/tls/tls_sw.c; Documentation/networking/tls.rst), so that core/conn
+ * can run unchanged on kernels without kTLS and in tests:
  *
  *   - one content type per recv; consecutive data records merged; control
  *     records alone, in pieces when the buffer is short, MSG_EOR-like *eor

@@ -1,7 +1,7 @@
 /* core/keys.h: traffic key material taken from GnuTLS at the handover and
  * after each key update, and its mapping to the kernel's crypto_info.
  *
- * The mapping is the one in research/gnutls-handoff.md §1:
+ * The mapping (as tlshd and GnuTLS's own lib/system/ktls.c make it):
  *   TLS 1.3 AES-GCM/CCM:  salt = iv[0..4], iv = iv[4..12], rec_seq = seq
  *   TLS 1.3 ChaCha20:     iv = iv[0..12], no salt
  *   TLS 1.2 AES-GCM/CCM:  GnuTLS gives a 4-byte iv (the implicit salt);

@@ -32,7 +32,7 @@
 /* How far past the rekey point one write can take the count when writes
  * are cut with kc_limit_write_budget(): at most 1 record.  Why: a send of
  * N bytes with no record open yields ceil(N / 16384) records
- * (research/kernel-ktls.md, TX splitting), and the budget is a whole number
+ * (net/tls/tls_sw.c, tls_sw_sendmsg), and the budget is a whole number
  * of full records, so only a record left open by an earlier MSG_MORE write
  * (topped up first, closed by this one) can add one.  The kernel can also
  * close records early (splice/sendfile filling the scatterlist, memory

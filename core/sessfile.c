@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
 
+#include "core/atomicfile.h"
 #include "core/sessfile.h"
 
 #define TIME_FMT "%Y-%m-%dT%H:%M:%SZ"
@@ -59,37 +59,6 @@ void kc_sessfile_free(gnutls_datum_t *data)
 }
 
 /* ------------------------------------------------------------------ save */
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Make the rename itself durable.  Best effort: once rename() has
- * succeeded the new file is in place, and failing now would wrongly tell
- * the user it was not saved. */
-static void sync_dir_of(const char *path)
-{
-	char *copy = strdup(path);
-	if (!copy)
-		return;
-	int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	free(copy);
-}
 
 /* The file's whole text, malloc'd, in *out (length *len). */
 static int format_file(const char *peer, const gnutls_datum_t *data,
@@ -156,63 +125,10 @@ int kc_sessfile_save(const char *path, const char *peer,
 	if (format_file(peer, data, &text, &len, err) < 0)
 		return -1;
 
-	size_t tlen = strlen(path) + sizeof ".XXXXXX";
-	char *tmp = malloc(tlen);
-	if (!tmp) {
-		wipe_free(text, len);
-		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
-	}
-	snprintf(tmp, tlen, "%s.XXXXXX", path);
-
-	int e, fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		e = errno;
-		kc_err_errno(err, KC_E_IO, e,
-			     "cannot save the session to %s: cannot create a file in its directory", path);
-		goto fail_nofile;
-	}
-	/* Before the first byte, so the secret is never readable by others
-	 * (mkstemp already uses 0600 on glibc; this does not rely on it). */
-	if (fchmod(fd, 0600) < 0) {
-		e = errno;
-		kc_err_errno(err, KC_E_IO, e, "cannot save the session to %s: chmod 600 %s", path, tmp);
-		goto fail;
-	}
-	if (write_all(fd, text, len) < 0) {
-		e = errno;
-		kc_err_errno(err, KC_E_IO, e, "cannot save the session to %s: writing %s", path, tmp);
-		goto fail;
-	}
-	if (fsync(fd) < 0) {
-		e = errno;
-		kc_err_errno(err, KC_E_IO, e, "cannot save the session to %s: fsync %s", path, tmp);
-		goto fail;
-	}
-	int c = close(fd);
-	fd = -1;
-	if (c < 0) {
-		e = errno;
-		kc_err_errno(err, KC_E_IO, e, "cannot save the session to %s: closing %s", path, tmp);
-		goto fail;
-	}
-	if (rename(tmp, path) < 0) {
-		e = errno;
-		kc_err_errno(err, KC_E_IO, e, "cannot save the session to %s: rename from %s", path, tmp);
-		goto fail;
-	}
-	sync_dir_of(path);
-	free(tmp);
+	/* 0600: the file holds a session secret. */
+	int rc = kc_atomic_write(path, text, len, 0600, "save the session to", err);
 	wipe_free(text, len);
-	return 0;
-
-fail:
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-fail_nofile:
-	free(tmp);
-	wipe_free(text, len);
-	return -1;
+	return rc;
 }
 
 /* ------------------------------------------------------------------ load */

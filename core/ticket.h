@@ -2,7 +2,7 @@
  * and the bounded list of the ones that arrived.
  *
  * GnuTLS stays the ticket store that matters (it resumes from the ticket it
- * keeps, research/gnutls-handoff.md §3 and §6); this module only reads the
+ * keeps, gnutls_session_get_data2); this module only reads the
  * message so that /tickets can show what arrived.  It keeps no ticket and
  * no secret: only the ticket's length and a short hash. */
 #ifndef KC_TICKET_H

@@ -1,5 +1,5 @@
 /* core/diag/caps.c: what kernel TLS can do here, found by experiment,
- * and why not (see caps.h; research/kernel-ktls.md §1 and §5). */
+ * and why not (see caps.h). */
 #include "config.h"
 
 #include <errno.h>
@@ -89,11 +89,6 @@ static void cap_set(struct kc_cap *c, enum kc_cap_state state, int sys_errno,
 	vsnprintf(c->reason, sizeof c->reason, fmt, ap);
 	va_end(ap);
 }
-
-static const gnutls_cipher_algorithm_t caps_ciphers[KC_CAPS_NCIPHERS] = {
-	GNUTLS_CIPHER_AES_128_GCM, GNUTLS_CIPHER_AES_256_GCM,
-	GNUTLS_CIPHER_CHACHA20_POLY1305, GNUTLS_CIPHER_AES_128_CCM,
-};
 
 static void probe_key(struct kc_cap *c, uint16_t version, const struct kc_ktls_cipher *kc,
 		      enum kc_dir dir)
@@ -224,12 +219,11 @@ int kc_ktls_caps_probe(struct kc_ktls_caps *caps, struct kc_err *err)
 	memset(caps, 0, sizeof *caps);
 	for (size_t i = 0; i < KC_CAPS_NCIPHERS; i++) {
 		struct kc_cipher_caps *cc = &caps->ciphers[i];
-		const struct kc_ktls_cipher *kc;
-		cc->cipher = caps_ciphers[i];
-		cc->name = kc_cipher_name(cc->cipher);
-		cc->kernel_id = (uint16_t)kc_cipher_kernel_id(cc->cipher);
-		kc = kc_ktls_cipher_by_id(cc->kernel_id);
-		cc->kernel_name = kc ? kc->name : "";
+		const struct kc_cipher *row = &kc_ciphers[i];
+		cc->cipher = row->gnutls;
+		cc->name = row->name;
+		cc->kernel_id = row->kernel.id;
+		cc->kernel_name = row->kernel.name;
 	}
 	caps->net_admin = kc_has_net_admin();
 	if (read_small(ULP_LIST_PATH, caps->available_ulps, sizeof caps->available_ulps) < 0)

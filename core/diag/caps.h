@@ -1,8 +1,7 @@
 /* core/diag/caps.h: is kTLS available here (ULP registered, module
  * loadable, why not), which ciphers work in TLS 1.2/1.3 for TX and RX,
  * TLS 1.3 rekey, optional socket options.  Everything is found by
- * experiment on fresh loopback sockets (core/probe.h,
- * research/kernel-ktls.md §5), never by kernel version and never on a
+ * experiment on fresh loopback sockets (core/probe.h), never by kernel version and never on a
  * live connection.  Nothing here prints or exits. */
 #ifndef KC_DIAG_CAPS_H
 #define KC_DIAG_CAPS_H
@@ -12,6 +11,7 @@
 
 #include "core/diag/view.h"
 #include "core/err.h"
+#include "core/cipher.h"
 #include "core/keys.h"
 
 enum kc_cap_state { KC_CAP_UNKNOWN = -1, KC_CAP_NO = 0, KC_CAP_YES = 1 };
@@ -27,7 +27,7 @@ struct kc_cap {
 /* "yes", "no", "unknown" */
 const char *kc_cap_state_name(enum kc_cap_state s);
 
-#define KC_CAPS_NCIPHERS 4
+#define KC_CAPS_NCIPHERS KC_NCIPHERS   /* a row per core/cipher.h row, in its order */
 
 struct kc_cipher_caps {
 	gnutls_cipher_algorithm_t cipher;

@@ -1,5 +1,5 @@
-/* core/diag/sockdiag.c: kTLS sockets through NETLINK_SOCK_DIAG (see sockdiag.h;
- * research/kernel-ktls.md §1 "sock_diag ULP info" and §5 step 5). */
+/* core/diag/sockdiag.c: kTLS sockets through NETLINK_SOCK_DIAG (see
+ * sockdiag.h). */
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -421,8 +421,7 @@ static void append_note(char *dst, size_t len, const char *s)
 /* The canary: a throw-away loopback pair with the TLS ULP on one end (no
  * keys, so no tls_stat counter moves), made for unprivileged callers so
  * that the dump itself shows whether this kernel hides ULP info from them
- * (research/kernel-ktls.md §5 step 5: "no ULP info for a known kTLS
- * socket").  state: 1 attached, 0 the ULP was refused (*ulp_errno), -1 no
+ * (no ULP info for a socket known to be kTLS).  state: 1 attached, 0 the ULP was refused (*ulp_errno), -1 no
  * pair could be made. */
 struct canary {
 	int fds[2];

@@ -4,12 +4,12 @@
  * then AF_INET6), requesting INET_DIAG_INFO: the kernel adds the
  * INET_DIAG_ULP_INFO attribute (ULP name, and for "tls" the nested
  * TLS_INFO_* attributes) only when that extension is asked for
- * (research/kernel-ktls.md §1).  Before Linux 6.15 the kernel sends ULP
- * info only to CAP_NET_ADMIN callers; then the result says so rather than
- * pretending there is nothing.  To tell, an unprivileged dump runs with a
- * throw-away loopback pair whose one end has the TLS ULP (no keys): if
- * that socket comes back without ULP info the kernel withholds it (§5 step
- * 5); if the ULP cannot even be attached (ENOENT) no socket can be kTLS.
+ * (net/ipv4/inet_diag.c; net/tls/tls_main.c, tls_get_info).  Before Linux
+ * 6.15 the kernel sends ULP info only to CAP_NET_ADMIN callers; then the
+ * result says so rather than pretending there is nothing.  To tell, an
+ * unprivileged dump runs with a throw-away loopback pair whose one end has
+ * the TLS ULP (no keys): if that socket comes back without ULP info the
+ * kernel withholds it; if the ULP cannot even be attached (ENOENT) no socket can be kTLS.
  * The pair is left out of the results (tcp_seen still counts it).
  * Owning processes come from /proc/PID/fd (best effort).  Nothing here
  * prints or exits. */

@@ -63,8 +63,6 @@ static void die(const char *what)
 
 /* ---- cli stand-ins: messages are captured and checked ------------------- */
 
-volatile sig_atomic_t cli_stop_signal;
-int cli_stop_fd = -1;
 static char said[2048];
 
 static void printable_line(const char *s, const char *what)

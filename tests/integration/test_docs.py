@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import sys
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
@@ -72,7 +73,7 @@ def help_arguments(sub):
     long name's argument."""
     opts = {}
     for line in help_text(sub).splitlines():
-        m = re.match(r"^  (?:(-\w), )?\s*(--[a-z0-9.-]+)(?: ([A-Z]\S*))?(?:\s{2,}|$)", line)
+        m = re.match(r"^  (?:(-\w), )?\s*(--[a-z0-9.-]+)(?: ([A-Z\[]\S*))?(?:\s{2,}|$)", line)
         if m:
             for name in m.group(1, 2):
                 if name:
@@ -104,7 +105,10 @@ def top_commands():
 def option_values(sub, opt):
     """The fixed values of an option, in the table's order, from the message
     for a value it does not take; None for an option that takes any."""
-    rc, out, err = run([KTLSCTL, sub, "%s=%s" % (opt, "NOT-A-VALUE")])
+    # In a scratch directory: an option that takes any value (--output)
+    # runs the command, which may write its file.
+    with tempfile.TemporaryDirectory() as scratch:
+        rc, out, err = run([KTLSCTL, sub, "%s=%s" % (opt, "NOT-A-VALUE")], cwd=scratch)
     m = re.search(r"'NOT-A-VALUE': use (.*)$", err, re.M)
     if not m:
         return None
@@ -485,10 +489,10 @@ def check_synopsis(what, line, sub):
     if line != usage and not (line + " ").startswith(start + " "):
         raise Fail("%s: %r; --help's usage is %r" % (what, line, usage))
     rest = line[len(start):]
-    if line != usage and not re.fullmatch(r"(?:\s*\[[^\]]+\])*\s*", rest):
+    if line != usage and not re.fullmatch(r"(?:\s*\[(?:[^\[\]]|\[[^\[\]]*\])+\])*\s*", rest):
         raise Fail("%s: %r has more than optional options after %r" % (what, line, start))
     args = help_arguments(sub)
-    for opt, arg in re.findall(r"(?<![\w-])(--?[\w.-]+)(?: ([A-Z]+))?", rest):
+    for opt, arg in re.findall(r"(?<![\w-])(--?[\w.-]+)(?: ((?:\[[A-Z]+\]:)?[A-Z]+))?", rest):
         if opt not in args:
             raise Fail("%s names %s, which ktlsctl %s --help does not list" % (what, opt, sub))
         if opt.startswith("--") and arg != (args[opt] or ""):

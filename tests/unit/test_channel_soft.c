@@ -1148,7 +1148,7 @@ static int hs_read_cb(gnutls_session_t s, gnutls_record_encryption_level_t level
 	return 0;
 }
 
-/* research/gnutls-handoff.md §1: key, IV as reported, next sequence. */
+/* As gnutls_record_get_state reports them: key, IV, next sequence. */
 static void km_from_session(gnutls_session_t s, int read,
 			    struct kc_key_material *km)
 {

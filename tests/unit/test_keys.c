@@ -1,7 +1,7 @@
 /* tests/unit/test_keys.c: GnuTLS key material to the kernel's crypto_info.
  *
- * The expected layouts are the ones verified against real records in
- * research/gnutls-handoff.md §1 and used by tlshd and GnuTLS's own kTLS. */
+ * The expected layouts are the ones tlshd and GnuTLS's own kTLS
+ * (lib/system/ktls.c) use, checked against real records. */
 #include "config.h"
 
 #include <criterion/criterion.h>

@@ -98,7 +98,7 @@ Test(limits, write_budget)
 
 /* The overshoot bound: records a send of `budget` bytes makes, with an
  * `open` byte record left open by MSG_MORE, modelled as the kernel splits
- * (research/kernel-ktls.md: the open record is topped up first). */
+ * (tls_sw_sendmsg: the open record is topped up first). */
 static uint64_t records_for_send(uint64_t open, uint64_t n)
 {
 	return (open + n + KC_LIMIT_RECORD_PAYLOAD - 1) / KC_LIMIT_RECORD_PAYLOAD;

@@ -1,0 +1,41 @@
+/* cli/signals.c: the stop signals, as a flag and a self-pipe. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "cli/signals.h"
+
+volatile sig_atomic_t cli_stop_signal;
+int cli_stop_fd = -1;
+static int stop_pipe_w = -1;
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	cli_stop_signal = sig;
+	if (stop_pipe_w >= 0 && write(stop_pipe_w, "", 1) < 0) {
+		/* full pipe: a stop is already pending */
+	}
+	errno = saved;
+}
+
+void cli_install_signals(void)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0) {
+		cli_stop_fd = fds[0];
+		stop_pipe_w = fds[1];
+	}
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int cli_interrupted_status(void)
+{
+	return 128 + (int)cli_stop_signal;
+}

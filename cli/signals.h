@@ -1,0 +1,19 @@
+/* cli/signals.h: how a stop (SIGINT, SIGTERM) reaches every subcommand. */
+#ifndef CLI_SIGNALS_H
+#define CLI_SIGNALS_H
+
+#include <signal.h>
+
+/* Set by SIGINT/SIGTERM to the signal number; cli_stop_fd becomes
+ * readable at the same time, for waits that must not miss it. */
+extern volatile sig_atomic_t cli_stop_signal;
+extern int cli_stop_fd;
+
+/* The handlers, without SA_RESTART (a blocking connect, accept or
+ * handshake returns EINTR so it can stop), and SIGPIPE ignored. */
+void cli_install_signals(void);
+
+/* The exit status of a run the stop signal ended: 128 + its number. */
+int cli_interrupted_status(void);
+
+#endif
