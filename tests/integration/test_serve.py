@@ -14,6 +14,7 @@ ca, srv_ec)."""
 import hashlib
 import os
 import re
+import select
 import signal
 import socket
 import ssl
@@ -103,19 +104,35 @@ def py_ctx():
 
 
 def py_echo(port, data, results, i):
-    """Python ssl: send data while reading the echo, then close_notify both ways."""
+    """Python ssl: send data while reading the echo, then close_notify both
+    ways.  One thread drives the socket: an SSL object used from two
+    threads at once (a sender and a reader) breaks in OpenSSL itself."""
     try:
         t = py_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(60)),
                                  server_hostname="localhost")
-        got = bytearray()
-        sender = threading.Thread(target=t.sendall, args=(data,))
-        sender.start()
+        t.setblocking(False)
+        got, sent = bytearray(), 0
         while len(got) < len(data):
-            d = t.recv(65536)
-            if not d:
-                break
-            got.extend(d)
-        sender.join()
+            want_w = [t] if sent < len(data) else []
+            r, w, _ = select.select([t], want_w, [], 0 if t.pending() else scaled(60))
+            if not (r or w or t.pending()):
+                raise TimeoutError("no progress for %d s (%d sent, %d back)"
+                                   % (scaled(60), sent, len(got)))
+            if w:
+                try:
+                    sent += t.send(data[sent:sent + 16384])
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    pass
+            if r or t.pending():
+                try:
+                    d = t.recv(65536)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    continue
+                if not d:
+                    break
+                got.extend(d)
+        t.setblocking(True)
+        t.settimeout(scaled(60))
         t.unwrap()
         t.close()
         results[i] = sha(bytes(got)) == sha(data) or "python: echo differs (%d of %d bytes)" % (len(got), len(data))
