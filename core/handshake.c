@@ -670,3 +670,58 @@ void kc_tls_describe(gnutls_session_t s, char *buf, size_t len)
 	if ((size_t)off < len && gnutls_session_is_resumed(s))
 		snprintf(buf + off, len - (size_t)off, ", resumed");
 }
+
+/* Printable ASCII only (spaces where allowed): these go into a command's
+ * environment, where a control byte or a lone NUL would be trouble. */
+static bool printable(const unsigned char *p, size_t n, bool spaces)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] > 0x7e || p[i] < (spaces ? 0x20 : 0x21))
+			return false;
+	return n > 0;
+}
+
+bool kc_tls_server_name(gnutls_session_t s, char *buf, size_t len)
+{
+	unsigned type;
+	size_t n = len;
+	if (gnutls_server_name_get(s, buf, &n, &type, 0) < 0 || type != GNUTLS_NAME_DNS)
+		return false;
+	/* GnuTLS's n excludes the terminating NUL it wrote. */
+	return n < len && printable((const unsigned char *)buf, n, false);
+}
+
+bool kc_tls_alpn(gnutls_session_t s, char *buf, size_t len)
+{
+	gnutls_datum_t alpn = { 0 };
+	if (gnutls_alpn_get_selected_protocol(s, &alpn) < 0 || alpn.size >= len ||
+	    !printable(alpn.data, alpn.size, false))
+		return false;
+	memcpy(buf, alpn.data, alpn.size);
+	buf[alpn.size] = '\0';
+	return true;
+}
+
+bool kc_tls_peer_subject(gnutls_session_t s, char *buf, size_t len)
+{
+	unsigned n = 0;
+	const gnutls_datum_t *chain = gnutls_certificate_get_peers(s, &n);
+	/* Only a verified certificate says who the peer is. */
+	if (!chain || n == 0 || gnutls_certificate_type_get(s) != GNUTLS_CRT_X509 ||
+	    gnutls_session_get_verify_cert_status(s) != 0)
+		return false;
+	gnutls_x509_crt_t crt;
+	if (gnutls_x509_crt_init(&crt) < 0)
+		return false;
+	gnutls_datum_t dn = { 0 };
+	bool ok = gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) == 0 &&
+		  gnutls_x509_crt_get_dn3(crt, &dn, 0) == 0 && dn.size < len &&
+		  printable(dn.data, dn.size, true);
+	if (ok) {
+		memcpy(buf, dn.data, dn.size);
+		buf[dn.size] = '\0';
+	}
+	gnutls_free(dn.data);
+	gnutls_x509_crt_deinit(crt);
+	return ok;
+}

@@ -112,4 +112,13 @@ int kc_tls_recv_size(const struct kc_tls_opts *opts, size_t *size, struct kc_err
 /* One line describing the session: "TLS1.3 TLS_AES_128_GCM_SHA256, ALPN h2". */
 void kc_tls_describe(gnutls_session_t session, char *buf, size_t len);
 
+/* What a server learnt in the handshake, as NUL-terminated printable
+ * ASCII in buf; false when there is none (or it would not fit, or is
+ * not printable): the server name the client sent (SNI), the ALPN
+ * protocol negotiated, and the subject DN (RFC 4514) of the client's
+ * certificate when it was verified (--verify-client). */
+bool kc_tls_server_name(gnutls_session_t session, char *buf, size_t len);
+bool kc_tls_alpn(gnutls_session_t session, char *buf, size_t len);
+bool kc_tls_peer_subject(gnutls_session_t session, char *buf, size_t len);
+
 #endif
