@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "core/cipher.h"
 #include "core/loop.h"
 #include "core/serve.h"
+#include "core/spawn.h"
 
 /* Bytes buffered each way per session: the bound on what one session
  * holds in user space, whatever its peers do. */
@@ -25,8 +27,12 @@
 /* How long accepting pauses when the process is out of descriptors. */
 #define EMFILE_PAUSE_MS 1000
 #define DEFAULT_MAX_CONNS 1024
+/* After the drain timeout's SIGTERM, how long commands get before SIGKILL. */
+#define KILL_GRACE_MS 1000
 
-enum state { ST_HANDSHAKE, ST_CONNECTING, ST_RELAY };
+/* ST_COMMAND: the TLS side is over, the session waits for its command to
+ * exit (exec), so that its report can say how. */
+enum state { ST_HANDSHAKE, ST_CONNECTING, ST_RELAY, ST_COMMAND };
 
 struct server;
 
@@ -36,6 +42,10 @@ struct session {
 	enum state state;
 	int fd, bfd;
 	struct kc_loop_item client, backend;   /* the client item also keeps the deadline */
+	/* exec: the command (bfd is our end of its socketpair) and its pidfd */
+	struct kc_child child;
+	struct kc_loop_item proc;
+	bool command_in_gone;        /* it stopped reading: drop what the client sends */
 	struct kc_hs *hs;
 	gnutls_session_t tls;
 	struct kc_conn *conn;
@@ -65,6 +75,7 @@ struct server {
 	bool listening;              /* the listener is watched */
 	bool emfile_paused;
 	bool stopping;
+	bool killing;                /* the drain timeout passed: SIGKILL next */
 	unsigned max;
 	unsigned long n, next_id;
 	struct session *sessions;
@@ -78,6 +89,7 @@ const char *kc_session_end_name(enum kc_session_end end)
 	case KC_END_TRUNCATED: return "truncated";
 	case KC_END_HANDSHAKE: return "handshake-failed";
 	case KC_END_BACKEND: return "backend-failed";
+	case KC_END_COMMAND: return "command-failed";
 	case KC_END_ERROR: return "error";
 	case KC_END_STOPPED: return "stopped";
 	case KC_END_CUT_OFF: return "drain-timeout";
@@ -116,6 +128,7 @@ static void session_end(struct session *s, enum kc_session_end end, const struct
 static void session_run(struct session *s);
 static void on_client(struct kc_loop_item *item, uint32_t events);
 static void on_backend(struct kc_loop_item *item, uint32_t events);
+static void on_proc(struct kc_loop_item *item, uint32_t events);
 
 static void fail(struct session *s, enum kc_session_end end, const struct kc_err *why)
 {
@@ -141,6 +154,8 @@ static void start_session(struct server *srv, int fd, const char *peer)
 		snprintf(s->rep.backend, sizeof s->rep.backend, "%s", o->backend_name);
 	kc_loop_item_init(&s->client, fd, on_client, s);
 	kc_loop_item_init(&s->backend, -1, on_backend, s);
+	kc_loop_item_init(&s->proc, -1, on_proc, s);
+	s->child.pidfd = -1;
 	s->next = srv->sessions;
 	if (srv->sessions)
 		srv->sessions->prev = s;
@@ -217,14 +232,38 @@ static void fill_report(struct session *s)
 	s->rep.tx = kc_conn_stats(s->conn, KC_TX)->bytes;
 }
 
-static void session_end(struct session *s, enum kc_session_end end, const struct kc_err *why)
+/* The TLS side and the backend (or the command's socketpair) let go. */
+static void release_sockets(struct session *s)
 {
 	struct server *srv = s->srv;
-	fill_report(s);
-	s->rep.end = end;
+	kc_loop_forget(srv->loop, &s->client);
+	kc_loop_forget(srv->loop, &s->backend);
+	kc_conn_free(s->conn);
+	s->conn = NULL;
+	kc_hs_free(s->hs);
+	s->hs = NULL;
+	if (s->tls)
+		gnutls_deinit(s->tls);
+	s->tls = NULL;
+	if (s->bfd >= 0)
+		close(s->bfd);
+	s->bfd = -1;
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	free(s->c2b.p);
+	free(s->b2c.p);
+	s->c2b.p = s->b2c.p = NULL;
+}
+
+/* The report, and the session gone. */
+static void finish(struct session *s)
+{
+	struct server *srv = s->srv;
+	enum kc_session_end end = s->rep.end;
 	s->rep.duration_ms = kc_loop_now() - s->started;
-	if (why)
-		s->rep.err = *why;
+	s->rep.command_ended = s->child.reaped;
+	s->rep.command_status = s->child.status;
 	if (s->at_stop && end != KC_END_CLOSED) {
 		srv->res->unclean++;
 		if (end == KC_END_CUT_OFF)
@@ -233,17 +272,9 @@ static void session_end(struct session *s, enum kc_session_end end, const struct
 	if (srv->o->on_end)
 		srv->o->on_end(srv->o->ctx, &s->rep);
 
-	kc_loop_forget(srv->loop, &s->client);
-	kc_loop_forget(srv->loop, &s->backend);
-	kc_conn_free(s->conn);
-	kc_hs_free(s->hs);
-	if (s->tls)
-		gnutls_deinit(s->tls);
-	if (s->bfd >= 0)
-		close(s->bfd);
-	close(s->fd);
-	free(s->c2b.p);
-	free(s->b2c.p);
+	kc_loop_forget(srv->loop, &s->proc);
+	if (s->child.pidfd >= 0)
+		close(s->child.pidfd);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -254,6 +285,24 @@ static void session_end(struct session *s, enum kc_session_end end, const struct
 	srv->n--;
 	srv->emfile_paused = false;
 	update_listener(srv);
+}
+
+/* How the session ended; it is gone when this returns, unless its command
+ * still runs: then the socketpair closes (EOF on the command's input,
+ * EPIPE on its output, as when a pipe's other end goes), the session
+ * waits in ST_COMMAND for the exit, and its slot stays taken. */
+static void session_end(struct session *s, enum kc_session_end end, const struct kc_err *why)
+{
+	fill_report(s);
+	s->rep.end = end;
+	if (why)
+		s->rep.err = *why;
+	release_sockets(s);
+	if (s->child.pid && !kc_child_reap(&s->child)) {
+		s->state = ST_COMMAND;
+		return;
+	}
+	finish(s);
 }
 
 /* The backend: the next address that takes a connect, or the end. */
@@ -295,6 +344,48 @@ static void connect_backend(struct session *s, int last_errno)
 	fail(s, KC_END_BACKEND, &err);
 }
 
+/* exec: the command on one end of a socketpair, the other end ours in
+ * the backend's place. */
+static int start_command(struct session *s, struct kc_err *err)
+{
+	const struct kc_serve_opts *o = s->srv->o;
+	int sp[2];
+	/* The command's end blocks, as a program expects of its stdin. */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return kc_err_errno(err, KC_E_IO, errno, "cannot start the command: socketpair");
+	fill_report(s);
+	char id[24], sni[256], alpn[256], subject[1024];
+	snprintf(id, sizeof id, "%lu", s->rep.id);
+	const struct kc_env_var env[] = {
+		{ "KTLSCTL_SESSION", id },
+		{ "KTLSCTL_PEER", s->rep.peer },
+		{ "KTLSCTL_VERSION", s->rep.version },
+		{ "KTLSCTL_CIPHER", s->rep.cipher },
+		{ "KTLSCTL_CHANNEL", s->rep.channel },
+		{ "KTLSCTL_SNI", kc_tls_server_name(s->tls, sni, sizeof sni) ? sni : NULL },
+		{ "KTLSCTL_ALPN", kc_tls_alpn(s->tls, alpn, sizeof alpn) ? alpn : NULL },
+		{ "KTLSCTL_CLIENT_SUBJECT", o->tls.verify_client &&
+		  kc_tls_peer_subject(s->tls, subject, sizeof subject) ? subject : NULL },
+	};
+	int rc = kc_spawn(o->command, sp[1], env, sizeof env / sizeof env[0], &s->child, err);
+	close(sp[1]);
+	if (rc < 0) {
+		close(sp[0]);
+		return -1;
+	}
+	s->rep.command_pid = (long)s->child.pid;
+	kc_set_nonblocking(sp[0], 1);
+	s->bfd = sp[0];
+	kc_loop_item_init(&s->backend, sp[0], on_backend, s);
+	kc_loop_item_init(&s->proc, s->child.pidfd, on_proc, s);
+	if (kc_loop_watch(s->srv->loop, &s->proc, EPOLLIN) < 0) {
+		int e = errno;
+		kc_child_kill_wait(&s->child);
+		return kc_err_errno(err, KC_E_INTERNAL, e, "epoll refused the command's pidfd");
+	}
+	return 0;
+}
+
 static int established(struct session *s, struct kc_err *err)
 {
 	const struct kc_serve_opts *o = s->srv->o;
@@ -314,8 +405,8 @@ static int established(struct session *s, struct kc_err *err)
 		return -1;
 	s->c2b.cap = s->b2c.cap = SESSION_BUF;
 	s->c2b.p = malloc(SESSION_BUF);
-	s->b2c.p = o->mode == KC_SERVE_FORWARD ? malloc(SESSION_BUF) : NULL;
-	if (!s->c2b.p || (o->mode == KC_SERVE_FORWARD && !s->b2c.p))
+	s->b2c.p = o->mode != KC_SERVE_ECHO ? malloc(SESSION_BUF) : NULL;
+	if (!s->c2b.p || (o->mode != KC_SERVE_ECHO && !s->b2c.p))
 		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
 	if (s->srv->stopping) {
 		kc_conn_abort(s->conn, GNUTLS_A_INTERNAL_ERROR);
@@ -327,6 +418,11 @@ static int established(struct session *s, struct kc_err *err)
 		s->state = ST_CONNECTING;
 		s->next_ai = o->backend;
 		connect_backend(s, EHOSTUNREACH);
+		return 1;
+	}
+	if (o->mode == KC_SERVE_EXEC && start_command(s, err) < 0) {
+		kc_conn_abort(s->conn, GNUTLS_A_INTERNAL_ERROR);
+		fail(s, KC_END_COMMAND, err);
 		return 1;
 	}
 	s->state = ST_RELAY;
@@ -372,9 +468,33 @@ static bool fatal_errno(int e)
 
 /* One round of moving bytes; returns 1 when something moved, 0 when
  * nothing could, -1 when the session ended. */
+/* Whether our close_notify is due once what goes before it is out: the
+ * client's own (echo; TLS 1.2 answers at once, RFC 5246 §7.2.1), the
+ * backend's or the command's end, the stop (not for a command: it gets
+ * EOF and finishes its output). */
+static bool close_due(const struct session *s)
+{
+	enum kc_serve_mode mode = s->srv->o->mode;
+	bool tls12 = kc_conn_version(s->conn) == KC_TLS12;
+	if (mode == KC_SERVE_ECHO)
+		return s->client_eof || s->draining;
+	return s->backend_eof || (tls12 && s->client_eof) ||
+	       (mode == KC_SERVE_FORWARD && s->draining);
+}
+
+/* Whether the backend's (or the command's) output is still read. */
+static bool reads_backend(const struct session *s)
+{
+	enum kc_serve_mode mode = s->srv->o->mode;
+	bool tls12 = kc_conn_version(s->conn) == KC_TLS12;
+	return mode != KC_SERVE_ECHO && !s->backend_eof && !(tls12 && s->client_eof) &&
+	       !(mode == KC_SERVE_FORWARD && s->draining);
+}
+
 static int relay_round(struct session *s)
 {
 	bool echo = s->srv->o->mode == KC_SERVE_ECHO;
+	bool exec = s->srv->o->mode == KC_SERVE_EXEC;
 	struct kc_buf *to_client = echo ? &s->c2b : &s->b2c;
 	struct kc_err err = { 0 };
 	bool moved = false;
@@ -384,8 +504,11 @@ static int relay_round(struct session *s)
 	if (!s->client_eof && !s->truncated && kc_buf_space(&s->c2b) > 0) {
 		n = kc_conn_read(s->conn, kc_buf_tail(&s->c2b), kc_buf_space(&s->c2b), &err);
 		if (n > 0) {
-			/* After our close_notify there is nowhere to echo to. */
-			if (!(echo && kc_conn_close_sent(s->conn)))
+			/* After our close_notify there is nowhere to echo to;
+			 * a command that stopped reading, or whose input
+			 * closed at the stop, takes nothing more. */
+			if (!(echo && kc_conn_close_sent(s->conn)) &&
+			    !(exec && (s->command_in_gone || s->draining)))
 				s->c2b.len += (size_t)n;
 			moved = true;
 		} else if (n == 0) {
@@ -407,15 +530,23 @@ static int relay_round(struct session *s)
 		if (n > 0) {
 			kc_buf_consumed(&s->c2b, (size_t)n);
 			moved = true;
+		} else if (n < 0 && exec && (errno == EPIPE || errno == ECONNRESET)) {
+			s->command_in_gone = true;
+			s->c2b.len = s->c2b.off = 0;
+			moved = true;
 		} else if (n < 0 && fatal_errno(errno)) {
-			kc_err_errno(&err, KC_E_IO, errno, "backend %s failed while we sent to it",
-				     s->rep.backend);
+			if (exec)
+				kc_err_errno(&err, KC_E_IO, errno, "cannot write to the command");
+			else
+				kc_err_errno(&err, KC_E_IO, errno, "backend %s failed while we sent "
+					     "to it", s->rep.backend);
 			kc_conn_abort(s->conn, GNUTLS_A_INTERNAL_ERROR);
 			fail(s, KC_END_BACKEND, &err);
 			return -1;
 		}
 	}
-	if (!echo && (s->client_eof || s->truncated) && s->c2b.len == 0 && !s->backend_shut) {
+	if (!echo && (s->client_eof || s->truncated || (exec && s->draining)) && s->c2b.len == 0 &&
+	    !s->backend_shut) {
 		shutdown(s->bfd, SHUT_WR);
 		s->backend_shut = true;
 		moved = true;
@@ -425,20 +556,23 @@ static int relay_round(struct session *s)
 		fail(s, KC_END_TRUNCATED, &err);
 		return -1;
 	}
-	/* TLS 1.2: a close_notify is answered at once (RFC 5246 §7.2.1). */
-	bool tls12 = kc_conn_version(s->conn) == KC_TLS12;
-	bool read_backend = !echo && !s->backend_eof && !s->draining && !(tls12 && s->client_eof);
 	/* From the backend. */
-	if (read_backend && kc_buf_space(&s->b2c) > 0) {
+	if (reads_backend(s) && kc_buf_space(&s->b2c) > 0) {
 		n = recv(s->bfd, kc_buf_tail(&s->b2c), kc_buf_space(&s->b2c), MSG_DONTWAIT);
 		if (n > 0) {
 			s->b2c.len += (size_t)n;
 			moved = true;
-		} else if (n == 0) {
+		} else if (n == 0 || (exec && errno == ECONNRESET) ||
+			   (exec && errno == EAGAIN && s->child.reaped)) {
+			/* A command's output ends at its exit too, once what it
+			 * wrote is read: what it started may hold the socket. */
 			s->backend_eof = true;
 			moved = true;
 		} else if (fatal_errno(errno)) {
-			kc_err_errno(&err, KC_E_IO, errno, "backend %s failed", s->rep.backend);
+			if (exec)
+				kc_err_errno(&err, KC_E_IO, errno, "cannot read from the command");
+			else
+				kc_err_errno(&err, KC_E_IO, errno, "backend %s failed", s->rep.backend);
 			kc_conn_abort(s->conn, GNUTLS_A_INTERNAL_ERROR);
 			fail(s, KC_END_BACKEND, &err);
 			return -1;
@@ -465,9 +599,7 @@ static int relay_round(struct session *s)
 		}
 	}
 	/* Our close_notify, once everything before it is out. */
-	bool ended = echo ? s->client_eof || s->draining
-			  : s->backend_eof || s->draining || (tls12 && s->client_eof);
-	if (ended && to_client->len == 0 && !kc_conn_close_sent(s->conn) &&
+	if (close_due(s) && to_client->len == 0 && !kc_conn_close_sent(s->conn) &&
 	    !kc_conn_tx_pending(s->conn) && writable(s->fd)) {
 		if (kc_conn_close(s->conn, &err) < 0) {
 			fail(s, err.status == KC_E_TRUNCATED ? KC_END_TRUNCATED : KC_END_ERROR, &err);
@@ -500,8 +632,7 @@ static int rearm(struct session *s)
 	if (!s->client_eof && !s->truncated && kc_buf_space(&s->c2b) > 0)
 		cev |= EPOLLIN;
 	if (!s->truncated && (to_client->len > 0 || kc_conn_tx_pending(s->conn) ||
-	    ((s->backend_eof || s->draining || (echo && s->client_eof)) &&
-	     !kc_conn_close_sent(s->conn))))
+	    (close_due(s) && !kc_conn_close_sent(s->conn))))
 		cev |= EPOLLOUT;
 	if (s->client_hup)
 		kc_loop_unwatch(s->srv->loop, &s->client);
@@ -509,8 +640,7 @@ static int rearm(struct session *s)
 		return -1;
 	if (echo)
 		return 0;
-	bool tls12 = kc_conn_version(s->conn) == KC_TLS12;
-	if (!s->backend_eof && !s->draining && !(tls12 && s->client_eof) && kc_buf_space(&s->b2c) > 0)
+	if (reads_backend(s) && kc_buf_space(&s->b2c) > 0)
 		bev |= EPOLLIN;
 	if (s->c2b.len > 0)
 		bev |= EPOLLOUT;
@@ -592,6 +722,20 @@ static void on_backend(struct kc_loop_item *item, uint32_t events)
 	relay(s);
 }
 
+/* The command exited: its session ends if it only waited for that;
+ * otherwise the end of its output is near (see relay_round). */
+static void on_proc(struct kc_loop_item *item, uint32_t events)
+{
+	struct session *s = item->ctx;
+	if (!kc_child_reap(&s->child))
+		return;             /* not yet: the pidfd said so too early */
+	kc_loop_forget(s->srv->loop, &s->proc);
+	if (s->state == ST_COMMAND)
+		finish(s);
+	else
+		relay(s);
+}
+
 /* ------------------------------------------------------------- stopping */
 
 static void begin_stop(struct server *srv)
@@ -605,6 +749,8 @@ static void begin_stop(struct server *srv)
 	for (struct session *s = srv->sessions, *next; s; s = next) {
 		next = s->next;
 		s->at_stop = true;
+		if (s->state == ST_COMMAND)
+			continue;   /* its command's exit ends it */
 		if (s->state != ST_RELAY) {
 			struct kc_err err;
 			kc_err_set(&err, KC_E_IO, "stopped before the session was "
@@ -622,13 +768,37 @@ static void begin_stop(struct server *srv)
 static void on_stop(struct kc_loop_item *item, uint32_t events)
 {
 	struct server *srv = item->ctx;
+	if (events & KC_LOOP_TIMER && srv->killing) {
+		/* Commands that outlived SIGTERM's grace. */
+		for (struct session *s = srv->sessions; s; s = s->next)
+			kc_child_signal(&s->child, SIGKILL);
+		return;
+	}
 	if (events & KC_LOOP_TIMER) {
-		/* The drain timeout: cut off whoever is left. */
-		while (srv->sessions) {
+		/* The drain timeout: cut off whoever is left, and tell the
+		 * commands still running to end (each session goes when its
+		 * command has). */
+		for (struct session *s = srv->sessions, *next; s; s = next) {
+			next = s->next;
 			struct kc_err err;
+			if (s->state == ST_COMMAND) {
+				if (s->rep.end == KC_END_CLOSED) {
+					s->rep.end = KC_END_CUT_OFF;
+					kc_err_set(&s->rep.err, KC_E_TIMEOUT, "the command was still "
+						   "running %u ms after the stop (--drain-timeout)",
+						   srv->o->drain_timeout_ms);
+				}
+				continue;
+			}
 			kc_err_set(&err, KC_E_TIMEOUT, "still open %u ms after the stop "
 				   "(--drain-timeout)", srv->o->drain_timeout_ms);
-			fail(srv->sessions, KC_END_CUT_OFF, &err);
+			fail(s, KC_END_CUT_OFF, &err);
+		}
+		for (struct session *s = srv->sessions; s; s = s->next)
+			kc_child_signal(&s->child, SIGTERM);
+		if (srv->sessions) {
+			srv->killing = true;
+			kc_loop_deadline(srv->loop, item, KILL_GRACE_MS);
 		}
 		return;
 	}
@@ -661,9 +831,16 @@ int kc_serve_run(const struct kc_serve_opts *o, struct kc_serve_result *res,
 	while (rc == 0 && !(srv.stopping && srv.n == 0))
 		rc = kc_loop_turn(srv.loop, -1, err);
 	while (srv.sessions) {
+		struct session *s = srv.sessions;
+		if (s->state == ST_COMMAND) {
+			/* No loop left to wait in. */
+			kc_child_kill_wait(&s->child);
+			finish(s);
+			continue;
+		}
 		struct kc_err e;
 		kc_err_set(&e, KC_E_INTERNAL, "the loop failed");
-		fail(srv.sessions, KC_END_ERROR, &e);
+		fail(s, KC_END_ERROR, &e);
 	}
 	kc_loop_forget(srv.loop, &srv.stop);
 	kc_loop_forget(srv.loop, &srv.listener);

@@ -17,6 +17,18 @@
  *            that ends without close_notify (truncated) becomes a FIN too.
  *            A backend that refuses, resets or does not answer in time
  *            ends that session with a fatal alert.
+ *   exec     a command for each client (core/spawn.h), started after the
+ *            handshake on one end of a socketpair that then takes the
+ *            backend's place: the client's close_notify becomes EOF on
+ *            its standard input, the end of its standard output (or its
+ *            exit, once what it wrote is read) our close_notify.  Its
+ *            environment says who the client is (kc_serve_opts.command).
+ *            When the command stops reading, what the client sends is
+ *            dropped.  A session lasts until its command has exited too
+ *            (the report says how): when the TLS side ends first, the
+ *            socketpair is closed (EOF in, EPIPE out) and the session
+ *            waits.  A command that cannot be started ends the session
+ *            with a fatal alert.
  *
  * At max_conns sessions the listener is set aside until one ends; when
  * accept runs out of file descriptors (EMFILE, ENFILE) accepting pauses
@@ -24,7 +36,10 @@
  * readable: no more accepting, sessions still in the handshake or
  * connecting end, every other one sends close_notify once what it has
  * read is delivered, and the loop waits up to drain_timeout_ms for the
- * peers before cutting off the rest.
+ * peers before cutting off the rest.  Commands (exec) get EOF on their
+ * standard input at the stop, and their output still goes out; those
+ * still running at the drain timeout get SIGTERM, and SIGKILL a second
+ * later.
  *
  * Nothing here prints: each session's end comes to on_end, and notices
  * (accepting paused, ...) to on_notice. */
@@ -41,7 +56,7 @@
 
 struct addrinfo;
 
-enum kc_serve_mode { KC_SERVE_ECHO, KC_SERVE_FORWARD };
+enum kc_serve_mode { KC_SERVE_ECHO, KC_SERVE_FORWARD, KC_SERVE_EXEC };
 
 /* How a session ended. */
 enum kc_session_end {
@@ -49,13 +64,14 @@ enum kc_session_end {
 	KC_END_TRUNCATED,     /* the client ended without close_notify */
 	KC_END_HANDSHAKE,     /* the handshake failed or timed out */
 	KC_END_BACKEND,       /* the backend refused, timed out or failed */
+	KC_END_COMMAND,       /* the command could not be started */
 	KC_END_ERROR,         /* any other failure (protocol, I/O) */
 	KC_END_STOPPED,       /* a stop came before the session was established */
 	KC_END_CUT_OFF,       /* still open when the drain timeout expired */
 };
 
-/* "closed", "truncated", "handshake-failed", "backend-failed", "error",
- * "stopped", "drain-timeout" */
+/* "closed", "truncated", "handshake-failed", "backend-failed",
+ * "command-failed", "error", "stopped", "drain-timeout" */
 const char *kc_session_end_name(enum kc_session_end end);
 
 struct kc_session_report {
@@ -69,6 +85,11 @@ struct kc_session_report {
 	long long duration_ms;
 	enum kc_session_end end;
 	struct kc_err err;                /* why, unless closed */
+	/* exec: the command's process id (0: never started) and, once it
+	 * ended, waitpid's status */
+	long command_pid;
+	bool command_ended;
+	int command_status;
 };
 
 struct kc_serve_opts {
@@ -83,6 +104,12 @@ struct kc_serve_opts {
 	const struct addrinfo *backend;
 	const char *backend_name;         /* as given, for messages */
 	unsigned connect_timeout_ms;
+	/* exec: run with sh -c for each client, with KTLSCTL_SESSION (the
+	 * report's id), KTLSCTL_PEER, KTLSCTL_VERSION, KTLSCTL_CIPHER and
+	 * KTLSCTL_CHANNEL (as in the report), and, when there is one,
+	 * KTLSCTL_SNI, KTLSCTL_ALPN and KTLSCTL_CLIENT_SUBJECT (under
+	 * tls.verify_client) in its environment */
+	const char *command;
 	unsigned max_conns;               /* 0: 1024 */
 	unsigned drain_timeout_ms;
 	int stop_fd;                      /* readable: stop */
