@@ -232,6 +232,15 @@ static int set_forward(struct cli_opts *o, const struct cli_option *opt, const c
 	return 0;
 }
 
+static int set_exec(struct cli_opts *o, const struct cli_option *opt, const char *arg,
+		    struct kc_err *err)
+{
+	if (!*arg)
+		return kc_err_set(err, KC_E_USAGE, "--%s needs a command", opt->name);
+	o->exec_command = arg;
+	return 0;
+}
+
 static int set_max_conns(struct cli_opts *o, const struct cli_option *opt, const char *arg,
 			 struct kc_err *err)
 {
@@ -441,6 +450,16 @@ static const struct cli_option opt_forward = {
 	.help = "serve every client at once, each joined to its\n"
 		"own plain TCP connection to HOST:PORT",
 };
+static const struct cli_option opt_exec = {
+	.name = "exec", .metavar = "COMMAND", .apply = set_exec,
+	.help = "serve every client at once, each joined to its\n"
+		"own 'sh -c COMMAND' (stdin and stdout)",
+};
+static const struct cli_option opt_server_alpn = {
+	.name = "alpn", .metavar = "PROTO", .apply = add_alpn,
+	.help = "accept an ALPN protocol (repeatable; the\n"
+		"client's first choice among them wins)",
+};
 static const struct cli_option opt_max_conns = {
 	.name = "max-conns", .metavar = "N", .apply = set_max_conns,
 	.help = "serving many: at most N sessions at once\n"
@@ -555,7 +574,7 @@ static const struct cli_option *const connect_options[] = {
 static const struct cli_option *const listen_options[] = {
 	SESSION_OPTIONS,
 	&opt_server_cert, &opt_server_key, &opt_echo, &opt_keep_open, &opt_forward,
-	&opt_max_conns, &opt_drain_timeout, &opt_backend_timeout, &opt_verify_client,
+	&opt_exec, &opt_server_alpn, &opt_max_conns, &opt_drain_timeout, &opt_backend_timeout, &opt_verify_client,
 	&opt_quiet, &opt_verbose, &opt_help, NULL,
 };
 
@@ -641,8 +660,9 @@ static int check_session(struct cli_opts *o, const struct cli_subcommand *sub, i
 		return usage_error(err, sub, "listen needs --cert FILE and --key FILE");
 	if (!listen && (!o->tls.certfile != !o->tls.keyfile))
 		return usage_error(err, sub, "--cert and --key go together");
-	if (o->forward && o->echo)
-		return usage_error(err, sub, "--echo and --forward exclude each other: give one");
+	if (o->forward + o->echo + !!o->exec_command > 1)
+		return usage_error(err, sub, "--echo, --forward and --exec exclude each other: "
+				   "give one");
 	if (o->tls.verify_client && !o->tls.cafile)
 		return usage_error(err, sub, "--verify-client needs --cafile FILE");
 	if (o->tls.priority && (o->tls.versions || o->tls.n_ciphers))

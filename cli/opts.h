@@ -39,6 +39,7 @@ struct cli_opts {
 	bool forward;                  /* --forward HOST:PORT */
 	struct kc_hostport forward_hp;
 	const char *forward_arg;
+	const char *exec_command;      /* --exec COMMAND */
 	unsigned max_conns;            /* --max-conns, default 1024 */
 	unsigned drain_timeout_ms;     /* --drain-timeout, default 10 s */
 	bool commands;                 /* '/' lines are commands in pipe mode */

@@ -10,10 +10,11 @@
 #include "cli/session.h"
 #include "cli/signals.h"
 #include "core/serve.h"
+#include "core/spawn.h"
 
 bool cli_serves_many(const struct cli_opts *o)
 {
-	return o->forward || (o->echo && o->keep_open);
+	return o->forward || o->exec_command || (o->echo && o->keep_open);
 }
 
 /* A field of the log line, when there is something to say. */
@@ -31,14 +32,26 @@ static void on_end(void *ctx, const struct kc_session_report *r)
 	int off = snprintf(line, sizeof line, "session %lu", r->id);
 	off = field(line, sizeof line, off, "peer", r->peer);
 	off = field(line, sizeof line, off, "backend", r->backend);
+	char pid[24] = "";
+	if (r->command_pid)
+		snprintf(pid, sizeof pid, "%ld", r->command_pid);
+	off = field(line, sizeof line, off, "pid", pid);
 	off = field(line, sizeof line, off, "version", r->version);
 	off = field(line, sizeof line, off, "cipher", r->cipher);
 	off = field(line, sizeof line, off, "channel", r->channel);
 	if (off >= 0 && (size_t)off < sizeof line)
 		off += snprintf(line + off, sizeof line - (size_t)off,
-				" rx=%llu tx=%llu duration=%lld.%03llds end=%s",
+				" rx=%llu tx=%llu duration=%lld.%03llds",
 				(unsigned long long)r->rx, (unsigned long long)r->tx,
-				r->duration_ms / 1000, r->duration_ms % 1000,
+				r->duration_ms / 1000, r->duration_ms % 1000);
+	/* The command's exit is part of how the session went. */
+	char status[32] = "";
+	if (r->command_ended)
+		kc_child_status_str(r->command_status, status, sizeof status);
+	if (status[0] && off >= 0 && (size_t)off < sizeof line)
+		off += snprintf(line + off, sizeof line - (size_t)off, " %s", status);
+	if (off >= 0 && (size_t)off < sizeof line)
+		off += snprintf(line + off, sizeof line - (size_t)off, " end=%s",
 				kc_session_end_name(r->end));
 	if (r->end != KC_END_CLOSED && r->err.msg[0] && off >= 0 && (size_t)off < sizeof line)
 		snprintf(line + off, sizeof line - (size_t)off, " reason=\"%s\"", r->err.msg);
@@ -60,7 +73,8 @@ int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 		return cli_fail(&err);
 	}
 	struct kc_serve_opts so = {
-		.mode = o->forward ? KC_SERVE_FORWARD : KC_SERVE_ECHO,
+		.mode = o->forward ? KC_SERVE_FORWARD : o->exec_command ? KC_SERVE_EXEC
+								       : KC_SERVE_ECHO,
 		.listen_fd = lfd,
 		.tls = o->tls,
 		.creds = creds,
@@ -70,6 +84,7 @@ int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 		.backend = backend,
 		.backend_name = o->forward_arg,
 		.connect_timeout_ms = o->connect_timeout_ms,
+		.command = o->exec_command,
 		.max_conns = o->max_conns,
 		.drain_timeout_ms = o->drain_timeout_ms,
 		.stop_fd = cli_stop_fd,

@@ -1,4 +1,4 @@
-/* cli/serve.h: listen --forward and listen --echo --keep-open: every
+/* cli/serve.h: listen --forward, --exec and --echo --keep-open: every
  * client at once (core/serve.h), one log line per session. */
 #ifndef CLI_SERVE_H
 #define CLI_SERVE_H
