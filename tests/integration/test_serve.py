@@ -414,5 +414,162 @@ def _max_conns():
     stop(k, "ktlsctl listen --echo -k --max-conns 2")
 
 
+
+def children(pid):
+    """The processes whose parent is pid, zombies included (from /proc)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:
+            out.append((int(d), fields[0]))
+    return out
+
+
+@suite.case("--exec cat: 30 clients at once (ktlsctl, python), 1 MiB each, every hash "
+            "equal, exit=0 in every line, no child left", timeout=300)
+def _exec_many():
+    k, port = serve("--exec", "cat")
+    n, size = 30, 1 << 20
+    procs, threads, datas = {}, [], {}
+    results = [None] * n
+    for i in range(n):
+        datas[i] = data = os.urandom(size)
+        if i % 2:
+            procs[i] = ktlsctl("connect", "127.0.0.1:%d" % port, "--cafile", certs().ca,
+                               "--eof", "close", *SERVE_ARGS, stdin=data)
+        else:
+            t = threading.Thread(target=py_echo, args=(port, data, results, i))
+            t.start()
+            threads.append(t)
+    for t in threads:
+        t.join(scaled(200))
+    for i, p in procs.items():
+        rc = p.wait(200)
+        ok = sha(p.stdout) == sha(datas[i])
+        results[i] = True if ok and rc == 0 else "ktlsctl: exit %s, %d bytes\n%s" % (
+            rc, len(p.stdout), p.describe())
+    bad = [r for r in results if r is not True]
+    if bad:
+        raise Fail("%d of %d clients failed:\n%s" % (len(bad), n, "\n".join(map(str, bad[:5]))))
+    lines = wait_sessions(k, n, 30)
+    good = [ln for ln in lines if ln.endswith(" exit=0 end=closed") and " pid=" in ln
+            and " rx=%d tx=%d " % (size, size) in ln]
+    if len(good) != n:
+        raise Fail("%d of %d lines closed with exit=0:\n%s" % (len(good), n, "\n".join(lines)[:3000]))
+    left = children(k.pid)
+    if left:
+        raise Fail("children of the server left after every session ended: %s" % left)
+    stop(k, "ktlsctl listen --exec cat")
+
+
+@suite.case("--exec: the command's KTLSCTL_* environment, exact", timeout=60)
+def _exec_env():
+    os.environ["KTLSCTL_SNI"] = "stale"     # ours must not reach the command
+    try:
+        k, port = serve("--exec", "env | grep ^KTLSCTL_ | sort", "--alpn", "x", "--alpn", "y")
+    finally:
+        del os.environ["KTLSCTL_SNI"]
+    ctx = py_ctx()
+    ctx.set_alpn_protocols(["y", "x"])
+    raw = socket.create_connection(("127.0.0.1", port), timeout=scaled(20))
+    me = "%s:%d" % raw.getsockname()[:2]
+    t = ctx.wrap_socket(raw, server_hostname="localhost")
+    got = t.recv(4096)
+    while True:
+        d = t.recv(4096)
+        if not d:
+            break
+        got += d
+    t.unwrap()
+    t.close()
+    want = ("KTLSCTL_ALPN=y\nKTLSCTL_CHANNEL=user-space\nKTLSCTL_CIPHER=AES-256-GCM\n"
+            "KTLSCTL_PEER=%s\nKTLSCTL_SESSION=1\nKTLSCTL_SNI=localhost\n"
+            "KTLSCTL_VERSION=TLS1.3\n" % me)
+    if got.decode() != want:
+        raise Fail("environment %r\nwanted %r" % (got.decode(), want))
+    line = wait_sessions(k, 1, 10)[0]
+    if not line.endswith(" exit=0 end=closed"):
+        raise Fail("log line %r" % line)
+    stop(k, "ktlsctl listen --exec env")
+
+
+@suite.case("--exec: a command that exits early ends the session cleanly, exit=N; one "
+            "that writes after the client's close_notify (TLS 1.3) is still heard", timeout=60)
+def _exec_early():
+    k, port = serve("--exec", "head -c 5; exit 3")
+    t = py_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(20)),
+                             server_hostname="localhost", suppress_ragged_eofs=False)
+    t.sendall(b"hello world")
+    got = b""
+    while True:
+        d = t.recv(100)
+        if not d:
+            break
+        got += d
+    if got != b"hello":
+        raise Fail("got %r" % got)
+    t.unwrap()
+    t.close()
+    line = wait_sessions(k, 1, 10)[0]
+    if not line.endswith(" exit=3 end=closed"):
+        raise Fail("log line %r" % line)
+    stop(k, "ktlsctl listen --exec head")
+    k, port = serve("--exec", "cat >/dev/null; echo after-eof")
+    c = ktlsctl("connect", "127.0.0.1:%d" % port, "--cafile", certs().ca, "--tls1.3",
+                "--eof", "close", *SERVE_ARGS, stdin=b"some input\n")
+    check_exit(c, 0, 30, "ktlsctl connect --eof close to --exec")
+    if c.stdout != b"after-eof\n":
+        raise Fail("output after our close_notify: %r" % c.stdout)
+    line = wait_sessions(k, 1, 10)[0]
+    if not line.endswith(" exit=0 end=closed"):
+        raise Fail("log line %r" % line)
+    stop(k, "ktlsctl listen --exec")
+
+
+@suite.case("--exec with --forward or --echo: usage error, exit 2, exact", timeout=30)
+def _exec_usage():
+    cert, key = certs().srv_ec
+    for extra in (["--forward", "127.0.0.1:1"], ["--echo"]):
+        p = ktlsctl("listen", "127.0.0.1:0", "--cert", cert, "--key", key, "--exec", "cat", *extra)
+        check_exit(p, 2, 10, "listen --exec %s" % extra[0])
+        want = ("ktlsctl: --echo, --forward and --exec exclude each other: give one "
+                "(see 'ktlsctl listen --help')\n")
+        if p.stderr != want:
+            raise Fail("stderr %r\nwanted %r" % (p.stderr, want))
+
+
+@suite.case("SIGTERM with a running command: its input closes, its output still "
+            "arrives, then close_notify; exit 143", timeout=60)
+def _exec_sigterm():
+    k, port = serve("--exec", "cat >/dev/null; echo stopped")
+    t = py_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(20)),
+                             server_hostname="localhost", suppress_ragged_eofs=False)
+    t.sendall(b"x")
+    if not k.wait_until(lambda p: children(p.pid), 10):
+        raise Fail("no command started\n" + k.describe())
+    k.signal(signal.SIGTERM)
+    got = b""
+    while True:
+        d = t.recv(100)
+        if not d:
+            break
+        got += d
+    if got != b"stopped\n":
+        raise Fail("got %r" % got)
+    t.unwrap()
+    t.close()
+    check_exit(k, 143, 20, "ktlsctl listen --exec after SIGTERM")
+    line = log_lines(k)[0]
+    if not line.endswith(" exit=0 end=closed"):
+        raise Fail("log line %r" % line)
+
+
 if __name__ == "__main__":
     sys.exit(suite.main())
