@@ -174,6 +174,10 @@ static int send_control(struct kc_conn *c, uint8_t type, const void *buf, size_t
 						  "the peer stopped reading: could not send a "
 						  "control record for %d s", CONTROL_SEND_TIMEOUT_MS / 1000);
 		}
+		if ((errno == EPIPE || errno == ECONNRESET) && c->peer_closed)
+			return kc_err_set(err, KC_E_TRUNCATED,
+					  "the peer reset the connection after its close_notify, "
+					  "before it read ours: it may not have read all we sent");
 		if (errno == EPIPE || errno == ECONNRESET)
 			return kc_err_set(err, KC_E_TRUNCATED,
 					  "connection reset by the peer (no close_notify received)");

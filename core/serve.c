@@ -14,6 +14,7 @@
 
 #include "core/buf.h"
 #include "core/cipher.h"
+#include "core/keys.h"
 #include "core/loop.h"
 #include "core/serve.h"
 #include "core/spawn.h"
@@ -828,8 +829,13 @@ int kc_serve_run(const struct kc_serve_opts *o, struct kc_serve_result *res,
 	update_listener(&srv);
 	if (rc == 0 && !srv.listening)
 		rc = kc_err_errno(err, KC_E_INTERNAL, errno, "epoll refused the listening socket");
-	while (rc == 0 && !(srv.stopping && srv.n == 0))
+	while (rc == 0 && !(srv.stopping && srv.n == 0)) {
+		/* Handshakes and the user-space channel's AEAD calls leave key
+		 * material in dead frames below the loop (see core/pump.c):
+		 * wipe them before sleeping. */
+		kc_burn_stack(KC_BURN_RECORD);
 		rc = kc_loop_turn(srv.loop, -1, err);
+	}
 	while (srv.sessions) {
 		struct session *s = srv.sessions;
 		if (s->state == ST_COMMAND) {
