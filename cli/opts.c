@@ -216,6 +216,45 @@ static int set_watch(struct cli_opts *o, const struct cli_option *opt, const cha
 	return seconds(opt, arg, &o->watch_ms, err);
 }
 
+static int set_drain_timeout(struct cli_opts *o, const struct cli_option *opt,
+			     const char *arg, struct kc_err *err)
+{
+	return seconds(opt, arg, &o->drain_timeout_ms, err);
+}
+
+static int set_forward(struct cli_opts *o, const struct cli_option *opt, const char *arg,
+		       struct kc_err *err)
+{
+	if (kc_parse_hostport(arg, false, &o->forward_hp, err) < 0)
+		return -1;
+	o->forward = true;
+	o->forward_arg = arg;
+	return 0;
+}
+
+static int set_exec(struct cli_opts *o, const struct cli_option *opt, const char *arg,
+		    struct kc_err *err)
+{
+	if (!*arg)
+		return kc_err_set(err, KC_E_USAGE, "--%s needs a command", opt->name);
+	o->exec_command = arg;
+	return 0;
+}
+
+static int set_max_conns(struct cli_opts *o, const struct cli_option *opt, const char *arg,
+			 struct kc_err *err)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || arg[0] == '-' || v < 1 || v > 1000000)
+		return kc_err_set(err, KC_E_USAGE,
+				  "invalid --%s '%s': give a number of sessions from 1 to 1000000",
+				  opt->name, arg);
+	o->max_conns = (unsigned)v;
+	return 0;
+}
+
 static int set_sni(struct cli_opts *o, const struct cli_option *opt, const char *arg,
 		   struct kc_err *err)
 {
@@ -361,6 +400,11 @@ static const struct cli_option opt_connect_timeout = {
 	.name = "connect-timeout", .metavar = "SECS", .apply = set_connect_timeout,
 	.help = "give up connecting after SECS (default 10)",
 };
+static const struct cli_option opt_backend_timeout = {
+	.name = "connect-timeout", .metavar = "SECS", .apply = set_connect_timeout,
+	.help = "with --forward: give up connecting to the\n"
+		"backend after SECS (default 10)",
+};
 static const struct cli_option opt_insecure = {
 	.name = "insecure", .apply = set_insecure,
 	.help = "do not verify the server's certificate",
@@ -398,7 +442,33 @@ static const struct cli_option opt_echo = {
 };
 static const struct cli_option opt_keep_open = {
 	.name = "keep-open", .short_name = 'k', .apply = set_keep_open,
-	.help = "accept the next connection when one ends",
+	.help = "accept the next connection when one ends;\n"
+		"with --echo, serve every client at once",
+};
+static const struct cli_option opt_forward = {
+	.name = "forward", .metavar = "HOST:PORT", .hint = CLI_HINT_HOST, .apply = set_forward,
+	.help = "serve every client at once, each joined to its\n"
+		"own plain TCP connection to HOST:PORT",
+};
+static const struct cli_option opt_exec = {
+	.name = "exec", .metavar = "COMMAND", .apply = set_exec,
+	.help = "serve every client at once, each joined to its\n"
+		"own 'sh -c COMMAND' (stdin and stdout)",
+};
+static const struct cli_option opt_server_alpn = {
+	.name = "alpn", .metavar = "PROTO", .apply = add_alpn,
+	.help = "accept an ALPN protocol (repeatable; the\n"
+		"client's first choice among them wins)",
+};
+static const struct cli_option opt_max_conns = {
+	.name = "max-conns", .metavar = "N", .apply = set_max_conns,
+	.help = "serving many: at most N sessions at once\n"
+		"(default 1024); at N, wait before accepting",
+};
+static const struct cli_option opt_drain_timeout = {
+	.name = "drain-timeout", .metavar = "SECS", .apply = set_drain_timeout,
+	.help = "serving many: after SIGTERM or SIGINT, wait up\n"
+		"to SECS for the sessions to close (default 10)",
 };
 static const struct cli_option opt_verify_client = {
 	.name = "verify-client", .apply = set_verify_client,
@@ -503,7 +573,8 @@ static const struct cli_option *const connect_options[] = {
 
 static const struct cli_option *const listen_options[] = {
 	SESSION_OPTIONS,
-	&opt_server_cert, &opt_server_key, &opt_echo, &opt_keep_open, &opt_verify_client,
+	&opt_server_cert, &opt_server_key, &opt_echo, &opt_keep_open, &opt_forward,
+	&opt_exec, &opt_server_alpn, &opt_max_conns, &opt_drain_timeout, &opt_backend_timeout, &opt_verify_client,
 	&opt_quiet, &opt_verbose, &opt_help, NULL,
 };
 
@@ -589,6 +660,9 @@ static int check_session(struct cli_opts *o, const struct cli_subcommand *sub, i
 		return usage_error(err, sub, "listen needs --cert FILE and --key FILE");
 	if (!listen && (!o->tls.certfile != !o->tls.keyfile))
 		return usage_error(err, sub, "--cert and --key go together");
+	if (o->forward + o->echo + !!o->exec_command > 1)
+		return usage_error(err, sub, "--echo, --forward and --exec exclude each other: "
+				   "give one");
 	if (o->tls.verify_client && !o->tls.cafile)
 		return usage_error(err, sub, "--verify-client needs --cafile FILE");
 	if (o->tls.priority && (o->tls.versions || o->tls.n_ciphers))
@@ -790,6 +864,8 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct kc_err *err)
 	memset(o, 0, sizeof *o);
 	o->connect_timeout_ms = 10000;
 	o->tls.handshake_timeout_ms = 30000;
+	o->max_conns = 1024;
+	o->drain_timeout_ms = 10000;
 	o->eof = KC_EOF_LINGER;
 	o->linger_ms = CLI_LINGER_DEFAULT_MS;
 	if (argc > 1 && argv[1][0] != '-') {

@@ -35,6 +35,13 @@ struct cli_opts {
 	enum kc_ktls_mode ktls;
 	unsigned connect_timeout_ms;
 	bool echo, keep_open;
+	/* listen: serving many (cli/serve.c) */
+	bool forward;                  /* --forward HOST:PORT */
+	struct kc_hostport forward_hp;
+	const char *forward_arg;
+	const char *exec_command;      /* --exec COMMAND */
+	unsigned max_conns;            /* --max-conns, default 1024 */
+	unsigned drain_timeout_ms;     /* --drain-timeout, default 10 s */
 	bool commands;                 /* '/' lines are commands in pipe mode */
 	bool crlf;                     /* interactive lines end in CR LF */
 	bool no_zerocopy;              /* kernel channel: no sendfile/splice */

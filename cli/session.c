@@ -10,6 +10,7 @@
 
 #include "cli/console.h"
 #include "cli/report.h"
+#include "cli/serve.h"
 #include "cli/session.h"
 #include "cli/signals.h"
 #include "core/conn.h"
@@ -349,6 +350,11 @@ int cli_listen(const struct cli_opts *o)
 		return cli_fail(&err);
 	}
 	cli_notice("listening on %s", bound);
+	if (cli_serves_many(o)) {
+		status = cli_serve(o, lfd, creds);
+		kc_creds_free(creds);
+		return status;
+	}
 	do {
 		int fd = kc_tcp_accept(lfd, cli_stop_fd, peer, &err);
 		if (fd < 0) {

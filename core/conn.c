@@ -1006,6 +1006,15 @@ void kc_conn_free(struct kc_conn *c)
 	free(c);
 }
 
+void kc_conn_abort(struct kc_conn *c, int alert)
+{
+	if (c->failed || c->close_sent)
+		return;
+	send_fatal_alert(c, alert);
+	kc_err_set(&c->failure, KC_E_INTERNAL, "the connection was aborted");
+	c->failed = true;
+}
+
 int kc_conn_fd(const struct kc_conn *c) { return c->fd; }
 enum kc_channel_kind kc_conn_channel_kind(const struct kc_conn *c) { return c->ch->kind; }
 const char *kc_conn_channel_name(const struct kc_conn *c) { return kc_channel_kind_name(c->ch->kind); }

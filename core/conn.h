@@ -121,6 +121,10 @@ bool kc_conn_tx_pending(const struct kc_conn *c);
 /* Send close_notify (after any pending data).  Reading may continue. */
 int kc_conn_close(struct kc_conn *c, struct kc_err *err);
 
+/* End the connection for a reason of ours (a backend that cannot be
+ * reached): a fatal alert, best effort, and no more data either way. */
+void kc_conn_abort(struct kc_conn *c, int alert);
+
 /* TLS 1.3 key update of our send keys, asking the peer to update too when
  * request_peer.  The KeyUpdate goes out under the old key, then the new
  * key is installed, with nothing written in between. */

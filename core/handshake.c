@@ -476,47 +476,182 @@ static void wipe_handshake_secrets(struct hs_secrets *hs)
 	gnutls_memset(hs, 0, sizeof *hs);
 }
 
-int kc_tls_handshake(int fd, const struct kc_tls_opts *o, struct kc_creds *c,
-		     gnutls_session_t *out, struct kc_err *err)
+/* Start a session on fd with the key log hook that notes the secrets to
+ * wipe (hs must stay where it is until hs_end). */
+static int hs_begin(int fd, const struct kc_tls_opts *o, struct kc_creds *c, unsigned flags,
+		    struct hs_secrets *hs, gnutls_session_t *out, struct kc_err *err)
 {
 	gnutls_session_t s;
-	struct hs_secrets hs = { 0 };
 	/* Servers send no tickets until asked; clients must not use early
 	 * data or false start before a handover. */
-	int rc = gnutls_init(&s, o->role == KC_CLIENT ? GNUTLS_CLIENT : GNUTLS_SERVER);
+	int rc = gnutls_init(&s, (o->role == KC_CLIENT ? GNUTLS_CLIENT : GNUTLS_SERVER) | flags);
 	if (rc < 0)
 		return kc_err_set(err, KC_E_INTERNAL, "GnuTLS: %s", gnutls_strerror(rc));
 	if (setup_session(s, fd, o, c, err) < 0) {
 		gnutls_deinit(s);
 		return -1;
 	}
-	unsigned limit = o->handshake_timeout_ms ? o->handshake_timeout_ms
-						 : GNUTLS_DEFAULT_HANDSHAKE_TIMEOUT;
-	struct deadline_io dio = { .fd = fd, .deadline_ms = mono_ms() + limit,
-				 .stop = o->stop, .stop_fd = o->stop_fd };
-	set_transport(s, &dio, true);
-	hs.chain = gnutls_session_get_keylog_function(s);
-	gnutls_session_set_ptr(s, &hs);
+	memset(hs, 0, sizeof *hs);
+	hs->chain = gnutls_session_get_keylog_function(s);
+	gnutls_session_set_ptr(s, hs);
 	gnutls_session_set_keylog_function(s, note_secret);
-	do {
-		rc = gnutls_handshake(s);
-	} while (rc < 0 && !gnutls_error_is_fatal(rc) && rc != GNUTLS_E_INTERRUPTED);
-	gnutls_session_set_keylog_function(s, hs.chain);
+	*out = s;
+	return 0;
+}
+
+/* The handshake ended with rc: wipe what only it needed, and on failure
+ * say why and free the session. */
+static int hs_end(gnutls_session_t s, int fd, const struct kc_tls_opts *o, int rc,
+		  struct hs_secrets *hs, struct kc_err *err)
+{
+	gnutls_session_set_keylog_function(s, hs->chain);
 	gnutls_session_set_ptr(s, NULL);
 	set_transport(s, (void *)(intptr_t)fd, false);
-	if (rc < 0 && mono_ms() >= dio.deadline_ms)
-		rc = GNUTLS_E_TIMEDOUT;
 	if (rc < 0) {
-		gnutls_memset(&hs, 0, sizeof hs);
+		gnutls_memset(hs, 0, sizeof *hs);
 		kc_burn_stack(KC_BURN_HANDSHAKE);
 		handshake_error(s, o, rc, err);
 		gnutls_deinit(s);
 		return -1;
 	}
-	wipe_handshake_secrets(&hs);
+	wipe_handshake_secrets(hs);
 	kc_burn_stack(KC_BURN_HANDSHAKE);   /* the key exchange's dead frames */
+	return 0;
+}
+
+int kc_tls_handshake(int fd, const struct kc_tls_opts *o, struct kc_creds *c,
+		     gnutls_session_t *out, struct kc_err *err)
+{
+	gnutls_session_t s;
+	struct hs_secrets hs;
+	if (hs_begin(fd, o, c, 0, &hs, &s, err) < 0)
+		return -1;
+	unsigned limit = o->handshake_timeout_ms ? o->handshake_timeout_ms
+						 : GNUTLS_DEFAULT_HANDSHAKE_TIMEOUT;
+	struct deadline_io dio = { .fd = fd, .deadline_ms = mono_ms() + limit,
+				 .stop = o->stop, .stop_fd = o->stop_fd };
+	set_transport(s, &dio, true);
+	int rc;
+	do {
+		rc = gnutls_handshake(s);
+	} while (rc < 0 && !gnutls_error_is_fatal(rc) && rc != GNUTLS_E_INTERRUPTED);
+	if (rc < 0 && mono_ms() >= dio.deadline_ms)
+		rc = GNUTLS_E_TIMEDOUT;
+	if (hs_end(s, fd, o, rc, &hs, err) < 0)
+		return -1;
 	*out = s;
 	return 0;
+}
+
+/* ------------------------------------------------ non-blocking handshake */
+
+struct kc_hs {
+	gnutls_session_t session;
+	int fd;
+	struct kc_tls_opts opts;
+	struct hs_secrets secrets;
+};
+
+static ssize_t nb_recv(gnutls_transport_ptr_t p, void *buf, size_t len)
+{
+	struct kc_hs *h = p;
+	ssize_t r;
+	while ((r = recv(h->fd, buf, len, MSG_DONTWAIT)) < 0 && errno == EINTR)
+		;
+	if (r < 0)
+		gnutls_transport_set_errno(h->session, errno);
+	return r;
+}
+
+static ssize_t nb_send(gnutls_transport_ptr_t p, const void *buf, size_t len)
+{
+	struct kc_hs *h = p;
+	ssize_t r;
+	while ((r = send(h->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (r < 0)
+		gnutls_transport_set_errno(h->session, errno);
+	return r;
+}
+
+/* GnuTLS asks whether data is there; it must never wait here. */
+static int nb_wait(gnutls_transport_ptr_t p, unsigned ms)
+{
+	struct kc_hs *h = p;
+	struct pollfd pf = { .fd = h->fd, .events = POLLIN };
+	return poll(&pf, 1, 0);
+}
+
+int kc_hs_start(int fd, const struct kc_tls_opts *o, struct kc_creds *c, struct kc_hs **out,
+		struct kc_err *err)
+{
+	struct kc_hs *h = calloc(1, sizeof *h);
+	if (!h)
+		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
+	h->fd = fd;
+	h->opts = *o;
+	if (hs_begin(fd, o, c, GNUTLS_NONBLOCK, &h->secrets, &h->session, err) < 0) {
+		free(h);
+		return -1;
+	}
+	/* The caller keeps the deadline (its loop has every session's). */
+	gnutls_handshake_set_timeout(h->session, 0);
+	gnutls_transport_set_ptr(h->session, h);
+	gnutls_transport_set_pull_function(h->session, nb_recv);
+	gnutls_transport_set_pull_timeout_function(h->session, nb_wait);
+	gnutls_transport_set_push_function(h->session, nb_send);
+	*out = h;
+	return 0;
+}
+
+int kc_hs_step(struct kc_hs *h, bool *want_write, struct kc_err *err)
+{
+	int rc;
+	do {
+		rc = gnutls_handshake(h->session);
+	} while (rc == GNUTLS_E_INTERRUPTED);
+	if (rc == GNUTLS_E_AGAIN || (rc < 0 && !gnutls_error_is_fatal(rc))) {
+		*want_write = gnutls_record_get_direction(h->session) == 1;
+		return KC_HS_AGAIN;
+	}
+	gnutls_session_t s = h->session;
+	h->session = NULL;
+	if (hs_end(s, h->fd, &h->opts, rc, &h->secrets, err) < 0)
+		return -1;
+	h->session = s;
+	return 0;
+}
+
+int kc_hs_timed_out(struct kc_hs *h, struct kc_err *err)
+{
+	gnutls_session_t s = h->session;
+	h->session = NULL;
+	return hs_end(s, h->fd, &h->opts, GNUTLS_E_TIMEDOUT, &h->secrets, err);
+}
+
+gnutls_session_t kc_hs_session(const struct kc_hs *h)
+{
+	return h->session;
+}
+
+gnutls_session_t kc_hs_take(struct kc_hs *h)
+{
+	gnutls_session_t s = h->session;
+	h->session = NULL;
+	return s;
+}
+
+void kc_hs_free(struct kc_hs *h)
+{
+	if (!h)
+		return;
+	if (h->session) {
+		gnutls_session_set_keylog_function(h->session, h->secrets.chain);
+		gnutls_session_set_ptr(h->session, NULL);
+		gnutls_deinit(h->session);
+	}
+	gnutls_memset(&h->secrets, 0, sizeof h->secrets);
+	free(h);
 }
 
 void kc_tls_describe(gnutls_session_t s, char *buf, size_t len)
@@ -534,4 +669,59 @@ void kc_tls_describe(gnutls_session_t s, char *buf, size_t len)
 				alpn.data);
 	if ((size_t)off < len && gnutls_session_is_resumed(s))
 		snprintf(buf + off, len - (size_t)off, ", resumed");
+}
+
+/* Printable ASCII only (spaces where allowed): these go into a command's
+ * environment, where a control byte or a lone NUL would be trouble. */
+static bool printable(const unsigned char *p, size_t n, bool spaces)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] > 0x7e || p[i] < (spaces ? 0x20 : 0x21))
+			return false;
+	return n > 0;
+}
+
+bool kc_tls_server_name(gnutls_session_t s, char *buf, size_t len)
+{
+	unsigned type;
+	size_t n = len;
+	if (gnutls_server_name_get(s, buf, &n, &type, 0) < 0 || type != GNUTLS_NAME_DNS)
+		return false;
+	/* GnuTLS's n excludes the terminating NUL it wrote. */
+	return n < len && printable((const unsigned char *)buf, n, false);
+}
+
+bool kc_tls_alpn(gnutls_session_t s, char *buf, size_t len)
+{
+	gnutls_datum_t alpn = { 0 };
+	if (gnutls_alpn_get_selected_protocol(s, &alpn) < 0 || alpn.size >= len ||
+	    !printable(alpn.data, alpn.size, false))
+		return false;
+	memcpy(buf, alpn.data, alpn.size);
+	buf[alpn.size] = '\0';
+	return true;
+}
+
+bool kc_tls_peer_subject(gnutls_session_t s, char *buf, size_t len)
+{
+	unsigned n = 0;
+	const gnutls_datum_t *chain = gnutls_certificate_get_peers(s, &n);
+	/* Only a verified certificate says who the peer is. */
+	if (!chain || n == 0 || gnutls_certificate_type_get(s) != GNUTLS_CRT_X509 ||
+	    gnutls_session_get_verify_cert_status(s) != 0)
+		return false;
+	gnutls_x509_crt_t crt;
+	if (gnutls_x509_crt_init(&crt) < 0)
+		return false;
+	gnutls_datum_t dn = { 0 };
+	bool ok = gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) == 0 &&
+		  gnutls_x509_crt_get_dn3(crt, &dn, 0) == 0 && dn.size < len &&
+		  printable(dn.data, dn.size, true);
+	if (ok) {
+		memcpy(buf, dn.data, dn.size);
+		buf[dn.size] = '\0';
+	}
+	gnutls_free(dn.data);
+	gnutls_x509_crt_deinit(crt);
+	return ok;
 }

@@ -84,6 +84,25 @@ int kc_tls_handshake(int fd, const struct kc_tls_opts *opts,
 		     struct kc_creds *creds, gnutls_session_t *out,
 		     struct kc_err *err);
 
+/* The same handshake on a non-blocking socket, one step at a time, for
+ * a loop that serves many (core/serve.h).  kc_hs_start copies opts (the
+ * strings it points to must live on); the caller keeps the deadline
+ * (opts' handshake_timeout_ms is only used in the timeout's message) and
+ * calls kc_hs_timed_out when it passes.  kc_hs_step returns 0 when the
+ * handshake is done (kc_hs_take then gives the session, ready for the
+ * handover), KC_HS_AGAIN when it waits for the socket (*want_write: for
+ * room to write, else for data), or -1 with *err as kc_tls_handshake's;
+ * after -1 or kc_hs_timed_out only kc_hs_free is left to call. */
+#define KC_HS_AGAIN (-2)
+struct kc_hs;
+int kc_hs_start(int fd, const struct kc_tls_opts *opts, struct kc_creds *creds,
+		struct kc_hs **out, struct kc_err *err);
+int kc_hs_step(struct kc_hs *h, bool *want_write, struct kc_err *err);
+int kc_hs_timed_out(struct kc_hs *h, struct kc_err *err);
+gnutls_session_t kc_hs_session(const struct kc_hs *h);
+gnutls_session_t kc_hs_take(struct kc_hs *h);
+void kc_hs_free(struct kc_hs *h);
+
 /* The record_size_limit opts asks for, as GnuTLS's plaintext size for
  * gnutls_record_set_max_recv_size (which adds the content type byte on
  * the wire when TLS 1.3 may be negotiated); 0: none.  Fails (KC_E_USAGE)
@@ -92,5 +111,14 @@ int kc_tls_recv_size(const struct kc_tls_opts *opts, size_t *size, struct kc_err
 
 /* One line describing the session: "TLS1.3 TLS_AES_128_GCM_SHA256, ALPN h2". */
 void kc_tls_describe(gnutls_session_t session, char *buf, size_t len);
+
+/* What a server learnt in the handshake, as NUL-terminated printable
+ * ASCII in buf; false when there is none (or it would not fit, or is
+ * not printable): the server name the client sent (SNI), the ALPN
+ * protocol negotiated, and the subject DN (RFC 4514) of the client's
+ * certificate when it was verified (--verify-client). */
+bool kc_tls_server_name(gnutls_session_t session, char *buf, size_t len);
+bool kc_tls_alpn(gnutls_session_t session, char *buf, size_t len);
+bool kc_tls_peer_subject(gnutls_session_t session, char *buf, size_t len);
 
 #endif

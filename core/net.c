@@ -49,7 +49,7 @@ int kc_set_nonblocking(int fd, int on)
 	return fcntl(fd, F_SETFL, fl);
 }
 
-static int resolve(const struct kc_hostport *hp, bool passive, struct addrinfo **res,
+int kc_tcp_resolve(const struct kc_hostport *hp, bool passive, struct addrinfo **res,
 		   struct kc_err *err)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_protocol = IPPROTO_TCP };
@@ -105,7 +105,7 @@ int kc_tcp_connect(const struct kc_hostport *hp, unsigned timeout_ms,
 	int last = 0;
 	char tried[KC_ADDRSTR_MAX] = "";
 
-	if (resolve(hp, false, &res, err) < 0)
+	if (kc_tcp_resolve(hp, false, &res, err) < 0)
 		return -1;
 	long long deadline = now_ms() + timeout_ms;
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
@@ -140,7 +140,7 @@ int kc_tcp_listen(const struct kc_hostport *hp, char desc[KC_ADDRSTR_MAX],
 	struct addrinfo *res = NULL;
 	int last = 0;
 
-	if (resolve(hp, true, &res, err) < 0)
+	if (kc_tcp_resolve(hp, true, &res, err) < 0)
 		return -1;
 	/* With no host, getaddrinfo lists 0.0.0.0 before ::; prefer the IPv6
 	 * wildcard, which also takes IPv4 (v6only off). */
@@ -160,7 +160,7 @@ int kc_tcp_listen(const struct kc_hostport *hp, char desc[KC_ADDRSTR_MAX],
 			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 			if (ai->ai_family == AF_INET6 && !hp->host[0])
 				setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-			if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 16) < 0) {
+			if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 256) < 0) {
 				last = errno;
 				close(fd);
 				if (last == EADDRINUSE)
@@ -209,4 +209,27 @@ int kc_tcp_accept(int lfd, int stop_fd, char desc[KC_ADDRSTR_MAX], struct kc_err
 				    "accept failed");
 	kc_sockaddr_str(&ss, desc);
 	return fd;
+}
+
+int kc_tcp_connect_start(const struct addrinfo *ai)
+{
+	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			ai->ai_protocol);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS)
+		return fd;
+	int e = errno;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+int kc_tcp_connect_result(int fd)
+{
+	int soerr = 0;
+	socklen_t len = sizeof soerr;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+		return errno;
+	return soerr;
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/pump.h"
 #include "core/keys.h"
 
@@ -26,33 +27,10 @@
  * acknowledged all we sent (no event wakes poll for that). */
 #define UNACKED_RECHECK_MS 50
 
-struct buf {
-	unsigned char *p;
-	size_t off, len;     /* bytes p[off .. off+len) are queued */
-};
-
-/* Free bytes at the tail, moving queued bytes to the front when that is
- * the only way to make room (rare: the queue usually drains to empty). */
-static size_t space(struct buf *b)
-{
-	if (b->len == 0)
-		b->off = 0;
-	else if (b->off + b->len == PUMP_BUF && b->off > 0) {
-		memmove(b->p, b->p + b->off, b->len);
-		b->off = 0;
-	}
-	return PUMP_BUF - (b->off + b->len);
-}
-
-static unsigned char *tail(struct buf *b)
-{
-	return b->p + b->off + b->len;
-}
-
 struct kc_pump {
 	struct kc_conn *c;
 	const struct kc_pump_opts *o;
-	struct buf up, down;        /* to the peer / from the peer */
+	struct kc_buf up, down;        /* to the peer / from the peer */
 	bool in_eof;                /* no more input will be read */
 	bool rx_maybe;              /* the conn may have data without POLLIN */
 	bool tx_blocked;            /* the last write would have blocked */
@@ -113,8 +91,8 @@ static int splice_conn(struct kc_pump *p, bool *progress, struct kc_err *err)
 
 static int read_conn(struct kc_pump *p, bool *progress, struct kc_err *err)
 {
-	struct buf *dst = p->o->echo ? &p->up : &p->down;
-	if (!p->rx_maybe || kc_conn_peer_closed(p->c) || space(dst) == 0)
+	struct kc_buf *dst = p->o->echo ? &p->up : &p->down;
+	if (!p->rx_maybe || kc_conn_peer_closed(p->c) || kc_buf_space(dst) == 0)
 		return 0;
 	if (p->zc_out && p->down.len == 0) {
 		if (p->out_blocked)
@@ -123,8 +101,8 @@ static int read_conn(struct kc_pump *p, bool *progress, struct kc_err *err)
 		if (rc != 0)
 			return rc < 0 ? -1 : 0;
 	}
-	unsigned char *t = tail(dst);
-	ssize_t n = kc_conn_read(p->c, t, space(dst), err);
+	unsigned char *t = kc_buf_tail(dst);
+	ssize_t n = kc_conn_read(p->c, t, kc_buf_space(dst), err);
 	if (n == KC_CONN_AGAIN) {
 		p->rx_maybe = false;
 		return 0;
@@ -193,13 +171,14 @@ static int read_input(struct kc_pump *p, bool *progress, struct kc_err *err)
 	if (p->zc_in)
 		return send_input(p, progress, err);
 	bool pending = p->o->input_pending && p->o->input_pending(p->o->ctx);
-	if (p->in_eof || p->o->echo || space(&p->up) == 0 || !(p->in_ready || pending))
+	if (p->in_eof || p->o->echo || kc_buf_space(&p->up) == 0 || !(p->in_ready || pending))
 		return 0;
 	bool readable = p->in_ready;
 	p->in_ready = false;   /* reads never block: only after poll says so */
 	if (p->o->input) {
 		bool was_eof = p->in_eof;
-		ssize_t n = p->o->input(p->o->ctx, p, readable, tail(&p->up), space(&p->up), err);
+		ssize_t n = p->o->input(p->o->ctx, p, readable, kc_buf_tail(&p->up),
+					 kc_buf_space(&p->up), err);
 		/* A command (/close, /quit) may have changed the state: that is
 		 * progress too, or the loop would sleep in poll over it. */
 		*progress = p->in_eof != was_eof || p->quit;
@@ -215,7 +194,7 @@ static int read_input(struct kc_pump *p, bool *progress, struct kc_err *err)
 	}
 	if (!readable || p->o->in_fd < 0)
 		return 0;
-	ssize_t n = read(p->o->in_fd, tail(&p->up), space(&p->up));
+	ssize_t n = read(p->o->in_fd, kc_buf_tail(&p->up), kc_buf_space(&p->up));
 	if (n < 0) {
 		if (errno == EINTR || errno == EAGAIN)
 			return 0;
@@ -255,7 +234,7 @@ static int wait_events(struct kc_pump *p, int timeout_ms, struct kc_err *err)
 
 	/* Zero-copy input waits for the socket, not for a file (always
 	 * readable) or a pipe it could not send from anyway. */
-	bool want_in = p->zc_in ? !p->zc_in_file && !p->tx_blocked : space(&p->up) > 0;
+	bool want_in = p->zc_in ? !p->zc_in_file && !p->tx_blocked : kc_buf_space(&p->up) > 0;
 	if (!p->in_eof && p->o->in_fd >= 0 && !p->o->echo && want_in) {
 		if (p->o->input_pending && p->o->input_pending(p->o->ctx))
 			timeout_ms = 0;
@@ -270,8 +249,8 @@ static int wait_events(struct kc_pump *p, int timeout_ms, struct kc_err *err)
 	}
 	sock_i = n;
 	fds[n] = (struct pollfd){ .fd = fd };
-	struct buf *dst = p->o->echo ? &p->up : &p->down;
-	if (!kc_conn_peer_closed(p->c) && space(dst) > 0 && !p->out_blocked)
+	struct kc_buf *dst = p->o->echo ? &p->up : &p->down;
+	if (!kc_conn_peer_closed(p->c) && kc_buf_space(dst) > 0 && !p->out_blocked)
 		fds[n].events |= POLLIN;
 	bool to_send = p->up.len > 0 || (p->zc_in && !p->in_eof);
 	if ((to_send && p->tx_blocked) || kc_conn_tx_pending(p->c))
@@ -457,6 +436,7 @@ int kc_pump_run(struct kc_conn *c, const struct kc_pump_opts *opts, struct kc_er
 
 	p.up.p = malloc(PUMP_BUF);
 	p.down.p = malloc(PUMP_BUF);
+	p.up.cap = p.down.cap = PUMP_BUF;
 	int rc = p.up.p && p.down.p ? run(&p, err)
 				    : kc_err_set(err, KC_E_INTERNAL, "out of memory");
 	free(p.up.p);

@@ -1,0 +1,133 @@
+/* core/serve.h: many TLS sessions at once, in one loop (core/loop.h).
+ *
+ * kc_serve_run accepts clients on a listening socket and runs each as its
+ * own session: a non-blocking handshake under its own deadline, the
+ * handover to a kc_conn, then the session's plaintext joined to its
+ * endpoint, with a bounded buffer each way (a side that cannot take more
+ * stops the other being read):
+ *
+ *   echo     the client's data goes back to it; after its close_notify,
+ *            what was read is echoed, then ours goes out.
+ *   forward  a new non-blocking TCP connection to the backend for each
+ *            client, made after the handshake.  The client's close_notify
+ *            becomes a FIN to the backend (TLS 1.3: the backend may still
+ *            answer; TLS 1.2: RFC 5246 §7.2.1, we stop reading it and
+ *            answer at once); the backend's end becomes our close_notify
+ *            once its data is out (the client may go on sending); a client
+ *            that ends without close_notify (truncated) becomes a FIN too.
+ *            A backend that refuses, resets or does not answer in time
+ *            ends that session with a fatal alert.
+ *   exec     a command for each client (core/spawn.h), started after the
+ *            handshake on one end of a socketpair that then takes the
+ *            backend's place: the client's close_notify becomes EOF on
+ *            its standard input, the end of its standard output (or its
+ *            exit, once what it wrote is read) our close_notify.  Its
+ *            environment says who the client is (kc_serve_opts.command).
+ *            When the command stops reading, what the client sends is
+ *            dropped.  A session lasts until its command has exited too
+ *            (the report says how): when the TLS side ends first, the
+ *            socketpair is closed (EOF in, EPIPE out) and the session
+ *            waits.  A command that cannot be started ends the session
+ *            with a fatal alert.
+ *
+ * At max_conns sessions the listener is set aside until one ends; when
+ * accept runs out of file descriptors (EMFILE, ENFILE) accepting pauses
+ * for a second (and until a session ends).  When stop_fd becomes
+ * readable: no more accepting, sessions still in the handshake or
+ * connecting end, every other one sends close_notify once what it has
+ * read is delivered, and the loop waits up to drain_timeout_ms for the
+ * peers before cutting off the rest.  Commands (exec) get EOF on their
+ * standard input at the stop, and their output still goes out; those
+ * still running at the drain timeout get SIGTERM, and SIGKILL a second
+ * later.
+ *
+ * Nothing here prints: each session's end comes to on_end, and notices
+ * (accepting paused, ...) to on_notice. */
+#ifndef KC_SERVE_H
+#define KC_SERVE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/conn.h"
+#include "core/err.h"
+#include "core/handshake.h"
+#include "core/net.h"
+
+struct addrinfo;
+
+enum kc_serve_mode { KC_SERVE_ECHO, KC_SERVE_FORWARD, KC_SERVE_EXEC };
+
+/* How a session ended. */
+enum kc_session_end {
+	KC_END_CLOSED,        /* close_notify both ways (and the backend closed) */
+	KC_END_TRUNCATED,     /* the client ended without close_notify */
+	KC_END_HANDSHAKE,     /* the handshake failed or timed out */
+	KC_END_BACKEND,       /* the backend refused, timed out or failed */
+	KC_END_COMMAND,       /* the command could not be started */
+	KC_END_ERROR,         /* any other failure (protocol, I/O) */
+	KC_END_STOPPED,       /* a stop came before the session was established */
+	KC_END_CUT_OFF,       /* still open when the drain timeout expired */
+};
+
+/* "closed", "truncated", "handshake-failed", "backend-failed",
+ * "command-failed", "error", "stopped", "drain-timeout" */
+const char *kc_session_end_name(enum kc_session_end end);
+
+struct kc_session_report {
+	unsigned long id;                 /* 1, 2, ... in the order accepted */
+	char peer[KC_ADDRSTR_MAX];
+	char backend[KC_ADDRSTR_MAX];     /* "" without one */
+	char version[16];                 /* "TLS1.3"; "" before the handshake */
+	char cipher[32];                  /* "AES-256-GCM"; "" before the handshake */
+	const char *channel;              /* "kernel", "user-space"; NULL before */
+	uint64_t rx, tx;                  /* application bytes from / to the client */
+	long long duration_ms;
+	enum kc_session_end end;
+	struct kc_err err;                /* why, unless closed */
+	/* exec: the command's process id (0: never started) and, once it
+	 * ended, waitpid's status */
+	long command_pid;
+	bool command_ended;
+	int command_status;
+};
+
+struct kc_serve_opts {
+	enum kc_serve_mode mode;
+	int listen_fd;                    /* listening; kc_serve_run closes it */
+	struct kc_tls_opts tls;           /* server role; handshake_timeout_ms each */
+	struct kc_creds *creds;
+	enum kc_ktls_mode ktls;
+	struct kc_soft_opts soft;
+	uint64_t key_update_after;
+	/* forward: where to, tried in order for each client */
+	const struct addrinfo *backend;
+	const char *backend_name;         /* as given, for messages */
+	unsigned connect_timeout_ms;
+	/* exec: run with sh -c for each client, with KTLSCTL_SESSION (the
+	 * report's id), KTLSCTL_PEER, KTLSCTL_VERSION, KTLSCTL_CIPHER and
+	 * KTLSCTL_CHANNEL (as in the report), and, when there is one,
+	 * KTLSCTL_SNI, KTLSCTL_ALPN and KTLSCTL_CLIENT_SUBJECT (under
+	 * tls.verify_client) in its environment */
+	const char *command;
+	unsigned max_conns;               /* 0: 1024 */
+	unsigned drain_timeout_ms;
+	int stop_fd;                      /* readable: stop */
+	void (*on_end)(void *ctx, const struct kc_session_report *r);
+	void (*on_notice)(void *ctx, const char *msg);
+	void *ctx;
+};
+
+struct kc_serve_result {
+	unsigned long sessions;           /* accepted */
+	unsigned long at_stop;            /* running when the stop came */
+	unsigned long unclean;            /* of those, ended other than closed */
+	unsigned long cut_off;            /* of those, cut off at the drain timeout */
+};
+
+/* Serve until a stop and the drain after it.  -1 with *err only when
+ * the loop itself fails (epoll); every session's failure is its own. */
+int kc_serve_run(const struct kc_serve_opts *opts, struct kc_serve_result *res,
+		 struct kc_err *err);
+
+#endif

@@ -1,0 +1,583 @@
+#!/usr/bin/env python3
+"""Serving many: `ktlsctl listen --forward`, `--echo -k` and `--exec` with
+many real clients at once (issue 13).
+
+The backend is a plain TCP echo server in its own Python process; clients
+are ktlsctl connect, gnutls-cli, openssl s_client and Python's ssl module,
+each with its own random data, checked by hash.  Every wait is for an event
+(a port listening, a log line, bytes), never a fixed sleep.
+
+The server (and every ktlsctl client) runs on the channel under test
+(KTLSCTL_TEST_CHANNEL, ktlsctl_test.channel): the session lines and the
+command's KTLSCTL_CHANNEL name it.  The bulk sizes (2 MiB and 1 MiB a
+client) follow KTLSCTL_TEST_DATA_SCALE; the handshake timeout that the
+silent clients run into, and the window in which --max-conns must hold a
+client back, follow KTLSCTL_TEST_TIMEOUT_SCALE like every wait.
+"""
+
+import os
+import re
+import select
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True     # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ktlsctl_test.settings import human, scaled, sized  # noqa: E402
+from ktlsctl_test.channel import CHANNEL, CHANNEL_ARGS  # noqa: E402
+from ktlsctl_test.runner import Suite  # noqa: E402
+from ktlsctl_test.verdicts import Fail  # noqa: E402
+from ktlsctl_test.procs import (  # noqa: E402
+    check_exit, ktlsctl, ktlsctl_listen, Proc, wait_for)
+from ktlsctl_test.data import random_bytes, sha  # noqa: E402
+from ktlsctl_test.peers import (  # noqa: E402
+    EOF_CLOSE, gnutls_cli_argv, require_programs, s_client_argv)
+from ktlsctl_test.pytls import py_client_ctx  # noqa: E402
+
+require_programs("certtool", "gnutls-cli", "openssl")
+
+suite = Suite("test_serve", case_timeout=240)
+# The channel under test, for the server and for every ktlsctl client.
+SERVE_ARGS = CHANNEL_ARGS
+MANY_SIZE = sized(2 << 20)         # a client of the 100
+EXEC_SIZE = sized(1 << 20)         # a client of the 30 --exec cat
+# --handshake-timeout of the silent-clients case, in seconds.
+SILENT_HS = scaled(4)
+
+# A plain TCP echo backend; "close" mode accepts and closes at once; it
+# prints "port N" when listening.
+BACKEND = r'''
+import socket, sys, threading
+mode = sys.argv[1]
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(512)
+print("port %d" % s.getsockname()[1], flush=True)
+def echo(c):
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            c.sendall(d)
+        c.shutdown(socket.SHUT_WR)
+        while c.recv(65536):
+            pass
+    except OSError:
+        pass
+    c.close()
+while True:
+    c, _ = s.accept()
+    if mode == "close":
+        c.close()
+        continue
+    threading.Thread(target=echo, args=(c,), daemon=True).start()
+'''
+
+
+def recv_to_eof(t):
+    """Everything a TLS socket receives until the peer's close_notify."""
+    got = bytearray()
+    while True:
+        d = t.recv(65536)
+        if not d:
+            return bytes(got)
+        got.extend(d)
+
+
+def backend(mode="echo"):
+    p = Proc([sys.executable, "-c", BACKEND, mode], name="backend", stdin=None)
+    if not p.wait_out_contains(b"\n", 10):
+        raise Fail("the echo backend did not start\n" + p.describe())
+    return p, int(p.stdout.split()[1])
+
+
+def certs():
+    return suite.certs
+
+
+def serve(*args, **kw):
+    cert, key = certs().srv_ec
+    return ktlsctl_listen("--cert", cert, "--key", key, *SERVE_ARGS, *args, **kw)
+
+
+def stop(k, what):
+    """SIGTERM: every session had closed, so the exit says a clean drain."""
+    k.signal(signal.SIGTERM)
+    check_exit(k, 143, 20, what + " after SIGTERM")
+
+
+def log_lines(k):
+    return re.findall(r"^ktlsctl: session \d+ .*$", k.stderr, re.M)
+
+
+def wait_sessions(k, n, timeout):
+    if not k.wait_until(lambda p: len(log_lines(p)) >= n, timeout):
+        raise Fail("expected %d session lines, got %d\n%s" % (n, len(log_lines(k)), k.describe()))
+    return log_lines(k)
+
+
+def py_ctx():
+    return py_client_ctx(certs().ca)
+
+
+def py_echo(port, data, results, i):
+    """Python ssl: send data while reading the echo, then close_notify both
+    ways.  One thread drives the socket: an SSL object used from two
+    threads at once (a sender and a reader) breaks in OpenSSL itself."""
+    try:
+        t = py_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(60)),
+                                 server_hostname="localhost")
+        t.setblocking(False)
+        got, sent = bytearray(), 0
+        while len(got) < len(data):
+            want_w = [t] if sent < len(data) else []
+            r, w, _ = select.select([t], want_w, [], 0 if t.pending() else scaled(60))
+            if not (r or w or t.pending()):
+                raise TimeoutError("no progress for %d s (%d sent, %d back)"
+                                   % (scaled(60), sent, len(got)))
+            if w:
+                try:
+                    sent += t.send(data[sent:sent + 16384])
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    pass
+            if r or t.pending():
+                try:
+                    d = t.recv(65536)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    continue
+                if not d:
+                    break
+                got.extend(d)
+        t.setblocking(True)
+        t.settimeout(scaled(60))
+        t.unwrap()
+        t.close()
+        results[i] = sha(bytes(got)) == sha(data) or "python: echo differs (%d of %d bytes)" % (len(got), len(data))
+    except Exception as e:  # noqa: BLE001 - reported per client
+        results[i] = "python: %r" % e
+
+
+# ------------------------------------------------------------------ cases
+
+@suite.case("100 clients at once (ktlsctl, gnutls-cli, s_client, python), %s each "
+            "through --forward to an echo backend: every hash equal, every session closed"
+            % human(MANY_SIZE), timeout=400)
+def _many():
+    be, bport = backend()
+    k, port = serve("--forward", "127.0.0.1:%d" % bport)
+    n, size = 100, MANY_SIZE
+    kinds = ["ktlsctl", "python", "gnutls-cli", "openssl"]
+    procs, threads, datas = {}, [], {}
+    results = [None] * n
+    for i in range(n):
+        data = random_bytes(size)
+        datas[i] = data
+        kind = kinds[i % len(kinds)]
+        if kind == "ktlsctl":
+            procs[i] = ktlsctl("connect", "127.0.0.1:%d" % port, "--cafile", certs().ca,
+                               *EOF_CLOSE, *SERVE_ARGS, stdin=data)
+        elif kind == "gnutls-cli":
+            log = os.path.join(suite.tmpdir(), "gnutls-cli-%d.log" % i)   # not on stdout
+            procs[i] = Proc(gnutls_cli_argv(port, certs().ca, log), name="gnutls-cli")
+            procs[i].send(data)     # stdin closed once the echo is back
+        elif kind == "openssl":
+            procs[i] = Proc(s_client_argv(port, certs().ca, host="127.0.0.1", mode="quiet"),
+                            name="s_client")
+            procs[i].send(data)
+        else:
+            t = threading.Thread(target=py_echo, args=(port, data, results, i))
+            t.start()
+            threads.append(t)
+    for t in threads:
+        t.join(scaled(300))
+    for i, p in procs.items():
+        # s_client and gnutls-cli stop reading at the end of their input
+        p.wait_out(size, 300)
+        p.close_stdin()
+        rc = p.wait(60)
+        ok = sha(p.stdout) == sha(datas[i])
+        results[i] = True if ok and rc == 0 else "%s: exit %s, %d of %d bytes, hash %s\n%s" % (
+            p.name, rc, len(p.stdout), size, "equal" if ok else "differs", p.describe())
+    bad = [r for r in results if r is not True]
+    if bad:
+        raise Fail("%d of %d clients failed:\n%s" % (len(bad), n, "\n".join(map(str, bad[:5]))))
+    lines = wait_sessions(k, n, 30)
+    closed = [ln for ln in lines if ln.endswith("end=closed")
+              and " rx=%d tx=%d " % (size, size) in ln]
+    if len(closed) != n:
+        raise Fail("%d of %d session lines say closed with %d bytes each way:\n%s"
+                   % (len(closed), n, size, "\n".join(ln for ln in lines if ln not in closed)[:3000]))
+    stop(k, "ktlsctl listen --forward, all sessions closed,")
+
+
+@suite.case("20 clients silent mid-handshake do not delay 20 others; each silent one "
+            "ends at its own --handshake-timeout", timeout=120)
+def _silent():
+    k, port = serve("--echo", "-k", "--handshake-timeout", "%g" % SILENT_HS)
+    silent = []
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"\x16\x03\x01\x00\xff")   # a record header, then nothing
+        silent.append(s)
+    t0 = time.monotonic()
+    results = [None] * 20
+    threads = [threading.Thread(target=py_echo, args=(port, random_bytes(64 << 10), results, i))
+               for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(scaled(30))
+    took = time.monotonic() - t0
+    bad = [r for r in results if r is not True]
+    if bad:
+        raise Fail("clients failed: %s" % bad[:3])
+    if took >= SILENT_HS:
+        raise Fail("20 clients took %.1fs while 20 others were silent (timeout %g s)"
+                   % (took, SILENT_HS))
+    lines = wait_sessions(k, 40, 30)
+    timed_out = [ln for ln in lines if 'end=handshake-failed reason="TLS handshake timed out '
+                 'after %d ms: the peer stopped answering (raise --handshake-timeout if it '
+                 'is just slow)"' % round(SILENT_HS * 1000) in ln]
+    if len(timed_out) != 20:
+        raise Fail("%d of 20 silent clients timed out:\n%s" % (len(timed_out), "\n".join(lines)))
+    for s in silent:
+        s.close()
+    stop(k, "ktlsctl listen --echo -k")
+
+
+@suite.case("backend refusing: that session ends with internal_error and one line, "
+            "the server goes on", timeout=60)
+def _refused():
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dport = dead.getsockname()[1]     # bound, not listening: refused
+    k, port = serve("--forward", "127.0.0.1:%d" % dport)
+    c = ktlsctl("connect", "127.0.0.1:%d" % port, "--cafile", certs().ca, *SERVE_ARGS,
+                stdin=b"hello\n")
+    check_exit(c, 9, 30, "ktlsctl connect to a server whose backend refuses")
+    if "ktlsctl: the peer ended the connection with fatal alert 'internal_error'" not in c.stderr:
+        raise Fail("the client was not told by an alert\n" + c.describe())
+    line = wait_sessions(k, 1, 10)[0]
+    want = ('backend=127.0.0.1:%d version=TLS1.3 cipher=AES-256-GCM channel=%s '
+            'rx=0 tx=0 ' % (dport, CHANNEL))
+    tail = 'end=backend-failed reason="cannot connect to backend 127.0.0.1:%d: Connection refused"' % dport
+    if want not in line or not line.endswith(tail):
+        raise Fail("log line %r\nwanted ...%s...%s" % (line, want, tail))
+    if not k.alive():
+        raise Fail("the server exited\n" + k.describe())
+    stop(k, "ktlsctl listen --forward")
+    dead.close()
+
+
+@suite.case("backend closing at once: the client gets close_notify, the session closes",
+            timeout=60)
+def _backend_closes():
+    be, bport = backend("close")
+    k, port = serve("--forward", "127.0.0.1:%d" % bport)
+    t = py_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(20)),
+                             server_hostname="localhost", suppress_ragged_eofs=False)
+    if t.recv(100) != b"":
+        raise Fail("data from a backend that sent none")
+    t.unwrap()                        # close_notify came; ours answers it
+    t.close()
+    line = wait_sessions(k, 1, 10)[0]
+    if not line.endswith("rx=0 tx=0 duration=%s end=closed" % line.split("duration=")[1].split()[0]):
+        raise Fail("log line %r" % line)
+    stop(k, "ktlsctl listen --forward")
+
+
+@suite.case("client truncating: the backend gets every byte and a FIN, the line says truncated",
+            timeout=60)
+def _truncated():
+    got, done = bytearray(), threading.Event()
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1)
+
+    def sink():
+        c, _ = lsock.accept()
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            got.extend(d)
+        done.set()
+        c.close()
+    threading.Thread(target=sink, daemon=True).start()
+    k, port = serve("--forward", "127.0.0.1:%d" % lsock.getsockname()[1])
+    data = random_bytes(300 << 10)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=scaled(20))
+    t = py_ctx().wrap_socket(raw, server_hostname="localhost")
+    t.sendall(data)
+    raw_fd = socket.socket(fileno=t.detach())   # no close_notify: just the TCP end
+    raw_fd.shutdown(socket.SHUT_WR)
+    if not done.wait(scaled(20)):
+        raise Fail("the backend got no FIN (%d bytes)\n%s" % (len(got), k.describe()))
+    if sha(bytes(got)) != sha(data):
+        raise Fail("the backend got %d of %d bytes, or different ones" % (len(got), len(data)))
+    line = wait_sessions(k, 1, 10)[0]
+    tail = ('end=truncated reason="connection truncated: the peer closed without close_notify"')
+    if not line.endswith(tail) or " rx=%d " % len(data) not in line:
+        raise Fail("log line %r" % line)
+    raw_fd.close()
+    stop(k, "ktlsctl listen --forward")
+
+
+@suite.case("SIGTERM under load: every client gets close_notify after a whole prefix of "
+            "its echo; exit 143 when all answer", timeout=120)
+def _sigterm():
+    be, bport = backend()
+    k, port = serve("--forward", "127.0.0.1:%d" % bport)
+    n = 20
+    socks, datas, got = [], [], [bytearray() for _ in range(n)]
+    for i in range(n):
+        # a TCP end without close_notify raises instead of reading b""
+        t = py_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(30)),
+                                 server_hostname="localhost", suppress_ragged_eofs=False)
+        data = random_bytes(256 << 10)
+        t.sendall(data[:4096])
+        socks.append(t)
+        datas.append(data)
+    for i, t in enumerate(socks):      # every session is relaying
+        while len(got[i]) < 4096:
+            got[i].extend(t.recv(65536))
+    senders = [threading.Thread(target=lambda t=t, d=d: _send_quietly(t, d[4096:]))
+               for t, d in zip(socks, datas)]
+    for s in senders:
+        s.start()
+    k.signal(signal.SIGTERM)
+    for i, t in enumerate(socks):
+        while True:
+            d = t.recv(65536)
+            if not d:
+                break
+            got[i].extend(d)
+        if bytes(got[i]) != datas[i][:len(got[i])]:
+            raise Fail("client %d: what came back is not a prefix of what it sent" % i)
+    for t in socks:
+        try:
+            t.unwrap()
+        except (ssl.SSLError, OSError):
+            pass
+    check_exit(k, 143, 30, "ktlsctl listen --forward after SIGTERM under load")
+    lines = log_lines(k)
+    if len([ln for ln in lines if ln.endswith("end=closed")]) != n:
+        raise Fail("not every session closed:\n" + "\n".join(lines))
+    for t in socks:
+        t.close()
+
+
+@suite.case("SIGTERM with a client that never answers close_notify: cut off at "
+            "--drain-timeout, exit 12", timeout=60)
+def _drain_timeout():
+    k, port = serve("--echo", "-k", "--drain-timeout", "1")
+    t = py_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(20)),
+                             server_hostname="localhost")
+    t.sendall(b"ping")
+    if t.recv(4) != b"ping":
+        raise Fail("no echo")
+    k.signal(signal.SIGTERM)
+    if t.recv(10) != b"":             # our close_notify; the client does not answer
+        raise Fail("data after SIGTERM")
+    check_exit(k, 12, 20, "ktlsctl listen --echo -k, a client silent after SIGTERM")
+    line = log_lines(k)[0]
+    tail = ('rx=4 tx=4 duration=%s end=drain-timeout reason="still open 1000 ms after the '
+            'stop (--drain-timeout)"' % line.split("duration=")[1].split()[0])
+    if not line.endswith(tail):
+        raise Fail("log line %r" % line)
+    if ("ktlsctl: 1 of 1 sessions were still open at the drain timeout and were cut off "
+            "(raise --drain-timeout to wait longer)") not in k.stderr:
+        raise Fail("no summary line\n" + k.describe())
+    t.close()
+
+
+def _send_quietly(t, data):
+    try:
+        t.sendall(data)
+    except (ssl.SSLError, OSError):
+        pass
+
+
+@suite.case("--max-conns 2: a third client waits for a slot, then is served", timeout=60)
+def _max_conns():
+    k, port = serve("--echo", "-k", "--max-conns", "2")
+    held = [py_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(20)),
+                                 server_hostname="localhost") for _ in range(2)]
+    for t in held:
+        t.sendall(b"x")
+        if t.recv(1) != b"x":
+            raise Fail("no echo")
+    raw = socket.create_connection(("127.0.0.1", port), timeout=scaled(20))
+    third = py_ctx().wrap_socket(raw, server_hostname="localhost", do_handshake_on_connect=False)
+    third.settimeout(scaled(1.5))
+    try:
+        third.do_handshake()
+        raise Fail("the third client was served while 2 sessions were open (--max-conns 2)")
+    except (socket.timeout, ssl.SSLError):
+        pass
+    held[0].unwrap()
+    held[0].close()
+    wait_sessions(k, 1, 10)
+    third.settimeout(scaled(20))
+    third.do_handshake()
+    third.sendall(b"y")
+    if third.recv(1) != b"y":
+        raise Fail("no echo for the third client")
+    for t in (held[1], third):
+        t.unwrap()
+        t.close()
+    wait_sessions(k, 3, 10)
+    stop(k, "ktlsctl listen --echo -k --max-conns 2")
+
+
+def children(pid):
+    """The processes whose parent is pid, zombies included (from /proc)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:
+            out.append((int(d), fields[0]))
+    return out
+
+
+@suite.case("--exec cat: 30 clients at once (ktlsctl, python), %s each, every hash "
+            "equal, exit=0 in every line, no child left" % human(EXEC_SIZE), timeout=300)
+def _exec_many():
+    k, port = serve("--exec", "cat")
+    n, size = 30, EXEC_SIZE
+    procs, threads, datas = {}, [], {}
+    results = [None] * n
+    for i in range(n):
+        datas[i] = data = random_bytes(size)
+        if i % 2:
+            procs[i] = ktlsctl("connect", "127.0.0.1:%d" % port, "--cafile", certs().ca,
+                               *EOF_CLOSE, *SERVE_ARGS, stdin=data)
+        else:
+            t = threading.Thread(target=py_echo, args=(port, data, results, i))
+            t.start()
+            threads.append(t)
+    for t in threads:
+        t.join(scaled(200))
+    for i, p in procs.items():
+        rc = p.wait(200)
+        ok = sha(p.stdout) == sha(datas[i])
+        results[i] = True if ok and rc == 0 else "ktlsctl: exit %s, %d bytes\n%s" % (
+            rc, len(p.stdout), p.describe())
+    bad = [r for r in results if r is not True]
+    if bad:
+        raise Fail("%d of %d clients failed:\n%s" % (len(bad), n, "\n".join(map(str, bad[:5]))))
+    lines = wait_sessions(k, n, 30)
+    good = [ln for ln in lines if ln.endswith(" exit=0 end=closed") and " pid=" in ln
+            and " rx=%d tx=%d " % (size, size) in ln]
+    if len(good) != n:
+        raise Fail("%d of %d lines closed with exit=0:\n%s" % (len(good), n, "\n".join(lines)[:3000]))
+    left = children(k.pid)
+    if left:
+        raise Fail("children of the server left after every session ended: %s" % left)
+    stop(k, "ktlsctl listen --exec cat")
+
+
+@suite.case("--exec: the command's KTLSCTL_* environment, exact", timeout=60)
+def _exec_env():
+    # The server's environment passes to the command, so the harness's own
+    # KTLSCTL_* settings (KTLSCTL_TEST_*, KTLSCTL_VALGRIND: the VM tier and
+    # check-valgrind set them) are kept from it; a stale KTLSCTL_SNI is
+    # given instead: ours must not reach the command.
+    env = {n: v for n, v in os.environ.items() if not n.startswith("KTLSCTL_")}
+    env["KTLSCTL_SNI"] = "stale"
+    k, port = serve("--exec", "env | grep ^KTLSCTL_ | sort", "--alpn", "x", "--alpn", "y",
+                    env=env)
+    ctx = py_ctx()
+    ctx.set_alpn_protocols(["y", "x"])
+    raw = socket.create_connection(("127.0.0.1", port), timeout=scaled(20))
+    me = "%s:%d" % raw.getsockname()[:2]
+    t = ctx.wrap_socket(raw, server_hostname="localhost")
+    got = recv_to_eof(t)
+    t.unwrap()
+    t.close()
+    want = ("KTLSCTL_ALPN=y\nKTLSCTL_CHANNEL=%s\nKTLSCTL_CIPHER=AES-256-GCM\n"
+            "KTLSCTL_PEER=%s\nKTLSCTL_SESSION=1\nKTLSCTL_SNI=localhost\n"
+            "KTLSCTL_VERSION=TLS1.3\n" % (CHANNEL, me))
+    if got.decode() != want:
+        raise Fail("environment %r\nwanted %r" % (got.decode(), want))
+    line = wait_sessions(k, 1, 10)[0]
+    if not line.endswith(" exit=0 end=closed"):
+        raise Fail("log line %r" % line)
+    stop(k, "ktlsctl listen --exec env")
+
+
+@suite.case("--exec: a command that exits early ends the session cleanly, exit=N; one "
+            "that writes after the client's close_notify (TLS 1.3) is still heard", timeout=60)
+def _exec_early():
+    k, port = serve("--exec", "head -c 5; exit 3")
+    t = py_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(20)),
+                             server_hostname="localhost", suppress_ragged_eofs=False)
+    t.sendall(b"hello world")
+    got = recv_to_eof(t)
+    if got != b"hello":
+        raise Fail("got %r" % got)
+    t.unwrap()
+    t.close()
+    line = wait_sessions(k, 1, 10)[0]
+    if not line.endswith(" exit=3 end=closed"):
+        raise Fail("log line %r" % line)
+    stop(k, "ktlsctl listen --exec head")
+    k, port = serve("--exec", "cat >/dev/null; echo after-eof")
+    c = ktlsctl("connect", "127.0.0.1:%d" % port, "--cafile", certs().ca, "--tls1.3",
+                *EOF_CLOSE, *SERVE_ARGS, stdin=b"some input\n")
+    check_exit(c, 0, 30, "ktlsctl connect --eof close to --exec")
+    if c.stdout != b"after-eof\n":
+        raise Fail("output after our close_notify: %r" % c.stdout)
+    line = wait_sessions(k, 1, 10)[0]
+    if not line.endswith(" exit=0 end=closed"):
+        raise Fail("log line %r" % line)
+    stop(k, "ktlsctl listen --exec")
+
+
+@suite.case("--exec with --forward or --echo: usage error, exit 2, exact", timeout=30)
+def _exec_usage():
+    cert, key = certs().srv_ec
+    for extra in (["--forward", "127.0.0.1:1"], ["--echo"]):
+        p = ktlsctl("listen", "127.0.0.1:0", "--cert", cert, "--key", key, "--exec", "cat", *extra)
+        check_exit(p, 2, 10, "listen --exec %s" % extra[0])
+        want = ("ktlsctl: --echo, --forward and --exec exclude each other: give one "
+                "(see 'ktlsctl listen --help')\n")
+        if p.stderr != want:
+            raise Fail("stderr %r\nwanted %r" % (p.stderr, want))
+
+
+@suite.case("SIGTERM with a running command: its input closes, its output still "
+            "arrives, then close_notify; exit 143", timeout=60)
+def _exec_sigterm():
+    k, port = serve("--exec", "cat >/dev/null; echo stopped")
+    t = py_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(20)),
+                             server_hostname="localhost", suppress_ragged_eofs=False)
+    t.sendall(b"x")
+    if not wait_for(lambda: children(k.pid), 10):
+        raise Fail("no command started\n" + k.describe())
+    k.signal(signal.SIGTERM)
+    got = recv_to_eof(t)
+    if got != b"stopped\n":
+        raise Fail("got %r" % got)
+    t.unwrap()
+    t.close()
+    check_exit(k, 143, 20, "ktlsctl listen --exec after SIGTERM")
+    line = log_lines(k)[0]
+    if not line.endswith(" exit=0 end=closed"):
+        raise Fail("log line %r" % line)
+
+
+if __name__ == "__main__":
+    sys.exit(suite.main())
