@@ -3,6 +3,7 @@
 
 #include <netdb.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cli/msg.h"
@@ -39,6 +40,7 @@ static void on_end(void *ctx, const struct kc_session_report *r)
 	off = field(line, sizeof line, off, "version", r->version);
 	off = field(line, sizeof line, off, "cipher", r->cipher);
 	off = field(line, sizeof line, off, "channel", r->channel);
+	off = field(line, sizeof line, off, "path", r->path);
 	if (off >= 0 && (size_t)off < sizeof line)
 		off += snprintf(line + off, sizeof line - (size_t)off,
 				" rx=%llu tx=%llu duration=%lld.%03llds",
@@ -63,10 +65,28 @@ static void on_notice(void *ctx, const char *msg)
 	cli_notice("%s", msg);
 }
 
+/* A spliced session holds six descriptors (client, backend, two pipes):
+ * the usual soft limit of 1024 would stop accepting long before
+ * --max-conns.  Raise it to the hard limit, as servers do; running out
+ * anyway pauses accepting (core/serve.h).  Not for --exec: commands
+ * would inherit it, and programs that select() or close every
+ * descriptor up to the limit break on a large one. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 {
 	struct kc_err err = { 0 };
 	struct addrinfo *backend = NULL;
+
+	if (!o->exec_command)
+		raise_fd_limit();
 
 	if (o->forward && kc_tcp_resolve(&o->forward_hp, false, &backend, &err) < 0) {
 		close(lfd);
@@ -81,6 +101,7 @@ int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 		.ktls = o->ktls,
 		.soft = { .no_rekey = o->soft_no_rekey },
 		.key_update_after = o->key_update_after,
+		.copy = o->no_zerocopy,
 		.backend = backend,
 		.backend_name = o->forward_arg,
 		.connect_timeout_ms = o->connect_timeout_ms,

@@ -16,7 +16,10 @@
  *            once its data is out (the client may go on sending); a client
  *            that ends without close_notify (truncated) becomes a FIN too.
  *            A backend that refuses, resets or does not answer in time
- *            ends that session with a fatal alert.
+ *            ends that session with a fatal alert.  On the kernel
+ *            channel the bytes go through a pipe each way with splice,
+ *            never through user space (control records still come up
+ *            through the record path); elsewhere through a buffer.
  *   exec     a command for each client (core/spawn.h), started after the
  *            handshake on one end of a socketpair that then takes the
  *            backend's place: the client's close_notify becomes EOF on
@@ -81,6 +84,7 @@ struct kc_session_report {
 	char version[16];                 /* "TLS1.3"; "" before the handshake */
 	char cipher[32];                  /* "AES-256-GCM"; "" before the handshake */
 	const char *channel;              /* "kernel", "user-space"; NULL before */
+	const char *path;                 /* "splice", "copy" (kc_data_path_name); NULL before */
 	uint64_t rx, tx;                  /* application bytes from / to the client */
 	long long duration_ms;
 	enum kc_session_end end;
@@ -100,6 +104,10 @@ struct kc_serve_opts {
 	enum kc_ktls_mode ktls;
 	struct kc_soft_opts soft;
 	uint64_t key_update_after;
+	/* forward and exec on a channel that can splice both ways (the
+	 * kernel's): bytes go socket to pipe to socket, never through user
+	 * space, unless copy */
+	bool copy;
 	/* forward: where to, tried in order for each client */
 	const struct addrinfo *backend;
 	const char *backend_name;         /* as given, for messages */

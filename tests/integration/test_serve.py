@@ -21,6 +21,7 @@ import select
 import signal
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -32,17 +33,19 @@ from ktlsctl_test.channel import CHANNEL, CHANNEL_ARGS  # noqa: E402
 from ktlsctl_test.runner import Suite  # noqa: E402
 from ktlsctl_test.verdicts import Fail  # noqa: E402
 from ktlsctl_test.procs import (  # noqa: E402
-    check_exit, ktlsctl, ktlsctl_listen, Proc, wait_for)
+    check_exit, kt_lines, ktlsctl, ktlsctl_listen, Proc, wait_for)
 from ktlsctl_test.data import random_bytes, sha  # noqa: E402
 from ktlsctl_test.peers import (  # noqa: E402
     EOF_CLOSE, gnutls_cli_argv, require_programs, s_client_argv)
 from ktlsctl_test.pytls import py_client_ctx  # noqa: E402
 
-require_programs("certtool", "gnutls-cli", "openssl")
+require_programs("certtool", "gnutls-cli", "openssl", "prlimit")
 
 suite = Suite("test_serve", case_timeout=240)
 # The channel under test, for the server and for every ktlsctl client.
 SERVE_ARGS = CHANNEL_ARGS
+# How --forward and --exec move bytes: splice on the kernel channel.
+PATH = "splice" if CHANNEL == "kernel" else "copy"
 MANY_SIZE = sized(2 << 20)         # a client of the 100
 EXEC_SIZE = sized(1 << 20)         # a client of the 30 --exec cat
 # --handshake-timeout of the silent-clients case, in seconds.
@@ -208,10 +211,11 @@ def _many():
         raise Fail("%d of %d clients failed:\n%s" % (len(bad), n, "\n".join(map(str, bad[:5]))))
     lines = wait_sessions(k, n, 30)
     closed = [ln for ln in lines if ln.endswith("end=closed")
-              and " rx=%d tx=%d " % (size, size) in ln]
+              and " path=%s rx=%d tx=%d " % (PATH, size, size) in ln]
     if len(closed) != n:
-        raise Fail("%d of %d session lines say closed with %d bytes each way:\n%s"
-                   % (len(closed), n, size, "\n".join(ln for ln in lines if ln not in closed)[:3000]))
+        raise Fail("%d of %d session lines say path=%s, closed with %d bytes each way:\n%s"
+                   % (len(closed), n, PATH, size,
+                      "\n".join(ln for ln in lines if ln not in closed)[:3000]))
     stop(k, "ktlsctl listen --forward, all sessions closed,")
 
 
@@ -263,8 +267,8 @@ def _refused():
     if "ktlsctl: the peer ended the connection with fatal alert 'internal_error'" not in c.stderr:
         raise Fail("the client was not told by an alert\n" + c.describe())
     line = wait_sessions(k, 1, 10)[0]
-    want = ('backend=127.0.0.1:%d version=TLS1.3 cipher=AES-256-GCM channel=%s '
-            'rx=0 tx=0 ' % (dport, CHANNEL))
+    want = ('backend=127.0.0.1:%d version=TLS1.3 cipher=AES-256-GCM channel=%s path=%s '
+            'rx=0 tx=0 ' % (dport, CHANNEL, PATH))
     tail = 'end=backend-failed reason="cannot connect to backend 127.0.0.1:%d: Connection refused"' % dport
     if want not in line or not line.endswith(tail):
         raise Fail("log line %r\nwanted ...%s...%s" % (line, want, tail))
@@ -433,6 +437,40 @@ def _max_conns():
         t.close()
     wait_sessions(k, 3, 10)
     stop(k, "ktlsctl listen --echo -k --max-conns 2")
+
+
+EMFILE_LINE = re.compile(r"cannot accept: Too many open files with \d+ sessions open; not "
+                         r"accepting for 1 s or until a session ends \(raise 'ulimit -n' or "
+                         r"lower --max-conns\)")
+
+
+@suite.case("out of descriptors (a limit of 8 more than at start): accepting pauses with "
+            "one line, and 40 clients at once are all served, every hash equal", timeout=180)
+def _emfile():
+    k, port = serve("--echo", "-k")
+    # ktlsctl raised its soft limit to the hard one at start: lower both.
+    limit = len(os.listdir("/proc/%d/fd" % k.pid)) + 8
+    subprocess.run(["prlimit", "--pid", str(k.pid), "--nofile=%d:%d" % (limit, limit)],
+                   check=True)
+    n, size = 40, sized(256 << 10)
+    datas = [random_bytes(size) for _ in range(n)]
+    results = [None] * n
+    threads = [threading.Thread(target=py_echo, args=(port, datas[i], results, i))
+               for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(scaled(300))
+    bad = [r for r in results if r is not True]
+    if bad:
+        raise Fail("%d of %d clients failed:\n%s\n%s" % (len(bad), n, "\n".join(map(str, bad[:5])),
+                                                       k.describe()))
+    lines = wait_sessions(k, n, 30)
+    if [ln for ln in lines if not ln.endswith(" end=closed")]:
+        raise Fail("sessions not closed:\n" + "\n".join(lines))
+    if not [ln for ln in kt_lines(k) if EMFILE_LINE.fullmatch(ln)]:
+        raise Fail("no 'cannot accept: Too many open files' line\n" + k.describe())
+    stop(k, "ktlsctl listen --echo -k out of descriptors")
 
 
 def children(pid):
