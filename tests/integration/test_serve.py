@@ -15,6 +15,7 @@ silent clients run into, and the window in which --max-conns must hold a
 client back, follow KTLSCTL_TEST_TIMEOUT_SCALE like every wait.
 """
 
+import json
 import os
 import re
 import select
@@ -437,6 +438,48 @@ def _max_conns():
         t.close()
     wait_sessions(k, 3, 10)
     stop(k, "ktlsctl listen --echo -k --max-conns 2")
+
+
+@suite.case("--log-format json: one object per session, every key exact (a refused "
+            "backend, a command's exit)", timeout=60)
+def _log_json():
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dport = dead.getsockname()[1]     # bound, not listening: refused
+    for args, want in (
+            (["--forward", "127.0.0.1:%d" % dport],
+             {"backend": "127.0.0.1:%d" % dport, "rx": 0, "tx": 0, "end": "backend-failed",
+              "reason": "cannot connect to backend 127.0.0.1:%d: Connection refused" % dport}),
+            (["--exec", "head -c 5; exit 3"],
+             {"rx": 11, "tx": 5, "exit": 3, "end": "closed"})):
+        k, port = serve("--log-format", "json", *args)
+        raw = socket.create_connection(("127.0.0.1", port), timeout=scaled(20))
+        me = "%s:%d" % raw.getsockname()[:2]
+        t = py_ctx().wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+        t.sendall(b"hello world")
+        try:
+            recv_to_eof(t)
+            t.unwrap()
+        except (ssl.SSLError, OSError):
+            pass                       # the refused backend's alert
+        t.close()
+        if not k.wait_until(lambda p: '"event":"session"' in p.stderr, 20):
+            raise Fail("no session object\n" + k.describe())
+        line = [ln for ln in k.stderr.splitlines() if '"event":"session"' in ln][0]
+        got = json.loads(line)
+        if "pid" in got:
+            if not isinstance(got["pid"], int) or got["pid"] <= 0:
+                raise Fail("pid %r" % got["pid"])
+            want["pid"] = got["pid"]
+        if not isinstance(got.get("duration"), float) or not 0 <= got["duration"] < scaled(20):
+            raise Fail("duration %r" % got.get("duration"))
+        want.update({"event": "session", "session": 1, "peer": me, "version": "TLS1.3",
+                     "cipher": "AES-256-GCM", "channel": CHANNEL, "path": PATH,
+                     "duration": got["duration"]})
+        if got != want:
+            raise Fail("log object %r\nwanted %r" % (got, want))
+        stop(k, "ktlsctl listen --log-format json %s" % args[0])
+    dead.close()
 
 
 EMFILE_LINE = re.compile(r"cannot accept: Too many open files with \d+ sessions open; not "
