@@ -489,7 +489,8 @@ static const struct cli_value log_format_values[] = {
 static const struct cli_option opt_log_format = {
 	.name = "log-format", .metavar = "FORMAT", .values = log_format_values,
 	.apply = set_log_format,
-	.help = "serving many: how each session's end is logged",
+	.help = "serving many: log each session's end as text\n"
+		"(key=value, the default) or json (an object a line)",
 };
 static const struct cli_option opt_verify_client = {
 	.name = "verify-client", .apply = set_verify_client,
