@@ -451,6 +451,7 @@ static int established(struct session *s, struct kc_err *err)
 		.soft = o->soft,
 		.key_update_after = o->key_update_after,
 		.record_size_limit = o->tls.record_size_limit != 0,
+		.nonblocking = true,
 	};
 	if (kc_conn_open(s->tls, s->fd, &co, &s->conn, err) < 0)
 		return -1;

@@ -15,6 +15,7 @@ silent clients run into, and the window in which --max-conns must hold a
 client back, follow KTLSCTL_TEST_TIMEOUT_SCALE like every wait.
 """
 
+import ctypes
 import json
 import os
 import re
@@ -30,7 +31,7 @@ import time
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ktlsctl_test.settings import human, scaled, sized  # noqa: E402
-from ktlsctl_test.channel import CHANNEL, CHANNEL_ARGS  # noqa: E402
+from ktlsctl_test.channel import CHANNEL, CHANNEL_ARGS, REKEY  # noqa: E402
 from ktlsctl_test.runner import Suite  # noqa: E402
 from ktlsctl_test.verdicts import Fail  # noqa: E402
 from ktlsctl_test.procs import (  # noqa: E402
@@ -40,7 +41,7 @@ from ktlsctl_test.peers import (  # noqa: E402
     EOF_CLOSE, gnutls_cli_argv, require_programs, s_client_argv)
 from ktlsctl_test.pytls import py_client_ctx  # noqa: E402
 
-require_programs("certtool", "gnutls-cli", "openssl", "prlimit")
+require_programs("certtool", "gnutls-cli", "openssl", "prlimit", "ss")
 
 suite = Suite("test_serve", case_timeout=240)
 # The channel under test, for the server and for every ktlsctl client.
@@ -52,11 +53,30 @@ EXEC_SIZE = sized(1 << 20)         # a client of the 30 --exec cat
 # --handshake-timeout of the silent-clients case, in seconds.
 SILENT_HS = scaled(4)
 
-# A plain TCP echo backend; "close" mode accepts and closes at once; it
-# prints "port N" when listening.
+# A plain TCP echo backend; "close" mode accepts and closes at once;
+# "source" sends SOURCE_SIZE bytes of SOURCE_CHUNK over and over (what it
+# reads is dropped), then closes; it prints "port N" when listening.
+SOURCE_CHUNK = bytes(range(256)) * 256
+SOURCE_SIZE = 32 << 20     # more than every buffer on the way, at any scale
 BACKEND = r'''
 import socket, sys, threading
 mode = sys.argv[1]
+SOURCE_CHUNK = bytes(range(256)) * 256
+SOURCE_SIZE = 32 << 20
+def source(c):
+    def drop():
+        try:
+            while c.recv(65536):
+                pass
+        except OSError:
+            pass
+    threading.Thread(target=drop, daemon=True).start()
+    try:
+        for _ in range(SOURCE_SIZE // len(SOURCE_CHUNK)):
+            c.sendall(SOURCE_CHUNK)
+        c.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 s.listen(512)
@@ -78,6 +98,9 @@ while True:
     c, _ = s.accept()
     if mode == "close":
         c.close()
+        continue
+    if mode == "source":
+        threading.Thread(target=source, args=(c,), daemon=True).start()
         continue
     threading.Thread(target=echo, args=(c,), daemon=True).start()
 '''
@@ -480,6 +503,123 @@ def _log_json():
             raise Fail("log object %r\nwanted %r" % (got, want))
         stop(k, "ktlsctl listen --log-format json %s" % args[0])
     dead.close()
+
+
+class GnutlsClient:
+    """A TLS client on GnuTLS itself (ctypes): unlike Python's ssl, it can
+    send KeyUpdate(update_requested) while it is not reading, and it counts
+    the KeyUpdates it receives.  Blocking socket; no certificate check (the
+    other cases check ours)."""
+
+    KU_PEER, HS_KEY_UPDATE, HOOK_POST = 1, 24, 1
+
+    def __init__(self, port):
+        self.g = ctypes.CDLL("libgnutls.so.30")
+        self.g.gnutls_strerror.restype = ctypes.c_char_p
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=None)
+        self.cred, self.s = ctypes.c_void_p(), ctypes.c_void_p()
+        self.key_updates_in = 0
+        hook_t = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint,
+                                  ctypes.c_uint, ctypes.c_void_p)
+
+        def hook(session, htype, when, incoming, msg):
+            if incoming:
+                self.key_updates_in += 1
+            return 0
+        self.hook = hook_t(hook)        # kept alive as long as the session
+        self.check(self.g.gnutls_certificate_allocate_credentials(ctypes.byref(self.cred)))
+        self.check(self.g.gnutls_init(ctypes.byref(self.s), 2))          # GNUTLS_CLIENT
+        self.check(self.g.gnutls_set_default_priority(self.s))
+        self.check(self.g.gnutls_credentials_set(self.s, 1, self.cred))  # CRD_CERTIFICATE
+        self.g.gnutls_handshake_set_hook_function(self.s, self.HS_KEY_UPDATE, self.HOOK_POST,
+                                                  self.hook)
+        fd = self.sock.fileno()
+        self.g.gnutls_transport_set_int2(self.s, fd, fd)
+        self.retry(lambda: self.g.gnutls_handshake(self.s), "handshake")
+
+    def check(self, rc, what="setup"):
+        if rc < 0:
+            raise Fail("GnuTLS %s: %s" % (what, self.g.gnutls_strerror(rc).decode()))
+        return rc
+
+    def retry(self, fn, what):
+        while True:
+            rc = fn()
+            if rc >= 0 or self.g.gnutls_error_is_fatal(rc):
+                return self.check(rc, what)
+
+    def key_update_request(self):
+        self.retry(lambda: self.g.gnutls_session_key_update(self.s, self.KU_PEER), "KeyUpdate")
+
+    def recv(self, n=1 << 16):
+        buf = self.buf = getattr(self, "buf", None) or ctypes.create_string_buffer(n)
+        got = self.retry(lambda: self.g.gnutls_record_recv(self.s, buf, n), "receive")
+        return buf.raw[:got]
+
+    def close(self):
+        self.g.gnutls_bye(self.s, 1)       # GNUTLS_SHUT_WR: close_notify
+        self.sock.close()
+        self.g.gnutls_deinit(self.s)
+        self.g.gnutls_certificate_free_credentials(self.cred)
+
+
+def send_queue(port):
+    """The Send-Q of the server's established sockets on port (ss)."""
+    out = subprocess.run(["ss", "-tnH", "state", "established", "( sport = :%d )" % port],
+                         capture_output=True, text=True).stdout
+    return sum(int(line.split()[1]) for line in out.splitlines() if line.strip())
+
+
+@suite.case("--forward: a client that stops reading, then asks for a KeyUpdate: the answer "
+            "waits for room without holding up the loop (another client is served "
+            "meanwhile), then every byte and the answer arrive", timeout=240, when=REKEY)
+def _owed_key_update():
+    be, bport = backend("source")
+    k, port = serve("--forward", "127.0.0.1:%d" % bport)
+    a = GnutlsClient(port)
+    # a reads nothing: its TCP receive window and the server's send buffer
+    # fill, and then the server's Send-Q stops growing.
+    last, steady = -1, 0
+    deadline = time.monotonic() + scaled(60)
+    while steady < 5:
+        if time.monotonic() > deadline:
+            raise Fail("the server's send queue to the stalled client never settled\n"
+                       + k.describe())
+        q = send_queue(port)
+        steady = steady + 1 if q == last and q > 0 else 0
+        last = q
+        time.sleep(0.2)
+    a.key_update_request()
+    # The server cannot answer yet; another client must not wait for it.
+    t = py_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(20)),
+                             server_hostname="localhost")
+    got = b""
+    while len(got) < len(SOURCE_CHUNK):
+        d = t.recv(65536)
+        if not d:
+            break
+        got += d
+    if got[:len(SOURCE_CHUNK)] != SOURCE_CHUNK:
+        raise Fail("the second client got %d bytes, not the source's first chunk" % len(got))
+    t.close()
+    if a.key_updates_in or not k.alive():
+        raise Fail("the server answered with no room, or ended\n" + k.describe())
+    # Now read: every byte, and the server's KeyUpdate (its answer) once.
+    out = bytearray()
+    while True:
+        d = a.recv()
+        if not d:
+            break
+        out.extend(d)
+    a.close()
+    if sha(bytes(out)) != sha(SOURCE_CHUNK * (SOURCE_SIZE // len(SOURCE_CHUNK))):
+        raise Fail("the stalled client got %d bytes, not the source's %d" % (len(out), SOURCE_SIZE))
+    if a.key_updates_in != 1:
+        raise Fail("the client received %d KeyUpdates, not one" % a.key_updates_in)
+    lines = [ln for ln in wait_sessions(k, 2, 30) if " rx=0 tx=%d " % SOURCE_SIZE in ln]
+    if len(lines) != 1 or not lines[0].endswith(" end=closed"):
+        raise Fail("the stalled client's log line: %r\n%s" % (lines, k.describe()))
+    stop(k, "ktlsctl listen --forward")
 
 
 EMFILE_LINE = re.compile(r"cannot accept: Too many open files with \d+ sessions open; not "
