@@ -31,7 +31,7 @@ import time
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ktlsctl_test.settings import human, scaled, sized  # noqa: E402
-from ktlsctl_test.channel import CHANNEL, CHANNEL_ARGS, REKEY  # noqa: E402
+from ktlsctl_test.channel import CHANNEL, CHANNEL_ARGS, REKEY, can_rekey  # noqa: E402
 from ktlsctl_test.runner import Suite  # noqa: E402
 from ktlsctl_test.verdicts import Fail  # noqa: E402
 from ktlsctl_test.procs import (  # noqa: E402
@@ -199,6 +199,8 @@ def _many():
     k, port = serve("--forward", "127.0.0.1:%d" % bport)
     n, size = 100, MANY_SIZE
     kinds = ["ktlsctl", "python", "gnutls-cli", "openssl"]
+    every = max(size // 16384 // 4, 1)      # records between key updates
+    rekeying = ["--key-update-after", str(every), "-v"] if can_rekey() else []
     procs, threads, datas = {}, [], {}
     results = [None] * n
     for i in range(n):
@@ -206,8 +208,11 @@ def _many():
         datas[i] = data
         kind = kinds[i % len(kinds)]
         if kind == "ktlsctl":
+            # where the channel can rekey, these update their keys three
+            # times mid-stream (GnuTLS takes at most 8 a second: more
+            # often would be a flood): the server follows each
             procs[i] = ktlsctl("connect", "127.0.0.1:%d" % port, "--cafile", certs().ca,
-                               *EOF_CLOSE, *SERVE_ARGS, stdin=data)
+                               *EOF_CLOSE, *SERVE_ARGS, *rekeying, stdin=data)
         elif kind == "gnutls-cli":
             log = os.path.join(suite.tmpdir(), "gnutls-cli-%d.log" % i)   # not on stdout
             procs[i] = Proc(gnutls_cli_argv(port, certs().ca, log), name="gnutls-cli")
@@ -232,7 +237,16 @@ def _many():
             p.name, rc, len(p.stdout), size, "equal" if ok else "differs", p.describe())
     bad = [r for r in results if r is not True]
     if bad:
-        raise Fail("%d of %d clients failed:\n%s" % (len(bad), n, "\n".join(map(str, bad[:5]))))
+        unclean = [ln for ln in log_lines(k) if not ln.endswith("end=closed")]
+        raise Fail("%d of %d clients failed:\n%s\nthe server's sessions that did not close:\n%s"
+                   % (len(bad), n, "\n".join(map(str, bad[:5])), "\n".join(unclean[:20])))
+    if rekeying:
+        updates = [len(re.findall(r"^ktlsctl: updated our send keys", p.stderr, re.M))
+                   for p in procs.values() if p.name == "ktlsctl"]
+        # (at least: records can be shorter than 16 KiB)
+        if min(updates) < (size // 16384 - 1) // every:
+            raise Fail("ktlsctl clients updated their keys %s times, not every %d records"
+                       % (updates, every))
     lines = wait_sessions(k, n, 30)
     closed = [ln for ln in lines if ln.endswith("end=closed")
               and " path=%s rx=%d tx=%d " % (PATH, size, size) in ln]
