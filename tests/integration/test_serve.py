@@ -743,11 +743,17 @@ def _reload_broken():
 
 
 @suite.case("SIGHUP during handshakes: a client accepted but silent, and one whose Finished "
-            "is held back, complete after the reload with the old certificate", timeout=60)
+            "is held back, complete after the reload with the certificate they started with",
+            timeout=60)
 def _reload_mid_handshake():
-    a, b = certs().srv_ec, certs().srv_rsa
-    cert, key = reload_files(a)
+    # The handshakes start with A from a first reload, so that the server
+    # holds the only reference to it and the second reload (to B) drops
+    # it: only the sessions' own references keep it alive then.
+    a, b = certs().srv_rsa, certs().srv_ec
+    cert, key = reload_files(b)
     k, port = ktlsctl_listen("--cert", cert, "--key", key, *SERVE_ARGS, "--echo", "-k")
+    put(cert, key, a)
+    sighup(k, reloaded_line(cert, key, a[0]))
     # X: connected, accepted, its ClientHello not sent yet
     xraw = socket.create_connection(("127.0.0.1", port), timeout=scaled(20))
     deadline = time.monotonic() + scaled(10)
