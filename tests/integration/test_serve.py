@@ -583,15 +583,19 @@ def reload_files(pair):
     return cert, key
 
 
-def put(cert, key, pair):
-    """Replace the files as an administrator would: each one renamed into
+def replace_file(dst, src):
+    """Replace dst as an administrator would: src's bytes renamed into
     place, whole."""
-    for dst, src in ((cert, pair[0]), (key, pair[1])):
-        with open(src, "rb") as f:
-            data = f.read()
-        with open(dst + ".new", "wb") as f:
-            f.write(data)
-        os.replace(dst + ".new", dst)
+    with open(src, "rb") as f:
+        data = f.read()
+    with open(dst + ".new", "wb") as f:
+        f.write(data)
+    os.replace(dst + ".new", dst)
+
+
+def put(cert, key, pair):
+    replace_file(cert, pair[0])
+    replace_file(key, pair[1])
 
 
 def fingerprint(pem):
@@ -829,6 +833,61 @@ def _reload_mid_handshake():
     if not all(ln.endswith(" end=closed") for ln in lines):
         raise Fail("log lines:\n" + "\n".join(lines))
     stop(k, "ktlsctl listen --echo -k after a reload during handshakes")
+
+
+@suite.case("SIGHUP with --verify-client: --cafile is read again too; a CA that does not "
+            "sign the client refuses it, a file without PEM keeps the old CA", timeout=60)
+def _reload_cafile():
+    cert, key = reload_files(certs().srv_ec)
+    ca = os.path.join(os.path.dirname(cert), "ca.pem")
+    replace_file(ca, certs().ca)
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--verify-client", "--cafile", ca,
+                             *SERVE_ARGS, "--echo", "-k")
+
+    def client_session():
+        """True when a client with a certificate from the test CA is served."""
+        ctx = py_ctx()
+        ctx.load_cert_chain(*certs().client)
+        t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(20)),
+                            server_hostname="localhost")
+        try:
+            echo_check(t, "a client with a certificate", 100)
+            t.unwrap()
+            return True
+        except (ssl.SSLError, OSError, Fail):    # refused: an alert, or the TCP end
+            return False
+        finally:
+            t.close()
+    if not client_session():
+        raise Fail("the client was refused before any reload\n" + k.describe())
+    line = ("ktlsctl: reloaded credentials from '%s', '%s' and '%s': new handshakes use them "
+            "(certificate subject 'CN=localhost', SHA-256 %s)\n"
+            % (cert, key, ca, fingerprint(certs().srv_ec[0])))
+    replace_file(ca, certs().ca2)
+    sighup(k, line, 1)
+    if client_session():
+        raise Fail("a client the new CA does not sign was served\n" + k.describe())
+    with open(ca + ".new", "w") as f:
+        f.write("no certificate here\n")
+    os.replace(ca + ".new", ca)
+    bad = ("ktlsctl: cannot reload credentials: CA file '%s' holds no PEM certificate; "
+           "new handshakes still use the old ones\n" % ca)
+    sighup(k, bad)
+    if client_session():
+        raise Fail("the failed reload did not keep the unrelated CA\n" + k.describe())
+    replace_file(ca, certs().ca)
+    sighup(k, line, 2)
+    if not client_session():
+        raise Fail("the client was refused after the test CA came back\n" + k.describe())
+    ends = [ln.split(" end=")[1].split()[0] for ln in wait_sessions(k, 4, 10)]
+    if ends != ["closed", "handshake-failed", "handshake-failed", "closed"]:
+        raise Fail("ends %s\n%s" % (ends, k.describe()))
+    for ln in log_lines(k)[1:3]:
+        if not ln.endswith('reason="client certificate rejected: The certificate is NOT trusted. '
+                           'The certificate issuer is unknown."'):
+            raise Fail("log line %r" % ln)
+    stop(k, "ktlsctl listen --verify-client after reloads")
+
 
 
 @suite.case("SIGHUP to a single-session listen still ends it (its default action), as "
