@@ -180,6 +180,10 @@ int kc_creds_cert_info(const struct kc_creds *c, char *subject, size_t len,
 				  gnutls_strerror(rc));
 	snprintf(subject, len, "%.*s", (int)dn.size, (const char *)dn.data);
 	gnutls_free(dn.data);
+	/* It goes into one log line: nothing that could end or forge one. */
+	for (char *p = subject; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	return 0;
 }
 

@@ -72,8 +72,9 @@ struct kc_creds *kc_creds_ref(struct kc_creds *creds);
 void kc_creds_free(struct kc_creds *creds);
 
 /* The certificate creds present (the first of its chain): its subject DN
- * (RFC 4514) in subject, and the SHA-256 of its DER encoding as lowercase
- * hex in sha256.  -1 with *err when there is none. */
+ * (RFC 4514; control characters replaced by '?') in subject, and the
+ * SHA-256 of its DER encoding as lowercase hex in sha256.  -1 with *err
+ * when there is none. */
 #define KC_SHA256_HEX 65
 int kc_creds_cert_info(const struct kc_creds *creds, char *subject, size_t len,
 		       char sha256[KC_SHA256_HEX], struct kc_err *err);
