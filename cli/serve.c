@@ -145,6 +145,32 @@ static void raise_fd_limit(void)
 	}
 }
 
+/* One line either way, after SIGHUP. */
+static void on_reload(void *ctx, const struct kc_creds *creds, const struct kc_err *err)
+{
+	const struct cli_opts *o = ctx;
+	if (!creds) {
+		cli_error("cannot reload credentials: %s; new handshakes still use the old ones",
+			  err->msg);
+		return;
+	}
+	char from[3 * 1024];
+	if (o->tls.cafile)
+		snprintf(from, sizeof from, "'%s', '%s' and '%s'", o->tls.certfile,
+			 o->tls.keyfile, o->tls.cafile);
+	else
+		snprintf(from, sizeof from, "'%s' and '%s'", o->tls.certfile, o->tls.keyfile);
+	char subject[512], sha[KC_SHA256_HEX], msg[4 * 1024];
+	struct kc_err e;
+	if (kc_creds_cert_info(creds, subject, sizeof subject, sha, &e) < 0)
+		snprintf(msg, sizeof msg, "reloaded credentials from %s: new handshakes use them",
+			 from);
+	else
+		snprintf(msg, sizeof msg, "reloaded credentials from %s: new handshakes use them "
+			 "(certificate subject '%s', SHA-256 %s)", from, subject, sha);
+	on_notice(ctx, msg);
+}
+
 int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 {
 	struct kc_err err = { 0 };
@@ -174,8 +200,10 @@ int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 		.max_conns = o->max_conns,
 		.drain_timeout_ms = o->drain_timeout_ms,
 		.stop_fd = cli_stop_fd,
+		.reload_fd = cli_reload_fd,
 		.on_end = on_end,
 		.on_notice = on_notice,
+		.on_reload = on_reload,
 		.ctx = (void *)o,
 	};
 	struct kc_serve_result res;

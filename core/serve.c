@@ -59,6 +59,7 @@ struct session {
 	bool command_in_gone;        /* it stopped reading: drop what the client sends */
 	struct kc_hs *hs;
 	gnutls_session_t tls;
+	struct kc_creds *creds;      /* a reference: what its handshake started with */
 	struct kc_conn *conn;
 	bool kernel;                 /* the kernel's ULP is attached */
 	const struct addrinfo *next_ai;
@@ -86,7 +87,8 @@ struct session {
 struct server {
 	const struct kc_serve_opts *o;
 	struct kc_loop *loop;
-	struct kc_loop_item listener, stop;
+	struct kc_loop_item listener, stop, reload;
+	struct kc_creds *creds;      /* a reference: for handshakes that start now */
 	int lfd;
 	bool listening;              /* the listener is watched */
 	bool emfile_paused;
@@ -192,7 +194,8 @@ static void start_session(struct server *srv, int fd, const char *peer)
 			return;
 		}
 	}
-	if (kc_hs_start(fd, &o->tls, o->creds, &s->hs, &err) < 0) {
+	s->creds = kc_creds_ref(srv->creds);
+	if (kc_hs_start(fd, &o->tls, s->creds, &s->hs, &err) < 0) {
 		fail(s, KC_END_HANDSHAKE, &err);
 		return;
 	}
@@ -294,6 +297,9 @@ static void release_sockets(struct session *s)
 	if (s->tls)
 		gnutls_deinit(s->tls);
 	s->tls = NULL;
+	/* No GnuTLS session points into them any more. */
+	kc_creds_free(s->creds);
+	s->creds = NULL;
 	if (s->bfd >= 0)
 		close(s->bfd);
 	s->bfd = -1;
@@ -998,6 +1004,38 @@ static void on_stop(struct kc_loop_item *item, uint32_t events)
 	}
 }
 
+/* ------------------------------------------------------------ reloading */
+
+/* Everything the pipe holds is one request: signals that came together
+ * reload once. */
+static void on_reload(struct kc_loop_item *item, uint32_t events)
+{
+	struct server *srv = item->ctx;
+	char buf[64];
+	ssize_t r;
+	while ((r = read(item->fd, buf, sizeof buf)) > 0 || (r < 0 && errno == EINTR))
+		;
+	if (r == 0 || (r < 0 && errno != EAGAIN)) {
+		/* the writer is gone or the pipe broke: no more requests */
+		kc_loop_forget(srv->loop, item);
+		return;
+	}
+	if (srv->stopping)
+		return;   /* no handshake will start again */
+	struct kc_err err = { 0 };
+	struct kc_creds *c;
+	if (kc_creds_new(&srv->o->tls, &c, &err) < 0) {
+		if (srv->o->on_reload)
+			srv->o->on_reload(srv->o->ctx, NULL, &err);
+		return;
+	}
+	/* Sessions that started with the old ones hold their own reference. */
+	kc_creds_free(srv->creds);
+	srv->creds = c;
+	if (srv->o->on_reload)
+		srv->o->on_reload(srv->o->ctx, c, NULL);
+}
+
 int kc_serve_run(const struct kc_serve_opts *o, struct kc_serve_result *res,
 		 struct kc_err *err)
 {
@@ -1011,9 +1049,13 @@ int kc_serve_run(const struct kc_serve_opts *o, struct kc_serve_result *res,
 	kc_set_nonblocking(srv.lfd, 1);
 	kc_loop_item_init(&srv.listener, srv.lfd, on_listener, &srv);
 	kc_loop_item_init(&srv.stop, o->stop_fd, on_stop, &srv);
+	kc_loop_item_init(&srv.reload, o->reload_fd, on_reload, &srv);
+	srv.creds = kc_creds_ref(o->creds);
 	int rc = 0;
 	if (o->stop_fd >= 0 && kc_loop_watch(srv.loop, &srv.stop, EPOLLIN) < 0)
 		rc = kc_err_errno(err, KC_E_INTERNAL, errno, "epoll refused the stop pipe");
+	if (rc == 0 && o->reload_fd >= 0 && kc_loop_watch(srv.loop, &srv.reload, EPOLLIN) < 0)
+		rc = kc_err_errno(err, KC_E_INTERNAL, errno, "epoll refused the reload pipe");
 	update_listener(&srv);
 	if (rc == 0 && !srv.listening)
 		rc = kc_err_errno(err, KC_E_INTERNAL, errno, "epoll refused the listening socket");
@@ -1037,7 +1079,9 @@ int kc_serve_run(const struct kc_serve_opts *o, struct kc_serve_result *res,
 		fail(s, KC_END_ERROR, &e);
 	}
 	kc_loop_forget(srv.loop, &srv.stop);
+	kc_loop_forget(srv.loop, &srv.reload);
 	kc_loop_forget(srv.loop, &srv.listener);
+	kc_creds_free(srv.creds);
 	if (srv.lfd >= 0)
 		close(srv.lfd);
 	kc_loop_free(srv.loop);

@@ -814,5 +814,333 @@ def _exec_sigterm():
         raise Fail("log line %r" % line)
 
 
+# ---------------------------------------------------------- SIGHUP reload
+
+def reload_files(pair):
+    """The server's --cert and --key in a directory of their own, holding
+    pair (a (certfile, keyfile) of suite.certs) for now."""
+    d = os.path.join(suite.tmpdir(), "reload-%s" % os.urandom(4).hex())
+    os.makedirs(d)
+    cert, key = os.path.join(d, "server.pem"), os.path.join(d, "server.key")
+    put(cert, key, pair)
+    return cert, key
+
+
+def replace_file(dst, src):
+    """Replace dst as an administrator would: src's bytes renamed into
+    place, whole."""
+    with open(src, "rb") as f:
+        data = f.read()
+    with open(dst + ".new", "wb") as f:
+        f.write(data)
+    os.replace(dst + ".new", dst)
+
+
+def put(cert, key, pair):
+    replace_file(cert, pair[0])
+    replace_file(key, pair[1])
+
+
+def fingerprint(pem):
+    with open(pem) as f:
+        return sha(ssl.PEM_cert_to_DER_cert(f.read()))
+
+
+def reloaded_line(cert, key, pem):
+    return ("ktlsctl: reloaded credentials from '%s' and '%s': new handshakes use them "
+            "(certificate subject 'CN=localhost', SHA-256 %s)\n" % (cert, key, fingerprint(pem)))
+
+
+def sighup(k, line, n=1):
+    """SIGHUP, and wait for the n-th occurrence of its exact line."""
+    k.signal(signal.SIGHUP)
+    if not k.wait_until(lambda p: p.stderr.count(line) >= n, 20):
+        raise Fail("no line %r after SIGHUP\n%s" % (line, k.describe()))
+
+
+def tls_client(port, **kw):
+    return py_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(20)),
+                                server_hostname="localhost", **kw)
+
+
+def peer_fingerprint(t):
+    return sha(t.getpeercert(binary_form=True))
+
+
+def echo_check(t, what, size=16 << 10):
+    data = os.urandom(size)
+    t.sendall(data)
+    got = bytearray()
+    while len(got) < size:
+        d = t.recv(65536)
+        if not d:
+            break
+        got.extend(d)
+    if sha(bytes(got)) != sha(data):
+        raise Fail("%s: %d of %d bytes came back, or different ones" % (what, len(got), size))
+
+
+def served_fingerprint(port):
+    """A whole session: handshake, one echo, close_notify both ways."""
+    t = tls_client(port)
+    fp = peer_fingerprint(t)
+    echo_check(t, "a new client", 100)
+    t.unwrap()
+    t.close()
+    return fp
+
+
+def accepted(port):
+    """Whether the listener on port has no connection waiting in its accept
+    queue (/proc/net/tcp: a LISTEN socket's rx_queue is its backlog)."""
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(path) as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                if parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                    return int(parts[4].split(":")[1], 16) == 0
+    raise Fail("nothing listens on port %d" % port)
+
+
+@suite.case("SIGHUP: new handshakes get the new certificate and key, a session open across "
+            "it keeps its own and closes; one exact line", timeout=60)
+def _reload():
+    a, b = certs().srv_ec, certs().srv_rsa       # different keys (ECDSA, RSA)
+    cert, key = reload_files(a)
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, *SERVE_ARGS, "--echo", "-k")
+    old = tls_client(port)
+    if peer_fingerprint(old) != fingerprint(a[0]):
+        raise Fail("the first client did not get certificate A")
+    echo_check(old, "the client open across the reload, before")
+    put(cert, key, b)
+    sighup(k, reloaded_line(cert, key, b[0]))
+    if served_fingerprint(port) != fingerprint(b[0]):
+        raise Fail("a client after the reload did not get certificate B\n" + k.describe())
+    echo_check(old, "the client open across the reload, after", 256 << 10)
+    old.unwrap()
+    old.close()
+    lines = wait_sessions(k, 2, 10)
+    if not all(ln.endswith(" end=closed") for ln in lines):
+        raise Fail("log lines:\n" + "\n".join(lines))
+    both = " rx=%d tx=%d " % ((16 << 10) + (256 << 10), (16 << 10) + (256 << 10))
+    if not any(both in ln for ln in lines):
+        raise Fail("no line with%sfor the client open across the reload:\n%s"
+                   % (both, "\n".join(lines)))
+    other = [ln for ln in k.stderr.splitlines() if not re.match(
+        r"ktlsctl: (listening on |session \d+ |reloaded credentials from )", ln)]
+    if other:
+        raise Fail("other lines on stderr:\n" + "\n".join(other))
+    stop(k, "ktlsctl listen --echo -k after a reload")
+
+
+@suite.case("SIGHUP with broken files (key of another certificate, no key, no PEM): one "
+            "exact line each, the old credentials stay, the server goes on", timeout=60)
+def _reload_broken():
+    a, b = certs().srv_ec, certs().srv_rsa
+    cert, key = reload_files(a)
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, *SERVE_ARGS, "--echo", "-k")
+    held = tls_client(port)
+    fa = fingerprint(a[0])
+    tail = "; new handshakes still use the old ones\n"
+
+    def mismatch():      # the key of B with the certificate of A
+        put(cert, key, (a[0], b[1]))
+        return ("ktlsctl: cannot reload credentials: the key in '%s' does not belong to the "
+                "certificate in '%s'" % (key, cert) + tail)
+
+    def missing():
+        os.unlink(key)
+        return ("ktlsctl: cannot reload credentials: cannot read key file '%s': No such file "
+                "or directory" % key + tail)
+
+    def garbage():       # GnuTLS's reason comes between the two parts
+        put(cert, key, b)
+        with open(cert, "w") as f:
+            f.write("not a certificate\n")
+        return ("ktlsctl: cannot reload credentials: cannot load certificate '%s' with key "
+                "'%s': " % (cert, key), " (both must be PEM)" + tail)
+
+    for n, step in enumerate((mismatch, missing, garbage), 1):
+        want = step()
+        k.signal(signal.SIGHUP)
+        if not k.wait_until(lambda p: p.stderr.count("ktlsctl: cannot reload") >= n, 20):
+            raise Fail("%s: no line after SIGHUP\n%s" % (step.__name__, k.describe()))
+        got = [ln + "\n" for ln in k.stderr.splitlines()
+               if ln.startswith("ktlsctl: cannot reload")][n - 1]
+        ok = got == want if isinstance(want, str) else (
+            got.startswith(want[0]) and got.endswith(want[1]) and len(got) > len(want[0] + want[1]))
+        if not ok:
+            raise Fail("%s: line %r\nwanted %r" % (step.__name__, got, want))
+        if served_fingerprint(port) != fa:
+            raise Fail("%s: a new client did not get the old certificate\n%s"
+                       % (step.__name__, k.describe()))
+    # fixed: the next SIGHUP takes
+    put(cert, key, b)
+    sighup(k, reloaded_line(cert, key, b[0]))
+    if served_fingerprint(port) != fingerprint(b[0]):
+        raise Fail("no certificate B after the files were fixed\n" + k.describe())
+    echo_check(held, "the client open across the failed reloads")
+    held.unwrap()
+    held.close()
+    lines = wait_sessions(k, 5, 10)
+    if not all(ln.endswith(" end=closed") for ln in lines):
+        raise Fail("log lines:\n" + "\n".join(lines))
+    stop(k, "ktlsctl listen --echo -k after failed reloads")
+
+
+@suite.case("SIGHUP during handshakes: a client accepted but silent, and one whose Finished "
+            "is held back, complete after the reload with the certificate they started with",
+            timeout=60)
+def _reload_mid_handshake():
+    # The handshakes start with A from a first reload, so that the server
+    # holds the only reference to it and the second reload (to B) drops
+    # it: only the sessions' own references keep it alive then.
+    a, b = certs().srv_rsa, certs().srv_ec
+    cert, key = reload_files(b)
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, *SERVE_ARGS, "--echo", "-k")
+    put(cert, key, a)
+    sighup(k, reloaded_line(cert, key, a[0]))
+    # X: connected, accepted, its ClientHello not sent yet
+    xraw = socket.create_connection(("127.0.0.1", port), timeout=scaled(20))
+    deadline = time.monotonic() + scaled(10)
+    while not accepted(port):
+        if time.monotonic() > deadline:
+            raise Fail("the server did not accept\n" + k.describe())
+        time.sleep(0.01)
+    # Y: TLS 1.3 through memory BIOs; the server's whole flight has come,
+    # our Finished is held back
+    ctx = py_ctx()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    yin, yout = ssl.MemoryBIO(), ssl.MemoryBIO()
+    y = ctx.wrap_bio(yin, yout, server_hostname="localhost")
+    yraw = socket.create_connection(("127.0.0.1", port), timeout=scaled(20))
+    while True:
+        try:
+            y.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            if yout.pending:
+                yraw.sendall(yout.read())
+            d = yraw.recv(65536)
+            if not d:
+                raise Fail("the server closed Y's handshake\n" + k.describe())
+            yin.write(d)
+    finished = yout.read()           # not sent yet
+    if not finished:
+        raise Fail("no client Finished to hold back")
+    put(cert, key, b)
+    sighup(k, reloaded_line(cert, key, b[0]))
+    # X's handshake runs now, with what the server started it with
+    x = py_ctx().wrap_socket(xraw, server_hostname="localhost")
+    if peer_fingerprint(x) != fingerprint(a[0]):
+        raise Fail("a client accepted before the reload got the new certificate")
+    echo_check(x, "the client accepted before the reload")
+    # Y completes, and its session works
+    if sha(y.getpeercert(binary_form=True)) != fingerprint(a[0]):
+        raise Fail("Y saw another certificate")
+    data = os.urandom(4096)
+    y.write(data)
+    yraw.sendall(finished + yout.read())
+    got = bytearray()
+    while len(got) < len(data):
+        try:
+            got.extend(y.read(65536))
+        except ssl.SSLWantReadError:
+            d = yraw.recv(65536)
+            if not d:
+                break
+            yin.write(d)
+    if bytes(got) != data:
+        raise Fail("Y: %d of %d bytes echoed, or different ones" % (len(got), len(data)))
+    if served_fingerprint(port) != fingerprint(b[0]):
+        raise Fail("a client after the reload did not get certificate B")
+    x.unwrap()
+    x.close()
+    try:
+        y.unwrap()
+    except ssl.SSLWantReadError:
+        yraw.sendall(yout.read())
+        while True:
+            d = yraw.recv(65536)
+            if not d:
+                break
+            yin.write(d)
+            try:
+                y.unwrap()
+                break
+            except ssl.SSLWantReadError:
+                pass
+    yraw.close()
+    lines = wait_sessions(k, 3, 10)
+    if not all(ln.endswith(" end=closed") for ln in lines):
+        raise Fail("log lines:\n" + "\n".join(lines))
+    stop(k, "ktlsctl listen --echo -k after a reload during handshakes")
+
+
+@suite.case("SIGHUP with --verify-client: --cafile is read again too; a CA that does not "
+            "sign the client refuses it, a file without PEM keeps the old CA", timeout=60)
+def _reload_cafile():
+    cert, key = reload_files(certs().srv_ec)
+    ca = os.path.join(os.path.dirname(cert), "ca.pem")
+    replace_file(ca, certs().ca)
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--verify-client", "--cafile", ca,
+                             *SERVE_ARGS, "--echo", "-k")
+
+    def client_session():
+        """True when a client with a certificate from the test CA is served."""
+        ctx = py_ctx()
+        ctx.load_cert_chain(*certs().client)
+        t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(20)),
+                            server_hostname="localhost")
+        try:
+            echo_check(t, "a client with a certificate", 100)
+            t.unwrap()
+            return True
+        except (ssl.SSLError, OSError, Fail):    # refused: an alert, or the TCP end
+            return False
+        finally:
+            t.close()
+    if not client_session():
+        raise Fail("the client was refused before any reload\n" + k.describe())
+    line = ("ktlsctl: reloaded credentials from '%s', '%s' and '%s': new handshakes use them "
+            "(certificate subject 'CN=localhost', SHA-256 %s)\n"
+            % (cert, key, ca, fingerprint(certs().srv_ec[0])))
+    replace_file(ca, certs().ca2)
+    sighup(k, line, 1)
+    if client_session():
+        raise Fail("a client the new CA does not sign was served\n" + k.describe())
+    with open(ca + ".new", "w") as f:
+        f.write("no certificate here\n")
+    os.replace(ca + ".new", ca)
+    bad = ("ktlsctl: cannot reload credentials: CA file '%s' holds no PEM certificate; "
+           "new handshakes still use the old ones\n" % ca)
+    sighup(k, bad)
+    if client_session():
+        raise Fail("the failed reload did not keep the unrelated CA\n" + k.describe())
+    replace_file(ca, certs().ca)
+    sighup(k, line, 2)
+    if not client_session():
+        raise Fail("the client was refused after the test CA came back\n" + k.describe())
+    ends = [ln.split(" end=")[1].split()[0] for ln in wait_sessions(k, 4, 10)]
+    if ends != ["closed", "handshake-failed", "handshake-failed", "closed"]:
+        raise Fail("ends %s\n%s" % (ends, k.describe()))
+    for ln in log_lines(k)[1:3]:
+        if not ln.endswith('reason="client certificate rejected: The certificate is NOT trusted. '
+                           'The certificate issuer is unknown."'):
+            raise Fail("log line %r" % ln)
+    stop(k, "ktlsctl listen --verify-client after reloads")
+
+
+
+@suite.case("SIGHUP to a single-session listen still ends it (its default action), as "
+            "before", timeout=30)
+def _sighup_single():
+    cert, key = certs().srv_ec
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, *SERVE_ARGS)
+    k.signal(signal.SIGHUP)
+    check_exit(k, -signal.SIGHUP, 10, "ktlsctl listen (one session) after SIGHUP")
+
+
 if __name__ == "__main__":
     sys.exit(suite.main())
