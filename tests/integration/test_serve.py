@@ -148,6 +148,14 @@ def wait_sessions(k, n, timeout):
     return log_lines(k)
 
 
+def wait_closed(k, n):
+    """The n session lines, every one saying closed."""
+    lines = wait_sessions(k, n, 10)
+    if not all(ln.endswith(" end=closed") for ln in lines):
+        raise Fail("log lines:\n" + "\n".join(lines))
+    return lines
+
+
 def py_ctx():
     return py_client_ctx(certs().ca)
 
@@ -920,9 +928,7 @@ def _reload():
     echo_check(old, "the client open across the reload, after", 256 << 10)
     old.unwrap()
     old.close()
-    lines = wait_sessions(k, 2, 10)
-    if not all(ln.endswith(" end=closed") for ln in lines):
-        raise Fail("log lines:\n" + "\n".join(lines))
+    lines = wait_closed(k, 2)
     both = " rx=%d tx=%d " % ((16 << 10) + (256 << 10), (16 << 10) + (256 << 10))
     if not any(both in ln for ln in lines):
         raise Fail("no line with%sfor the client open across the reload:\n%s"
@@ -983,9 +989,7 @@ def _reload_broken():
     echo_check(held, "the client open across the failed reloads")
     held.unwrap()
     held.close()
-    lines = wait_sessions(k, 5, 10)
-    if not all(ln.endswith(" end=closed") for ln in lines):
-        raise Fail("log lines:\n" + "\n".join(lines))
+    wait_closed(k, 5)
     stop(k, "ktlsctl listen --echo -k after failed reloads")
 
 
@@ -1072,9 +1076,7 @@ def _reload_mid_handshake():
             except ssl.SSLWantReadError:
                 pass
     yraw.close()
-    lines = wait_sessions(k, 3, 10)
-    if not all(ln.endswith(" end=closed") for ln in lines):
-        raise Fail("log lines:\n" + "\n".join(lines))
+    wait_closed(k, 3)
     stop(k, "ktlsctl listen --echo -k after a reload during handshakes")
 
 
