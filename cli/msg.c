@@ -59,6 +59,13 @@ void cli_notice(const char *fmt, ...)
 	va_end(ap);
 }
 
+void cli_log_line(const char *line)
+{
+	if (verbosity < CLI_NORMAL)
+		return;
+	fprintf(stderr, "%s\n", line);
+}
+
 void cli_info(const char *fmt, ...)
 {
 	if (verbosity < CLI_VERBOSE)

@@ -16,6 +16,10 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A line for programs (--log-format json), as it is: no prefix; not
+ * when quiet. */
+void cli_log_line(const char *line);
+
 /* Session events (key updates, tickets, limits): shown as they happen in
  * an interactive session, visually set apart; in pipe mode only with -v. */
 void cli_event(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -161,6 +161,17 @@ static int set_stats_format(struct cli_opts *o, const struct cli_option *opt, co
 	return 0;
 }
 
+static int set_log_format(struct cli_opts *o, const struct cli_option *opt, const char *arg,
+			  struct kc_err *err)
+{
+	const char *param;
+	const struct cli_value *v = find_value(opt, arg, &param);
+	if (!v)
+		return value_error(err, opt, NULL, arg);
+	o->log_json = v->code == 1;
+	return 0;
+}
+
 static int set_ktls(struct cli_opts *o, const struct cli_option *opt, const char *arg,
 		    struct kc_err *err)
 {
@@ -470,6 +481,17 @@ static const struct cli_option opt_drain_timeout = {
 	.help = "serving many: after SIGTERM or SIGINT, wait up\n"
 		"to SECS for the sessions to close (default 10)",
 };
+static const struct cli_value log_format_values[] = {
+	{ "text", 0, "a line of key=value fields per session (default)" },
+	{ "json", 1, "a JSON object per line, for each session and notice" },
+	{ 0 },
+};
+static const struct cli_option opt_log_format = {
+	.name = "log-format", .metavar = "FORMAT", .values = log_format_values,
+	.apply = set_log_format,
+	.help = "serving many: log each session's end as text\n"
+		"(key=value, the default) or json (an object a line)",
+};
 static const struct cli_option opt_verify_client = {
 	.name = "verify-client", .apply = set_verify_client,
 	.help = "require a client certificate signed by --cafile",
@@ -574,7 +596,8 @@ static const struct cli_option *const connect_options[] = {
 static const struct cli_option *const listen_options[] = {
 	SESSION_OPTIONS,
 	&opt_server_cert, &opt_server_key, &opt_echo, &opt_keep_open, &opt_forward,
-	&opt_exec, &opt_server_alpn, &opt_max_conns, &opt_drain_timeout, &opt_backend_timeout, &opt_verify_client,
+	&opt_exec, &opt_server_alpn, &opt_max_conns, &opt_drain_timeout, &opt_log_format, &opt_backend_timeout,
+	&opt_verify_client,
 	&opt_quiet, &opt_verbose, &opt_help, NULL,
 };
 

@@ -42,6 +42,7 @@ struct cli_opts {
 	const char *exec_command;      /* --exec COMMAND */
 	unsigned max_conns;            /* --max-conns, default 1024 */
 	unsigned drain_timeout_ms;     /* --drain-timeout, default 10 s */
+	bool log_json;                 /* --log-format json */
 	bool commands;                 /* '/' lines are commands in pipe mode */
 	bool crlf;                     /* interactive lines end in CR LF */
 	bool no_zerocopy;              /* kernel channel: no sendfile/splice */

@@ -3,70 +3,181 @@
 
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli/msg.h"
 #include "cli/serve.h"
 #include "cli/session.h"
 #include "cli/signals.h"
+#include "core/diag/view.h"
+#include "core/diag/view_json.h"
 #include "core/serve.h"
-#include "core/spawn.h"
 
 bool cli_serves_many(const struct cli_opts *o)
 {
 	return o->forward || o->exec_command || (o->echo && o->keep_open);
 }
 
-/* A field of the log line, when there is something to say. */
-static int field(char *buf, size_t len, int off, const char *name, const char *value)
+/* How a session went, once: the text line and the JSON object are both
+ * rendered from this tree (fields without a value are left out). */
+static struct kc_view *report_view(const struct kc_session_report *r)
 {
-	if (!value || !value[0] || off < 0 || (size_t)off >= len)
-		return off;
-	return off + snprintf(buf + off, len - (size_t)off, " %s=%s", name, value);
+	struct kc_view *v = kc_view_new();
+	kc_view_string(v, "event", NULL, "session");
+	kc_view_uint(v, "session", NULL, r->id);
+	kc_view_string(v, "peer", NULL, "%s", r->peer);
+	if (r->backend[0])
+		kc_view_string(v, "backend", NULL, "%s", r->backend);
+	if (r->command_pid)
+		kc_view_uint(v, "pid", NULL, (uint64_t)r->command_pid);
+	if (r->version[0])
+		kc_view_string(v, "version", NULL, "%s", r->version);
+	if (r->cipher[0])
+		kc_view_string(v, "cipher", NULL, "%s", r->cipher);
+	if (r->channel)
+		kc_view_string(v, "channel", NULL, "%s", r->channel);
+	if (r->path)
+		kc_view_string(v, "path", NULL, "%s", r->path);
+	kc_view_uint(v, "rx", NULL, r->rx);
+	kc_view_uint(v, "tx", NULL, r->tx);
+	kc_view_decimal(v, "duration", NULL, (double)r->duration_ms / 1000, 3);
+	/* The command's exit is part of how the session went. */
+	if (r->command_ended && WIFSIGNALED(r->command_status)) {
+		const char *name = sigabbrev_np(WTERMSIG(r->command_status));
+		if (name)
+			kc_view_string(v, "signal", NULL, "%s", name);
+		else
+			kc_view_uint(v, "signal", NULL, (uint64_t)WTERMSIG(r->command_status));
+	} else if (r->command_ended) {
+		kc_view_uint(v, "exit", NULL, (uint64_t)WEXITSTATUS(r->command_status));
+	}
+	kc_view_string(v, "end", NULL, "%s", kc_session_end_name(r->end));
+	if (r->end != KC_END_CLOSED && r->err.msg[0])
+		kc_view_string(v, "reason", NULL, "%s", r->err.msg);
+	return v;
 }
 
-/* One line per session, key=value, the reason last and quoted. */
+/* The text line: "session N", then key=value; the duration (the one
+ * number with a fraction) in seconds, the reason quoted. */
+static void report_text(const struct kc_view *v, char *line, size_t len)
+{
+	size_t off = 0;
+	line[0] = '\0';
+	for (const struct kc_view *f = v->first; f && off < len; f = f->next) {
+		int n = 0;
+		if (!strcmp(f->key, "event"))
+			continue;
+		if (!strcmp(f->key, "session"))
+			n = snprintf(line + off, len - off, "session %llu", (unsigned long long)f->num);
+		else if (f->kind == KC_VIEW_UINT)
+			n = snprintf(line + off, len - off, " %s=%llu", f->key,
+				     (unsigned long long)f->num);
+		else if (f->kind == KC_VIEW_NUMBER)
+			n = snprintf(line + off, len - off, " %s=%ss", f->key, f->str);
+		else if (!strcmp(f->key, "reason"))
+			n = snprintf(line + off, len - off, " %s=\"%s\"", f->key, f->str);
+		else
+			n = snprintf(line + off, len - off, " %s=%s", f->key, f->str);
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+}
+
+static void log_view(const struct kc_view *v)
+{
+	struct kc_err err;
+	char *json = kc_view_json(v, &err);
+	if (json)
+		cli_log_line(json);
+	else
+		cli_error("%s", err.msg);
+	free(json);
+}
+
 static void on_end(void *ctx, const struct kc_session_report *r)
 {
-	char line[1024];
-	int off = snprintf(line, sizeof line, "session %lu", r->id);
-	off = field(line, sizeof line, off, "peer", r->peer);
-	off = field(line, sizeof line, off, "backend", r->backend);
-	char pid[24] = "";
-	if (r->command_pid)
-		snprintf(pid, sizeof pid, "%ld", r->command_pid);
-	off = field(line, sizeof line, off, "pid", pid);
-	off = field(line, sizeof line, off, "version", r->version);
-	off = field(line, sizeof line, off, "cipher", r->cipher);
-	off = field(line, sizeof line, off, "channel", r->channel);
-	if (off >= 0 && (size_t)off < sizeof line)
-		off += snprintf(line + off, sizeof line - (size_t)off,
-				" rx=%llu tx=%llu duration=%lld.%03llds",
-				(unsigned long long)r->rx, (unsigned long long)r->tx,
-				r->duration_ms / 1000, r->duration_ms % 1000);
-	/* The command's exit is part of how the session went. */
-	char status[32] = "";
-	if (r->command_ended)
-		kc_child_status_str(r->command_status, status, sizeof status);
-	if (status[0] && off >= 0 && (size_t)off < sizeof line)
-		off += snprintf(line + off, sizeof line - (size_t)off, " %s", status);
-	if (off >= 0 && (size_t)off < sizeof line)
-		off += snprintf(line + off, sizeof line - (size_t)off, " end=%s",
-				kc_session_end_name(r->end));
-	if (r->end != KC_END_CLOSED && r->err.msg[0] && off >= 0 && (size_t)off < sizeof line)
-		snprintf(line + off, sizeof line - (size_t)off, " reason=\"%s\"", r->err.msg);
-	cli_notice("%s", line);
+	const struct cli_opts *o = ctx;
+	struct kc_view *v = report_view(r);
+	if (!kc_view_ok(v)) {
+		cli_error("out of memory: no log line for session %lu", r->id);
+	} else if (o->log_json) {
+		log_view(v);
+	} else {
+		char line[1024];
+		report_text(v, line, sizeof line);
+		cli_notice("%s", line);
+	}
+	kc_view_free(v);
 }
 
 static void on_notice(void *ctx, const char *msg)
 {
-	cli_notice("%s", msg);
+	const struct cli_opts *o = ctx;
+	if (!o->log_json) {
+		cli_notice("%s", msg);
+		return;
+	}
+	struct kc_view *v = kc_view_new();
+	kc_view_string(v, "event", NULL, "notice");
+	kc_view_string(v, "message", NULL, "%s", msg);
+	if (kc_view_ok(v))
+		log_view(v);
+	kc_view_free(v);
+}
+
+/* A spliced session holds six descriptors (client, backend, two pipes):
+ * the usual soft limit of 1024 would stop accepting long before
+ * --max-conns.  Raise it to the hard limit, as servers do; running out
+ * anyway pauses accepting (core/serve.h).  Not for --exec: commands
+ * would inherit it, and programs that select() or close every
+ * descriptor up to the limit break on a large one. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* One line either way, after SIGHUP. */
+static void on_reload(void *ctx, const struct kc_creds *creds, const struct kc_err *err)
+{
+	const struct cli_opts *o = ctx;
+	if (!creds) {
+		cli_error("cannot reload credentials: %s; new handshakes still use the old ones",
+			  err->msg);
+		return;
+	}
+	char from[3 * 1024];
+	if (o->tls.cafile)
+		snprintf(from, sizeof from, "'%s', '%s' and '%s'", o->tls.certfile,
+			 o->tls.keyfile, o->tls.cafile);
+	else
+		snprintf(from, sizeof from, "'%s' and '%s'", o->tls.certfile, o->tls.keyfile);
+	char subject[512], sha[KC_SHA256_HEX], msg[4 * 1024];
+	struct kc_err e;
+	if (kc_creds_cert_info(creds, subject, sizeof subject, sha, &e) < 0)
+		snprintf(msg, sizeof msg, "reloaded credentials from %s: new handshakes use them",
+			 from);
+	else
+		snprintf(msg, sizeof msg, "reloaded credentials from %s: new handshakes use them "
+			 "(certificate subject '%s', SHA-256 %s)", from, subject, sha);
+	on_notice(ctx, msg);
 }
 
 int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 {
 	struct kc_err err = { 0 };
 	struct addrinfo *backend = NULL;
+
+	if (!o->exec_command)
+		raise_fd_limit();
 
 	if (o->forward && kc_tcp_resolve(&o->forward_hp, false, &backend, &err) < 0) {
 		close(lfd);
@@ -81,6 +192,7 @@ int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 		.ktls = o->ktls,
 		.soft = { .no_rekey = o->soft_no_rekey },
 		.key_update_after = o->key_update_after,
+		.copy = o->no_zerocopy,
 		.backend = backend,
 		.backend_name = o->forward_arg,
 		.connect_timeout_ms = o->connect_timeout_ms,
@@ -88,8 +200,11 @@ int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 		.max_conns = o->max_conns,
 		.drain_timeout_ms = o->drain_timeout_ms,
 		.stop_fd = cli_stop_fd,
+		.reload_fd = cli_reload_fd,
 		.on_end = on_end,
 		.on_notice = on_notice,
+		.on_reload = on_reload,
+		.ctx = (void *)o,
 	};
 	struct kc_serve_result res;
 	int rc = kc_serve_run(&so, &res, &err);

@@ -344,6 +344,11 @@ int cli_listen(const struct cli_opts *o)
 
 	if ((status = load_creds(o, &creds)) != 0)
 		return status;
+	if (cli_serves_many(o) && cli_install_reload_signal() < 0) {
+		kc_err_errno(&err, KC_E_INTERNAL, errno, "cannot set up SIGHUP (reload)");
+		kc_creds_free(creds);
+		return cli_fail(&err);
+	}
 	int lfd = kc_tcp_listen(&o->hp, bound, &err);
 	if (lfd < 0) {
 		kc_creds_free(creds);

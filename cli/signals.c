@@ -1,4 +1,5 @@
-/* cli/signals.c: the stop signals, as a flag and a self-pipe. */
+/* cli/signals.c: the stop signals, as a flag and a self-pipe; SIGHUP
+ * (serving many) as another self-pipe. */
 #include "config.h"
 
 #include <errno.h>
@@ -10,6 +11,8 @@
 volatile sig_atomic_t cli_stop_signal;
 int cli_stop_fd = -1;
 static int stop_pipe_w = -1;
+int cli_reload_fd = -1;
+static int reload_pipe_w = -1;
 
 static void on_signal(int sig)
 {
@@ -33,6 +36,28 @@ void cli_install_signals(void)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+static void on_reload_signal(int sig)
+{
+	int saved = errno;
+	if (reload_pipe_w >= 0 && write(reload_pipe_w, "", 1) < 0) {
+		/* full pipe: a reload is already pending */
+	}
+	errno = saved;
+}
+
+int cli_install_reload_signal(void)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -1;
+	cli_reload_fd = fds[0];
+	reload_pipe_w = fds[1];
+	/* SA_RESTART: a reload is no reason to cut a wait short. */
+	struct sigaction sa = { .sa_handler = on_reload_signal, .sa_flags = SA_RESTART };
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGHUP, &sa, NULL);
 }
 
 int cli_interrupted_status(void)

@@ -13,6 +13,15 @@ extern int cli_stop_fd;
  * handshake returns EINTR so it can stop), and SIGPIPE ignored. */
 void cli_install_signals(void);
 
+/* SIGHUP, for a listen that serves many (cli/serve.h) and nothing else:
+ * each one makes cli_reload_fd (non-blocking) readable, and the server
+ * loads its credentials again.  Everywhere else SIGHUP keeps its default
+ * action (the process ends, as when its terminal hangs up).  Installed
+ * before the server says it listens, so that a SIGHUP sent once it has
+ * cannot end it.  -1 with errno when the pipe or handler fails. */
+extern int cli_reload_fd;
+int cli_install_reload_signal(void);
+
 /* The exit status of a run the stop signal ended: 128 + its number. */
 int cli_interrupted_status(void);
 

@@ -103,8 +103,10 @@
  *   (splice), at most one record per call.  Returns the bytes moved or -1
  *   with errno: EINVAL when the next record is not application data (it
  *   stays queued: recv() returns it), EAGAIN when nothing is ready or the
- *   pipe is full, otherwise as recv().  0: end of stream or nothing
- *   spliced; recv() tells which. */
+ *   pipe is full, EPROTO for a malformed record header, otherwise as
+ *   recv().  An error that ends the stream (EBADMSG, EMSGSIZE, EPROTO) may
+ *   be reported to this call only.  0: end of stream or nothing spliced;
+ *   recv() tells which. */
 #ifndef KC_CHANNEL_H
 #define KC_CHANNEL_H
 

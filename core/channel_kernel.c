@@ -231,11 +231,28 @@ static ssize_t kernel_send_from(struct kc_channel *ch, int in_fd, size_t len, bo
 	return n;
 }
 
+/* Whether a record waits at the head of the receive queue: a control
+ * record peeks fine (with its type), where splice said EINVAL. */
+static bool record_queued(int fd)
+{
+	unsigned char b, cbuf[CMSG_SPACE(1)];
+	struct iovec iov = { .iov_base = &b, .iov_len = 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+	return recvmsg(fd, &m, MSG_PEEK | MSG_DONTWAIT) >= 0;
+}
+
 /* SPLICE_F_NONBLOCK, not the socket's O_NONBLOCK, is what keeps kTLS's
- * splice_read from sleeping (tls_sw_splice_read). */
+ * splice_read from sleeping (tls_sw_splice_read).  The kernel says EINVAL
+ * both for a control record next and for a malformed record header; the
+ * latter stops its record parser and is reported to this one read only
+ * (later reads say EAGAIN), so it becomes EPROTO here. */
 static ssize_t kernel_recv_to(struct kc_channel *ch, int out_fd, size_t len)
 {
-	return splice(ch->fd, NULL, out_fd, NULL, len, SPLICE_F_NONBLOCK);
+	ssize_t n = splice(ch->fd, NULL, out_fd, NULL, len, SPLICE_F_NONBLOCK);
+	if (n < 0 && errno == EINVAL && !record_queued(ch->fd))
+		errno = EPROTO;
+	return n;
 }
 
 static int kernel_rec_seq(struct kc_channel *ch, enum kc_dir dir, uint64_t *seq)

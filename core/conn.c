@@ -72,6 +72,13 @@ struct kc_conn {
 	gnutls_cipher_algorithm_t cipher;
 	uint64_t rekey_point;      /* send-side records under one key */
 	bool rx_limit_asked;       /* we asked the peer to update its keys */
+	/* Never wait for socket room (kc_conn_opts.nonblocking): a KeyUpdate
+	 * the channel cannot take now is owed, prepared in ku_out (GnuTLS
+	 * already moved on to the new send key), and goes out before any
+	 * more data. */
+	bool nonblocking;
+	bool ku_owed, ku_owed_requested, ku_owed_automatic;
+	unsigned char ku_out[5];
 	struct kc_record_limits limits;   /* record sizes agreed, as kept */
 };
 
@@ -254,6 +261,8 @@ int kc_conn_records(struct kc_conn *c, enum kc_dir dir, uint64_t *current_key,
 
 static int key_update(struct kc_conn *c, bool request_peer, bool automatic,
 		      struct kc_err *err);
+static int send_owed_key_update(struct kc_conn *c, bool wait, struct kc_err *err);
+static int settle_key_update(struct kc_conn *c, struct kc_err *err);
 
 int kc_conn_key_update(struct kc_conn *c, bool request_peer, struct kc_err *err)
 {
@@ -263,13 +272,12 @@ int kc_conn_key_update(struct kc_conn *c, bool request_peer, struct kc_err *err)
 	return key_update(c, request_peer, false, err);
 }
 
-/* Our KeyUpdate, then our new send key.  Whether the channel can take a
- * second key is asked first: once the KeyUpdate is out, the key must follow. */
+/* Our KeyUpdate, then our new send key (send_owed_key_update).  Whether
+ * the channel can take a second key is asked first: once the KeyUpdate is
+ * out, the key must follow. */
 static int key_update(struct kc_conn *c, bool request_peer, bool automatic,
 		      struct kc_err *err)
 {
-	struct kc_key_material km;
-
 	if (c->version != KC_TLS13)
 		return kc_err_set(err, KC_E_USAGE,
 				  "key updates are not in TLS 1.2 (only TLS 1.3 can change keys)");
@@ -279,30 +287,59 @@ static int key_update(struct kc_conn *c, bool request_peer, bool automatic,
 		return kc_err_set(err, KC_E_NOREKEY,
 				  "this kernel cannot update kTLS keys (Linux 6.14 or later "
 				  "needed): no KeyUpdate was sent");
+	if (c->ku_owed) {
+		/* One KeyUpdate answers every request (RFC 8446 §4.6.3). */
+		c->ku_owed_requested |= request_peer;
+		return 0;
+	}
 	c->hs_out_len = 0;
 	/* Ask GnuTLS for a plain KeyUpdate and set update_requested in the
 	 * message ourselves: with GNUTLS_KU_PEER, GnuTLS would reject a
 	 * request from the peer crossing ours, which RFC 8446 §4.6.3 allows. */
 	int rc = gnutls_session_key_update(c->session, 0);
-	if (rc >= 0 && c->hs_out_len == 5 && c->hs_out[0] == HS_KEY_UPDATE && request_peer)
-		c->hs_out[4] = 1;
-	if (rc < 0 || c->hs_out_len == 0 || c->hs_out_overflow) {
+	if (rc < 0 || c->hs_out_len != sizeof c->ku_out || c->hs_out[0] != HS_KEY_UPDATE ||
+	    c->hs_out_overflow) {
 		kc_err_set(err, KC_E_INTERNAL, "GnuTLS could not prepare a KeyUpdate: %s",
-			   rc < 0 ? gnutls_strerror(rc) : "no message produced");
+			   rc < 0 ? gnutls_strerror(rc) : "not the message expected");
 		return fail(c, err);
 	}
-	/* Strict order: the KeyUpdate under the old key, then the new key,
-	 * with no data write in between (we are single-threaded). */
-	if (send_control(c, KC_REC_HANDSHAKE, c->hs_out, c->hs_out_len, err) < 0)
-		return fail(c, err);
+	memcpy(c->ku_out, c->hs_out, sizeof c->ku_out);
 	c->hs_out_len = 0;
+	c->ku_owed = true;
+	c->ku_owed_requested = request_peer;
+	c->ku_owed_automatic = automatic;
+	return send_owed_key_update(c, !c->nonblocking, err);
+}
+
+/* The prepared KeyUpdate (ku_out) under the old key, then the new key,
+ * with no data write in between (we are single-threaded).  Unless wait,
+ * a channel with no room now leaves it owed: 0 either way, -1 failed. */
+static int send_owed_key_update(struct kc_conn *c, bool wait, struct kc_err *err)
+{
+	struct kc_key_material km;
+	size_t sent = 0;
+
+	c->ku_out[4] = c->ku_owed_requested;   /* request_update */
+	if (!wait) {
+		ssize_t n = c->ch->ops->send(c->ch, KC_REC_HANDSHAKE, c->ku_out, sizeof c->ku_out);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return 0;     /* still owed: kc_conn_flush tries again */
+		if (n > 0)
+			sent = (size_t)n;
+	}
+	/* What is left (rare: a part went), or the error, the waiting way. */
+	if (sent < sizeof c->ku_out &&
+	    send_control(c, KC_REC_HANDSHAKE, c->ku_out + sent, sizeof c->ku_out - sent, err) < 0)
+		return fail(c, err);
+	c->ku_owed = false;
+	bool request_peer = c->ku_owed_requested, automatic = c->ku_owed_automatic;
 	if (kc_keys_from_session(c->session, KC_TX, &km, err) < 0)
 		return fail(c, err);
 	km.seq = 0;
 	uint64_t old_records = 0, total;
 	kc_conn_records(c, KC_TX, &old_records, &total);
 	close_key_generation(c, KC_TX);
-	rc = c->ch->ops->set_key(c->ch, KC_TX, &km, err);
+	int rc = c->ch->ops->set_key(c->ch, KC_TX, &km, err);
 	kc_keys_wipe(&km);
 	if (rc < 0)
 		return fail(c, err);
@@ -639,12 +676,17 @@ static int check_rx_limit(struct kc_conn *c, struct kc_err *err)
 static ssize_t send_budget(struct kc_conn *c, size_t len, struct kc_err *err)
 {
 	uint64_t seq;
+	int owed = settle_key_update(c, err);
+	if (owed < 0)
+		return owed;
 	if (c->rekey_point == UINT64_MAX || c->ch->ops->rec_seq(c->ch, KC_TX, &seq) < 0)
 		return (ssize_t)len;
 	if (seq >= c->rekey_point) {
 		if (c->version == KC_TLS13 && c->ch->caps.rekey) {
 			if (key_update(c, false, true, err) < 0)
 				return -1;
+			if (c->ku_owed)
+				return KC_CONN_AGAIN;
 			seq = 0;
 		} else {
 			char lim[64];
@@ -733,6 +775,15 @@ static int send_error(struct kc_conn *c, int e, struct kc_err *err)
 	return fail(c, err);
 }
 
+/* An owed KeyUpdate goes before any data: 0 when none is owed (any
+ * more), KC_CONN_AGAIN while it still is, -1 failed. */
+static int settle_key_update(struct kc_conn *c, struct kc_err *err)
+{
+	if (c->ku_owed && send_owed_key_update(c, false, err) < 0)
+		return -1;
+	return c->ku_owed ? KC_CONN_AGAIN : 0;
+}
+
 ssize_t kc_conn_write(struct kc_conn *c, const void *buf, size_t len, struct kc_err *err)
 {
 	struct kc_err spare;
@@ -742,7 +793,7 @@ ssize_t kc_conn_write(struct kc_conn *c, const void *buf, size_t len, struct kc_
 		return kc_err_set(err, KC_E_INTERNAL, "write after close_notify");
 	ssize_t budget = send_budget(c, len, err);
 	if (budget < 0)
-		return -1;
+		return budget;
 	len = (size_t)budget;
 	for (;;) {
 		ssize_t n = c->ch->ops->send(c->ch, KC_REC_DATA, buf, len);
@@ -768,7 +819,7 @@ ssize_t kc_conn_write_from(struct kc_conn *c, int in_fd, bool file, size_t len,
 		return kc_err_set(err, KC_E_INTERNAL, "write after close_notify");
 	ssize_t budget = send_budget(c, len, err);
 	if (budget < 0)
-		return -1;
+		return budget;
 	for (;;) {
 		ssize_t n = c->ch->ops->send_from(c->ch, in_fd, (size_t)budget, file);
 		if (n >= 0) {
@@ -807,8 +858,14 @@ ssize_t kc_conn_read_to(struct kc_conn *c, int out_fd, size_t len, struct kc_err
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return KC_CONN_AGAIN;
+		/* A framing or authentication error: the kernel reports it to
+		 * the read that meets it, this one (the next says EAGAIN). */
+		if (n < 0 && (errno == EBADMSG || errno == EMSGSIZE))
+			return recv_error(c, errno, err);
+		if (n < 0 && errno == EPROTO)
+			return recv_error(c, EINVAL, err);
 		/* A control record (EINVAL), a KeyUpdate pause, the end of
-		 * the stream or an error: the record path sorts it out. */
+		 * the stream: the record path sorts it out. */
 		return KC_CONN_USE_READ;
 	}
 }
@@ -823,6 +880,9 @@ int kc_conn_flush(struct kc_conn *c, struct kc_err *err)
 			return KC_CONN_AGAIN;
 		return send_error(c, errno, err);
 	}
+	int owed = settle_key_update(c, err);
+	if (owed < 0)
+		return owed;
 	if (c->close_sent && !c->wr_shut) {
 		/* Everything including close_notify is out: tell TCP too, for
 		 * peers that wait for end of stream. */
@@ -834,7 +894,7 @@ int kc_conn_flush(struct kc_conn *c, struct kc_err *err)
 
 bool kc_conn_tx_pending(const struct kc_conn *c)
 {
-	return c->ch->ops->tx_pending(c->ch) || (c->close_sent && !c->wr_shut);
+	return c->ch->ops->tx_pending(c->ch) || c->ku_owed || (c->close_sent && !c->wr_shut);
 }
 
 int kc_conn_close(struct kc_conn *c, struct kc_err *err)
@@ -850,6 +910,8 @@ int kc_conn_close(struct kc_conn *c, struct kc_err *err)
 	 * ahead of the alert; the channel keeps the order, flush pushes it. */
 	if (c->ch->ops->flush(c->ch) < 0 && errno != EAGAIN)
 		return send_error(c, errno, err);
+	if (c->ku_owed && send_owed_key_update(c, true, err) < 0)
+		return -1;
 	if (send_control(c, KC_REC_ALERT, close_notify, sizeof close_notify, err) < 0)
 		return fail(c, err);
 	c->close_sent = true;
@@ -937,6 +999,7 @@ int kc_conn_open(gnutls_session_t session, int fd, const struct kc_conn_opts *op
 	c->session = session;
 	c->fd = fd;
 	c->role = opts->role;
+	c->nonblocking = opts->nonblocking;
 	c->on_event = opts->on_event;
 	c->event_ctx = opts->event_ctx;
 	memset(km, 0, sizeof km);

@@ -63,6 +63,12 @@ struct kc_conn_opts {
 	uint64_t key_update_after;
 	/* We announced a record_size_limit in the handshake (kc_tls_opts). */
 	bool record_size_limit;
+	/* Never wait for socket room, for loops that serve many sessions: a
+	 * KeyUpdate (ours, or the answer to the peer's request) that the
+	 * channel cannot take now is owed, kc_conn_tx_pending() says so, and
+	 * kc_conn_flush() or the next write sends it before any data.  Other
+	 * control records still wait (an alert: up to 30 s). */
+	bool nonblocking;
 	kc_event_fn on_event;
 	void *event_ctx;
 };

@@ -18,6 +18,7 @@
 #include "core/keys.h"
 
 struct kc_creds {
+	unsigned refs;
 	gnutls_certificate_credentials_t x509;
 	gnutls_datum_t ticket_key;     /* server: shared by all connections */
 };
@@ -98,6 +99,7 @@ int kc_creds_new(const struct kc_tls_opts *o, struct kc_creds **out, struct kc_e
 
 	if (!c)
 		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
+	c->refs = 1;
 	rc = gnutls_certificate_allocate_credentials(&c->x509);
 	if (rc < 0) {
 		free(c);
@@ -130,9 +132,16 @@ fail:
 	return -1;
 }
 
+struct kc_creds *kc_creds_ref(struct kc_creds *c)
+{
+	if (c)
+		c->refs++;
+	return c;
+}
+
 void kc_creds_free(struct kc_creds *c)
 {
-	if (!c)
+	if (!c || --c->refs > 0)
 		return;
 	if (c->x509)
 		gnutls_certificate_free_credentials(c->x509);
@@ -141,6 +150,41 @@ void kc_creds_free(struct kc_creds *c)
 		gnutls_free(c->ticket_key.data);
 	}
 	free(c);
+}
+
+int kc_creds_cert_info(const struct kc_creds *c, char *subject, size_t len,
+		       char sha256[KC_SHA256_HEX], struct kc_err *err)
+{
+	gnutls_datum_t der;
+	int rc = gnutls_certificate_get_crt_raw(c->x509, 0, 0, &der);
+	if (rc < 0)
+		return kc_err_set(err, KC_E_CREDENTIALS, "no certificate: %s", gnutls_strerror(rc));
+	unsigned char md[32];
+	size_t mdlen = sizeof md;
+	rc = gnutls_fingerprint(GNUTLS_DIG_SHA256, &der, md, &mdlen);
+	if (rc < 0 || mdlen != sizeof md)
+		return kc_err_set(err, KC_E_INTERNAL, "cannot hash the certificate: %s",
+				  gnutls_strerror(rc));
+	for (size_t i = 0; i < sizeof md; i++)
+		snprintf(sha256 + 2 * i, 3, "%02x", md[i]);
+	gnutls_x509_crt_t crt;
+	gnutls_datum_t dn = { 0 };
+	if ((rc = gnutls_x509_crt_init(&crt)) < 0)
+		return kc_err_set(err, KC_E_INTERNAL, "GnuTLS: %s", gnutls_strerror(rc));
+	rc = gnutls_x509_crt_import(crt, &der, GNUTLS_X509_FMT_DER);
+	if (rc >= 0)
+		rc = gnutls_x509_crt_get_dn3(crt, &dn, 0);
+	gnutls_x509_crt_deinit(crt);
+	if (rc < 0)
+		return kc_err_set(err, KC_E_CREDENTIALS, "cannot read the certificate's subject: %s",
+				  gnutls_strerror(rc));
+	snprintf(subject, len, "%.*s", (int)dn.size, (const char *)dn.data);
+	gnutls_free(dn.data);
+	/* It goes into one log line: nothing that could end or forge one. */
+	for (char *p = subject; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	return 0;
 }
 
 /* The i-th cipher to offer: those asked for, else the whole table in its

@@ -57,12 +57,27 @@ struct kc_tls_opts {
 };
 
 /* Credentials outlive one connection (a listening server reuses them, and
- * its session-ticket key, for every accepted connection). */
+ * its session-ticket key, for every accepted connection).  They are
+ * reference-counted: a GnuTLS session points into them until it is
+ * deinitialised, so a server that loads new ones (SIGHUP, core/serve.h)
+ * keeps the old ones alive for the sessions that started with them.
+ * kc_creds_new loads everything opts names (files are read again at each
+ * call) and gives one reference; kc_creds_ref adds one and returns creds;
+ * kc_creds_free drops one and frees them with the last. */
 struct kc_creds;
 
 int kc_creds_new(const struct kc_tls_opts *opts, struct kc_creds **out,
 		 struct kc_err *err);
+struct kc_creds *kc_creds_ref(struct kc_creds *creds);
 void kc_creds_free(struct kc_creds *creds);
+
+/* The certificate creds present (the first of its chain): its subject DN
+ * (RFC 4514; control characters replaced by '?') in subject, and the
+ * SHA-256 of its DER encoding as lowercase hex in sha256.  -1 with *err
+ * when there is none. */
+#define KC_SHA256_HEX 65
+int kc_creds_cert_info(const struct kc_creds *creds, char *subject, size_t len,
+		       char sha256[KC_SHA256_HEX], struct kc_err *err);
 
 /* The priority string built from opts (exposed for tests and -v).
  * %ALLOW_SMALL_RECORDS is always added: record size limits down to 64

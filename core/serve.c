@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include "core/cipher.h"
 #include "core/keys.h"
 #include "core/loop.h"
+#include "core/pump.h"
 #include "core/serve.h"
 #include "core/spawn.h"
 
@@ -37,6 +39,14 @@ enum state { ST_HANDSHAKE, ST_CONNECTING, ST_RELAY, ST_COMMAND };
 
 struct server;
 
+/* One way of a spliced session: a pipe and the bytes in it (its capacity
+ * counts pages, not bytes: "full" is what splice said). */
+struct pipe_leg {
+	int r, w;
+	size_t len;
+	bool full;
+};
+
 struct session {
 	struct server *srv;
 	struct session *prev, *next;
@@ -49,12 +59,18 @@ struct session {
 	bool command_in_gone;        /* it stopped reading: drop what the client sends */
 	struct kc_hs *hs;
 	gnutls_session_t tls;
+	struct kc_creds *creds;      /* a reference: what its handshake started with */
 	struct kc_conn *conn;
 	bool kernel;                 /* the kernel's ULP is attached */
 	const struct addrinfo *next_ai;
 	/* c2b: from the client (to the backend, or back to the client when
 	 * echoing); b2c: from the backend to the client. */
 	struct kc_buf c2b, b2c;
+	/* zc: the same two ways through pipes, by splice (data the record
+	 * path reads, after a control record, still goes through c2b,
+	 * behind what the pipe holds) */
+	bool zc;
+	struct pipe_leg c2bp, b2cp;
 	bool client_eof;             /* its close_notify came */
 	bool truncated;              /* it ended without one */
 	bool backend_eof, backend_shut;
@@ -71,7 +87,8 @@ struct session {
 struct server {
 	const struct kc_serve_opts *o;
 	struct kc_loop *loop;
-	struct kc_loop_item listener, stop;
+	struct kc_loop_item listener, stop, reload;
+	struct kc_creds *creds;      /* a reference: for handshakes that start now */
 	int lfd;
 	bool listening;              /* the listener is watched */
 	bool emfile_paused;
@@ -148,6 +165,7 @@ static void start_session(struct server *srv, int fd, const char *peer)
 	s->srv = srv;
 	s->fd = fd;
 	s->bfd = -1;
+	s->c2bp.r = s->c2bp.w = s->b2cp.r = s->b2cp.w = -1;
 	s->started = kc_loop_now();
 	s->rep.id = ++srv->next_id;
 	snprintf(s->rep.peer, sizeof s->rep.peer, "%s", peer);
@@ -176,7 +194,8 @@ static void start_session(struct server *srv, int fd, const char *peer)
 			return;
 		}
 	}
-	if (kc_hs_start(fd, &o->tls, o->creds, &s->hs, &err) < 0) {
+	s->creds = kc_creds_ref(srv->creds);
+	if (kc_hs_start(fd, &o->tls, s->creds, &s->hs, &err) < 0) {
 		fail(s, KC_END_HANDSHAKE, &err);
 		return;
 	}
@@ -233,6 +252,38 @@ static void fill_report(struct session *s)
 	s->rep.tx = kc_conn_stats(s->conn, KC_TX)->bytes;
 }
 
+static void pipe_leg_close(struct pipe_leg *pl)
+{
+	if (pl->r >= 0)
+		close(pl->r);
+	if (pl->w >= 0)
+		close(pl->w);
+	pl->r = pl->w = -1;
+	pl->len = 0;
+}
+
+static bool pipe_leg_open(struct pipe_leg *pl)
+{
+	int fds[2];
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
+		return false;
+	pl->r = fds[0];
+	pl->w = fds[1];
+	return true;
+}
+
+/* What goes to the backend, and to the client, still queued here. */
+static size_t c2b_queued(const struct session *s)
+{
+	return s->c2b.len + s->c2bp.len;
+}
+
+static size_t b2c_queued(const struct session *s)
+{
+	const struct kc_buf *to_client = s->srv->o->mode == KC_SERVE_ECHO ? &s->c2b : &s->b2c;
+	return to_client->len + s->b2cp.len;
+}
+
 /* The TLS side and the backend (or the command's socketpair) let go. */
 static void release_sockets(struct session *s)
 {
@@ -246,6 +297,9 @@ static void release_sockets(struct session *s)
 	if (s->tls)
 		gnutls_deinit(s->tls);
 	s->tls = NULL;
+	/* No GnuTLS session points into them any more. */
+	kc_creds_free(s->creds);
+	s->creds = NULL;
 	if (s->bfd >= 0)
 		close(s->bfd);
 	s->bfd = -1;
@@ -255,6 +309,8 @@ static void release_sockets(struct session *s)
 	free(s->c2b.p);
 	free(s->b2c.p);
 	s->c2b.p = s->b2c.p = NULL;
+	pipe_leg_close(&s->c2bp);
+	pipe_leg_close(&s->b2cp);
 }
 
 /* The report, and the session gone. */
@@ -401,6 +457,7 @@ static int established(struct session *s, struct kc_err *err)
 		.soft = o->soft,
 		.key_update_after = o->key_update_after,
 		.record_size_limit = o->tls.record_size_limit != 0,
+		.nonblocking = true,
 	};
 	if (kc_conn_open(s->tls, s->fd, &co, &s->conn, err) < 0)
 		return -1;
@@ -409,6 +466,16 @@ static int established(struct session *s, struct kc_err *err)
 	s->b2c.p = o->mode != KC_SERVE_ECHO ? malloc(SESSION_BUF) : NULL;
 	if (!s->c2b.p || (o->mode != KC_SERVE_ECHO && !s->b2c.p))
 		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
+	/* Without pipes (out of descriptors) the session copies instead. */
+	const struct kc_channel_caps *can = kc_conn_channel_caps(s->conn);
+	if (o->mode != KC_SERVE_ECHO && !o->copy && can->recv_pipe && can->send_pipe) {
+		s->zc = pipe_leg_open(&s->c2bp) && pipe_leg_open(&s->b2cp);
+		if (!s->zc) {
+			pipe_leg_close(&s->c2bp);
+			pipe_leg_close(&s->b2cp);
+		}
+	}
+	s->rep.path = kc_data_path_name(s->zc ? KC_PATH_SPLICE : KC_PATH_COPY);
 	if (s->srv->stopping) {
 		kc_conn_abort(s->conn, GNUTLS_A_INTERNAL_ERROR);
 		return kc_err_set(err, KC_E_INTERNAL, "stopping: no new sessions");
@@ -430,11 +497,19 @@ static int established(struct session *s, struct kc_err *err)
 	return 0;
 }
 
-static bool handshake(struct session *s)
+/* One step of the handshake; true when the session is established and
+ * relays.  last: its deadline has passed, so a step that cannot finish
+ * ends it. */
+static bool handshake(struct session *s, bool last)
 {
 	struct kc_err err = { 0 };
 	bool want_write = false;
 	int rc = kc_hs_step(s->hs, &want_write, &err);
+	if (rc == KC_HS_AGAIN && last) {
+		kc_hs_timed_out(s->hs, &err);
+		fail(s, KC_END_HANDSHAKE, &err);
+		return false;
+	}
 	if (rc == KC_HS_AGAIN) {
 		if (kc_loop_watch(s->srv->loop, &s->client, want_write ? EPOLLOUT : EPOLLIN) < 0) {
 			kc_err_errno(&err, KC_E_INTERNAL, errno, "epoll refused a socket");
@@ -467,8 +542,6 @@ static bool fatal_errno(int e)
 	return e != EAGAIN && e != EINTR;
 }
 
-/* One round of moving bytes; returns 1 when something moved, 0 when
- * nothing could, -1 when the session ended. */
 /* Whether our close_notify is due once what goes before it is out: the
  * client's own (echo; TLS 1.2 answers at once, RFC 5246 §7.2.1), the
  * backend's or the command's end, the stop (not for a command: it gets
@@ -492,115 +565,244 @@ static bool reads_backend(const struct session *s)
 	       !(mode == KC_SERVE_FORWARD && s->draining);
 }
 
+/* Whether the client's data goes into the pipe now: splicing, the pipe
+ * has room, nothing read by the record path waits in c2b (it is behind
+ * the pipe), and the data is wanted (see relay_round). */
+static bool splices_from_client(const struct session *s)
+{
+	return s->zc && s->c2b.len == 0 &&
+	       !(s->srv->o->mode == KC_SERVE_EXEC && (s->command_in_gone || s->draining));
+}
+
+/* Drop what waits for a command that stopped reading. */
+static void drop_c2b(struct session *s)
+{
+	char sink[4096];
+	s->c2b.len = s->c2b.off = 0;
+	while (s->c2bp.len > 0) {
+		ssize_t n = read(s->c2bp.r, sink, sizeof sink);
+		if (n <= 0)
+			break;
+		s->c2bp.len -= (size_t)n < s->c2bp.len ? (size_t)n : s->c2bp.len;
+	}
+	s->c2bp.len = 0;
+	s->c2bp.full = false;
+}
+
+/* Sending to the backend (or the command) failed with e: a command that
+ * stopped reading gets nothing more; anything else ends the session
+ * (-1).  0 when it goes on. */
+static int backend_send_failed(struct session *s, int e)
+{
+	bool exec = s->srv->o->mode == KC_SERVE_EXEC;
+	struct kc_err err;
+	if (exec && (e == EPIPE || e == ECONNRESET)) {
+		s->command_in_gone = true;
+		drop_c2b(s);
+		return 0;
+	}
+	if (exec)
+		kc_err_errno(&err, KC_E_IO, e, "cannot write to the command");
+	else
+		kc_err_errno(&err, KC_E_IO, e, "backend %s failed while we sent to it",
+			     s->rep.backend);
+	kc_conn_abort(s->conn, GNUTLS_A_INTERNAL_ERROR);
+	fail(s, KC_END_BACKEND, &err);
+	return -1;
+}
+
+/* From the client, into the pipe or c2b: 1 when something moved or
+ * changed, 0 when nothing could, -1 when the session ended. */
+static int read_client(struct session *s)
+{
+	bool echo = s->srv->o->mode == KC_SERVE_ECHO;
+	bool exec = s->srv->o->mode == KC_SERVE_EXEC;
+	struct kc_err err = { 0 };
+	ssize_t n;
+
+	if (s->client_eof || s->truncated || (s->zc && s->c2bp.full) || kc_buf_space(&s->c2b) == 0)
+		return 0;
+	if (splices_from_client(s)) {
+		n = kc_conn_read_to(s->conn, s->c2bp.w, SESSION_BUF, &err);
+		if (n > 0) {
+			s->c2bp.len += (size_t)n;
+			return 1;
+		}
+		if (n == KC_CONN_AGAIN) {
+			s->c2bp.full = !writable(s->c2bp.w);
+			return 0;
+		}
+		if (n == -1) {
+			fail(s, KC_END_ERROR, &err);
+			return -1;
+		}
+		/* KC_CONN_USE_READ: a control record, the end, an error */
+	}
+	n = kc_conn_read(s->conn, kc_buf_tail(&s->c2b), kc_buf_space(&s->c2b), &err);
+	if (n > 0) {
+		/* After our close_notify there is nowhere to echo to; a
+		 * command that stopped reading, or whose input closed at the
+		 * stop, takes nothing more. */
+		if (!(echo && kc_conn_close_sent(s->conn)) &&
+		    !(exec && (s->command_in_gone || s->draining)))
+			s->c2b.len += (size_t)n;
+		return 1;
+	}
+	if (n == 0) {
+		s->client_eof = true;
+		return 1;
+	}
+	if (n == KC_CONN_AGAIN)
+		return 0;
+	if (err.status != KC_E_TRUNCATED) {
+		fail(s, KC_END_ERROR, &err);
+		return -1;
+	}
+	s->truncated = true;
+	s->rep.err = err;
+	return 1;
+}
+
+/* To the backend: the pipe first (it holds the older bytes), then c2b. */
+static int write_backend(struct session *s)
+{
+	ssize_t n;
+	if (s->c2bp.len > 0) {
+		n = splice(s->c2bp.r, NULL, s->bfd, NULL, s->c2bp.len, SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			s->c2bp.len -= (size_t)n;
+			s->c2bp.full = false;
+			return 1;
+		}
+	} else if (s->c2b.len > 0) {
+		n = send(s->bfd, s->c2b.p + s->c2b.off, s->c2b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			kc_buf_consumed(&s->c2b, (size_t)n);
+			return 1;
+		}
+	} else {
+		return 0;
+	}
+	if (n < 0 && fatal_errno(errno))
+		return backend_send_failed(s, errno) < 0 ? -1 : 1;
+	return 0;
+}
+
+/* From the backend (or the command's output), into the pipe or b2c. */
+static int read_backend(struct session *s)
+{
+	bool exec = s->srv->o->mode == KC_SERVE_EXEC;
+	struct kc_err err;
+	ssize_t n;
+
+	if (!reads_backend(s) || (s->zc ? s->b2cp.full : kc_buf_space(&s->b2c) == 0))
+		return 0;
+	if (s->zc)
+		n = splice(s->bfd, NULL, s->b2cp.w, NULL, SESSION_BUF, SPLICE_F_NONBLOCK);
+	else
+		n = recv(s->bfd, kc_buf_tail(&s->b2c), kc_buf_space(&s->b2c), MSG_DONTWAIT);
+	if (n > 0) {
+		if (s->zc)
+			s->b2cp.len += (size_t)n;
+		else
+			s->b2c.len += (size_t)n;
+		return 1;
+	}
+	if (n < 0 && errno == EAGAIN && s->zc && !writable(s->b2cp.w)) {
+		s->b2cp.full = true;
+		return 0;
+	}
+	if (n == 0 || (exec && errno == ECONNRESET) || (exec && errno == EAGAIN && s->child.reaped)) {
+		/* A command's output ends at its exit too, once what it
+		 * wrote is read: what it started may hold the socket. */
+		s->backend_eof = true;
+		return 1;
+	}
+	if (!fatal_errno(errno))
+		return 0;
+	if (exec)
+		kc_err_errno(&err, KC_E_IO, errno, "cannot read from the command");
+	else
+		kc_err_errno(&err, KC_E_IO, errno, "backend %s failed", s->rep.backend);
+	kc_conn_abort(s->conn, GNUTLS_A_INTERNAL_ERROR);
+	fail(s, KC_END_BACKEND, &err);
+	return -1;
+}
+
+/* To the client: the pipe first, then the buffer (echo: c2b, else b2c). */
+static int write_client(struct session *s)
+{
+	struct kc_buf *to_client = s->srv->o->mode == KC_SERVE_ECHO ? &s->c2b : &s->b2c;
+	struct kc_err err = { 0 };
+	ssize_t n = 0;
+
+	if (kc_conn_close_sent(s->conn))
+		return 0;
+	if (s->b2cp.len > 0) {
+		n = kc_conn_write_from(s->conn, s->b2cp.r, false, s->b2cp.len, &err);
+		if (n > 0) {
+			s->b2cp.len -= (size_t)n;
+			s->b2cp.full = false;
+		}
+	} else if (to_client->len > 0) {
+		n = kc_conn_write(s->conn, to_client->p + to_client->off, to_client->len, &err);
+		if (n > 0)
+			kc_buf_consumed(to_client, (size_t)n);
+	}
+	if (n == -1) {
+		fail(s, err.status == KC_E_TRUNCATED ? KC_END_TRUNCATED : KC_END_ERROR, &err);
+		return -1;
+	}
+	return n > 0;
+}
+
+/* One round of moving bytes; returns 1 when something moved, 0 when
+ * nothing could, -1 when the session ended. */
 static int relay_round(struct session *s)
 {
 	bool echo = s->srv->o->mode == KC_SERVE_ECHO;
 	bool exec = s->srv->o->mode == KC_SERVE_EXEC;
-	struct kc_buf *to_client = echo ? &s->c2b : &s->b2c;
 	struct kc_err err = { 0 };
 	bool moved = false;
-	ssize_t n;
+	int rc;
 
-	/* From the client. */
-	if (!s->client_eof && !s->truncated && kc_buf_space(&s->c2b) > 0) {
-		n = kc_conn_read(s->conn, kc_buf_tail(&s->c2b), kc_buf_space(&s->c2b), &err);
-		if (n > 0) {
-			/* After our close_notify there is nowhere to echo to;
-			 * a command that stopped reading, or whose input
-			 * closed at the stop, takes nothing more. */
-			if (!(echo && kc_conn_close_sent(s->conn)) &&
-			    !(exec && (s->command_in_gone || s->draining)))
-				s->c2b.len += (size_t)n;
-			moved = true;
-		} else if (n == 0) {
-			s->client_eof = true;
-			moved = true;
-		} else if (n != KC_CONN_AGAIN) {
-			if (err.status != KC_E_TRUNCATED) {
-				fail(s, KC_END_ERROR, &err);
-				return -1;
-			}
-			s->truncated = true;
-			s->rep.err = err;
-			moved = true;
-		}
-	}
-	/* To the backend, and its end when the client's came. */
-	if (!echo && s->c2b.len > 0) {
-		n = send(s->bfd, s->c2b.p + s->c2b.off, s->c2b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n > 0) {
-			kc_buf_consumed(&s->c2b, (size_t)n);
-			moved = true;
-		} else if (n < 0 && exec && (errno == EPIPE || errno == ECONNRESET)) {
-			s->command_in_gone = true;
-			s->c2b.len = s->c2b.off = 0;
-			moved = true;
-		} else if (n < 0 && fatal_errno(errno)) {
-			if (exec)
-				kc_err_errno(&err, KC_E_IO, errno, "cannot write to the command");
-			else
-				kc_err_errno(&err, KC_E_IO, errno, "backend %s failed while we sent "
-					     "to it", s->rep.backend);
-			kc_conn_abort(s->conn, GNUTLS_A_INTERNAL_ERROR);
-			fail(s, KC_END_BACKEND, &err);
+	if ((rc = read_client(s)) < 0)
+		return -1;
+	moved |= rc > 0;
+	if (!echo) {
+		if ((rc = write_backend(s)) < 0)
 			return -1;
-		}
+		moved |= rc > 0;
 	}
-	if (!echo && (s->client_eof || s->truncated || (exec && s->draining)) && s->c2b.len == 0 &&
-	    !s->backend_shut) {
+	/* The client's end goes on to the backend once its data has. */
+	if (!echo && (s->client_eof || s->truncated || (exec && s->draining)) &&
+	    c2b_queued(s) == 0 && !s->backend_shut) {
 		shutdown(s->bfd, SHUT_WR);
 		s->backend_shut = true;
 		moved = true;
 	}
-	if (s->truncated && (echo || s->c2b.len == 0)) {
+	if (s->truncated && (echo || c2b_queued(s) == 0)) {
 		err = s->rep.err;
 		fail(s, KC_END_TRUNCATED, &err);
 		return -1;
 	}
-	/* From the backend. */
-	if (reads_backend(s) && kc_buf_space(&s->b2c) > 0) {
-		n = recv(s->bfd, kc_buf_tail(&s->b2c), kc_buf_space(&s->b2c), MSG_DONTWAIT);
-		if (n > 0) {
-			s->b2c.len += (size_t)n;
-			moved = true;
-		} else if (n == 0 || (exec && errno == ECONNRESET) ||
-			   (exec && errno == EAGAIN && s->child.reaped)) {
-			/* A command's output ends at its exit too, once what it
-			 * wrote is read: what it started may hold the socket. */
-			s->backend_eof = true;
-			moved = true;
-		} else if (fatal_errno(errno)) {
-			if (exec)
-				kc_err_errno(&err, KC_E_IO, errno, "cannot read from the command");
-			else
-				kc_err_errno(&err, KC_E_IO, errno, "backend %s failed", s->rep.backend);
-			kc_conn_abort(s->conn, GNUTLS_A_INTERNAL_ERROR);
-			fail(s, KC_END_BACKEND, &err);
-			return -1;
-		}
-	}
+	if ((rc = read_backend(s)) < 0)
+		return -1;
+	moved |= rc > 0;
 	if (s->truncated)
 		return moved ? 1 : 0;   /* nothing more goes to the client */
-	/* To the client. */
-	if (to_client->len > 0 && !kc_conn_close_sent(s->conn)) {
-		n = kc_conn_write(s->conn, to_client->p + to_client->off, to_client->len, &err);
-		if (n > 0) {
-			kc_buf_consumed(to_client, (size_t)n);
-			moved = true;
-		} else if (n == -1) {
-			fail(s, err.status == KC_E_TRUNCATED ? KC_END_TRUNCATED : KC_END_ERROR, &err);
-			return -1;
-		}
-	}
+	if ((rc = write_client(s)) < 0)
+		return -1;
+	moved |= rc > 0;
 	if (kc_conn_tx_pending(s->conn)) {
-		int rc = kc_conn_flush(s->conn, &err);
+		rc = kc_conn_flush(s->conn, &err);
 		if (rc == -1) {
 			fail(s, err.status == KC_E_TRUNCATED ? KC_END_TRUNCATED : KC_END_ERROR, &err);
 			return -1;
 		}
 	}
 	/* Our close_notify, once everything before it is out. */
-	if (close_due(s) && to_client->len == 0 && !kc_conn_close_sent(s->conn) &&
+	if (close_due(s) && b2c_queued(s) == 0 && !kc_conn_close_sent(s->conn) &&
 	    !kc_conn_tx_pending(s->conn) && writable(s->fd)) {
 		if (kc_conn_close(s->conn, &err) < 0) {
 			fail(s, err.status == KC_E_TRUNCATED ? KC_END_TRUNCATED : KC_END_ERROR, &err);
@@ -610,7 +812,7 @@ static int relay_round(struct session *s)
 	}
 	/* Done: close_notify both ways, everything delivered. */
 	if (kc_conn_close_sent(s->conn) && !kc_conn_tx_pending(s->conn) && s->client_eof &&
-	    (echo || (s->c2b.len == 0 && s->backend_shut))) {
+	    (echo || (c2b_queued(s) == 0 && s->backend_shut))) {
 		if (kc_conn_close_unanswered(s->conn)) {
 			kc_err_set(&err, KC_E_TRUNCATED, "the client closed without answering our "
 				   "close_notify");
@@ -627,12 +829,12 @@ static int relay_round(struct session *s)
 static int rearm(struct session *s)
 {
 	bool echo = s->srv->o->mode == KC_SERVE_ECHO;
-	struct kc_buf *to_client = echo ? &s->c2b : &s->b2c;
 	uint32_t cev = 0, bev = 0;
 
-	if (!s->client_eof && !s->truncated && kc_buf_space(&s->c2b) > 0)
+	if (!s->client_eof && !s->truncated && !(s->zc && s->c2bp.full) &&
+	    kc_buf_space(&s->c2b) > 0)
 		cev |= EPOLLIN;
-	if (!s->truncated && (to_client->len > 0 || kc_conn_tx_pending(s->conn) ||
+	if (!s->truncated && (b2c_queued(s) > 0 || kc_conn_tx_pending(s->conn) ||
 	    (close_due(s) && !kc_conn_close_sent(s->conn))))
 		cev |= EPOLLOUT;
 	if (s->client_hup)
@@ -641,9 +843,9 @@ static int rearm(struct session *s)
 		return -1;
 	if (echo)
 		return 0;
-	if (reads_backend(s) && kc_buf_space(&s->b2c) > 0)
+	if (reads_backend(s) && (s->zc ? !s->b2cp.full : kc_buf_space(&s->b2c) > 0))
 		bev |= EPOLLIN;
-	if (s->c2b.len > 0)
+	if (c2b_queued(s) > 0)
 		bev |= EPOLLOUT;
 	if (s->backend_hup) {
 		kc_loop_unwatch(s->srv->loop, &s->backend);
@@ -674,10 +876,17 @@ static void relay(struct session *s)
 
 static void session_run(struct session *s)
 {
-	if (s->state == ST_HANDSHAKE && !handshake(s))
+	if (s->state == ST_HANDSHAKE && !handshake(s, false))
 		return;
 	if (s->state == ST_RELAY)
 		relay(s);
+}
+
+/* Whether the handshake's socket has what its next step waits for. */
+static bool handshake_moves(const struct session *s)
+{
+	struct pollfd pf = { .fd = s->fd, .events = s->client.watched & (EPOLLIN | EPOLLOUT) };
+	return poll(&pf, 1, 0) > 0;
 }
 
 /* An error or hangup on a socket watched for nothing else. */
@@ -690,9 +899,17 @@ static void on_client(struct kc_loop_item *item, uint32_t events)
 {
 	struct session *s = item->ctx;
 	if (events & KC_LOOP_TIMER) {
-		struct kc_err err = { 0 };
-		kc_hs_timed_out(s->hs, &err);
-		fail(s, KC_END_HANDSHAKE, &err);
+		/* A busy loop can reach the deadline before an event that
+		 * came in time (a turn takes EVENTS_PER_TURN at most): what
+		 * is there gets one last step, never more (a client that
+		 * dribbles still ends). */
+		if (!handshake_moves(s)) {
+			struct kc_err err = { 0 };
+			kc_hs_timed_out(s->hs, &err);
+			fail(s, KC_END_HANDSHAKE, &err);
+		} else if (handshake(s, true)) {
+			relay(s);
+		}
 		return;
 	}
 	if (hung_up(item, events))
@@ -704,7 +921,10 @@ static void on_backend(struct kc_loop_item *item, uint32_t events)
 {
 	struct session *s = item->ctx;
 	if (s->state == ST_CONNECTING) {
-		int e = events & KC_LOOP_TIMER ? ETIMEDOUT : kc_tcp_connect_result(s->bfd);
+		/* At the deadline, a connect that finished in time but waits
+		 * in a busy loop's queue still counts (writable: done). */
+		bool late = events & KC_LOOP_TIMER && !writable(s->bfd);
+		int e = late ? ETIMEDOUT : kc_tcp_connect_result(s->bfd);
 		if (e) {
 			kc_loop_forget(s->srv->loop, &s->backend);
 			close(s->bfd);
@@ -810,6 +1030,38 @@ static void on_stop(struct kc_loop_item *item, uint32_t events)
 	}
 }
 
+/* ------------------------------------------------------------ reloading */
+
+/* Everything the pipe holds is one request: signals that came together
+ * reload once. */
+static void on_reload(struct kc_loop_item *item, uint32_t events)
+{
+	struct server *srv = item->ctx;
+	char buf[64];
+	ssize_t r;
+	while ((r = read(item->fd, buf, sizeof buf)) > 0 || (r < 0 && errno == EINTR))
+		;
+	if (r == 0 || (r < 0 && errno != EAGAIN)) {
+		/* the writer is gone or the pipe broke: no more requests */
+		kc_loop_forget(srv->loop, item);
+		return;
+	}
+	if (srv->stopping)
+		return;   /* no handshake will start again */
+	struct kc_err err = { 0 };
+	struct kc_creds *c;
+	if (kc_creds_new(&srv->o->tls, &c, &err) < 0) {
+		if (srv->o->on_reload)
+			srv->o->on_reload(srv->o->ctx, NULL, &err);
+		return;
+	}
+	/* Sessions that started with the old ones hold their own reference. */
+	kc_creds_free(srv->creds);
+	srv->creds = c;
+	if (srv->o->on_reload)
+		srv->o->on_reload(srv->o->ctx, c, NULL);
+}
+
 int kc_serve_run(const struct kc_serve_opts *o, struct kc_serve_result *res,
 		 struct kc_err *err)
 {
@@ -823,9 +1075,13 @@ int kc_serve_run(const struct kc_serve_opts *o, struct kc_serve_result *res,
 	kc_set_nonblocking(srv.lfd, 1);
 	kc_loop_item_init(&srv.listener, srv.lfd, on_listener, &srv);
 	kc_loop_item_init(&srv.stop, o->stop_fd, on_stop, &srv);
+	kc_loop_item_init(&srv.reload, o->reload_fd, on_reload, &srv);
+	srv.creds = kc_creds_ref(o->creds);
 	int rc = 0;
 	if (o->stop_fd >= 0 && kc_loop_watch(srv.loop, &srv.stop, EPOLLIN) < 0)
 		rc = kc_err_errno(err, KC_E_INTERNAL, errno, "epoll refused the stop pipe");
+	if (rc == 0 && o->reload_fd >= 0 && kc_loop_watch(srv.loop, &srv.reload, EPOLLIN) < 0)
+		rc = kc_err_errno(err, KC_E_INTERNAL, errno, "epoll refused the reload pipe");
 	update_listener(&srv);
 	if (rc == 0 && !srv.listening)
 		rc = kc_err_errno(err, KC_E_INTERNAL, errno, "epoll refused the listening socket");
@@ -849,7 +1105,9 @@ int kc_serve_run(const struct kc_serve_opts *o, struct kc_serve_result *res,
 		fail(s, KC_END_ERROR, &e);
 	}
 	kc_loop_forget(srv.loop, &srv.stop);
+	kc_loop_forget(srv.loop, &srv.reload);
 	kc_loop_forget(srv.loop, &srv.listener);
+	kc_creds_free(srv.creds);
 	if (srv.lfd >= 0)
 		close(srv.lfd);
 	kc_loop_free(srv.loop);

@@ -16,7 +16,10 @@
  *            once its data is out (the client may go on sending); a client
  *            that ends without close_notify (truncated) becomes a FIN too.
  *            A backend that refuses, resets or does not answer in time
- *            ends that session with a fatal alert.
+ *            ends that session with a fatal alert.  On the kernel
+ *            channel the bytes go through a pipe each way with splice,
+ *            never through user space (control records still come up
+ *            through the record path); elsewhere through a buffer.
  *   exec     a command for each client (core/spawn.h), started after the
  *            handshake on one end of a socketpair that then takes the
  *            backend's place: the client's close_notify becomes EOF on
@@ -41,8 +44,18 @@
  * still running at the drain timeout get SIGTERM, and SIGKILL a second
  * later.
  *
- * Nothing here prints: each session's end comes to on_end, and notices
- * (accepting paused, ...) to on_notice. */
+ * When reload_fd becomes readable (SIGHUP), the credentials are loaded
+ * again from the files tls names (kc_creds_new: --cert, --key, --cafile)
+ * and used for every handshake that starts after it, with a new
+ * session-ticket key (tickets issued before do not resume: a full
+ * handshake with the new certificate instead).  Sessions already in
+ * their handshake or established keep the credentials they started
+ * with, which live on until the last of them ends.  When the files
+ * cannot be loaded, the old credentials stay.  Either way on_reload
+ * says how it went.  During the drain, requests are ignored.
+ *
+ * Nothing here prints: each session's end comes to on_end, notices
+ * (accepting paused, ...) to on_notice and reloads to on_reload. */
 #ifndef KC_SERVE_H
 #define KC_SERVE_H
 
@@ -81,6 +94,7 @@ struct kc_session_report {
 	char version[16];                 /* "TLS1.3"; "" before the handshake */
 	char cipher[32];                  /* "AES-256-GCM"; "" before the handshake */
 	const char *channel;              /* "kernel", "user-space"; NULL before */
+	const char *path;                 /* "splice", "copy" (kc_data_path_name); NULL before */
 	uint64_t rx, tx;                  /* application bytes from / to the client */
 	long long duration_ms;
 	enum kc_session_end end;
@@ -96,10 +110,14 @@ struct kc_serve_opts {
 	enum kc_serve_mode mode;
 	int listen_fd;                    /* listening; kc_serve_run closes it */
 	struct kc_tls_opts tls;           /* server role; handshake_timeout_ms each */
-	struct kc_creds *creds;
+	struct kc_creds *creds;           /* borrowed: kc_serve_run takes its own reference */
 	enum kc_ktls_mode ktls;
 	struct kc_soft_opts soft;
 	uint64_t key_update_after;
+	/* forward and exec on a channel that can splice both ways (the
+	 * kernel's): bytes go socket to pipe to socket, never through user
+	 * space, unless copy */
+	bool copy;
 	/* forward: where to, tried in order for each client */
 	const struct addrinfo *backend;
 	const char *backend_name;         /* as given, for messages */
@@ -113,8 +131,14 @@ struct kc_serve_opts {
 	unsigned max_conns;               /* 0: 1024 */
 	unsigned drain_timeout_ms;
 	int stop_fd;                      /* readable: stop */
+	/* readable: reload the credentials (-1: never); non-blocking, and
+	 * read until empty at each reload */
+	int reload_fd;
 	void (*on_end)(void *ctx, const struct kc_session_report *r);
 	void (*on_notice)(void *ctx, const char *msg);
+	/* After a reload: the new credentials (only for the call), or NULL
+	 * and why not (the old ones stay). */
+	void (*on_reload)(void *ctx, const struct kc_creds *creds, const struct kc_err *err);
 	void *ctx;
 };
 

@@ -148,16 +148,3 @@ void kc_child_kill_wait(struct kc_child *c)
 	c->status = status;
 	c->reaped = true;
 }
-
-void kc_child_status_str(int status, char *buf, size_t len)
-{
-	if (WIFSIGNALED(status)) {
-		const char *name = sigabbrev_np(WTERMSIG(status));
-		if (name)
-			snprintf(buf, len, "signal=%s", name);
-		else
-			snprintf(buf, len, "signal=%d", WTERMSIG(status));
-	} else {
-		snprintf(buf, len, "exit=%d", WEXITSTATUS(status));
-	}
-}

@@ -55,7 +55,4 @@ void kc_child_signal(const struct kc_child *c, int sig);
  * wait in. */
 void kc_child_kill_wait(struct kc_child *c);
 
-/* How it ended, as the log line says it: "exit=N" or "signal=NAME". */
-void kc_child_status_str(int status, char *buf, size_t len);
-
 #endif

@@ -20,7 +20,9 @@ everything received and the negotiated version and cipher suite.  Every
 round checks the byte counts and exit statuses, so a contender that loses
 data is reported FAILED, never fast.
 
-Python 3 standard library only.  Run it through `make bench` or directly:
+Python 3 standard library only, with the tests' library (tests/lib:
+certificates, ports, the peers' suite names, the kill-everything-at-exit
+registry).  Run it through `make bench` or directly:
 
     python3 tests/bench/bench.py --size 256M --rounds 3 --json out.json
 """
@@ -48,30 +50,23 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.normpath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
+from ktlsctl_test import procs  # noqa: E402
+from ktlsctl_test.certs import Certs  # noqa: E402
+from ktlsctl_test.channel import ulp_probe  # noqa: E402
+from ktlsctl_test.peers import OSSL12, OSSL13  # noqa: E402
+from ktlsctl_test.procs import free_port, listening  # noqa: E402
+
 MIB = 1 << 20
 GIB = 1 << 30
-
-# TLS_ULP socket option (linux/tcp.h)
-TCP_ULP = 31
 
 # Per suite: ktlsctl --cipher, GnuTLS priority name, OpenSSL TLS 1.3 and
 # TLS 1.2 (ECDSA certificate) names, `openssl speed -evp` name, and the
 # token that must appear in every tool's report of the negotiated suite
 # (upper case, with '-', '_' and spaces removed).
-SUITES = {
-    "aes-128-gcm": dict(ktlsctl="AES-128-GCM", gnutls="AES-128-GCM",
-                        ossl13="TLS_AES_128_GCM_SHA256",
-                        ossl12="ECDHE-ECDSA-AES128-GCM-SHA256",
-                        speed="aes-128-gcm", token="AES128GCM"),
-    "aes-256-gcm": dict(ktlsctl="AES-256-GCM", gnutls="AES-256-GCM",
-                        ossl13="TLS_AES_256_GCM_SHA384",
-                        ossl12="ECDHE-ECDSA-AES256-GCM-SHA384",
-                        speed="aes-256-gcm", token="AES256GCM"),
-    "chacha20-poly1305": dict(ktlsctl="CHACHA20-POLY1305", gnutls="CHACHA20-POLY1305",
-                              ossl13="TLS_CHACHA20_POLY1305_SHA256",
-                              ossl12="ECDHE-ECDSA-CHACHA20-POLY1305",
-                              speed="chacha20-poly1305", token="CHACHA20POLY1305"),
-}
+SUITES = {c.lower(): dict(ktlsctl=c, gnutls=c, ossl13=OSSL13[c], ossl12=OSSL12[c].format(a="ECDSA"),
+                          speed=c.lower(), token=c.replace("-", ""))
+          for c in ("AES-128-GCM", "AES-256-GCM", "CHACHA20-POLY1305")}
 
 MODES = ("one-way", "both")
 MODE_TITLE = {"one-way": "one way", "both": "both ways at once", "aead": "AEAD speed"}
@@ -153,75 +148,13 @@ def tls_version_in(text):
     return m.group(1) if m else None
 
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-def port_listening(port):
-    """Whether something listens on TCP port (any address), from /proc, so
-    that no connection is made (s_server -naccept 1 and socat accept once)."""
-    hexport = ":%04X" % port
-    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(path) as f:
-                next(f, None)
-                for line in f:
-                    parts = line.split()
-                    if len(parts) > 3 and parts[1].endswith(hexport) and parts[3] == "0A":
-                        return True
-        except OSError:
-            pass
-    return False
-
-
-def ktls_probe():
-    """(available, reason): can this kernel put TCP_ULP "tls" on a socket?"""
-    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    c = a = None
-    try:
-        ls.bind(("127.0.0.1", 0))
-        ls.listen(1)
-        c = socket.create_connection(ls.getsockname(), timeout=5)
-        a, _ = ls.accept()
-        c.setsockopt(socket.IPPROTO_TCP, TCP_ULP, b"tls")
-        return True, "TCP_ULP \"tls\" works"
-    except OSError as e:
-        name = errno.errorcode.get(e.errno, str(e.errno)) if e.errno else str(e)
-        return False, "TCP_ULP \"tls\": %s" % name
-    finally:
-        for s in (c, a, ls):
-            if s is not None:
-                s.close()
-
-
 # --------------------------------------------------------------- processes
+# Every endpoint is registered with the library's kill registry
+# (ktlsctl_test.procs): killed and reaped at exit and on SIGINT, SIGTERM
+# and SIGHUP, after which the cleanups below run.
 
-_live = {}          # pid -> process group, every child not yet reaped
-_live_lock = threading.Lock()
-
-
-def kill_all():
-    with _live_lock:
-        live = dict(_live)
-    for pid, pgid in live.items():
-        for target in (pgid, pid):
-            try:
-                os.killpg(target, signal.SIGKILL)
-            except OSError:
-                pass
-    for pid in live:
-        try:
-            os.waitpid(pid, 0)
-        except OSError:
-            pass
-        with _live_lock:
-            _live.pop(pid, None)
-    # Orphans handed to us as subreaper, if any.
+def reap_orphans():
+    """Orphans handed to us as subreaper, if any."""
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
@@ -237,20 +170,26 @@ _tmp_dirs = []
 KEEP = False
 
 
-def cleanup_all():
-    kill_all()
+def remove_tmp_dirs():
     for d in _tmp_dirs:
         if KEEP:
             sys.stderr.write("bench: kept %s\n" % d)
         else:
             shutil.rmtree(d, ignore_errors=True)
+    del _tmp_dirs[:]
 
 
-def _on_signal(signum, frame):
-    cleanup_all()
-    sys.stderr.write("\nbench: interrupted by signal %d: children killed, temporary files removed\n"
-                     % signum)
-    os._exit(128 + signum)
+class Group:
+    """A process group to kill (the launching shell's, while it runs)."""
+
+    def __init__(self, pgid):
+        self.pgid = pgid
+
+    def kill(self):
+        try:
+            os.killpg(self.pgid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def set_subreaper():
@@ -300,8 +239,7 @@ class Proc:
                 self.p = subprocess.Popen(self.argv, stdin=stdin, stdout=stdout, stderr=err,
                                           env=env, start_new_session=True, close_fds=True)
             self.pid = self.pgid = self.p.pid
-            with _live_lock:
-                _live[self.pid] = self.pgid
+            procs.register(self)
         if hasattr(os, "pidfd_open"):
             try:
                 self.pidfd = os.pidfd_open(self.pid)
@@ -317,8 +255,8 @@ class Proc:
         finally:
             os.close(w)
         self.pgid = sh.pid
-        with _live_lock:
-            _live[sh.pid] = sh.pid
+        launcher = Group(sh.pid)
+        procs.register(launcher)
         out = b""
         deadline = time.monotonic() + 20
         try:
@@ -336,8 +274,7 @@ class Proc:
             sh.wait(max(1.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             pass
-        with _live_lock:
-            _live.pop(sh.pid, None)
+        procs.unregister(launcher)
         m = re.fullmatch(rb"(\d+)\n", out)
         if not m or sh.returncode != 0:
             try:
@@ -346,8 +283,7 @@ class Proc:
                 pass
             raise OSError(errno.ECHILD, "the launching shell failed (%r)" % out[:200])
         self.pid = int(m.group(1))
-        with _live_lock:
-            _live[self.pid] = self.pgid
+        procs.register(self)
 
     def try_reap(self, block=False):
         if self.status is not None:
@@ -366,8 +302,7 @@ class Proc:
         self.status = os.waitstatus_to_exitcode(st)
         if getattr(self, "p", None) is not None:
             self.p.returncode = self.status
-        with _live_lock:
-            _live.pop(self.pid, None)
+        procs.unregister(self)
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
@@ -380,6 +315,11 @@ class Proc:
                     os.killpg(target, sig)
                 except OSError:
                     pass
+
+    def kill(self):
+        """(the kill registry's) SIGKILL the group, reap."""
+        self.signal(signal.SIGKILL)
+        self.try_reap(block=True)
 
     def stop(self, grace=5.0):
         """SIGTERM, then SIGKILL after grace seconds; reaps."""
@@ -719,7 +659,7 @@ class Run:
                 m = re.search(r"listening on \S*:(\d+)", read_text(p.errpath, 65536))
                 if m:
                     return int(m.group(1))
-            elif port_listening(port):
+            elif listening(port):
                 return port
             if p.try_reap():
                 raise RunFailed("%s %s before listening: %s"
@@ -1218,7 +1158,7 @@ class Bench:
         _tmp_dirs.append(self.tmp)
         self.timeout = args.timeout or (30 + self.size / (2 * MIB)) * args.timeout_scale
         self.stall = args.stall * args.timeout_scale
-        self.ktls = ktls_probe()
+        self.ktls = ulp_probe()
         self.has_no_zerocopy = self._has_no_zerocopy()
         self.socat_missing = None if shutil.which("socat") else "socat not installed"
         self.results = {}         # (contender id, mode) -> dict
@@ -1275,55 +1215,17 @@ class Bench:
                 r.stdout.decode("utf-8", "replace"))
         return None
 
-    def _run_quiet(self, argv, what):
-        try:
-            r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               timeout=60, cwd=self.tmp)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise SystemExit("bench: %s failed: %s" % (what, e))
-        if r.returncode != 0:
-            raise SystemExit("bench: %s failed: %s" % (what, last_line(r.stdout.decode(
-                "utf-8", "replace"))))
-
     def _certs(self):
         """A CA and an ECDSA P-256 server certificate for localhost and
-        127.0.0.1, valid two days, with certtool (or openssl)."""
-        t = self.tmp
-        self.ca, self.cert, self.key = (os.path.join(t, n) for n in ("ca.pem", "srv.pem", "srv.key"))
-        cakey = os.path.join(t, "ca.key")
-        if shutil.which("certtool"):
-            with open(os.path.join(t, "ca.tmpl"), "w") as f:
-                f.write('cn = "ktlsctl bench CA"\nca\ncert_signing_key\nexpiration_days = 2\n')
-            with open(os.path.join(t, "srv.tmpl"), "w") as f:
-                f.write('cn = "localhost"\ndns_name = "localhost"\nip_address = "127.0.0.1"\n'
-                        'signing_key\ntls_www_server\nexpiration_days = 2\n')
-            for k in (cakey, self.key):
-                self._run_quiet(["certtool", "--generate-privkey", "--key-type", "ecdsa",
-                                 "--curve", "secp256r1", "--outfile", k], "certtool")
-            self._run_quiet(["certtool", "--generate-self-signed", "--load-privkey", cakey,
-                             "--template", "ca.tmpl", "--outfile", self.ca], "certtool")
-            self._run_quiet(["certtool", "--generate-certificate", "--load-privkey", self.key,
-                             "--load-ca-certificate", self.ca, "--load-ca-privkey", cakey,
-                             "--template", "srv.tmpl", "--outfile", self.cert], "certtool")
-        elif shutil.which("openssl"):
-            for k in (cakey, self.key):
-                self._run_quiet(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
-                                 "ec_paramgen_curve:P-256", "-out", k], "openssl genpkey")
-            self._run_quiet(["openssl", "req", "-x509", "-new", "-key", cakey, "-days", "2",
-                             "-subj", "/CN=ktlsctl bench CA", "-out", self.ca], "openssl req")
-            csr = os.path.join(t, "srv.csr")
-            self._run_quiet(["openssl", "req", "-new", "-key", self.key, "-subj", "/CN=localhost",
-                             "-out", csr], "openssl req")
-            ext = os.path.join(t, "srv.ext")
-            with open(ext, "w") as f:
-                f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
-                        "extendedKeyUsage=serverAuth\n")
-            self._run_quiet(["openssl", "x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", cakey,
-                             "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", self.cert],
-                            "openssl x509")
-        else:
-            raise SystemExit("bench: neither certtool (gnutls-bin) nor openssl is installed: "
-                             "cannot make a test certificate")
+        127.0.0.1 (ktlsctl_test.certs: certtool)."""
+        if not shutil.which("certtool"):
+            raise SystemExit("bench: certtool (gnutls-bin) is not installed: cannot make a test "
+                             "certificate")
+        try:
+            certs = Certs(os.path.join(self.tmp, "certs"))
+            self.ca, (self.cert, self.key) = certs.ca, certs.srv_ec
+        except (OSError, RuntimeError, subprocess.TimeoutExpired) as e:
+            raise SystemExit("bench: %s" % last_line(str(e)))
 
     def _openssl_conf(self):
         """socat has no option for TLS 1.3 cipher suites: an OpenSSL
@@ -1913,8 +1815,10 @@ def main(argv=None):
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
 
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(s, _on_signal)
+    procs.INTERRUPTED = ("\nbench: interrupted by signal %d: children killed, temporary files "
+                         "removed\n")
+    procs.at_cleanup(reap_orphans)
+    procs.at_cleanup(remove_tmp_dirs)
     global SUBREAPER, KEEP
     SUBREAPER = set_subreaper()
     KEEP = args.keep
@@ -1928,7 +1832,7 @@ def main(argv=None):
         b.setup()
         return b.run()
     finally:
-        cleanup_all()
+        procs.cleanup()
 
 
 if __name__ == "__main__":

@@ -27,9 +27,12 @@ import tempfile
 import sys
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import (  # noqa: E402
-    CHANNEL_ARGS, KTLSCTL, Fail, Suite, check_exit, ktlsctl, ktlsctl_listen)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ktlsctl_test.settings import KTLSCTL  # noqa: E402
+from ktlsctl_test.channel import CHANNEL_ARGS  # noqa: E402
+from ktlsctl_test.runner import Suite  # noqa: E402
+from ktlsctl_test.verdicts import Fail  # noqa: E402
+from ktlsctl_test.procs import check_exit, ktlsctl, ktlsctl_listen  # noqa: E402
 
 suite = Suite("test_docs", case_timeout=60)
 TOP = os.environ.get("TOP_SRCDIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))

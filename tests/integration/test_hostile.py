@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Hostile peers and faults on our side, against the real binary over real
-sockets.  The peer is Python's TLS (ssl.SSLObject over a socket, helpers.
-PyTls): it completes a real handshake, sends genuine application data, then
+sockets.  The peer is Python's TLS (ssl.SSLObject over a socket,
+ktlsctl_test.pytls.PyTls): it completes a real handshake, sends genuine application data, then
 misbehaves by writing raw bytes of its own making, or ciphertext it sealed
 and then altered.  Each case checks the documented exit status, a one-line
 message, no hang (hard timeouts), and that stdout is exactly the genuine
@@ -54,19 +54,27 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import (  # noqa: E402
-    Fail, Proc, PyTls, ServerThread, Skip, Suite, check_no_sanitizer, gnutls_cli_argv,
-    gnutls_priority, ktlsctl, ktlsctl_listen, nonul_lines, py_client_ctx, py_server_ctx,
-    random_bytes, require_programs, scaled, KTLSCTL)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ktlsctl_test.settings import KTLSCTL, scaled  # noqa: E402
+from ktlsctl_test.channel import (  # noqa: E402
+    CHANNEL_ARGS, KERNEL, NO_REKEY, PEER_KEYUPDATE_FATAL, REKEY, tls_stat)
+from ktlsctl_test.runner import Suite  # noqa: E402
+from ktlsctl_test.verdicts import Fail, Skip  # noqa: E402
+from ktlsctl_test.procs import check_no_sanitizer, ktlsctl, ktlsctl_listen, Proc  # noqa: E402
+from ktlsctl_test.data import nonul_lines  # noqa: E402
+from ktlsctl_test.peers import (  # noqa: E402
+    gnutls_cli_argv, gnutls_priority, require_programs, start_gnutls_serv)
+from ktlsctl_test.pytls import py_client_ctx, py_server_ctx, PyTls, ServerThread  # noqa: E402
+from ktlsctl_test.relays import Tamper  # noqa: E402
 
-require_programs("gnutls-cli")
+require_programs("gnutls-cli", "gnutls-serv")
 
 suite = Suite("test_hostile", case_timeout=60)
-KTLS = ["--ktls", "off"]
+KTLS = CHANNEL_ARGS             # the channel under test
 GENUINE = b"genuine application data, every byte of it\n" * 200
 
 
@@ -96,16 +104,46 @@ def expect(proc, status, phrase, timeout=20, stdout=None):
                       proc.describe()))
 
 
+class Cue:
+    """What the hostile peer waits for: ktlsctl has read the genuine data
+    (delivered), and it has exited (done).  The test, which watches ktlsctl,
+    sets them; the peer gives up waiting after a while."""
+
+    def __init__(self):
+        self.delivered = threading.Event()
+        self.done = threading.Event()
+
+    def wait(self, event, timeout=20):
+        getattr(self, event).wait(scaled(timeout))
+
+
 def hostile_server(version, act, handshake=True):
-    """A TLS server that shakes hands (Python's OpenSSL), then act(tls)."""
+    """A TLS server that shakes hands (Python's OpenSSL), then act(tls, cue);
+    .cue is the Cue act waits on."""
     ctx = py_server_ctx(certs().srv_ec[0], certs().srv_ec[1], version)
+    cue = Cue()
 
     def serve(sock):
         tls = PyTls(sock, ctx, server_side=True)
         if handshake:
             tls.handshake()
-        return act(tls)
-    return ServerThread(serve)
+        return act(tls, cue)
+    st = ServerThread(serve)
+    st.cue = cue
+    return st
+
+
+def watch(srv, k, status, phrase, stdout=None):
+    """expect() for ktlsctl k against the hostile srv, telling srv's act
+    when ktlsctl has the genuine data and when it exited."""
+    try:
+        if stdout:
+            k.wait_out(len(stdout), 20)
+        srv.cue.delivered.set()
+        expect(k, status, phrase, stdout=stdout)
+    finally:
+        srv.cue.delivered.set()
+        srv.cue.done.set()
 
 
 def connect(port, *extra, stdin=True):
@@ -119,24 +157,18 @@ def sealed(tls, data):
     return tls.outb.read()
 
 
-def settle(tls):
-    """Let ktlsctl read what was sent before the fault (and our tickets)."""
-    time.sleep(scaled(0.3))
-
-
 def raw_case(version, fault, status, phrase, prefix_ok=False):
-    """Genuine data, then the raw bytes fault(tls) returns; ktlsctl connect
-    must stop with status and phrase, stdout exactly GENUINE."""
-    def act(tls):
+    """Genuine data, then (once ktlsctl has read it) the raw bytes fault(tls)
+    returns; ktlsctl connect must stop with status and phrase, stdout
+    exactly GENUINE."""
+    def act(tls, cue):
         tls.send(GENUINE)
-        settle(tls)
+        cue.wait("delivered")
         tls.sock.sendall(fault(tls))
-        time.sleep(scaled(2))
+        cue.wait("done")
         tls.close_tcp()
     srv = hostile_server(version, act)
-    k = connect(srv.port)
-    expect(k, status, phrase, stdout=GENUINE)
-    k.kill()
+    watch(srv, connect(srv.port), status, phrase, stdout=GENUINE)
 
 
 def garbage(tls):
@@ -171,50 +203,50 @@ suite.add("connect: oversized record -> 9",
 
 @suite.case("connect: truncated record (half a record, then FIN) -> 8")
 def _truncated():
-    def act(tls):
+    def act(tls, cue):
         tls.send(GENUINE)
-        settle(tls)
+        cue.wait("delivered")
         tls.sock.sendall(truncated(tls))
         tls.close_tcp()
     srv = hostile_server("1.3", act)
-    expect(connect(srv.port), 8, r"truncated", stdout=GENUINE)
+    watch(srv, connect(srv.port), 8, r"truncated", stdout=GENUINE)
 
 
 @suite.case("connect: FIN without close_notify -> 8")
 def _fin():
-    def act(tls):
+    def act(tls, cue):
         tls.send(GENUINE)
-        settle(tls)
+        cue.wait("delivered")
         tls.close_tcp()
     srv = hostile_server("1.3", act)
-    expect(connect(srv.port), 8, r"truncated.*close_notify", stdout=GENUINE)
+    watch(srv, connect(srv.port), 8, r"truncated.*close_notify", stdout=GENUINE)
 
 
 @suite.case("connect: reset mid-stream -> 8")
 def _reset():
-    def act(tls):
+    def act(tls, cue):
         tls.send(GENUINE)
-        settle(tls)
+        cue.wait("delivered")
         tls.close_tcp(rst=True)
     srv = hostile_server("1.3", act)
-    expect(connect(srv.port), 8, r"truncated|reset", stdout=GENUINE)
+    watch(srv, connect(srv.port), 8, r"truncated|reset", stdout=GENUINE)
 
 
 @suite.case("connect: ClientHello read, no answer -> 12 at --handshake-timeout")
 def _nofinish():
-    def act(tls):
+    def act(tls, cue):
         tls.sock.recv(4096)
-        time.sleep(scaled(8))
+        cue.wait("done", 8)         # silent until ktlsctl gave up
     srv = hostile_server("1.3", act, handshake=False)
     k = connect(srv.port)
-    expect(k, 12, r"handshake|timed out|timeout")
+    watch(srv, k, 12, r"handshake|timed out|timeout")
     if k.elapsed() > scaled(6):
         raise Fail("gave up after %.1fs, --handshake-timeout is 3" % k.elapsed())
 
 
 @suite.case("connect: slowloris handshake (1 byte / 0.1 s) -> 12 at --handshake-timeout")
 def _slowloris_handshake():
-    def act(tls):
+    def act(tls, cue):
         while True:
             try:
                 tls.obj.do_handshake()
@@ -229,7 +261,7 @@ def _slowloris_handshake():
                 return
     srv = hostile_server("1.3", act, handshake=False)
     k = connect(srv.port)
-    expect(k, 12, r"handshake|timed out|timeout")
+    watch(srv, k, 12, r"handshake|timed out|timeout")
     if k.elapsed() > scaled(6):
         raise Fail("gave up after %.1fs, --handshake-timeout is 3\n%s" % (k.elapsed(), k.describe()))
 
@@ -238,7 +270,7 @@ def _slowloris_handshake():
 def _dribble():
     msg = b"delivered one byte at a time, and whole\n"
 
-    def act(tls):
+    def act(tls, cue):
         rec = sealed(tls, msg)
         for i in range(len(rec)):
             tls.sock.sendall(rec[i:i + 1])
@@ -261,7 +293,7 @@ def listen_case(fault, status, phrase):
                 server_hostname="localhost")
     tls.handshake()
     tls.send(GENUINE)
-    settle(tls)
+    k.wait_out(len(GENUINE), 20)    # the fault after ktlsctl has read it
     s.sendall(fault(tls))
     expect(k, status, phrase, stdout=GENUINE)
     tls.close()
@@ -275,10 +307,8 @@ suite.add("listen: oversized record from the client -> 9",
           lambda: listen_case(oversized, 9, r"oversized"))
 
 
-@suite.case("listen: KeyUpdate flood (gnutls-cli, 1000 KeyUpdates) -> 9, named a flood", timeout=120)
-def _keyupdate_flood():
-    # GnuTLS rate-limits KeyUpdates as a DoS guard: a flood ends the
-    # session with a clear message.
+def keyupdate_flood():
+    """gnutls-cli sends 1000 KeyUpdates mid-stream to listen --echo."""
     k, port = ktlsctl_listen("--cert", certs().srv_ec[0], "--key", certs().srv_ec[1], *KTLS,
                              "--echo", stdin=None)
     lines = nonul_lines(64 << 10)
@@ -292,15 +322,62 @@ def _keyupdate_flood():
                                gnutls_priority("1.3"), extra=["--inline-commands"]),
                name="gnutls-cli")
     cli.send(bytes(stream))
+    return k, cli
+
+
+@suite.case("listen: KeyUpdate flood (gnutls-cli, 1000 KeyUpdates) -> 9, named a flood", timeout=120,
+            when=REKEY)
+def _keyupdate_flood():
+    # GnuTLS rate-limits KeyUpdates as a DoS guard: a flood ends the
+    # session with a clear message.
+    k, cli = keyupdate_flood()
     expect(k, 9, r"flooded the session with KeyUpdates")
     cli.kill()   # (its stdout mixes our echo with its own status lines)
+
+
+@suite.case("listen: KeyUpdate flood (gnutls-cli) on a channel that cannot rekey -> 10 at the "
+            "first KeyUpdate, with the reason", timeout=120, when=NO_REKEY)
+def _keyupdate_flood_norekey():
+    k, cli = keyupdate_flood()
+    expect(k, 10, "^" + re.escape("ktlsctl: " + PEER_KEYUPDATE_FATAL) + "$")
+    cli.kill()
+
+
+# ----------------------------------------------- a relay that alters records
+
+def tamper_case(version, mode):
+    """gnutls-serv --echo -> a relay that alters one record from the server
+    once the session carries data (ktlsctl_test.relays.Tamper) -> connect:
+    exit 9 with the reason; on the kernel channel the kernel counted the
+    failed decryption of a flipped record (TlsDecryptError)."""
+    cert, key = certs().srv_ec
+    serv, port = start_gnutls_serv(cert, key, gnutls_priority(version, "AES-128-GCM"))
+    relay = Tamper(port, 2 if version == "1.3" else 1, mode)   # TLS 1.3: its Finished is one
+    before = tls_stat().get("TlsDecryptError", 0)
+    k = ktlsctl("connect", "localhost:%d" % relay.port, "--cafile", certs().ca, *KTLS,
+                "--tls" + version, "--cipher", "AES-128-GCM", stdin=True)
+    k.send(nonul_lines(2048))
+    phrase = (r"^ktlsctl: .*failed authentication" if mode == "flip"
+              else r"^ktlsctl: .*(malformed|record header|oversized)")
+    expect(k, 9, phrase)
+    if not relay.tampered:
+        raise Fail("the relay never altered a record\n%s" % k.describe())
+    if KERNEL and mode == "flip" and not tls_stat().get("TlsDecryptError", 0) > before:
+        raise Fail("the kernel's TlsDecryptError did not grow (%d before)" % before)
+
+
+for _v, _m in (("1.3", "flip"), ("1.2", "flip"), ("1.3", "garbage")):
+    suite.add("relay: %s record from gnutls-serv TLS%s -> connect exits 9%s"
+              % ("tampered" if _m == "flip" else "garbage", _v,
+                 " (kernel: TlsDecryptError grows)" if _m == "flip" else ""),
+              lambda v=_v, m=_m: tamper_case(v, m))
 
 
 # ----------------------------------------------------------- our side
 
 def streaming_server(version="1.3"):
     """Sends data until the peer goes away; returns how the peer ended."""
-    def act(tls):
+    def act(tls, cue):
         tls.sock.settimeout(scaled(20))
         try:
             for _ in range(4000):
@@ -316,8 +393,8 @@ def _epipe():
     srv = streaming_server()
     with open(os.devnull, "rb") as null:
         p = subprocess.Popen(
-            "'%s' connect localhost:%d --cafile '%s' --ktls off | head -c 10 > /dev/null; "
-            "exit ${PIPESTATUS[0]}" % (KTLSCTL, srv.port, certs().ca),
+            "'%s' connect localhost:%d --cafile '%s' %s | head -c 10 > /dev/null; "
+            "exit ${PIPESTATUS[0]}" % (KTLSCTL, srv.port, certs().ca, " ".join(KTLS)),
             shell=True, executable="/bin/bash", stdin=null, stderr=subprocess.PIPE)
         try:
             _, err = p.communicate(timeout=scaled(30))
@@ -335,7 +412,7 @@ def _epipe():
 
 @suite.case("stdin is a directory (read fails: EISDIR) -> 11")
 def _stdin_error():
-    srv = hostile_server("1.3", lambda tls: tls.recv_until_close())
+    srv = hostile_server("1.3", lambda tls, cue: tls.recv_until_close())
     fd = os.open(suite.tmpdir(), os.O_RDONLY)   # read() on it fails with EISDIR
     try:
         k = connect(srv.port, stdin=fd)
@@ -376,7 +453,7 @@ def _disk_full():
             except OSError:
                 pass
 
-        def act(tls):
+        def act(tls, cue):
             tls.send(GENUINE)
             tls.send_close_notify()
             return tls.recv_until_close()

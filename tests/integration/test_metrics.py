@@ -33,10 +33,15 @@ import urllib.parse
 import urllib.request
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import (  # noqa: E402
-    CHANNEL_ARGS, EOF_CLOSE, KTLSCTL, Fail, Proc, Suite, check_no_sanitizer, free_port,
-    hex_lines, ktlsctl, ktlsctl_listen, require_programs, scaled, wait_listening)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ktlsctl_test.settings import KTLSCTL, scaled  # noqa: E402
+from ktlsctl_test.channel import CHANNEL_ARGS  # noqa: E402
+from ktlsctl_test.runner import Suite  # noqa: E402
+from ktlsctl_test.verdicts import Fail  # noqa: E402
+from ktlsctl_test.procs import (  # noqa: E402
+    Proc, check_no_sanitizer, free_port, ktlsctl, ktlsctl_listen, wait_listening)
+from ktlsctl_test.data import hex_lines  # noqa: E402
+from ktlsctl_test.peers import EOF_CLOSE, require_programs  # noqa: E402
 
 require_programs("promtool", "prometheus", "certtool")
 

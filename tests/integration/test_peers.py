@@ -2,8 +2,13 @@
 """Integration matrix: ktlsctl against real TLS peers on loopback.
 
 Every case asserts ktlsctl's exit status and the integrity (SHA-256) of the
-data in both directions.  ktlsctl runs with --ktls off (the user-space record
-channel) so that no notice is printed on machines without kTLS.
+data in both directions.  ktlsctl runs on the channel under test
+(KTLSCTL_TEST_CHANNEL: the user-space channel here, the kernel's in the VM
+tier, ktlsctl_test.channel).  Where the channel cannot follow a TLS 1.3 key
+update (Linux before 6.14, or KTLSCTL_TEST_SOFT_NOREKEY=1), each KeyUpdate
+case is replaced by its counterpart that expects what ktlsctl must do
+there: the data before the first KeyUpdate intact, then exit 10 with the
+reason.  The bulk sizes (1 MiB, 24 MiB, ...) follow KTLSCTL_TEST_DATA_SCALE.
 
 Peer behaviour this file relies on (gnutls 3.7.9, OpenSSL 3.0):
   gnutls-serv --echo   treats each request as a C string and echoes it once a
@@ -41,25 +46,33 @@ import signal
 import socket
 import sys
 import threading
-import time
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import (  # noqa: E402
-    EOF_CLOSE,
-    CIPHERS, Fail, Proc, ServerThread, Skip, Suite, PyTls, check_data, check_exit, prime_s_server,
-    check_no_sanitizer, check_stderr, gnutls_cli_argv, gnutls_priority, hex_lines,
-    ktlsctl, ktlsctl_listen, ktlsctl_tls_args, nonul_lines, openssl_tls_args,
-    py_client_ctx, py_server_ctx, random_bytes, require_programs, s_client_argv, PRIME,
-    scaled, start_gnutls_serv, start_s_server)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ktlsctl_test.settings import DATA_SCALE, human, scaled, sized  # noqa: E402
+from ktlsctl_test.channel import (  # noqa: E402
+    CHANNEL_ARGS, KERNEL, NO_REKEY, PEER_KEYUPDATE_FATAL, REKEY, can_rekey, limit_closed)
+from ktlsctl_test.runner import Suite  # noqa: E402
+from ktlsctl_test.verdicts import Fail, Skip  # noqa: E402
+from ktlsctl_test.procs import (  # noqa: E402
+    check_exit, check_no_sanitizer, check_stderr, kt_count, kt_lines, ktlsctl, ktlsctl_listen,
+    need_line, need_regex_line, Proc, tcp_sockets, wait_for, wait_line_count)
+from ktlsctl_test.data import check_data, hex_lines, nonul_lines, random_bytes  # noqa: E402
+from ktlsctl_test.peers import (  # noqa: E402
+    CIPHERS, EOF_CLOSE, PRIME, gnutls_cli_argv, gnutls_priority, ktlsctl_tls_args,
+    openssl_tls_args, prime_s_server, require_programs, s_client_argv, start_gnutls_serv,
+    start_s_server)
+from ktlsctl_test.pytls import py_client_ctx, py_server_ctx, PyTls, ServerThread  # noqa: E402
 
 require_programs("gnutls-serv", "gnutls-cli", "certtool", "openssl")
 
 suite = Suite("test_peers")
-SMALL = 1 << 20
-BIG = 24 << 20
-# --eof close: these peers wait for our close_notify (helpers.EOF_CLOSE).
-SESSION_ARGS = ["--ktls", "off"] + EOF_CLOSE
+SMALL = sized(1 << 20)
+BIG = sized(24 << 20)
+MIB = sized(1 << 20)      # the step of the 8-step KeyUpdate transfers
+# The channel under test; --eof close: these peers wait for our close_notify
+# (ktlsctl_test.peers.EOF_CLOSE).
+SESSION_ARGS = CHANNEL_ARGS + EOF_CLOSE
 
 # version x cipher, with the certificate kind used for it (TLS 1.2 CCM needs
 # ECDSA; the others alternate so that both key types are covered).
@@ -108,6 +121,12 @@ def progress(what, got, want):
 
 def count(pattern, text):
     return len(re.findall(pattern, text, re.I))
+
+
+def need_close_notify(k, timeout=20):
+    """Wait until ktlsctl -v has read the peer's close_notify."""
+    if not wait_line_count(k, "peer sent close_notify", 1, timeout):
+        raise Fail("ktlsctl -v never said 'peer sent close_notify'\n%s" % k.describe())
 
 
 # ------------------------------------------- openssl capability probes
@@ -161,7 +180,7 @@ def connect_gnutls_serv(version, cipher, kind, size, timeout):
 
 for _v, _c, _k in MATRIX:
     big = BIG_FOR["gnutls-serv"] == (_v, _c)
-    suite.add("connect->gnutls-serv --echo TLS%s %s %s %s" % (_v, _c, _k, "24MiB" if big else "1MiB"),
+    suite.add("connect->gnutls-serv --echo TLS%s %s %s %s" % (_v, _c, _k, human(BIG if big else SMALL)),
               (lambda v=_v, c=_c, k=_k, big=big:
                connect_gnutls_serv(v, c, k, BIG if big else SMALL, 150 if big else 40)),
               timeout=200 if big else 60)
@@ -195,7 +214,7 @@ def connect_s_server(version, cipher, kind, size, timeout):
 
 for _v, _c, _k in MATRIX:
     big = BIG_FOR["s_server"] == (_v, _c)
-    suite.add("connect->s_server TLS%s %s %s %s" % (_v, _c, _k, "24MiB" if big else "1MiB"),
+    suite.add("connect->s_server TLS%s %s %s %s" % (_v, _c, _k, human(BIG if big else SMALL)),
               (lambda v=_v, c=_c, k=_k, big=big:
                connect_s_server(v, c, k, BIG if big else SMALL, 150 if big else 40)),
               timeout=200 if big else 60)
@@ -231,7 +250,7 @@ def check_negotiated(log, version, cipher):
 
 for _v, _c, _k in MATRIX:
     big = BIG_FOR["gnutls-cli"] == (_v, _c)
-    suite.add("gnutls-cli->listen --echo TLS%s %s %s %s" % (_v, _c, _k, "24MiB" if big else "1MiB"),
+    suite.add("gnutls-cli->listen --echo TLS%s %s %s %s" % (_v, _c, _k, human(BIG if big else SMALL)),
               (lambda v=_v, c=_c, k=_k, big=big:
                gnutls_cli_listen_echo(v, c, k, BIG if big else SMALL, 150 if big else 40)),
               timeout=200 if big else 60)
@@ -258,7 +277,7 @@ def s_client_listen_echo(version, cipher, kind, size, timeout):
 
 for _v, _c, _k in MATRIX:
     big = BIG_FOR["s_client"] == (_v, _c)
-    suite.add("s_client->listen --echo TLS%s %s %s %s" % (_v, _c, _k, "24MiB" if big else "1MiB"),
+    suite.add("s_client->listen --echo TLS%s %s %s %s" % (_v, _c, _k, human(BIG if big else SMALL)),
               (lambda v=_v, c=_c, k=_k, big=big:
                s_client_listen_echo(v, c, k, BIG if big else SMALL, 150 if big else 40)),
               timeout=200 if big else 60)
@@ -268,7 +287,8 @@ for _v, _c, _k in MATRIX:
 
 def gnutls_cli_listen_bidir(version):
     cert, key = certs().srv_ec
-    k, port = ktlsctl_listen("--cert", cert, "--key", key, *SESSION_ARGS, *ktlsctl_tls_args(version))
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, "-v", *SESSION_ARGS,
+                             *ktlsctl_tls_args(version))
     up, down = random_bytes(SMALL), random_bytes(SMALL // 2)
     cli = Proc(gnutls_cli_argv(port, certs().ca, logname("gnutls-cli"), gnutls_priority(version)),
                name="gnutls-cli")
@@ -282,9 +302,9 @@ def gnutls_cli_listen_bidir(version):
                                    k.describe()))
     # gnutls-cli must close first (it does not answer a close_notify).
     cli.close_stdin()
-    if version == "1.3":
-        time.sleep(0.2)
-        k.close_stdin()             # half-close: ktlsctl closes after its stdin EOF
+    if version == "1.3":            # half-close: ktlsctl closes after its stdin EOF
+        need_close_notify(k)
+        k.close_stdin()
     check_exit(k, 0, 20, "ktlsctl listen")
     cli.wait(20)
     check_data("ktlsctl stdout (from gnutls-cli)", k.stdout, up)
@@ -355,9 +375,39 @@ def gnutls_cli_rekey(cipher):
                    % (n, len(cmds), k.describe()))
 
 
+def expect_norekey(k, what):
+    """On a channel that cannot rekey: the peer's first KeyUpdate ends the
+    session with exit 10 and the one line that says why."""
+    check_exit(k, 10, 30, what)
+    need_line(k, PEER_KEYUPDATE_FATAL)
+
+
+def gnutls_cli_norekey(cipher, cmd, size, cert):
+    """gnutls-cli -> listen --echo: data, echoed; then the KeyUpdate."""
+    k, port = ktlsctl_listen("--cert", cert[0], "--key", cert[1], "--echo", "-v", *SESSION_ARGS,
+                             *ktlsctl_tls_args("1.3", cipher))
+    before, after = hex_lines(size), hex_lines(size)
+    cli = Proc(gnutls_cli_argv(port, certs().ca, logname("gnutls-cli-norekey"),
+                               gnutls_priority("1.3", cipher), extra=["--inline-commands"]),
+               name="gnutls-cli")
+    cli.send(before)
+    if not cli.wait_out(len(before), 30):
+        raise Fail(progress("gnutls-cli stdout (echo)", cli.out_total, len(before)) + "\n"
+                   + k.describe())
+    cli.send(cmd + after)
+    expect_norekey(k, "ktlsctl listen --echo")
+    cli.close_stdin()
+    cli.wait(20)
+    check_data("gnutls-cli stdout (the echo before the KeyUpdate)", cli.stdout, before)
+
+
 for _c in CIPHERS:
     suite.add("KeyUpdate gnutls-cli ^rekey1^/^rekey^ -> listen --echo TLS1.3 %s" % _c,
-              lambda c=_c: gnutls_cli_rekey(c), timeout=90)
+              lambda c=_c: gnutls_cli_rekey(c), timeout=90, when=REKEY)
+    suite.add("KeyUpdate gnutls-cli ^rekey1^ -> listen --echo TLS1.3 %s: exit 10 without rekey, "
+              "the echo before it intact" % _c,
+              lambda c=_c: gnutls_cli_norekey(c, b"^rekey1^\n", 96 << 10, certs().srv_ec),
+              timeout=90, when=NO_REKEY)
 
 
 def s_client_rekey(cipher):
@@ -395,9 +445,30 @@ def s_client_rekey(cipher):
                    % (n, updates, k.describe()))
 
 
+def s_client_norekey(cipher):
+    cert, key = certs().srv_rsa
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", "-v", *SESSION_ARGS,
+                             *ktlsctl_tls_args("1.3", cipher))
+    cli = Proc(s_client_argv(port, certs().ca, openssl_tls_args("1.3", cipher), mode="brief"),
+               name="s_client")
+    before = hex_lines(64 << 10)
+    cli.send(before)
+    if not cli.wait_out(len(before), 30):
+        raise Fail(progress("s_client stdout (echo)", cli.out_total, len(before)) + "\n"
+                   + k.describe())
+    cli.send(b"k\n")
+    expect_norekey(k, "ktlsctl listen --echo")
+    cli.close_stdin()
+    cli.wait(20)
+    check_data("s_client stdout (the echo before the KeyUpdate)", cli.stdout, before)
+
+
 for _c in ("AES-256-GCM", "CHACHA20-POLY1305"):
     suite.add("KeyUpdate s_client k/K -> listen --echo TLS1.3 %s" % _c,
-              lambda c=_c: s_client_rekey(c), timeout=90)
+              lambda c=_c: s_client_rekey(c), timeout=90, when=REKEY)
+    suite.add("KeyUpdate s_client k -> listen --echo TLS1.3 %s: exit 10 without rekey, the echo "
+              "before it intact" % _c, lambda c=_c: s_client_norekey(c), timeout=90,
+              when=NO_REKEY)
 
 
 S_SERVER_NOISE = re.compile(rb"[^0-9a-f\n][^\n]*\n")
@@ -458,9 +529,32 @@ def s_server_rekey(cipher):
         raise Fail("\n".join(problems) + "\n" + k.describe())
 
 
+def s_server_norekey(cipher):
+    cert, key = certs().srv_ec
+    srv, port = start_s_server(cert, key, openssl_tls_args("1.3", cipher), quiet=False)
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, "-v", *SESSION_ARGS,
+                *ktlsctl_tls_args("1.3", cipher))
+    prime_s_server(srv, k)
+    down, up = hex_lines(48 << 10), hex_lines(48 << 10)
+    srv.send(down)
+    if not k.wait_out(len(down), 30):
+        raise Fail(progress("ktlsctl stdout", k.out_total, len(down)) + "\n" + k.describe())
+    k.send(up)
+    if not srv.wait_until(lambda p: up in s_server_data(p), 30):
+        raise Fail("ktlsctl's data did not reach s_server\n%s\n%s" % (k.describe(), srv.describe()))
+    srv.send(b"k\n")
+    expect_norekey(k, "ktlsctl connect")
+    check_data("ktlsctl stdout (from s_server, before the KeyUpdate)", k.stdout, down)
+    srv.close_stdin()
+    srv.wait(10)
+
+
 for _c in ("AES-128-GCM", "AES-256-GCM"):
     suite.add("KeyUpdate s_server k/K -> connect TLS1.3 %s" % _c,
-              lambda c=_c: s_server_rekey(c), timeout=120)
+              lambda c=_c: s_server_rekey(c), timeout=120, when=REKEY)
+    suite.add("KeyUpdate s_server k -> connect TLS1.3 %s: exit 10 without rekey, the data both "
+              "ways before it intact" % _c, lambda c=_c: s_server_norekey(c), timeout=120,
+              when=NO_REKEY)
 
 
 # ================================================== tickets after the handover
@@ -556,23 +650,21 @@ for _v in ("1.2", "1.3"):
 def _halfclose13():
     cert, key = certs().srv_ec
     down, up = random_bytes(128 << 10), random_bytes(SMALL)
-    sent_cn = threading.Event()
 
     def serve(sock):
         t = PyTls(sock, py_server_ctx(cert, key, "1.3"), server_side=True)
         t.handshake()
         t.send(down)
         t.send_close_notify()
-        sent_cn.set()
         got, how = t.recv_until_close()
         t.close()
         return got, how
     st = ServerThread(serve)
-    k = ktlsctl("connect", "localhost:%d" % st.port, "--cafile", certs().ca, *SESSION_ARGS, "--tls1.3")
+    k = ktlsctl("connect", "localhost:%d" % st.port, "--cafile", certs().ca, "-v", *SESSION_ARGS,
+                "--tls1.3")
     if not k.wait_out(len(down), 30):
         raise Fail(progress("ktlsctl stdout", k.out_total, len(down)) + "\n" + k.describe())
-    sent_cn.wait(scaled(10))
-    time.sleep(0.3)                 # let ktlsctl read the close_notify before stdin moves
+    need_close_notify(k)            # read before stdin moves
     if not k.alive():
         raise Fail("ktlsctl exited on the peer's TLS 1.3 close_notify instead of sending "
                    "the rest of stdin (half-close)\n%s" % k.describe())
@@ -589,7 +681,7 @@ def _halfclose13():
 @suite.case("TLS1.3 half-close: peer's close_notify first, listen keeps sending stdin", timeout=60)
 def _halfclose13_listen():
     cert, key = certs().srv_ec
-    k, port = ktlsctl_listen("--cert", cert, "--key", key, *SESSION_ARGS, "--tls1.3")
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, "-v", *SESSION_ARGS, "--tls1.3")
     up, down = random_bytes(128 << 10), random_bytes(SMALL)
     s = socket.create_connection(("127.0.0.1", port), timeout=scaled(20))
     t = PyTls(s, py_client_ctx(certs().ca, "1.3"), server_side=False, server_hostname="localhost")
@@ -598,7 +690,7 @@ def _halfclose13_listen():
     t.send_close_notify()
     if not k.wait_out(len(up), 30):
         raise Fail(progress("ktlsctl stdout", k.out_total, len(up)) + "\n" + k.describe())
-    time.sleep(0.3)
+    need_close_notify(k)
     if not k.alive():
         raise Fail("ktlsctl exited on the peer's TLS 1.3 close_notify instead of sending "
                    "the rest of stdin (half-close)\n%s" % k.describe())
@@ -641,16 +733,19 @@ def _close12():
 def truncated_by_py_server(version):
     cert, key = certs().srv_ec
     down = random_bytes(200 << 10)
+    got_it = threading.Event()
 
     def serve(sock):
         t = PyTls(sock, py_server_ctx(cert, key, version), server_side=True)
         t.handshake()
         t.send(down)
-        time.sleep(0.2)
+        got_it.wait(scaled(20))
         t.close_tcp()               # FIN, no close_notify
     st = ServerThread(serve)
     k = ktlsctl("connect", "localhost:%d" % st.port, "--cafile", certs().ca, *SESSION_ARGS,
                 *ktlsctl_tls_args(version))      # stdin open, nothing to send
+    k.wait_out(len(down), 20)
+    got_it.set()
     check_exit(k, 8, 20, "ktlsctl connect")
     st.join(10)
     check_stderr(k, r"truncated")
@@ -957,8 +1052,14 @@ for _v in ("1.2", "1.3"):
               lambda v=_v: reset_by_py_server(v), timeout=60)
 
 
+suite.add("KeyUpdate stress without rekey: gnutls-cli ^rekey^ after 224 KiB (AES-256-GCM, "
+          "SHA-384) -> exit 10, the echo before it intact",
+          lambda: gnutls_cli_norekey("AES-256-GCM", b"^rekey^\n", 224 << 10, certs().srv_rsa),
+          timeout=120, when=NO_REKEY)
+
+
 @suite.case("KeyUpdate stress: 8 gnutls-cli KeyUpdates in 2 MiB of echo (AES-256-GCM, SHA-384)",
-            timeout=120)
+            timeout=120, when=REKEY)
 def _rekey_stress():
     cert, key = certs().srv_rsa
     k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", "-v", *SESSION_ARGS,
@@ -977,44 +1078,96 @@ def _rekey_stress():
         raise Fail("'peer updated its keys' printed %d times for %d KeyUpdates\n%s" % (n, len(cmds), k.describe()))
 
 
-@suite.case("KeyUpdate during a big download: s_client k/K while listen sends 8 MiB", timeout=120)
-def _rekey_download():
+def start_download():
+    """listen sends 8 MiB (KTLSCTL_TEST_DATA_SCALE) to s_client, whose stdout
+    is drained slowly, so that ktlsctl is blocked on a full socket with data
+    queued when the KeyUpdates arrive: (ktlsctl, s_client, data)."""
     cert, key = certs().srv_ec
     k, port = ktlsctl_listen("--cert", cert, "--key", key, "-v", *SESSION_ARGS, "--tls1.3")
-    # s_client's stdout is drained slowly, so that ktlsctl is blocked on a
-    # full socket with data queued when the KeyUpdates arrive.
+    # The drain takes as long with less data (KTLSCTL_TEST_DATA_SCALE), and
+    # longer where timeouts are scaled: the last KeyUpdate still meets
+    # data in flight.
+    pause = scaled(0.002) / min(DATA_SCALE, 1.0)
     cli = Proc(s_client_argv(port, certs().ca, ["-tls1_3"], mode="brief"), name="s_client",
-               slow_stdout=(16384, 0.002))
-    data = random_bytes(8 << 20)
+               slow_stdout=(16384, pause))
+    data = random_bytes(8 * MIB)
     k.send(data)
     k.close_stdin()                 # after the data ktlsctl closes; s_client answers
+    return k, cli, data
+
+
+def start_upload():
+    """connect sends 8 MiB of hex lines to s_server (interactive: it takes
+    k and K), whose stdout is drained slowly: (ktlsctl, s_server, data)."""
+    cert, key = certs().srv_rsa
+    srv, port = start_s_server(cert, key, ["-tls1_3"], quiet=False, slow_stdout=(16384, 0.002))
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, "-v", *SESSION_ARGS,
+                "--tls1.3")
+    prime_s_server(srv, k)
+    data = hex_lines(8 * MIB)
+    k.send(data)
+    return k, srv, data
+
+
+@suite.case("KeyUpdate during a big download without rekey: s_client K after %s -> listen "
+            "exits 10, what arrived is the start of the data" % human(MIB), timeout=120,
+            when=NO_REKEY)
+def _norekey_download():
+    k, cli, data = start_download()
+    if not cli.wait_out(MIB, 40):
+        raise Fail(progress("s_client stdout", cli.out_total, MIB) + "\n" + k.describe())
+    cli.send(b"K\n")
+    expect_norekey(k, "ktlsctl listen")
+    cli.wait(20)
+    if cli.out_total < MIB or not data.startswith(bytes(cli.out)):
+        raise Fail("s_client's %d bytes are not the start of the data\n%s"
+                   % (cli.out_total, cli.describe()))
+
+
+@suite.case("KeyUpdate during a big upload without rekey: s_server K after %s -> connect exits "
+            "10, what arrived is the start of the data" % human(MIB), timeout=120, when=NO_REKEY)
+def _norekey_upload():
+    k, srv, data = start_upload()
+    if not srv.wait_until(lambda p: len(p.out) > MIB, 40):
+        raise Fail("s_server got %d bytes\n%s" % (len(srv.out), k.describe()))
+    srv.send(b"K\n")
+    expect_norekey(k, "ktlsctl connect")
+    srv.close_stdin()
+    srv.wait(20)
+    got = s_server_data(srv)
+    if len(got) < MIB or not (PRIME + data).startswith(got):
+        raise Fail("s_server's %d bytes of data are not the start of ktlsctl's\n%s"
+                   % (len(got), srv.describe()))
+
+
+@suite.case("KeyUpdate during a big download: s_client k/K while listen sends %s" % human(8 * MIB),
+            timeout=120, when=REKEY)
+def _rekey_download():
+    k, cli, data = start_download()
     updates = 0
     for i, cmd in enumerate([b"K\n", b"k\n", b"K\n", b"K\n"]):
-        if not cli.wait_out((i + 1) * (1 << 20), 40):
-            raise Fail(progress("s_client stdout", cli.out_total, (i + 1) << 20) + "\n" + k.describe())
+        if not cli.wait_out((i + 1) * MIB, 40):
+            raise Fail(progress("s_client stdout", cli.out_total, (i + 1) * MIB) + "\n"
+                       + k.describe())
         cli.send(cmd)
         updates += 1
         if not cli.wait_err(r"(?s)(KEYUPDATE.*){%d}" % updates, 10):
             raise Fail("s_client did not take %r\n%s" % (cmd, cli.describe()))
     check_exit(k, 0, 60, "ktlsctl listen")
     cli.wait(20)
-    check_data("s_client stdout (8 MiB across KeyUpdates)", cli.stdout, data)
+    check_data("s_client stdout (%s across KeyUpdates)" % human(len(data)), cli.stdout, data)
     n = count(r"ktlsctl: peer updated its keys", k.stderr)
     if n != updates:
         raise Fail("'peer updated its keys' printed %d times for %d KeyUpdates\n%s" % (n, updates, k.describe()))
 
 
-@suite.case("KeyUpdate during a big upload: s_server K while connect sends 8 MiB", timeout=120)
+@suite.case("KeyUpdate during a big upload: s_server K while connect sends %s" % human(8 * MIB),
+            timeout=120, when=REKEY)
 def _rekey_upload():
-    cert, key = certs().srv_rsa
-    srv, port = start_s_server(cert, key, ["-tls1_3"], quiet=False, slow_stdout=(16384, 0.002))
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, "-v", *SESSION_ARGS, "--tls1.3")
-    prime_s_server(srv, k)
-    data = hex_lines(8 << 20)
-    k.send(data)
+    k, srv, data = start_upload()
     updates = 0
     for i, cmd in enumerate([b"K\n", b"K\n", b"k\n", b"K\n"]):
-        if not srv.wait_until(lambda p, n=(i + 1) << 20: len(p.out) > n, 40):
+        if not srv.wait_until(lambda p, n=(i + 1) * MIB: len(p.out) > n, 40):
             raise Fail("s_server got %d bytes\n%s" % (len(srv.out), k.describe()))
         srv.send(cmd)
         updates += 1
@@ -1035,7 +1188,8 @@ def _reneg():
     k = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *SESSION_ARGS, "--tls1.2")
     prime_s_server(srv, k)
     srv.send(b"r\n")
-    time.sleep(0.5)
+    if not srv.wait_stdin_read(10):     # its command alone, the data in a later read
+        raise Fail("s_server did not read its 'r' command\n%s" % srv.describe())
     d = hex_lines(4096)
     k.send(d)
     srv.send(d)
@@ -1048,6 +1202,185 @@ def _reneg():
                    % (rc, k.describe()))
     if rc == 0:
         check_data("ktlsctl stdout", k.stdout, d)
+
+
+# ================================================= zero copy (sendfile, splice)
+# The kernel channel sends a file stdin with sendfile and a pipe stdin with
+# splice, and splices peer data into a stdout pipe; the user-space channel
+# copies.  Each ktlsctl -v says which ("data path: ..."), and the data must
+# arrive whole either way.
+
+ZC_SIZE = sized(4 << 20)
+# Key updates every ZC_KEYS records: about 4 of them in ZC_SIZE (64 at 4 MiB).
+ZC_KEYS = max(8, ZC_SIZE // 16384 // 4)
+
+
+def data_path(k):
+    """(standard input, standard output) of ktlsctl -v's data path line."""
+    return need_regex_line(k, r"data path: standard input by (\w+), standard output by (\w+)",
+                           "data path").groups()
+
+
+def zero_copy(source, version, keys=None):
+    """connect sends ZC_SIZE bytes from a file (sendfile) or a pipe (splice)
+    to listen, whose stdout is a pipe (splice).  keys: connect updates its
+    keys every that many records, so that KeyUpdates (control records)
+    arrive between spliced data records; where the channel cannot rekey,
+    connect stops after exactly that many full records from a file (the
+    metering is exact there): exit 13."""
+    cert, key = certs().srv_ec
+    path = tmpfile("zc.bin")
+    data = random_bytes(ZC_SIZE)
+    with open(path, "wb") as f:
+        f.write(data)
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, "-v", *SESSION_ARGS, "--tls" + version)
+    extra = ["--key-update-after", str(keys)] if keys else []
+    argv = ["connect", "localhost:%d" % port, "--cafile", certs().ca, "-v", *SESSION_ARGS,
+            "--tls" + version, "--cipher", "AES-128-GCM", *extra]
+    if source == "file":
+        with open(path, "rb") as f:
+            c = ktlsctl(*argv, stdin=f, name="ktlsctl connect")
+    else:
+        c = ktlsctl(*argv, stdin=data, name="ktlsctl connect")
+    stopped = keys and not can_rekey()
+    if stopped:
+        check_exit(c, 13, 120, "ktlsctl connect --key-update-after %d" % keys)
+        need_line(c, limit_closed(keys, "AES-128-GCM"))
+    elif not k.wait_out(len(data), 120):
+        raise Fail(progress("ktlsctl listen stdout", k.out_total, len(data)) + "\n"
+                   + c.describe() + k.describe())
+    k.close_stdin()                 # TLS 1.3: listen's half of the close
+    if not stopped:
+        check_exit(c, 0, 60, "ktlsctl connect (%s)" % source)
+    check_exit(k, 0, 60, "ktlsctl listen")
+    if stopped and source == "file" and k.out_total != keys * 16384:
+        raise Fail("sendfile: %d bytes under one key, expected exactly %d records of 16384\n%s"
+                   % (k.out_total, keys, k.describe()))
+    check_data("ktlsctl listen stdout (from connect)", k.stdout,
+               data[:k.out_total] if stopped else data)
+    how_in = {"file": "sendfile", "pipe": "splice"}[source] if KERNEL else "copy"
+    if data_path(c)[0] != how_in or data_path(k)[1] != ("splice" if KERNEL else "copy"):
+        raise Fail("data path: connect's input by %s (expected %s), listen's output by %s "
+                   "(expected %s)\n%s%s" % (data_path(c)[0], how_in, data_path(k)[1],
+                                             "splice" if KERNEL else "copy", c.describe(),
+                                             k.describe()))
+    if keys and can_rekey():
+        ours = len([l for l in kt_lines(c) if l.startswith("updated our send keys after")])
+        theirs = kt_count(k, "peer updated its keys")
+        if not 1 <= ours == theirs:
+            raise Fail("connect updated its keys %d times, listen saw %d KeyUpdates\n%s%s"
+                       % (ours, theirs, c.describe(), k.describe()))
+
+
+for _src, _v in (("file", "1.3"), ("pipe", "1.2")):
+    suite.add("zero copy where the channel has it (%s): connect stdin a %s -> listen stdout a "
+              "pipe, TLS%s, %s"
+              % ("sendfile" if _src == "file" else "splice", _src, _v, human(ZC_SIZE)),
+              lambda s=_src, v=_v: zero_copy(s, v), timeout=120)
+for _src in ("file", "pipe"):
+    suite.add("zero copy: connect stdin a %s with key updates every %d records -> listen, TLS1.3"
+              % (_src, ZC_KEYS), lambda s=_src: zero_copy(s, "1.3", ZC_KEYS), timeout=120,
+              when=REKEY)
+    suite.add("zero copy: connect stdin a %s, --key-update-after %d without rekey -> exit 13%s"
+              % (_src, ZC_KEYS, ", exactly %d records" % ZC_KEYS if _src == "file" else ""),
+              lambda s=_src: zero_copy(s, "1.3", ZC_KEYS), timeout=120, when=NO_REKEY)
+
+
+@suite.case("zero copy: the reader of connect's stdout pipe goes away after 1000 bytes -> "
+            "close_notify, exit 0", timeout=60)
+def _zc_epipe():
+    cert, key = certs().srv_ec
+    path = tmpfile("zc-epipe.bin")
+    data = random_bytes(ZC_SIZE)
+    with open(path, "wb") as f:
+        f.write(data)
+    with open(path, "rb") as f:
+        k, port = ktlsctl_listen("--cert", cert, "--key", key, *SESSION_ARGS, "--tls1.3", stdin=f)
+    r, w = os.pipe()
+    try:
+        c = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, *SESSION_ARGS,
+                    "--tls1.3", stdin=None, stdout=w, name="ktlsctl connect")
+    finally:
+        os.close(w)
+    got = b""
+    while len(got) < 1000:
+        ready, _, _ = select.select([r], [], [], scaled(20))
+        b = os.read(r, 1000 - len(got)) if ready else b""
+        if not b:
+            break
+        got += b
+    os.close(r)
+    check_exit(c, 0, 60, "ktlsctl connect with its stdout closed")
+    check_data("the first 1000 bytes", got, data[:1000])
+
+
+@suite.case("--no-zerocopy: both sides copy (data path), listen stdin a file -> connect stdout "
+            "a pipe", timeout=60)
+def _zc_off():
+    cert, key = certs().srv_ec
+    path = tmpfile("zc-off.bin")
+    data = random_bytes(64 << 10)
+    with open(path, "wb") as f:
+        f.write(data)
+    with open(path, "rb") as f:
+        k, port = ktlsctl_listen("--cert", cert, "--key", key, "-v", *SESSION_ARGS, "--tls1.3",
+                                 "--no-zerocopy", stdin=f)
+    c = ktlsctl("connect", "localhost:%d" % port, "--cafile", certs().ca, "-v", *SESSION_ARGS,
+                "--tls1.3", "--no-zerocopy", stdin=None, name="ktlsctl connect")
+    check_exit(c, 0, 60, "ktlsctl connect --no-zerocopy")
+    check_exit(k, 0, 60, "ktlsctl listen --no-zerocopy")
+    check_data("ktlsctl connect stdout", c.stdout, data)
+    for p in (c, k):
+        if data_path(p) != ("copy", "copy"):
+            raise Fail("--no-zerocopy: data path %r, expected copy both ways\n%s"
+                       % (data_path(p), p.describe()))
+
+
+# ==================================================== KeyUpdate behind data
+
+@suite.case("KeyUpdate queued behind data while listen is stopped (the POLLIN pitfall): "
+            "echo intact, or exit 10 without rekey", timeout=90)
+def _keyupdate_behind_data():
+    """Data records, a KeyUpdate and more data arrive together: a read stops
+    at the KeyUpdate after the kernel has decrypted it, and from then on
+    poll() need not report POLLIN although recvmsg would return it (the
+    kernel holds the decrypted record; core/channel.h): ktlsctl must keep
+    reading until EAGAIN, or it hangs here.  ktlsctl is stopped (SIGSTOP) while gnutls-cli sends, so
+    that everything is queued before it reads any of it."""
+    cert, key = certs().srv_ec
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", "-v", *SESSION_ARGS,
+                             "--tls1.3", stdin=None)
+    cli = Proc(gnutls_cli_argv(port, certs().ca, logname("gnutls-cli-behind"),
+                               gnutls_priority("1.3"), extra=["--inline-commands"]),
+               name="gnutls-cli")
+    cli.send(PRIME)
+    if not cli.wait_out(len(PRIME), 30):
+        raise Fail("no echo before the test\n%s" % k.describe())
+    a, b = hex_lines(8 << 10), hex_lines(8 << 10)
+    k.signal(signal.SIGSTOP)
+    cli.send(a + b"^rekey1^\n" + b)
+
+    def queued():
+        q = [s[4] for s in tcp_sockets(port) if s[0] == port and s[2] == "01"]
+        return q[0] if q else 0
+    seen = []
+
+    def settled():       # ktlsctl's receive queue holds everything: it stopped growing
+        seen.append(queued())
+        return len(seen) > 1 and seen[-1] == seen[-2] > 16384
+    if not wait_for(settled, 20, step=0.25):
+        k.signal(signal.SIGCONT)
+        raise Fail("ktlsctl's receive queue did not settle above 16 KiB: %r" % seen[-5:])
+    k.signal(signal.SIGCONT)
+    if not can_rekey():
+        expect_norekey(k, "ktlsctl listen --echo")
+        return
+    if not cli.wait_out(len(PRIME + a + b), 30):
+        raise Fail("ktlsctl hung: echoed %d of %d bytes (its receive queue held %d)\n%s"
+                   % (cli.out_total, len(PRIME + a + b), seen[-1], k.describe()))
+    cli.close_stdin()
+    check_exit(k, 0, 30, "ktlsctl listen --echo")
+    check_data("the echo across the queued KeyUpdate", cli.stdout, PRIME + a + b)
 
 
 # ===================================== peer-versus-peer sanity (--peers-only)

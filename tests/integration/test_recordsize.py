@@ -3,7 +3,7 @@
 max_fragment_length) against real peers, on the wire.
 
 Every case runs through a relay that reads the TLS record headers
-(helpers.RecordMeter), so what is asserted is the size of the records
+(ktlsctl_test.relays.Relay), so what is asserted is the size of the records
 ktlsctl really sent: never over the limit the peer set, and at it exactly
 (the off-by-one of TLS 1.3's content type byte is right), besides the
 peer's own check (GnuTLS and OpenSSL refuse a record over the limit they
@@ -34,11 +34,17 @@ import subprocess
 import sys
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import (  # noqa: E402
-    CHANNEL, CHANNEL_ARGS, CIPHERS, EOF_CLOSE, KTLSCTL, Fail, Proc, RecordMeter, Suite,
-    check_data, check_exit, gnutls_priority, hex_lines, ktlsctl, ktlsctl_listen, note,
-    openssl_tls_args, record_overhead, require_programs, start_gnutls_serv, start_s_server)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ktlsctl_test.settings import KTLSCTL  # noqa: E402
+from ktlsctl_test.channel import CHANNEL, CHANNEL_ARGS  # noqa: E402
+from ktlsctl_test.runner import note, Suite  # noqa: E402
+from ktlsctl_test.verdicts import Fail  # noqa: E402
+from ktlsctl_test.procs import check_exit, ktlsctl, ktlsctl_listen, Proc  # noqa: E402
+from ktlsctl_test.data import check_data, hex_lines  # noqa: E402
+from ktlsctl_test.peers import (  # noqa: E402
+    CIPHERS, EOF_CLOSE, gnutls_priority, openssl_tls_args, require_programs, start_gnutls_serv,
+    start_s_server)
+from ktlsctl_test.relays import record_overhead, Relay  # noqa: E402
 
 require_programs("gnutls-serv", "gnutls-cli", "certtool", "openssl")
 
@@ -112,7 +118,7 @@ def add_send(version, cipher, n, extra=()):
         prio = gnutls_priority(version, cipher, extra=":%ALLOW_SMALL_RECORDS")
         srv, port = start_gnutls_serv(*certs().srv_ec, priority=prio,
                                       extra=["--recordsize=%d" % n])
-        meter = RecordMeter(port)
+        meter = Relay(port)
         width = min(n, 4096) - 1     # gnutls-serv echoes line by line
         data = hex_lines(256 << 10, width=width)
         k = ktlsctl("connect", "localhost:%d" % meter.port, "--cafile", certs().ca,
@@ -153,7 +159,7 @@ def add_serve(client, version, n):
         data = hex_lines(128 << 10)
         srv, port = ktlsctl_listen("--cert", certs().srv_ec[0], "--key", certs().srv_ec[1],
                                    "--tls" + version, *SESSION_ARGS, stdin=data)
-        meter = RecordMeter(port)
+        meter = Relay(port)
         if client == "gnutls-cli":
             log = os.path.join(suite.tmpdir(), "gcli-%d-%s.log" % (n, version))
             argv = ["gnutls-cli", "--logfile", log, "--x509cafile", certs().ca,
@@ -200,7 +206,7 @@ def add_announce(version, limit):
         srv, port = start_gnutls_serv(*certs().srv_ec, echo=False,
                                       priority="NORMAL:%ALLOW_SMALL_RECORDS",
                                       extra=["--http", "--httpdata", path])
-        meter = RecordMeter(port)
+        meter = Relay(port)
         k = ktlsctl("connect", "localhost:%d" % meter.port, "--cafile", certs().ca,
                     "--tls" + version, "--record-size-limit", str(limit),
                     *(CHANNEL_ARGS + ["-v"]), stdin=b"GET / HTTP/1.0\r\n\r\n")
@@ -233,7 +239,7 @@ for _v, _l in (("1.2", 64), ("1.2", 512), ("1.2", 16384), ("1.3", 65), ("1.3", 5
 def _announce_both():
     srv, port = ktlsctl_listen("--cert", certs().srv_ec[0], "--key", certs().srv_ec[1],
                                "--echo", "--record-size-limit", "600", *SESSION_ARGS)
-    meter = RecordMeter(port)
+    meter = Relay(port)
     data = os.urandom(24 << 20)
     k = ktlsctl("connect", "localhost:%d" % meter.port, "--cafile", certs().ca,
                 "--record-size-limit", "700", *SESSION_ARGS, stdin=data)
@@ -250,7 +256,7 @@ def _announce_both():
 def _announce_unknown():
     tls = openssl_tls_args("1.3")
     srv, port = start_s_server(*certs().srv_ec, tls)
-    meter = RecordMeter(port)
+    meter = Relay(port)
     data = hex_lines(256 << 10)
     k = ktlsctl("connect", "localhost:%d" % meter.port, "--cafile", certs().ca,
                 "--record-size-limit", "1000", *SESSION_ARGS, stdin=True)

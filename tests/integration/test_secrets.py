@@ -16,9 +16,9 @@ the IV, the IV size in between), our struct soft_key (set = 1 and the
 version before the IV), our AEAD handle (reached from soft_key's pointer),
 GnuTLS's session key struct (ap_ckey and ap_skey 64 bytes apart).
 
-This machine's kernel has no kTLS, so these cases run the user-space
-channel (--ktls off), which must hold the current keys.  The copies allowed,
-and why (GnuTLS 3.7.9 and nettle 3.8 on x86_64):
+On the user-space channel (KTLSCTL_TEST_CHANNEL=user-space, the default:
+this machine's kernel has no kTLS), ktlsctl must hold the current keys.
+The copies allowed, and why (GnuTLS 3.7.9 and nettle 3.8 on x86_64):
 
   handshake traffic secrets, exporter secret, handshake keys and IVs
         none.  GnuTLS keeps hs_ckey, hs_skey and ap_expkey in the session
@@ -69,11 +69,10 @@ use of the stack happens to overwrite (a struct kc_key_material left
 unwiped, say) can escape it, so the wipes in the code are still reviewed
 by hand.
 
-The group "kernel" (--kernel-channel; tests/vm/scenarios.sh runs it inside a
-guest whose kernel has kTLS) is the same check on the kernel channel, where
-ktlsctl holds no key, IV or secret of its own, only GnuTLS's state; its
-environment: KTLSCTL_SECRETS_CERTS="CA:CERT:KEY" (ECDSA) and
-KTLSCTL_SECRETS_REKEY=no on a kernel that cannot rekey.
+On the kernel channel (KTLSCTL_TEST_CHANNEL=kernel: the VM tier runs this
+file inside guests whose kernels have kTLS) it is the same check with
+other cases, where ktlsctl holds no key, IV or secret of its own, only
+GnuTLS's state; on a kernel that cannot rekey, without the key updates.
 
 KTLSCTL_SECRETS_SHOW=1 prints every scan's table: each item, its count and
 where each copy is; KTLSCTL_SECRETS_SHOW=report prints the problems too,
@@ -83,19 +82,23 @@ import base64
 import hashlib
 import hmac
 import os
-import select
-import socket
 import struct
 import subprocess
 import sys
 import time
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import (  # noqa: E402
-    Fail, Proc, ServerThread, Skip, Suite, check_exit, free_port, gnutls_cli_argv,
-    gnutls_priority, kernel_has_ktls_ulp, ktlsctl, ktlsctl_listen, require_programs, scaled,
-    wait_listening, KTLSCTL, VALGRIND)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ktlsctl_test.settings import KTLSCTL, VALGRIND, scaled  # noqa: E402
+from ktlsctl_test.channel import (  # noqa: E402
+    CHANNEL, CHANNEL_ARGS, CHANNEL_NAME, KERNEL, KERNEL_ONLY, USER_SPACE_ONLY, can_rekey)
+from ktlsctl_test.runner import Suite  # noqa: E402
+from ktlsctl_test.verdicts import Fail, Skip  # noqa: E402
+from ktlsctl_test.procs import (  # noqa: E402
+    check_exit, ktlsctl, ktlsctl_listen, Proc)
+from ktlsctl_test.peers import (  # noqa: E402
+    gnutls_cli_argv, gnutls_priority, require_programs, start_gnutls_serv)
+from ktlsctl_test.relays import Relay  # noqa: E402
 
 require_programs("gnutls-serv", "gnutls-cli", "certtool")
 if VALGRIND:
@@ -150,71 +153,6 @@ def tls12_iv_len(cipher):
 
 
 # ---------------------------------------------------- the wire and the keylog
-
-class Proxy:
-    """A TCP relay on 127.0.0.1 between the client and the server that keeps
-    the first bytes each way, for the hello randoms (TLS 1.2 only needs the
-    server's; the client's is checked against the key log)."""
-
-    KEEP = 1 << 14
-
-    def __init__(self, upstream_port, port=0):
-        """port: listen there (a resumed session must reach the HOST:PORT
-        its session file was saved for)."""
-        self.up = upstream_port
-        self.seen = {"c2s": b"", "s2c": b""}
-        self.t = ServerThread(self._run, accept_timeout=60, port=port)
-        self.port = self.t.port
-
-    def _run(self, c):
-        s = socket.create_connection(("127.0.0.1", self.up), timeout=scaled(20))
-        c.setblocking(True)
-        s.setblocking(True)
-        ends = {c: (s, "c2s"), s: (c, "s2c")}
-        try:
-            while ends:
-                r, _, _ = select.select(list(ends), [], [], scaled(120))
-                if not r:
-                    return
-                for src in r:
-                    dst, way = ends[src]
-                    try:
-                        d = src.recv(1 << 16)
-                    except OSError:
-                        d = b""
-                    if not d:
-                        try:
-                            dst.shutdown(socket.SHUT_WR)
-                        except OSError:
-                            pass
-                        del ends[src]
-                        continue
-                    if len(self.seen[way]) < self.KEEP:
-                        self.seen[way] += d[:self.KEEP - len(self.seen[way])]
-                    dst.sendall(d)
-        finally:
-            s.close()
-            c.close()
-
-    def hello_random(self, way, msg_type):
-        """The random of the first ClientHello (1) / ServerHello (2)."""
-        buf = self.seen[way]
-        hs = b""
-        while len(buf) >= 5 and buf[0] == 22:
-            n = int.from_bytes(buf[3:5], "big")
-            hs += buf[5:5 + n]
-            buf = buf[5 + n:]
-            if len(hs) >= 4 + 2 + 32:
-                break
-        if len(hs) < 38 or hs[0] != msg_type:
-            raise Fail("proxy: no %s at the start of %s (%d bytes seen)"
-                       % ("ClientHello" if msg_type == 1 else "ServerHello", way,
-                          len(self.seen[way])))
-        return hs[6:38]
-
-    def abort(self):
-        self.t.abort()
-
 
 def read_keylog(path, timeout=10):
     """{label: (client_random, secret)} from an NSS key log file (the last
@@ -620,11 +558,7 @@ def settle(s, updates):
 
 
 def certs():
-    """(CA, server certificate, server key): KTLSCTL_SECRETS_CERTS="CA:CERT:KEY"
-    (the VM scenario's, made once per guest), else the suite's ECDSA ones."""
-    given = os.environ.get("KTLSCTL_SECRETS_CERTS")
-    if given:
-        return tuple(given.split(":"))
+    """(CA, server certificate, server key), ECDSA."""
     c = suite.certs
     return c.ca, c.srv_ec[0], c.srv_ec[1]
 
@@ -642,14 +576,13 @@ def keylog_env(path):
 
 
 class Session:
-    """ktlsctl with a peer that logs its secrets, through a Proxy."""
+    """ktlsctl with a peer that logs its secrets, through a relay (.proxy)."""
 
     printed = ()
 
-    def check_channel(self, kernel):
-        want = "kernel channel" if kernel else "user-space channel"
-        if not self.k.wait_err(r"(connected to|accepted) .*, %s" % want, 10):
-            raise Fail("ktlsctl -v did not report the %s\n%s" % (want, self.k.describe()))
+    def check_channel(self):
+        if not self.k.wait_err(r"(connected to|accepted) .*, %s" % CHANNEL_NAME, 10):
+            raise Fail("ktlsctl -v did not report the %s\n%s" % (CHANNEL_NAME, self.k.describe()))
 
     def stats(self):
         """ktlsctl stats PID (text and JSON) and tickets PID --json: the
@@ -690,19 +623,19 @@ class Connect(Session):
     """ktlsctl connect --commands -> proxy -> gnutls-serv --echo; key
     updates with /keyupdate request."""
 
-    def __init__(self, version, cipher, ktls, serv=None, extra=(), port=0):
+    def __init__(self, version, cipher, serv=None, extra=(), port=0):
         """serv: (gnutls-serv, port, its key log) to reuse; extra: more
         ktlsctl arguments; port: the relay's."""
         ca, cert, key = certs()
         if serv is None:
             keylog = tmpfile("keylog")
-            p, sport = start_gnutls_serv_env(cert, key, gnutls_priority(version, cipher),
-                                             keylog_env(keylog))
+            p, sport = start_gnutls_serv(cert, key, gnutls_priority(version, cipher),
+                                         env=keylog_env(keylog))
             serv = (p, sport, keylog)
         self.serv, up, self.keylog = serv
-        self.proxy = Proxy(up, port)
+        self.proxy = Relay(up, port=port, accept_timeout=60)
         self.k = ktlsctl("connect", "localhost:%d" % self.proxy.port, "--cafile", ca,
-                         "--ktls", ktls, "--tls" + version, "--cipher", cipher, "--commands",
+                         *CHANNEL_ARGS, "--tls" + version, "--cipher", cipher, "--commands",
                          "-v", *extra, env=no_keylog_env())
 
     def both_ways(self, tag, n=2):
@@ -724,29 +657,16 @@ class Connect(Session):
             self.serv.kill()
 
 
-def start_gnutls_serv_env(cert, key, priority, env):
-    for _ in range(5):
-        port = free_port()
-        p = Proc(["gnutls-serv", "-p", str(port), "--x509certfile", cert, "--x509keyfile", key,
-                  "-a", "--echo", "--crlf", "--priority", priority],
-                 name="gnutls-serv", stdin=None, env=env, stdout_cap=1 << 16,
-                 stderr_cap=1 << 16)
-        if wait_listening(port, p, timeout=10):
-            return p, port
-        p.kill()
-    raise Fail("gnutls-serv did not start listening")
-
-
 class Listen(Session):
     """gnutls-cli -> proxy -> ktlsctl listen; key updates through the
     control socket (ktlsctl keyupdate PID --request)."""
 
-    def __init__(self, version, cipher, ktls):
+    def __init__(self, version, cipher):
         ca, cert, key = certs()
-        self.k, port = ktlsctl_listen("--cert", cert, "--key", key, "--ktls", ktls,
+        self.k, port = ktlsctl_listen("--cert", cert, "--key", key, *CHANNEL_ARGS,
                                       "--tls" + version, "--cipher", cipher, "-v",
                                       env=no_keylog_env())
-        self.proxy = Proxy(port)
+        self.proxy = Relay(port, accept_timeout=60)
         self.keylog = tmpfile("keylog")
         self.cli = Proc(gnutls_cli_argv(self.proxy.port, ca, tmpfile("gnutls-cli.log"),
                                         gnutls_priority(version, cipher)),
@@ -781,19 +701,17 @@ class Listen(Session):
         self.cli.wait(20)
 
 
-def run(kind, version, cipher, kernel=False, updates=2):
+def run(kind, version, cipher, updates=2):
     """A session, scanned after the handover and after each key update."""
-    if kernel and not kernel_has_ktls_ulp():
-        raise Skip("this kernel has no TLS ULP (tests/vm/scenarios.sh runs this in a guest)")
-    s = (Connect if kind == "connect" else Listen)(version, cipher,
-                                                   "require" if kernel else "off")
+    kernel = KERNEL
+    s = (Connect if kind == "connect" else Listen)(version, cipher)
     s.printed = []
     s.both_ways("handover")
-    s.check_channel(kernel)
+    s.check_channel()
     s.stats()
     role = "client" if kind == "connect" else "server"
     peer = "server" if role == "client" else "client"
-    channel = "kernel" if kernel else "user-space"
+    channel = CHANNEL
     keylog = read_keylog(s.keylog)
     if version == "1.2":
         items = tls12_items(keylog, cipher, s.proxy.hello_random("c2s", 1),
@@ -823,18 +741,19 @@ for _kind in ("connect", "listen"):
     for _v, _c in (("1.3", "AES-128-GCM"), ("1.3", "AES-256-GCM"), ("1.3", "CHACHA20-POLY1305"),
                    ("1.3", "AES-128-CCM"), ("1.2", "AES-128-GCM"), ("1.2", "CHACHA20-POLY1305")):
         suite.add("%s TLS%s %s: keys, IVs and secrets in memory" % (_kind, _v, _c),
-                  lambda k=_kind, v=_v, c=_c: run(k, v, c), timeout=90)
+                  lambda k=_kind, v=_v, c=_c: run(k, v, c), timeout=90, when=USER_SPACE_ONLY)
 
-@suite.case("connect TLS1.3 resumed (--session-in): early secrets gone too", timeout=90)
+@suite.case("connect TLS1.3 resumed (--session-in): early secrets gone too", timeout=90,
+            when=USER_SPACE_ONLY)
 def _resumed():
     """A resumption offers a PSK, which makes GnuTLS derive the early
     traffic and early exporter secrets; they must go with the rest."""
     sess = tmpfile("session")
-    first = Connect("1.3", "AES-128-GCM", "off", extra=["--session-out", sess])
+    first = Connect("1.3", "AES-128-GCM", extra=["--session-out", sess])
     first.both_ways("first")
     wait_count(first.k, "session ticket received (lifetime 21600s)", 1)
     first.close(keep_serv=True)
-    s = Connect("1.3", "AES-128-GCM", "off", serv=(first.serv, first.proxy.up, first.keylog),
+    s = Connect("1.3", "AES-128-GCM", serv=(first.serv, first.proxy.up, first.keylog),
                 extra=["--session-in", sess], port=first.proxy.port)
     s.printed = []
     s.both_ways("resumed")
@@ -860,8 +779,8 @@ def _own_keylog():
     which writes SSLKEYLOGFILE: both ends must log the same secrets."""
     ca, cert, key = certs()
     theirs, ours = tmpfile("peer-keylog"), tmpfile("ktlsctl-keylog")
-    serv, port = start_gnutls_serv_env(cert, key, gnutls_priority("1.3"), keylog_env(theirs))
-    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", ca, "--ktls", "off",
+    serv, port = start_gnutls_serv(cert, key, gnutls_priority("1.3"), env=keylog_env(theirs))
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", ca, *CHANNEL_ARGS,
                 env=keylog_env(ours), stdin=b"hello\n")
     check_exit(k, 0, 30, "ktlsctl connect")
     serv.kill()
@@ -875,22 +794,18 @@ def _own_keylog():
                           want.get(label, (b"", b"(none)"))[1].hex()))
 
 
-# The kernel channel (tests/vm/scenarios.sh runs these in a guest whose
-# kernel has kTLS): our process must hold no key, IV or secret of its own,
-# only GnuTLS's state.  KTLSCTL_SECRETS_REKEY=no: the kernel cannot rekey
-# (Linux < 6.14), so no key update.
-_REKEY = 2 if os.environ.get("KTLSCTL_SECRETS_REKEY", "yes") == "yes" else 0
+# The kernel channel (the VM tier runs these in guests whose kernels have
+# kTLS): our process must hold no key, IV or secret of its own, only
+# GnuTLS's state.  A kernel that cannot rekey (Linux < 6.14) gets no key
+# update.
 for _kind, _v, _c in (("connect", "1.3", "AES-128-GCM"), ("listen", "1.3", "CHACHA20-POLY1305"),
                       ("connect", "1.2", "AES-256-GCM"), ("listen", "1.2", "AES-128-CCM")):
-    suite.add("kernel channel: %s TLS%s %s: keys, IVs and secrets in memory" % (_kind, _v, _c),
-              lambda k=_kind, v=_v, c=_c: run(k, v, c, kernel=True, updates=_REKEY),
-              timeout=120, group="kernel")
+    suite.add("kernel channel: %s TLS%s %s: keys, IVs and secrets in memory%s"
+              % (_kind, _v, _c, ", across key updates where the kernel can rekey" if _v == "1.3"
+                 else ""),
+              lambda k=_kind, v=_v, c=_c: run(k, v, c, updates=2 if can_rekey() else 0),
+              timeout=120, when=KERNEL_ONLY)
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    groups = ("main",)
-    if "--kernel-channel" in args:
-        args.remove("--kernel-channel")
-        groups = ("kernel",)
-    sys.exit(suite.main(args, groups=groups))
+    sys.exit(suite.main())

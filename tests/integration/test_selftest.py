@@ -12,9 +12,12 @@ import sys
 import time
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import (  # noqa: E402
-    CIPHERS, Fail, Suite, check_no_sanitizer, kernel_has_ktls_ulp, ktlsctl)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ktlsctl_test.channel import kernel_has_ktls_ulp  # noqa: E402
+from ktlsctl_test.runner import Suite  # noqa: E402
+from ktlsctl_test.verdicts import Fail  # noqa: E402
+from ktlsctl_test.procs import check_no_sanitizer, ktlsctl  # noqa: E402
+from ktlsctl_test.peers import CIPHERS  # noqa: E402
 
 suite = Suite("test_selftest", case_timeout=180)
 CHANNEL = r"(user-?space|userspace|soft(ware)?|kernel|kTLS)"

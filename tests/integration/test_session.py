@@ -7,8 +7,12 @@ Every case asserts ktlsctl's exit status, the SHA-256 of the data that flows,
 and the exact event lines ktlsctl prints.  Where a peer can show what it saw
 on the wire, the case checks that too: a KeyUpdate ktlsctl claims to send
 must reach the peer at the right place in the stream, and a resumption it
-reports must be one the server reports.  ktlsctl runs with --ktls off (the
-user-space record channel).
+reports must be one the server reports.  ktlsctl runs on the channel under
+test (KTLSCTL_TEST_CHANNEL, ktlsctl_test.channel); where the channel cannot
+rekey (Linux before 6.14, KTLSCTL_TEST_SOFT_NOREKEY=1), the key-update cases
+give way to counterparts that expect what ktlsctl does there.  The bulk
+sizes, and with them the automatic update point, follow
+KTLSCTL_TEST_DATA_SCALE.
 
 Peer behaviour this file relies on (gnutls 3.7.9, OpenSSL 3.0, tmux 3.3),
 besides what test_peers.py documents:
@@ -56,21 +60,34 @@ import base64
 import atexit
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from helpers import (  # noqa: E402
-    EOF_CLOSE,
-    Fail, Proc, PyTls, SANITIZER_MARKERS, ServerThread, Skip, Suite, check_data, check_exit,
-    free_port, gnutls_cli_argv, gnutls_priority, have, hex_lines,
-    KTLSCTL, ktlsctl, ktlsctl_listen, nonul_lines, openssl_tls_args, prime_s_server,
-    py_client_ctx, py_server_ctx, random_bytes, require_programs, s_client_argv, scaled,
-    start_gnutls_serv, start_s_server, wait_listening)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ktlsctl_test.settings import KTLSCTL, human, scaled, sized  # noqa: E402
+from ktlsctl_test.channel import (  # noqa: E402
+    CHANNEL, CHANNEL_ARGS, CHANNEL_NAME, NO_REKEY, OWN_KEYUPDATE_REFUSED, PEER_KEYUPDATE_FATAL,
+    REKEY,
+    can_rekey, limit_closed)
+from ktlsctl_test.runner import Suite  # noqa: E402
+from ktlsctl_test.verdicts import Fail, Skip  # noqa: E402
+from ktlsctl_test.procs import (  # noqa: E402
+    SANITIZER_MARKERS, check_exit, free_port, kt_count, kt_lines, ktlsctl, ktlsctl_listen,
+    need_line, need_regex_line, Proc, wait_line_count)
+from ktlsctl_test.data import check_data, hex_lines, nonul_lines, random_bytes  # noqa: E402
+from ktlsctl_test.peers import (  # noqa: E402
+    EOF_CLOSE, gnutls_cli_argv, gnutls_priority, have, openssl_tls_args, prime_s_server,
+    require_programs, s_client_argv, start_gnutls_serv, start_s_server)
+from ktlsctl_test.pytls import py_client_ctx, py_server_ctx, PyTls, ServerThread  # noqa: E402
 
 require_programs("gnutls-serv", "gnutls-cli", "certtool", "openssl")
 
 suite = Suite("test_session")
-# --eof close: these peers wait for our close_notify (helpers.EOF_CLOSE).
-SESSION_ARGS = ["--ktls", "off"] + EOF_CLOSE
-BIG = 24 << 20
+# The channel under test; --eof close: these peers wait for our close_notify
+# (ktlsctl_test.peers.EOF_CLOSE).
+SESSION_ARGS = CHANNEL_ARGS + EOF_CLOSE
+BIG = sized(24 << 20)
+# The automatic key-update point, scaled with the data so that the same
+# number of updates happens (24 MiB of --commands input, at most 4 KiB a
+# record, is about 6 keys of 1000 records).
+AUTO_N = max(100, 1000 * BIG // (24 << 20))
 
 
 def certs():
@@ -99,45 +116,13 @@ _big = {}
 
 
 def big_hex():
-    """24 MiB of hex lines, made once per run."""
+    """BIG (24 MiB) of hex lines, made once per run."""
     if "hex" not in _big:
         _big["hex"] = hex_lines(BIG)
     return _big["hex"]
 
 
 # ------------------------------------------------------------ ktlsctl output
-
-def kt_lines(proc):
-    """ktlsctl's own stderr lines, without the "ktlsctl: " prefix."""
-    return [l[9:] for l in proc.stderr.splitlines() if l.startswith("ktlsctl: ")]
-
-
-def kt_count(proc, text):
-    """How many stderr lines are exactly "ktlsctl: TEXT"."""
-    return sum(1 for l in kt_lines(proc) if l == text)
-
-
-def need_line(proc, text, n=1):
-    got = kt_count(proc, text)
-    if got != n:
-        raise Fail("expected the line 'ktlsctl: %s' %d time(s), found it %d time(s)\n%s"
-                   % (text, n, got, proc.describe(4000)))
-
-
-def need_regex_line(proc, pattern, what=None):
-    rx = re.compile(pattern)
-    for l in kt_lines(proc):
-        m = rx.fullmatch(l)
-        if m:
-            return m
-    raise Fail("no stderr line 'ktlsctl: <%s>' (%s)\n%s" % (pattern, what or "", proc.describe(4000)))
-
-
-def wait_line_count(proc, text, n, timeout):
-    """Wait until "ktlsctl: TEXT" was printed n times."""
-    proc.wait_until(lambda p: kt_count(p, text) >= n, timeout)
-    return kt_count(proc, text) >= n
-
 
 STATS_TITLE = re.compile(r"^session (\d+):$")
 STATS_DIR_LABELS = ("records under the current key", "confidentiality limit (records, 0 = none)",
@@ -232,42 +217,6 @@ def gnutls_keyupdates(text):
         if GNUTLS_TX_KU.search(line):
             sent += 1
     return got, sent
-
-
-def start_gnutls_serv_logged(cert, key, priority=None, debug=None, port=None, tries=20):
-    """gnutls-serv --echo with its whole output kept (and -d DEBUG); on a
-    given port (for a restart) or a free one.  Returns (proc, port)."""
-    last = None
-    for _ in range(tries):
-        p_ = port or free_port()
-        argv = ["gnutls-serv", "-p", str(p_), "--x509certfile", cert, "--x509keyfile", key,
-                "-a", "--echo", "--crlf"]
-        if priority:
-            argv += ["--priority", priority]
-        if debug:
-            argv += ["-d", str(debug)]
-        p = Proc(argv, name="gnutls-serv", stdin=None, stdout_cap=4 << 20, stderr_cap=None)
-        if wait_listening(p_, p, timeout=10):
-            return p, p_
-        last = p
-        p.kill()
-        time.sleep(0.1)
-    raise Fail("gnutls-serv did not start listening\n%s" % (last.describe() if last else ""))
-
-
-def start_s_server_at(port, cert, key, tls_args=(), extra=(), tries=20):
-    """openssl s_server -quiet on a given port (for a restart)."""
-    last = None
-    for _ in range(tries):
-        argv = ["openssl", "s_server", "-accept", str(port), "-cert", cert, "-key", key,
-                "-naccept", "1", "-quiet"] + list(tls_args) + list(extra)
-        p = Proc(argv, name="s_server", stdin=True, stdout_cap=None)
-        if wait_listening(port, p, timeout=10):
-            return p
-        last = p
-        p.kill()
-        time.sleep(0.1)
-    raise Fail("openssl s_server did not start listening\n%s" % (last.describe() if last else ""))
 
 
 class OsslMsg:
@@ -411,10 +360,11 @@ def want_out(proc, n, timeout, what, *others):
 # ======================================================= forced key updates
 
 @suite.case("forced: --commands /keyupdate and /keyupdate request x2 mid-stream -> gnutls-serv "
-            "--echo TLS1.3 (server log: each at its place)", timeout=60)
+            "--echo TLS1.3 (server log: each at its place)", timeout=60, when=REKEY)
 def _forced_gnutls_serv():
     cert, key = certs().srv_ec
-    serv, port = start_gnutls_serv_logged(cert, key, gnutls_priority("1.3", "AES-128-GCM"), debug=5)
+    serv, port = start_gnutls_serv(cert, key, gnutls_priority("1.3", "AES-128-GCM"), debug=5,
+                                   keep_output=True)
     parts = [hex_lines(64 << 10) for _ in range(5)]
     cmds = [b"/keyupdate\n", b"/keyupdate request\n", b"/keyupdate\n", b"/keyupdate request\n"]
     stream = parts[0] + b"".join(c + p for c, p in zip(cmds, parts[1:])) + b"/stats\n"
@@ -447,7 +397,7 @@ def _forced_gnutls_serv():
 
 
 @suite.case("forced: --commands /keyupdate [request] -> s_server TLS1.3, data both ways "
-            "(s_server -msg: positions, flags, its answers)", timeout=60)
+            "(s_server -msg: positions, flags, its answers)", timeout=60, when=REKEY)
 def _forced_s_server():
     cert, key = certs().srv_rsa
     msg = tmpfile("s_server.msg")
@@ -497,7 +447,7 @@ def _forced_s_server():
 
 
 @suite.case("forced: listen --commands (no --echo) /keyupdate [request] -> s_client TLS1.3 "
-            "(s_client -msg)", timeout=60)
+            "(s_client -msg)", timeout=60, when=REKEY)
 def _forced_listen_s_client():
     cert, key = certs().srv_ec
     k, port = ktlsctl_listen("--cert", cert, "--key", key, *SESSION_ARGS, "--tls1.3", "--commands", "-v")
@@ -541,7 +491,7 @@ def _forced_listen_s_client():
 
 
 @suite.case("forced: listen --commands /keyupdate [request] -> gnutls-cli TLS1.3 (gnutls-cli -d 5)",
-            timeout=60)
+            timeout=60, when=REKEY)
 def _forced_listen_gnutls_cli():
     cert, key = certs().srv_rsa
     k, port = ktlsctl_listen("--cert", cert, "--key", key, *SESSION_ARGS, "--tls1.3", "--commands", "-v",
@@ -576,6 +526,60 @@ def _forced_listen_gnutls_cli():
     if got != expect or answered != 1:
         raise Fail("gnutls-cli received KeyUpdates at %r (expected %r) and sent %d (expected 1)"
                    % (got, expect, answered))
+
+
+@suite.case("forced without rekey: --commands /keyupdate and /keyupdate request -> gnutls-serv "
+            "--echo TLS1.3: the reason each time, no KeyUpdate on the wire (server log), the "
+            "echo intact", timeout=60, when=NO_REKEY)
+def _forced_norekey_gnutls_serv():
+    cert, key = certs().srv_ec
+    serv, port = start_gnutls_serv(cert, key, gnutls_priority("1.3", "AES-128-GCM"), debug=5,
+                                   keep_output=True)
+    parts = [hex_lines(64 << 10) for _ in range(3)]
+    stream = parts[0] + b"/keyupdate\n" + parts[1] + b"/keyupdate request\n" + parts[2] + b"/stats\n"
+    data = b"".join(parts)
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "--commands", "-v",
+                stdin=stream)
+    check_exit(k, 0, 40, "ktlsctl connect --commands")
+    check_data("ktlsctl stdout (the echo)", k.stdout, data)
+    need_line(k, OWN_KEYUPDATE_REFUSED, 2)
+    updates = [l for l in kt_lines(k) if "updated" in l and "keys" in l]
+    if updates:
+        raise Fail("key-update events on a channel that cannot rekey: %r\n%s" % (updates, k.describe()))
+    st = need_stats(k)
+    if st["send"][4] != 0 or st["send"][3] != len(data) or st["receive"][4] != 0:
+        raise Fail("/stats: send key gen %d, bytes %d; receive key gen %d (expected 0, %d, 0)"
+                   % (st["send"][4], st["send"][3], st["receive"][4], len(data)))
+    got, answered = gnutls_keyupdates(serv.stderr)
+    if got or answered:
+        raise Fail("gnutls-serv received KeyUpdates %r and sent %d: expected none" % (got, answered))
+
+
+@suite.case("forced without rekey: listen --commands /keyupdate [request] -> s_client TLS1.3: the "
+            "reason each time, no KeyUpdate on the wire (s_client -msg), data both ways", timeout=60,
+            when=NO_REKEY)
+def _forced_norekey_listen():
+    cert, key = certs().srv_ec
+    k, port = ktlsctl_listen("--cert", cert, "--key", key, *SESSION_ARGS, "--tls1.3", "--commands", "-v")
+    msg = tmpfile("s_client.msg")
+    cli = Proc(s_client_argv(port, CA(), ["-tls1_3"], mode="quiet", extra=["-msg", "-msgfile", msg]),
+               name="s_client")
+    A, B, C = (hex_lines(64 << 10) for _ in range(3))
+    u1 = random_bytes(80 << 10)
+    k.send(A + b"/keyupdate\n" + B + b"/keyupdate request\n" + C)
+    want_out(cli, len(A + B + C), 20, "s_client stdout", k)
+    cli.send(u1)
+    want_out(k, len(u1), 20, "ktlsctl stdout", cli)
+    k.close_stdin()                 # close_notify; s_client answers it
+    check_exit(k, 0, 20, "ktlsctl listen --commands")
+    cli.close_stdin()
+    log = require_flushed_log(cli, msg, 20)
+    check_data("s_client stdout (from ktlsctl)", cli.stdout, A + B + C)
+    check_data("ktlsctl stdout (from s_client)", k.stdout, u1)
+    need_line(k, OWN_KEYUPDATE_REFUSED, 2)
+    if log.keyupdates13("<<<") or log.keyupdates13(">>>"):
+        raise Fail("KeyUpdates on the wire: s_client received %r, sent %r"
+                   % (log.keyupdates13("<<<"), log.keyupdates13(">>>")))
 
 
 @suite.case("forced: /keyupdate on TLS 1.2 -> 'not in TLS 1.2' error line, session goes on", timeout=40)
@@ -641,33 +645,54 @@ def check_auto_counts(proc, n_point, nbytes, what):
     return autos, st
 
 
-@suite.case("automatic: --key-update-after 1000, 24 MiB hex -> gnutls-serv --echo (--commands, /stats)",
-            timeout=150)
+@suite.case("automatic: --key-update-after %d, %s hex -> gnutls-serv --echo (--commands, /stats)"
+            % (AUTO_N, human(BIG)), timeout=150, when=REKEY)
 def _auto_gnutls_serv():
     cert, key = certs().srv_ec
     serv, port = start_gnutls_serv(cert, key, gnutls_priority("1.3", "AES-128-GCM"))
     data = big_hex()
     k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "--commands", "-v",
-                "--key-update-after", "1000", stdin=data + b"/stats\n")
-    check_exit(k, 0, 120, "ktlsctl connect --key-update-after 1000")
-    check_data("ktlsctl stdout (24 MiB echo)", k.stdout, data)
-    check_auto_counts(k, 1000, len(data), "ktlsctl connect")
+                "--key-update-after", AUTO_N, stdin=data + b"/stats\n")
+    check_exit(k, 0, 120, "ktlsctl connect --key-update-after %d" % AUTO_N)
+    check_data("ktlsctl stdout (%s echo)" % human(BIG), k.stdout, data)
+    check_auto_counts(k, AUTO_N, len(data), "ktlsctl connect")
 
 
-@suite.case("automatic: --key-update-after 1000, 12 MiB hex -> s_server (-msg: 1000 data records "
-            "per key on the wire)", timeout=120)
-def _auto_s_server():
+def auto_s_server(rekey):
+    """--key-update-after AUTO_N, half of BIG -> s_server -msg: the records
+    under each key on the wire; without rekey the session ends there."""
     cert, key = certs().srv_ec
     msg = tmpfile("s_server-auto.msg")
     srv, port = start_s_server(cert, key, openssl_tls_args("1.3", "AES-128-GCM"),
                                extra=["-msg", "-msgfile", msg])
-    data = big_hex()[:12 << 20]
+    data = big_hex()[:BIG // 2]
     k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "--commands", "-v",
-                "--key-update-after", "1000", stdin=data + b"/stats\n")
-    check_exit(k, 0, 100, "ktlsctl connect --key-update-after 1000")
+                "--key-update-after", AUTO_N, stdin=data + b"/stats\n")
+    if not rekey:
+        check_exit(k, 13, 100, "ktlsctl connect --key-update-after %d" % AUTO_N)
+        if kt_lines(k)[-1:] != [limit_closed(AUTO_N, "AES-128-GCM")] \
+                or [l for l in kt_lines(k) if "updated" in l and "keys" in l]:
+            raise Fail("ktlsctl's last line is not %r, or it reported key updates\n%s"
+                       % (limit_closed(AUTO_N, "AES-128-GCM"), k.describe()))
+        log = require_flushed_log(srv, msg, 20)
+        srv.close_stdin()
+        got = srv.stdout
+        per_key = log.records_per_key13("<<<")
+        problems = []
+        if data[:len(got)] != got:
+            problems.append("s_server received %d bytes that are not a prefix of the input" % len(got))
+        if len(per_key) != 1 or not AUTO_N - 1 <= per_key[0] <= AUTO_N + 1:
+            problems.append("data records per key on the wire %r, expected %d under the one key"
+                            % (per_key, AUTO_N))
+        if not any("close_notify" in a for a in log.alerts("<<<")):
+            problems.append("s_server did not receive close_notify (alerts: %r)" % log.alerts("<<<"))
+        if problems:
+            raise Fail("\n".join(problems) + "\n" + k.describe())
+        return
+    check_exit(k, 0, 100, "ktlsctl connect --key-update-after %d" % AUTO_N)
     log = require_flushed_log(srv, msg, 20)
-    check_data("s_server stdout (12 MiB)", srv.stdout, data)
-    autos, st = check_auto_counts(k, 1000, len(data), "ktlsctl connect")
+    check_data("s_server stdout (%s)" % human(len(data)), srv.stdout, data)
+    autos, st = check_auto_counts(k, AUTO_N, len(data), "ktlsctl connect")
     kus = log.keyupdates13("<<<")
     per_key = log.records_per_key13("<<<")
     problems = []
@@ -675,9 +700,9 @@ def _auto_s_server():
         problems.append("s_server received %d KeyUpdates, ktlsctl reported %d" % (len(kus), len(autos)))
     if any(f != 0 for _, f in kus):
         problems.append("automatic KeyUpdates must not request an update: %r" % kus)
-    bad = [n for n in per_key[:-1] if not 999 <= n <= 1001]
+    bad = [n for n in per_key[:-1] if not AUTO_N - 1 <= n <= AUTO_N + 1]
     if bad:
-        problems.append("data records per key on the wire %r, expected 1000 each" % bad)
+        problems.append("data records per key on the wire %r, expected %d each" % (bad, AUTO_N))
     if per_key[-1] != st["send"][0]:
         problems.append("records under the last key: %d on the wire, %d in /stats"
                         % (per_key[-1], st["send"][0]))
@@ -685,19 +710,47 @@ def _auto_s_server():
         raise Fail("\n".join(problems))
 
 
-@suite.case("automatic: connect <-> listen --echo, both --key-update-after 1000, 24 MiB: each side's "
-            "updates are the other's 'peer updated its keys'", timeout=150)
+suite.add("automatic: --key-update-after %d, %s hex -> s_server (-msg: %d data records per key "
+          "on the wire)" % (AUTO_N, human(BIG // 2), AUTO_N), lambda: auto_s_server(True),
+          timeout=120, when=REKEY)
+suite.add("automatic without rekey: --key-update-after %d -> s_server TLS1.3: exit 13 after %d "
+          "records under the one key (-msg), close_notify" % (AUTO_N, AUTO_N),
+          lambda: auto_s_server(False), timeout=120, when=NO_REKEY)
+
+
+@suite.case("automatic without rekey: --key-update-after %d -> gnutls-serv --echo: exit 13, the "
+            "echo a prefix of what %d records carry" % (AUTO_N, AUTO_N), timeout=60, when=NO_REKEY)
+def _auto_norekey_gnutls_serv():
+    cert, key = certs().srv_rsa
+    serv, port = start_gnutls_serv(cert, key, gnutls_priority("1.3", "AES-256-GCM"))
+    data = big_hex()
+    k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS,
+                "--key-update-after", AUTO_N, stdin=data)
+    check_exit(k, 13, 60, "ktlsctl connect --key-update-after %d" % AUTO_N)
+    if kt_lines(k) != [limit_closed(AUTO_N, "AES-256-GCM")]:
+        raise Fail("stderr lines %r, expected exactly [%r]"
+                   % (kt_lines(k), limit_closed(AUTO_N, "AES-256-GCM")))
+    out = k.stdout
+    if data[:len(out)] != out:
+        raise Fail("ktlsctl stdout (%d bytes) is not a prefix of the input" % len(out))
+    if len(out) > AUTO_N * 16384:
+        raise Fail("%d bytes came back: more than %d records could carry" % (len(out), AUTO_N))
+
+
+@suite.case("automatic: connect <-> listen --echo, both --key-update-after %d, %s: each side's "
+            "updates are the other's 'peer updated its keys'" % (AUTO_N, human(BIG)), timeout=150,
+            when=REKEY)
 def _auto_both():
     cert, key = certs().srv_rsa
     srvk, port = ktlsctl_listen("--cert", cert, "--key", key, "--echo", "-v", *SESSION_ARGS, "--tls1.3",
-                                "--key-update-after", "1000", name="ktlsctl-listen")
+                                "--key-update-after", AUTO_N, name="ktlsctl-listen")
     data = big_hex()
     k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "-v", "--commands",
-                "--key-update-after", "1000", stdin=data + b"/stats\n")
+                "--key-update-after", AUTO_N, stdin=data + b"/stats\n")
     check_exit(k, 0, 120, "ktlsctl connect")
     check_exit(srvk, 0, 20, "ktlsctl listen --echo")
-    check_data("ktlsctl connect stdout (24 MiB echo)", k.stdout, data)
-    autos, _ = check_auto_counts(k, 1000, len(data), "ktlsctl connect")
+    check_data("ktlsctl connect stdout (%s echo)" % human(BIG), k.stdout, data)
+    autos, _ = check_auto_counts(k, AUTO_N, len(data), "ktlsctl connect")
     up, down = len(autos), len(auto_events(srvk))
     peer_at_srv = kt_count(srvk, "peer updated its keys")
     peer_at_cli = kt_count(k, "peer updated its keys")
@@ -705,10 +758,6 @@ def _auto_both():
         raise Fail("connect updated %d times, listen saw %d; listen updated %d times, connect saw %d "
                    "(expected equal, and at least 1 each way)\n%s\n%s"
                    % (up, peer_at_srv, down, peer_at_cli, k.describe(2000), srvk.describe(2000)))
-
-
-LIMIT12 = ("closed the session after 100 records under one key: TLS 1.2 cannot update keys and "
-           "%s allows no more (use TLS 1.3, on a kernel that can rekey, for long sessions)")
 
 
 @suite.case("TLS1.2 limit: --key-update-after 100 -> s_server: exit 13, only 100 records, "
@@ -723,8 +772,9 @@ def _limit12_s_server():
                 "--key-update-after", "100", stdin=data)
     check_exit(k, 13, 30, "ktlsctl connect --tls1.2 --key-update-after 100")
     lines = kt_lines(k)
-    if lines != [LIMIT12 % "AES-128-GCM"]:
-        raise Fail("stderr lines %r, expected exactly [%r]" % (lines, LIMIT12 % "AES-128-GCM"))
+    want = limit_closed(100, "AES-128-GCM", tls12=True)
+    if lines != [want]:
+        raise Fail("stderr lines %r, expected exactly [%r]" % (lines, want))
     check_data("ktlsctl stdout", k.stdout, b"")
     # s_server ends by itself after the close (-naccept 1); its stdin EOF
     # would drop records it has not read yet.
@@ -767,7 +817,7 @@ def _limit12_gnutls_serv():
     if st.get("point") != want or st["session"].get("version") != "TLS1.2":
         raise Fail("/stats says rekey point and action %r in %r, expected %r in TLS1.2"
                    % (st.get("point"), st["session"].get("version"), want))
-    need_line(k, LIMIT12 % "AES-256-GCM")
+    need_line(k, limit_closed(100, "AES-256-GCM", tls12=True))
     out = k.stdout
     if data[:len(out)] != out:
         raise Fail("ktlsctl stdout (%d bytes) is not a prefix of the input" % len(out))
@@ -799,7 +849,7 @@ def umask_ktlsctl(mask, *args, **kw):
 
 def resume_gnutls_serv(version):
     cert, key = certs().srv_ec
-    serv, port = start_gnutls_serv_logged(cert, key, gnutls_priority(version))
+    serv, port = start_gnutls_serv(cert, key, gnutls_priority(version), keep_output=True)
     d = tmpdir("sess")
     f = os.path.join(d, "s")
     with open(f, "w") as fh:        # an old file with open permissions is replaced
@@ -819,8 +869,8 @@ def resume_gnutls_serv(version):
     check_exit(k2, 0, 30, "ktlsctl connect --session-in")
     check_data("resumed connection echo", k2.stdout, b)
     need_line(k2, "session resumed from %s" % f)
-    need_regex_line(k2, r"connected to 127\.0\.0\.1:%d: TLS%s \S+, resumed, user-space channel"
-                    % (port, re.escape(version)))
+    need_regex_line(k2, r"connected to 127\.0\.0\.1:%d: TLS%s \S+, resumed, %s"
+                    % (port, re.escape(version), CHANNEL_NAME))
     serv.wait_until(lambda p: p.stdout.count(b"*** This is a resumed session") >= 1, 5)
     n = serv.stdout.count(b"*** This is a resumed session")
     if n != 1:
@@ -902,6 +952,9 @@ def full_handshake_with(port, f, notice, serv, what, host="localhost", extra=())
     the line after "ktlsctl: "), and no resumption (ktlsctl's nor the
     server's)."""
     before = serv.stdout.count(b"*** This is a resumed session")
+    # gnutls-serv says "This is a resumed session" before the "- Description:"
+    # line it prints for every handshake
+    handshakes = serv.stdout.count(b"\n- Description: ")
     data = nonul_lines(8 << 10)
     k = ktlsctl("connect", "%s:%d" % (host, port), "--cafile", CA(), *SESSION_ARGS, "-v", "--session-in", f,
                 *extra, stdin=data)
@@ -910,8 +963,9 @@ def full_handshake_with(port, f, notice, serv, what, host="localhost", extra=())
     need_regex_line(k, notice, what)
     if any("session resumed" in l for l in kt_lines(k)) or any(", resumed," in l for l in kt_lines(k)):
         raise Fail("%s: ktlsctl says the session was resumed\n%s" % (what, k.describe()))
-    need_regex_line(k, r"connected to 127\.0\.0\.1:%d: TLS1\.\d \S+, user-space channel" % port, what)
-    time.sleep(0.05)
+    need_regex_line(k, r"connected to 127\.0\.0\.1:%d: TLS1\.\d \S+, %s" % (port, CHANNEL_NAME), what)
+    if not serv.wait_until(lambda p: p.stdout.count(b"\n- Description: ") > handshakes, 10):
+        raise Fail("%s: gnutls-serv did not describe the handshake\n%s" % (what, serv.describe()))
     if serv.stdout.count(b"*** This is a resumed session") != before:
         raise Fail("%s: gnutls-serv resumed the session" % what)
     return k
@@ -924,7 +978,7 @@ AGAIN = "save a new one with --session-out"
             "missing, directory) -> notice + full handshake, exit 0", timeout=60)
 def _bad_files():
     cert, key = certs().srv_ec
-    serv, port = start_gnutls_serv_logged(cert, key)
+    serv, port = start_gnutls_serv(cert, key, keep_output=True)
     d = tmpdir("bad")
     good = os.path.join(d, "good")
     k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "-q", "--session-out", good,
@@ -983,8 +1037,8 @@ def _bad_files():
             timeout=60)
 def _foreign_files():
     cert, key = certs().srv_ec
-    serv, port = start_gnutls_serv_logged(cert, key)
-    serv2, port2 = start_gnutls_serv_logged(cert, key)
+    serv, port = start_gnutls_serv(cert, key, keep_output=True)
+    serv2, port2 = start_gnutls_serv(cert, key, keep_output=True)
     d = tmpdir("foreign")
     f = os.path.join(d, "s")
     k = ktlsctl("connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS, "-q", "--session-out", f,
@@ -1003,7 +1057,7 @@ def _foreign_files():
             "exit 0", timeout=60)
 def _restarted_server():
     cert, key = certs().srv_ec
-    serv, port = start_gnutls_serv_logged(cert, key)
+    serv, port = start_gnutls_serv(cert, key, keep_output=True)
     files = {}
     for v in ("1.3", "1.2"):
         f = os.path.join(tmpdir("restart"), "s" + v)
@@ -1013,14 +1067,14 @@ def _restarted_server():
         session_file_ok(f, "localhost:%d" % port)
         files[v] = f
     serv.kill()
-    serv, _ = start_gnutls_serv_logged(cert, key, port=port)
+    serv, _ = start_gnutls_serv(cert, key, port=port, keep_output=True)
     for v in ("1.3", "1.2"):
         f = files[v]
         k = full_handshake_with(port, f, r"session in %s not resumed \(the server did not accept it: "
                                 r"expired or unknown to it\); did a full handshake" % re.escape(f),
                                 serv, "TLS%s, server restarted" % v, extra=["--tls" + v])
-        need_regex_line(k, r"connected to 127\.0\.0\.1:%d: TLS%s \S+, user-space channel"
-                        % (port, re.escape(v)))
+        need_regex_line(k, r"connected to 127\.0\.0\.1:%d: TLS%s \S+, %s"
+                        % (port, re.escape(v), CHANNEL_NAME))
 
 
 # ============================================================== commands
@@ -1029,7 +1083,8 @@ def _restarted_server():
             "then --session-in FILE resumes", timeout=60)
 def _tickets_stats_gnutls():
     cert, key = certs().srv_ec
-    serv, port = start_gnutls_serv_logged(cert, key, gnutls_priority("1.3", "AES-128-GCM"))
+    serv, port = start_gnutls_serv(cert, key, gnutls_priority("1.3", "AES-128-GCM"),
+                                   keep_output=True)
     d = tmpdir("save")
     f = os.path.join(d, "saved")
     line = b"0123456789abcdef0123456789abcdef\n"
@@ -1065,7 +1120,7 @@ def _tickets_stats_gnutls():
         problems.append("no legend for the '*' mark")
     st = need_stats(k)
     want = {"pid": str(k.pid), "role": "client", "version": "TLS1.3",
-            "cipher suite": "TLS_AES_128_GCM_SHA256", "record channel": "user-space",
+            "cipher suite": "TLS_AES_128_GCM_SHA256", "record channel": CHANNEL,
             "resumed": "no"}
     got = {key: st["session"].get(key) for key in want}
     if got != want or st["title"] != str(k.pid):
@@ -1229,6 +1284,8 @@ def _bad_commands():
             "usage: /save FILE",
             "this command takes no argument",
             "unknown command (try /help; // sends a line starting with /)"]
+    if not can_rekey():     # the two valid /keyupdate lines are refused, with the reason
+        want += [OWN_KEYUPDATE_REFUSED] * 2
     if kt_lines(k) != want:
         raise Fail("stderr lines %r\nexpected %r" % (kt_lines(k), want))
     other = [l for l in k.stderr.splitlines() if not l.startswith("ktlsctl: ")]
@@ -1298,7 +1355,8 @@ class Term:
             f.write("set -g remain-on-exit on\nset -g history-limit 50000\nset -g status off\n")
         self.status = tmpfile("term.status")
         keep = {k: v for k, v in os.environ.items()
-                if k in ("PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "LANG", "LC_ALL")}
+                if k in ("PATH", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "LANG", "LC_ALL",
+                         "KTLSCTL_TEST_SOFT_NOREKEY")}
         keep["TERM"] = "screen"
         keep.update(env)
         envs = " ".join(shlex.quote("%s=%s" % kv) for kv in sorted(keep.items()))
@@ -1307,6 +1365,10 @@ class Term:
         self.argv = argv
         _terms.append(self)
         self.tmux("new-session", "-d", "-s", "t", "-x", str(cols), "-y", str(rows), self.cmd)
+        # Everything the pane writes is also appended to a file: its growth
+        # is what tells wait() to look at the screen again.
+        self.pane_out = tmpfile("pane.out")
+        self.tmux("pipe-pane", "-t", "t", "-o", "cat >> %s" % shlex.quote(self.pane_out))
 
     def tmux(self, *args, check=True):
         try:
@@ -1337,16 +1399,30 @@ class Term:
     def lines(self):
         return [l.rstrip() for l in self.screen().splitlines()]
 
+    def _pane_written(self):
+        try:
+            return os.path.getsize(self.pane_out)
+        except OSError:
+            return -1
+
     def wait(self, pred, timeout, what):
         deadline = time.monotonic() + scaled(timeout)
         while True:
+            written = self._pane_written()
             s = self.screen()
             if pred(s):
                 return s
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise Fail("terminal: %s did not appear within %.0fs; the screen:\n%s"
                            % (what, scaled(timeout), self.dump(s)))
-            time.sleep(0.05)
+            # Capture again once the pane has written more, or after a
+            # second at the latest.  Each capture is a tmux process: polled
+            # every 50 ms they took most of an emulated one-CPU guest from
+            # ktlsctl and its peer, whose answers the case waits for.
+            until = time.monotonic() + min(1.0, left)
+            while self._pane_written() == written and time.monotonic() < until:
+                time.sleep(0.02)
 
     def wait_line(self, text, timeout=10, count=1):
         """Wait until a screen line is exactly text (count times)."""
@@ -1435,7 +1511,7 @@ def bold_line(term, text):
 
 
 @suite.case("terminal: connect to gnutls-serv --echo: line echoed, /keyupdate request, /st<TAB>, "
-            "/tickets, //, unknown, bold events, Ctrl-D; history saved and recalled", timeout=60)
+            "/tickets, //, unknown, bold events, Ctrl-D; history saved and recalled", timeout=60, when=REKEY)
 def _term_connect():
     cert, key = certs().srv_ec
     serv, port = start_gnutls_serv(cert, key, gnutls_priority("1.3"))
@@ -1445,7 +1521,7 @@ def _term_connect():
     argv = [KTLSCTL, "connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS]
     t = Term(argv, env)
     try:
-        t.wait_regex(r"^ktlsctl: connected to 127\.0\.0\.1:%d: TLS1\.3 \S+, user-space channel$" % port)
+        t.wait_regex(r"^ktlsctl: connected to 127\.0\.0\.1:%d: TLS1\.3 \S+, %s$" % (port, CHANNEL_NAME))
         t.wait_line("ktlsctl: session ticket received (lifetime 21600s)", count=2)
         t.wait_last_line(">")
         t.line("hello interactive 1")
@@ -1604,7 +1680,7 @@ def _term_half_typed():
         t.wait_line("ktlsctl: listening on 127.0.0.1:%d" % port)
         th = threading.Thread(target=client, daemon=True)
         th.start()
-        t.wait_regex(r"^ktlsctl: accepted 127\.0\.0\.1:\d+: TLS1\.3 \S+, user-space channel$")
+        t.wait_regex(r"^ktlsctl: accepted 127\.0\.0\.1:\d+: TLS1\.3 \S+, %s$" % CHANNEL_NAME)
         t.wait_last_line(">")
         t.type("half")
         t.keys("Left", "Left")              # cursor between "ha" and "lf"
@@ -1641,7 +1717,7 @@ def _term_half_typed():
 
 
 @suite.case("terminal: --crlf; s_server's KeyUpdate (K) while a line is half typed: bold event, "
-            "typed text kept, CR LF sent", timeout=40)
+            "typed text kept, CR LF sent", timeout=40, when=REKEY)
 def _term_event_while_typing():
     cert, key = certs().srv_ec
     srv, port = start_s_server(cert, key, ["-tls1_3"], quiet=False)
@@ -1669,6 +1745,32 @@ def _term_event_while_typing():
         t.keys("C-d")
         t.wait_line("ktlsctl: end of input: close_notify sent; reading until the peer closes")
         t.check_exit(0, 10)
+    finally:
+        t.close()
+
+
+@suite.case("terminal without rekey: /keyupdate request shows the reason and the session goes on; "
+            "then s_server's KeyUpdate (K) ends it: the reason, exit 10", timeout=40, when=NO_REKEY)
+def _term_norekey():
+    cert, key = certs().srv_ec
+    srv, port = start_s_server(cert, key, ["-tls1_3"], quiet=False)
+    t = Term([KTLSCTL, "connect", "localhost:%d" % port, "--cafile", CA(), *SESSION_ARGS],
+             {"HOME": tmpdir("home")})
+    try:
+        t.wait_regex(r"^ktlsctl: connected to 127\.0\.0\.1:%d: TLS1\.3 " % port)
+        t.wait_last_line(">")
+        t.line("primer")
+        if not srv.wait_until(lambda p: b"primer\n" in p.stdout, 10):
+            raise Fail("s_server did not get 'primer'\n%s\n%s" % (srv.describe(), t.dump()))
+        t.line("/keyupdate request")
+        t.wait_line("ktlsctl: " + OWN_KEYUPDATE_REFUSED)
+        t.line("after the refusal")
+        if not srv.wait_until(lambda p: b"after the refusal\n" in p.stdout, 10):
+            raise Fail("s_server did not get the line sent after the refused key update\n%s\n%s"
+                       % (srv.describe(), t.dump()))
+        srv.send(b"K\n")
+        t.wait_line("ktlsctl: " + PEER_KEYUPDATE_FATAL)
+        t.check_exit(10, 10)
     finally:
         t.close()
 

@@ -1,18 +1,20 @@
 #!/bin/bash
 # tests/vm/check-vm.sh: the real-kernel tier of `make check` and all of
-# `make check-vm` (shared/research/vm-testing.md).
+# `make check-vm`.
 #
-# Boots stock Debian kernels under qemu (TCG) and runs ktlsctl against real
-# TLS peers inside them (tests/vm/scenarios.sh), so that the kernel record
-# channel, which this machine's own kernel may not have, runs on:
+# Boots stock Debian kernels under qemu (TCG) and runs the integration
+# suites inside them on the kernel channel (tests/vm/guest.py), so that the
+# kernel record channel, which this machine's own kernel may not have, runs
+# on:
 #
 #   debian12   Debian 12's 6.1 kernel: kTLS without TLS 1.3 rekey
 #   unstable   Debian unstable's current kernel: kTLS with rekey (>= 6.14)
 #
 # Steps: fetch-kernels.sh (cached outside the source tree; no network once
 # cached), then run-vm.sh for each kernel (two at once on two CPUs), then a
-# summary: which kernels booted, with their versions, each scenario's result
-# per kernel, and a last line "N passed, N failed".
+# summary: which kernels booted, with their versions, every suite case's
+# result per kernel (one VMRESULT line each, each counted), the cases that
+# did not pass everywhere, and a last line "N passed, N failed".
 #
 # Exit status: 0 all passed; 1 something failed; 77 (automake's SKIP) when
 # qemu, the tools or the kernels cannot be had, said loudly, except under
@@ -24,9 +26,12 @@
 #   KTLSCTL_VM_CACHE      kernel cache (default ~/.cache/ktlsctl-vm)
 #   KTLSCTL_VM_KERNELS    which kernels (default "debian12 unstable")
 #   KTLSCTL_VM_JOBS       VMs at once (default 2 with two CPUs or more, else 1)
-#   KTLSCTL_VM_ONLY       run only the scenarios whose name contains this
-#   KTLSCTL_VM_SUITE_ONLY in the integration suites the VM runs, only the
-#                         cases whose name contains this
+#   KTLSCTL_VM_ONLY       run only the suites whose file name contains this
+#                         (several: '|' between them)
+#   KTLSCTL_VM_SUITE_ONLY in the suites, only the cases whose name contains
+#                         this (several: '|' between them)
+#   KTLSCTL_VM_DATA_SCALE the suites' KTLSCTL_TEST_DATA_SCALE (guest.py's
+#                         default: 0.125)
 #   KTLSCTL_VM_TIMEOUT_SCALE  multiply every timeout (default 1, 2 for a
 #                         sanitizer build)
 #   KTLSCTL_VM_LOGDIR     keep each kernel's console log and results there
@@ -60,7 +65,8 @@ cannot() {
 	echo "*** the kernel record channel was NOT tested (exit 77: SKIP)"
 	echo "*** needs: qemu-system-x86 busybox-static kmod cpio xz-utils"
 	echo "***        gnutls-bin openssl iproute2 python3, and the network once"
-	echo "***        to fetch the kernels; KTLSCTL_VM_REQUIRED=1 makes this fatal"
+	echo "***        to fetch the kernels (./bootstrap installs the packages);"
+	echo "***        KTLSCTL_VM_REQUIRED=1 makes this fatal"
 	echo "**********************************************************************"
 	exit 77
 }
@@ -138,10 +144,11 @@ run_kernel() {
 	VM_ENV_EXPECT_REKEY=$(expect_rekey "$label") \
 	VM_ENV_TIMEOUT_SCALE=$scale \
 	VM_ENV_ONLY=${KTLSCTL_VM_ONLY:-} VM_ENV_SUITE_ONLY=${KTLSCTL_VM_SUITE_ONLY:-} \
-	VM_TIMEOUT=$(( 600 * scale )) \
+	VM_ENV_DATA_SCALE=${KTLSCTL_VM_DATA_SCALE:-} \
+	VM_TIMEOUT=$(( 2400 * scale )) \
 	VM_LOG="$work/$label.console" \
 	KTLSCTL=$KTLSCTL \
-		"$here/run-vm.sh" "${kdir[$label]}" "$here/scenarios.sh" \
+		"$here/run-vm.sh" "${kdir[$label]}" "$here/guest.py" \
 		> "$work/$label.out" 2> "$work/$label.err" || rc=$?
 	echo "$rc $(( $(date +%s) - t0 ))" > "$work/$label.status"
 }
@@ -167,7 +174,7 @@ wait
 
 passed=0
 failed=0
-declare -A result=()
+declare -A result=() kpass=() kfail=()
 names=()
 for label in "${kernels[@]}"; do
 	if [[ ! -f $work/$label.status ]]; then
@@ -187,34 +194,39 @@ for label in "${kernels[@]}"; do
 	grep -E '^(VMINFO|VMRESULT) ' "$work/$label.out"
 	# run-vm's verdict, and on failure the guest's whole console log
 	cat "$work/$label.err"
+	kpass[$label]=0
+	kfail[$label]=0
+	# "VMRESULT PASS|FAIL suite: case (1.2s)", or "VMRESULT FAIL name: reason"
 	while IFS= read -r line; do
 		status=${line#VMRESULT }
 		status=${status%% *}
 		name=${line#VMRESULT "$status" }
-		if [[ $status == PASS ]]; then
-			name=$(sed -E 's/ \([0-9.]+s\)$//' <<< "$name")
-		else
+		if [[ $name =~ ^(.*)\ \([0-9.]+s\)$ ]]; then
+			name=${BASH_REMATCH[1]}
+		elif [[ $status != PASS ]]; then
 			name=${name%%: *}
 		fi
 		[[ -n ${result[$name]+x} ]] || names+=("$name")
 		result[$name]+="$label=$status "
 		case $status in
-		PASS) passed=$((passed + 1)) ;;
-		FAIL) failed=$((failed + 1)) ;;
+		PASS) kpass[$label]=$((kpass[$label] + 1)) ;;
+		*) kfail[$label]=$((kfail[$label] + 1)) ;;
 		esac
 	done < <(grep -E '^VMRESULT (PASS|FAIL|SKIP) ' "$work/$label.out")
-	# The run itself: booted, ran the scenarios to their end, powered off,
-	# no kernel bug.  (Failed scenarios are already counted above.)
+	# The run itself: booted, ran the suites to their end, powered off, no
+	# kernel bug.  (Failed cases are already counted above.)
 	verdict=$(grep -m1 'FAILED: ' "$work/$label.err" | sed 's/.*FAILED: //')
 	if [[ $rc -eq 0 ]]; then
-		passed=$((passed + 1))
-		echo "VMRESULT PASS $label: booted ${kver[$label]}, ran every scenario, powered off"
-	elif [[ $verdict =~ ^[0-9]+\ scenario\(s\)\ failed$ ]]; then
-		:   # only failed scenarios, counted above
+		kpass[$label]=$((kpass[$label] + 1))
+		echo "VMRESULT PASS $label: booted ${kver[$label]}, ran every suite, powered off"
+	elif [[ $verdict =~ ^[0-9]+\ case\(s\)\ failed$ ]]; then
+		:   # only failed cases, counted above
 	else
-		failed=$((failed + 1))
+		kfail[$label]=$((kfail[$label] + 1))
 		echo "VMRESULT FAIL $label: the VM run failed: ${verdict:-run-vm.sh exited with status $rc}"
 	fi
+	passed=$((passed + kpass[$label]))
+	failed=$((failed + kfail[$label]))
 	if [[ -n $logdir ]]; then
 		cp "$work/$label.console" "$logdir/$label.console.log" 2>/dev/null
 		cp "$work/$label.out" "$logdir/$label.out"
@@ -228,20 +240,34 @@ for label in "${kernels[@]}"; do
 	read -r rc secs < "$work/$label.status"
 	b=$(grep -m1 -o 'VMINIT kernel .*' "$work/$label.console" 2>/dev/null | awk '{ print $3 }')
 	echo "kernel $label: ${kver[$label]} (${kpkg[$label]} ${kpkgver[$label]}):" \
-	     "$([[ -n $b ]] && echo "booted $b" || echo "DID NOT BOOT"), ${secs}s, run-vm status $rc"
+	     "$([[ -n $b ]] && echo "booted $b" || echo "DID NOT BOOT"), ${secs}s, run-vm status $rc:" \
+	     "${kpass[$label]:-0} passed, ${kfail[$label]:-0} failed"
 done
-printf '%-10s' "${kernels[@]}"
-echo " scenario"
+# Every case that did not pass on every kernel that ran it ("-": not run
+# there, e.g. a case for kernels that can rekey).
+everywhere=0 bad=()
 for name in "${names[@]}"; do
-	for label in "${kernels[@]}"; do
-		st=$(grep -oE "(^| )$label=[A-Z]+" <<< "${result[$name]}" | sed 's/.*=//')
-		printf '%-10s' "${st:--}"
-	done
-	echo " $name"
+	if [[ ${result[$name]} == *=FAIL* || ${result[$name]} == *=SKIP* ]]; then
+		bad+=("$name")
+	else
+		everywhere=$((everywhere + 1))
+	fi
 done
+echo "$everywhere case(s) passed on every kernel that ran them"
+if (( ${#bad[@]} > 0 )); then
+	printf '%-10s' "${kernels[@]}"
+	echo " case"
+	for name in "${bad[@]}"; do
+		for label in "${kernels[@]}"; do
+			st=$(grep -oE "(^| )$label=[A-Z]+" <<< "${result[$name]}" | sed 's/.*=//')
+			printf '%-10s' "${st:--}"
+		done
+		echo " $name"
+	done
+fi
 if (( ${#names[@]} == 0 && failed == 0 )); then
 	failed=1
-	echo "no scenario reported a result"
+	echo "no case reported a result"
 fi
 echo "$passed passed, $failed failed"
 (( failed == 0 ))

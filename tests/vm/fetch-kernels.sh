@@ -1,6 +1,6 @@
 #!/bin/bash
 # tests/vm/fetch-kernels.sh: fetch and cache the stock Debian kernels the VM
-# tier boots (shared/research/vm-testing.md).
+# tier boots.
 #
 #   debian12   Debian 12's linux-image-amd64 -> its versioned 6.1 package:
 #              kTLS without TLS 1.3 rekey.

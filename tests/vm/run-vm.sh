@@ -1,24 +1,26 @@
 #!/bin/bash
 # tests/vm/run-vm.sh: boot one cached Debian kernel under qemu (TCG) and run a
-# scenario script inside it (shared/research/vm-testing.md).
+# program inside it.
 #
-# Usage: run-vm.sh KERNEL_DIR SCENARIO_SCRIPT
+# Usage: run-vm.sh KERNEL_DIR GUEST_PROGRAM
 #
 #   KERNEL_DIR       a kernel fetched by fetch-kernels.sh (CACHE/LABEL, with
 #                    kernel.env and root/).
-#   SCENARIO_SCRIPT  a bash script on this machine; it runs inside the guest,
+#   GUEST_PROGRAM    a Python program (*.py: guest.py, the suites) or a bash
+#                    script on this machine; it runs inside the guest,
 #                    as root, chrooted into this machine's root file system
 #                    (shared read-only over 9p; the host's /tmp stays
 #                    visible), with a tmpfs on /run for scratch space
 #                    (TMPDIR=/run/tmp, HOME=/run/home, XDG_RUNTIME_DIR=
 #                    /run/user/0), loopback up and the kTLS modules loaded,
 #                    its variables from the VM_ENV_* below.  It reports
-#                    with lines "VMRESULT PASS name" / "VMRESULT FAIL name:
-#                    reason" (and may print "VMINFO ..." lines).
+#                    with lines "VMRESULT PASS name" / "VMRESULT FAIL name"
+#                    (with a reason after ": ", or a time "(1.2s)" and
+#                    VMLOG lines), and may print "VMINFO ..." lines.
 #
 # The initramfs holds only busybox (static), an init script and the modules
 # kTLS, sock_diag and 9p need (with their dependencies, found with modprobe
-# --show-depends on the unpacked kernel).  Everything else, the scenario,
+# --show-depends on the unpacked kernel).  Everything else, the program,
 # ktlsctl and the TLS peers included, comes from the host root.
 #
 # Environment:
@@ -29,11 +31,11 @@
 #   VM_RUNDIR          where the run directory goes (default /tmp)
 #   VM_LOG             keep the whole console log in this file
 #   VM_KEEP=1          keep the run directory (its path is printed)
-#   VM_ENV_*           passed to the scenario without the VM_ENV_ prefix
+#   VM_ENV_*           passed to the program without the VM_ENV_ prefix
 #                      (e.g. VM_ENV_ONLY=rekey -> ONLY=rekey)
 #
 # Output: the guest's VMINFO/VMRESULT lines on stdout, then a verdict.
-# Exit 0 when the guest ran the scenario to its end, every result is PASS
+# Exit 0 when the guest ran the program to its end, every result is PASS
 # and at least one was reported; 1 otherwise (the guest log is printed);
 # 2 on a usage error.
 # (The whole script is read before it runs: replacing it on disk while it
@@ -43,11 +45,11 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 
-usage() { echo "usage: run-vm.sh KERNEL_DIR SCENARIO_SCRIPT" >&2; exit 2; }
+usage() { echo "usage: run-vm.sh KERNEL_DIR GUEST_PROGRAM" >&2; exit 2; }
 [[ $# -eq 2 ]] || usage
 kdir=$(cd "$1" && pwd) || usage
-scenario=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
-[[ -f $scenario ]] || { echo "run-vm: no scenario script $2" >&2; exit 2; }
+program=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+[[ -f $program ]] || { echo "run-vm: no guest program $2" >&2; exit 2; }
 [[ -f $kdir/kernel.env ]] || { echo "run-vm: $kdir has no kernel.env (run fetch-kernels.sh)" >&2; exit 2; }
 # shellcheck disable=SC1091
 . "$kdir/kernel.env"
@@ -99,7 +101,7 @@ ln -s busybox "$ird/bin/sh"
 ln -s ../bin/busybox "$ird/sbin/modprobe"
 
 # Modules, by what kTLS and its tests need; names a kernel does not have
-# (renamed, built in) are skipped: the scenarios say what is missing.
+# (renamed, built in) are skipped: the tests say what is missing.
 want_modules=(
 	virtio_pci 9pnet_virtio 9p                          # the host root
 	tls                                                 # kTLS itself
@@ -140,12 +142,12 @@ for f in modules.builtin modules.order; do
 done
 depmod -b "$ird" "$KVER" 2>/dev/null || fail "depmod on the initramfs failed"
 
-# What the scenario gets: a bash-sourced env file in the run directory.
+# What the program gets: a bash-sourced env file in the run directory.
 {
 	printf 'export VM_LABEL=%q VM_KVER=%q VM_PACKAGE=%q VM_PKGVERSION=%q\n' \
 		"$LABEL" "$KVER" "$PACKAGE" "$PKGVERSION"
-	printf 'export KTLSCTL=%q VM_SCENARIO=%q VM_RUN=%q VM_TESTS_DIR=%q\n' \
-		"$KTLSCTL" "$scenario" "$run" "$here"
+	printf 'export KTLSCTL=%q VM_PROGRAM=%q VM_RUN=%q VM_TESTS_DIR=%q\n' \
+		"$KTLSCTL" "$program" "$run" "$here"
 	for v in $(compgen -e | grep '^VM_ENV_' || true); do
 		printf 'export %s=%q\n' "${v#VM_ENV_}" "${!v}"
 	done
@@ -156,7 +158,7 @@ depmod -b "$ird" "$KVER" 2>/dev/null || fail "depmod on the initramfs failed"
 
 cat > "$ird/init" <<'EOF'
 #!/bin/sh
-# Guest init: modules, the host root over 9p, the scenario, power off.
+# Guest init: modules, the host root over 9p, the program, power off.
 export PATH=/bin:/sbin
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
@@ -195,7 +197,9 @@ say "kernel $(uname -r) up $(cut -d' ' -f1 /proc/uptime)s"
 chroot /host /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 	HOME=/run/home TMPDIR=/run/tmp XDG_RUNTIME_DIR=/run/user/0 TERM=dumb LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 \
 	VM_RUN_ENV="$run/guest.env" \
-	/bin/bash -c '. "$VM_RUN_ENV" && cd /run/tmp && exec /bin/bash "$VM_SCENARIO"'
+	/bin/bash -c '. "$VM_RUN_ENV" && cd /run/tmp &&
+		case $VM_PROGRAM in *.py) exec /usr/bin/python3 "$VM_PROGRAM" ;; esac &&
+		exec /bin/bash "$VM_PROGRAM"'
 finish $?
 EOF
 chmod 755 "$ird/init"
@@ -230,14 +234,14 @@ elif [[ $qrc -ne 0 ]]; then
 fi
 done_line=$(grep -E '^VMDONE ' "$log.txt" | tail -n1 || true)
 if [[ -z $done_line ]]; then
-	problems+=("the scenario did not run to its end (no VMDONE line)")
+	problems+=("the guest program did not run to its end (no VMDONE line)")
 elif [[ $done_line != "VMDONE 0" ]]; then
-	problems+=("the scenario script exited with status ${done_line#VMDONE }")
+	problems+=("the guest program exited with status ${done_line#VMDONE }")
 fi
 npass=$(grep -cE '^VMRESULT PASS ' "$log.txt" || true)
 nfail=$(grep -cE '^VMRESULT FAIL ' "$log.txt" || true)
-[[ $nfail -eq 0 ]] || problems+=("$nfail scenario(s) failed")
-[[ $npass -gt 0 || $nfail -gt 0 ]] || problems+=("no scenario reported a result")
+[[ $nfail -eq 0 ]] || problems+=("$nfail case(s) failed")
+[[ $npass -gt 0 || $nfail -gt 0 ]] || problems+=("no case reported a result")
 if grep -qE 'Kernel panic|BUG: |Oops: |general protection fault|Call Trace:' "$log.txt"; then
 	problems+=("the kernel reported a bug (see the log)")
 fi

@@ -1,0 +1,126 @@
+"""Certificates made at run time with certtool (gnutls-bin); nothing secret
+lives in the repository.
+
+Each certificate is made the first time it is asked for, with its signer
+first, and written under its final name only once complete, so a
+directory can be shared: KTLSCTL_TEST_CERTS=DIR makes every suite use (and
+fill) DIR instead of a private one, which the VM tier prepares once per
+guest (`python3 -m ktlsctl_test.certs DIR`), key generation being slow
+under emulation.
+"""
+
+import os
+import subprocess
+import sys
+
+from .settings import scaled
+from .procs import quote
+
+# name -> (signer, key type, CN, DNS names, IP addresses, server?, dates)
+LOCAL = (["localhost"], ["127.0.0.1", "::1"])
+SPECS = {
+    "ca": (None, "ecdsa", "ktlsctl test CA", [], [], None, None),
+    "ca2": (None, "ecdsa", "unrelated test CA", [], [], None, None),
+    "srv_ec": ("ca", "ecdsa", "localhost") + LOCAL + (True, None),
+    "srv_rsa": ("ca", "rsa", "localhost") + LOCAL + (True, None),
+    "client": ("ca", "ecdsa", "ktlsctl test client", [], [], False, None),
+    "other": ("ca2", "ecdsa", "localhost") + LOCAL + (True, None),
+    "wronghost": ("ca", "ecdsa", "wronghost.invalid", ["wronghost.invalid"], [], True, None),
+    "expired": ("ca", "ecdsa", "localhost") + LOCAL
+    + (True, ("2020-01-01 00:00:00 UTC", "2021-01-01 00:00:00 UTC")),
+}
+
+
+class Certs:
+    """The test PKI in directory d.
+
+    ca            CA (ECDSA P-256) that signs srv_ec, srv_rsa, client, wronghost, expired
+    srv_ec        server cert/key, ECDSA P-256, CN/SAN localhost, 127.0.0.1, ::1
+    srv_rsa       the same with RSA 2048
+    client        client certificate (ECDSA) signed by ca
+    ca2, other    an unrelated CA and a localhost server cert signed by it
+    wronghost     server cert for "wronghost.invalid" only, signed by ca
+    expired       server cert for localhost, signed by ca, expired in 2021
+    ca and ca2 are file names; every other one a (certfile, keyfile) pair.
+    """
+
+    def __init__(self, d):
+        self.dir = d
+        os.makedirs(d, exist_ok=True)
+
+    def __getattr__(self, name):
+        if name not in SPECS:
+            raise AttributeError(name)
+        cert, key = self._make(name)
+        value = cert if SPECS[name][5] is None else (cert, key)
+        setattr(self, name, value)
+        return value
+
+    def all(self):
+        for name in SPECS:
+            getattr(self, name)
+
+    def _path(self, name, ext):
+        return os.path.join(self.dir, name.replace("_", "-") + ext)
+
+    def _run(self, argv):
+        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=scaled(60), cwd=self.dir)
+        if r.returncode != 0:
+            raise RuntimeError("certificate generation failed: %s\n%s"
+                               % (quote(argv), r.stderr.decode("utf-8", "replace")))
+
+    def _make(self, name):
+        cert, key = self._path(name, ".pem"), self._path(name, ".key")
+        if os.path.exists(cert):
+            return cert, key
+        signer, kind, cn, dns, ips, server, dates = SPECS[name]
+        if signer:
+            self._make(signer)
+        tmp = ".%d" % os.getpid()
+        if kind == "rsa":
+            self._run(["certtool", "--generate-privkey", "--key-type", "rsa", "--bits", "2048",
+                       "--outfile", key + tmp])
+        else:
+            self._run(["certtool", "--generate-privkey", "--key-type", "ecdsa",
+                       "--curve", "secp256r1", "--outfile", key + tmp])
+        lines = ['cn = "%s"' % cn, "serial = %d" % int.from_bytes(os.urandom(4), "big")]
+        if server is None:
+            lines += ["ca", "cert_signing_key", "crl_signing_key"]
+        else:
+            lines.append("signing_key")
+            if kind == "rsa":
+                lines.append("encryption_key")
+            lines += ['dns_name = "%s"' % d for d in dns]
+            lines += ['ip_address = "%s"' % i for i in ips]
+            lines.append("tls_www_server" if server else "tls_www_client")
+        if dates:
+            lines += ['activation_date = "%s"' % dates[0], 'expiration_date = "%s"' % dates[1]]
+        else:
+            lines.append("expiration_days = 7")
+        tmpl = self._path(name, ".tmpl" + tmp)
+        with open(tmpl, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        if signer:
+            self._run(["certtool", "--generate-certificate", "--load-privkey", key + tmp,
+                       "--load-ca-certificate", self._path(signer, ".pem"),
+                       "--load-ca-privkey", self._path(signer, ".key"),
+                       "--template", tmpl, "--outfile", cert + tmp])
+        else:
+            self._run(["certtool", "--generate-self-signed", "--load-privkey", key + tmp,
+                       "--template", tmpl, "--outfile", cert + tmp])
+        os.unlink(tmpl)
+        os.rename(key + tmp, key)
+        os.rename(cert + tmp, cert)      # last: a cert on disk is a complete pair
+        return cert, key
+
+
+def shared_dir():
+    """KTLSCTL_TEST_CERTS, when set."""
+    return os.environ.get("KTLSCTL_TEST_CERTS") or None
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python3 -m ktlsctl_test.certs DIR   (makes every test certificate in DIR)")
+    Certs(sys.argv[1]).all()
