@@ -530,9 +530,19 @@ class Proxy:
                             "tcpcopy" if inst.t.kind == "limit" else "ktlsctl connect",
                             p.returncode, B.tail_of(p.errpath)))
                 inst.check_alive()
-                if all(p.returncode is not None for p in clients) and \
-                        inst.sink.wait(lambda o, e: len(e) >= nconn, 0):
-                    break
+                if all(p.returncode is not None for p in clients):
+                    # The clients are done: the backend's ends follow soon,
+                    # unless the terminator lost the data.
+                    grace = 10 * self.args.timeout_scale
+                    if inst.sink.wait(lambda o, e: len(e) >= nconn, grace):
+                        break
+                    with inst.sink.lock:
+                        got = sorted(v[0] for v in inst.sink.ended.values())
+                        opened = len(inst.sink.opened)
+                    raise B.RunFailed("every client exited with status 0, but %.0fs later the "
+                                      "backend had seen %d of %d connections, %d of them ended "
+                                      "(bytes: %s)" % (grace, opened, nconn, len(got),
+                                                       ", ".join(map(str, got[:4])) or "none"))
                 if time.monotonic() > deadline:
                     raise B.RunFailed("timed out after %.0fs: %d of %d backend connections "
                                       "ended, %d client(s) still running"
