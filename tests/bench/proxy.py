@@ -384,8 +384,15 @@ class Instance:
         self.proc = None
         self.port = self.sink.port
         self.root = self.sink.proc.pid
-        if t.kind == "limit":
-            return
+        if t.kind != "limit":
+            try:
+                self._start()
+            except B.RunFailed:
+                self.stop()
+                raise
+
+    def _start(self):
+        px, t = self.px, self.t
         for attempt in range(4):
             port = B.free_port()
             argv, env = t.command(port, self.sink.port, self.dir)
@@ -727,6 +734,17 @@ class Proxy:
         v = self.results.get((tid, fig))
         return statistics.median(v) if v else None
 
+    def spread(self, tid):
+        """The largest (fastest - slowest) / median among the rate figures
+        over the rounds, in %: a large one means a noisy machine."""
+        out = None
+        for key in ("one_mibs", "many_mibs", "hs"):
+            v = self.results.get((tid, key)) or []
+            if len(v) > 1 and statistics.median(v) > 0:
+                sp = (max(v) - min(v)) / statistics.median(v) * 100
+                out = sp if out is None else max(out, sp)
+        return out
+
     def fig_title(self, title):
         return title % self.args.proxy_conns if "%d" in title else title
 
@@ -755,7 +773,7 @@ class Proxy:
         B.say()
         B.say("== proxy: terminator in front of a plain TCP backend")
         cols = [self.fig_title(f[1]) for f in self.FIGS]
-        B.say("  %-28s" % "contender" + "".join(" %13s" % c for c in cols))
+        B.say("  %-28s" % "contender" + "".join(" %13s" % c for c in cols) + "  spread")
         for t in ts:
             st, why = self.status[t.id]
             if st != "ok":
@@ -765,7 +783,9 @@ class Proxy:
             for key, _, fmt, _ in self.FIGS:
                 v = self.med(t.id, key)
                 cells.append(fmt % v if v is not None else "-")
-            B.say("  %-28s" % t.title + "".join(" %13s" % c for c in cells))
+            sp = self.spread(t.id)
+            B.say("  %-28s" % t.title + "".join(" %13s" % c for c in cells)
+                  + ("  %5.0f%%" % sp if sp is not None else ""))
         refs = [t for t in ts if isinstance(t, KtlsctlForward) and self.status[t.id][0] == "ok"
                 and self.med(t.id, "one_mibs")]
         for ref in refs:
@@ -777,8 +797,10 @@ class Proxy:
                 cells = []
                 for key, _, _, _ in self.FIGS:
                     mine, theirs = self.med(ref.id, key), self.med(t.id, key)
-                    # A zero (CPU below the clock tick at small sizes) has no ratio.
-                    cells.append(B.ratio(mine / theirs) if mine and theirs else "n/a")
+                    # A zero (CPU below the clock tick at small sizes, the
+                    # backend's memory within noise) has no ratio.
+                    ok = mine is not None and theirs is not None and mine > 0 and theirs > 0
+                    cells.append(B.ratio(mine / theirs) if ok else "n/a")
                 B.say("  %-28s" % t.title + "".join(" %13s" % c for c in cells))
         B.say()
         B.say("how each terminator runs (same certificate, ECDSA P-256, and suite):")
@@ -805,6 +827,7 @@ class Proxy:
             doc["results"].append({
                 "contender": t.id, "title": t.title, "how": t.how, "status": st, "reason": why,
                 "median": {k: self.med(t.id, k) for k, _, _, _ in self.FIGS},
+                "spread_pct": self.spread(t.id),
                 "rounds": {k: self.results.get((t.id, k), []) for k, _, _, _ in self.FIGS}})
         with open(a.json, "w") as f:
             json.dump(doc, f, indent=1, sort_keys=True)
