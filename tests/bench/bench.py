@@ -1187,10 +1187,16 @@ class Bench:
         self._data()
 
     def _ensure_socat(self):
-        if shutil.which("socat"):
+        return self.ensure_package("socat", lambda: shutil.which("socat"), "socat")
+
+    def ensure_package(self, pkg, present, what):
+        """None when present() holds, else install Debian's pkg with apt-get
+        when allowed (root or `sudo -n`, and no --no-install); None once
+        installed, else why it is missing."""
+        if present():
             return None
         if self.args.no_install:
-            return "socat not installed (--no-install: not installing it)"
+            return "%s not installed (--no-install: not installing %s)" % (what, pkg)
         if os.geteuid() == 0:
             pre = []
         elif shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"],
@@ -1198,21 +1204,21 @@ class Bench:
                                                      stderr=subprocess.DEVNULL).returncode == 0:
             pre = ["sudo", "-n"]
         else:
-            return "socat not installed (install it: sudo apt-get install socat)"
+            return "%s not installed (install it: sudo apt-get install %s)" % (what, pkg)
         if not shutil.which("apt-get"):
-            return "socat not installed (no apt-get here)"
-        say("bench: socat is missing: installing it with apt-get")
+            return "%s not installed (no apt-get here)" % what
+        say("bench: %s is missing: installing %s with apt-get" % (what, pkg))
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         try:
             r = subprocess.run(pre + ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get",
-                                      "install", "-y", "-qq", "--no-install-recommends", "socat"],
+                                      "install", "-y", "-qq", "--no-install-recommends", pkg],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600,
                                env=env)
         except (OSError, subprocess.TimeoutExpired) as e:
-            return "socat not installed (apt-get install socat: %s)" % e
-        if r.returncode != 0 or not shutil.which("socat"):
-            return "socat not installed (apt-get install socat failed: %s)" % last_line(
-                r.stdout.decode("utf-8", "replace"))
+            return "%s not installed (apt-get install %s: %s)" % (what, pkg, e)
+        if r.returncode != 0 or not present():
+            return "%s not installed (apt-get install %s failed: %s)" % (
+                what, pkg, last_line(r.stdout.decode("utf-8", "replace")))
         return None
 
     def _certs(self):
@@ -1296,7 +1302,10 @@ class Bench:
 
     def dataset(self, c):
         cap = c.size_cap()[0]
-        n = min(self.size, cap) if cap else self.size
+        return self.dataset_of(min(self.size, cap) if cap else self.size)
+
+    def dataset_of(self, n):
+        """The first n bytes of the data (n <= --size), ending with a newline."""
         if n not in self.datasets:
             # The first n bytes of the data, ending with a newline.
             path = os.path.join(self.tmp, "data-%d" % n)
@@ -1795,7 +1804,20 @@ def main(argv=None):
                     help="keep the temporary directory (certificates, data, each transfer's "
                          "stderr) and say where")
     ap.add_argument("--no-install", action="store_true",
-                    help="do not apt-get install socat when it is missing")
+                    help="do not apt-get install socat (and the proxy scenario's stunnel4, "
+                         "haproxy, libnginx-mod-stream) when missing")
+    ap.add_argument("--scenario", choices=("transfer", "proxy"), default="transfer",
+                    help="transfer (the default: tools end to end) or proxy (TLS terminators "
+                         "in front of one plain TCP backend: tests/bench/proxy.py)")
+    ap.add_argument("--proxy-conns", type=int, default=16,
+                    help="proxy: concurrent connections of the many-connections figure "
+                         "(default 16)")
+    ap.add_argument("--proxy-handshakes", type=int, default=2000,
+                    help="proxy: new connections of the handshake figure (default 2000)")
+    ap.add_argument("--proxy-hs-concurrency", type=int, default=8,
+                    help="proxy: handshakes in flight at once (default 8)")
+    ap.add_argument("--proxy-idle", type=int, default=1000,
+                    help="proxy: idle sessions held open for the memory figure (default 1000)")
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="print every command and every transfer's figure")
     ap.add_argument("--tcp-endpoint", nargs=3, metavar=("ROLE", "PORT", "MODE"),
@@ -1824,6 +1846,9 @@ def main(argv=None):
     KEEP = args.keep
     b = None
     try:
+        if args.scenario == "proxy":
+            import proxy
+            return proxy.main(args, sys.modules[__name__])
         b = Bench(args)
         if args.list:
             for c in b.contenders():

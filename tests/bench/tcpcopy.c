@@ -5,6 +5,10 @@
  *                                 (0: any free port; says which on stderr)
  *   tcpcopy connect PORT MODE     connect to 127.0.0.1:PORT
  *
+ *   tcpcopy sink PORT discard|crc the proxy scenario's backend (tests/bench/
+ *                                 proxy.py): every connection at once, one
+ *                                 epoll loop, see sink() below
+ *
  * MODE one-way: the connecting side sends its stdin, the listening side
  * writes what it receives to stdout.  MODE both: each side does both at
  * once.  Data moves without passing through user space where the kernel
@@ -25,9 +29,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
@@ -128,15 +135,154 @@ static void drain(void)
 		die("waiting for the peer to close");
 }
 
+
+/* ---- sink: the backend of the proxy scenario ----
+ *
+ * Accepts every connection on 127.0.0.1:PORT and reads each to EOF in one
+ * epoll loop, writing nothing back.  discard: recv with MSG_TRUNC, which on
+ * TCP drops the data in the kernel without copying it, so the backend costs
+ * next to nothing; crc: reads it and keeps a CRC-32 (zlib's), for the
+ * warm-up round's check.  One line per event on stdout (line buffered):
+ *   open ID T
+ *   end ID BYTES CRC T_LAST     (CRC "-" with discard; T_LAST 0: no data)
+ * with T in seconds of CLOCK_MONOTONIC (Python's time.monotonic()), T_LAST
+ * the moment the last byte was received. */
+
+struct sconn {
+	unsigned long id;
+	unsigned long long bytes;
+	uint32_t crc;
+	double t_last;
+};
+
+static uint32_t crc_table[256];
+
+static void crc_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+		crc_table[i] = c;
+	}
+}
+
+static uint32_t crc_update(uint32_t crc, const unsigned char *p, size_t n)
+{
+	crc = ~crc;
+	while (n--)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static _Noreturn void sink(int ls, int with_crc)
+{
+	static unsigned char buf[CHUNK];
+	struct epoll_event ev = { .events = EPOLLIN }, evs[256];
+	unsigned long next_id = 1;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	if (ep < 0)
+		die("epoll_create1");
+	crc_init();
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	ev.data.ptr = NULL;                     /* NULL: the listening socket */
+	if (epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev) < 0)
+		die("epoll_ctl");
+	for (;;) {
+		int n = epoll_wait(ep, evs, 256, -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			die("epoll_wait");
+		}
+		for (int i = 0; i < n; i++) {
+			struct sconn *c = evs[i].data.ptr;
+			ssize_t r;
+
+			if (!c) {
+				int fd = accept4(ls, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+				if (fd < 0) {
+					if (errno == EMFILE || errno == ENFILE)
+						die("accept");
+					continue;
+				}
+				c = calloc(1, sizeof(*c) + sizeof(int));
+				if (!c)
+					die("calloc");
+				c->id = next_id++;
+				*(int *)(c + 1) = fd;
+				ev.data.ptr = c;
+				if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+					die("epoll_ctl");
+				printf("open %lu %.6f\n", c->id, now());
+				continue;
+			}
+			int fd = *(int *)(c + 1);
+			for (;;) {
+				if (with_crc) {
+					r = recv(fd, buf, sizeof(buf), 0);
+					if (r > 0)
+						c->crc = crc_update(c->crc, buf, (size_t)r);
+				} else {
+					r = recv(fd, NULL, CHUNK, MSG_TRUNC);
+				}
+				if (r > 0) {
+					c->bytes += (unsigned long long)r;
+					c->t_last = now();
+					continue;
+				}
+				if (r < 0 && (errno == EAGAIN || errno == EINTR))
+					break;
+				/* EOF, or an error (a reset): the connection ends. */
+				if (with_crc)
+					printf("end %lu %llu %08x %.6f%s\n", c->id, c->bytes,
+					       (unsigned)c->crc, c->t_last, r < 0 ? " reset" : "");
+				else
+					printf("end %lu %llu - %.6f%s\n", c->id, c->bytes,
+					       c->t_last, r < 0 ? " reset" : "");
+				close(fd);
+				free(c);
+				break;
+			}
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t len = sizeof(sa);
 	int listening, both, one = 1;
 
+	if (argc == 4 && !strcmp(argv[1], "sink") &&
+	    (!strcmp(argv[3], "discard") || !strcmp(argv[3], "crc"))) {
+		int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (ls < 0)
+			die("socket");
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sa.sin_port = htons((unsigned short)atoi(argv[2]));
+		setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(ls, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+			die("bind");
+		if (listen(ls, 4096) < 0 || getsockname(ls, (struct sockaddr *)&sa, &len) < 0)
+			die("listen");
+		fprintf(stderr, "tcpcopy: listening on 127.0.0.1:%u\n", ntohs(sa.sin_port));
+		sink(ls, !strcmp(argv[3], "crc"));
+	}
 	if (argc != 4 || (strcmp(argv[1], "listen") && strcmp(argv[1], "connect")) ||
 	    (strcmp(argv[3], "one-way") && strcmp(argv[3], "both"))) {
-		fprintf(stderr, "usage: tcpcopy listen|connect PORT one-way|both\n");
+		fprintf(stderr, "usage: tcpcopy listen|connect PORT one-way|both\n"
+				"       tcpcopy sink PORT discard|crc\n");
 		return 2;
 	}
 	grow_pipe(0);
