@@ -57,7 +57,7 @@ from ktlsctl_test.verdicts import Fail, Skip  # noqa: E402
 from ktlsctl_test.procs import (  # noqa: E402
     check_exit, check_no_sanitizer, check_stderr, kt_count, kt_lines, ktlsctl, ktlsctl_listen,
     need_line, need_regex_line, Proc, tcp_sockets, wait_for, wait_line_count)
-from ktlsctl_test.data import check_data, hex_lines, nonul_lines, random_bytes  # noqa: E402
+from ktlsctl_test.data import check_data, first_diff, hex_lines, nonul_lines, random_bytes  # noqa: E402
 from ktlsctl_test.peers import (  # noqa: E402
     CIPHERS, EOF_CLOSE, PRIME, gnutls_cli_argv, gnutls_priority, ktlsctl_tls_args,
     openssl_tls_args, prime_s_server, require_programs, s_client_argv, start_gnutls_serv,
@@ -476,10 +476,11 @@ S_SERVER_NOISE = re.compile(rb"[^0-9a-f\n][^\n]*\n")
 
 def s_server_data(proc):
     """s_server's stdout without its messages ("SSL_do_handshake -> 1" after
-    k/K, printed through stdio and so flushed at a random later point, even
-    between two records of one write; "Read BLOCK" after a record without
-    data; the session banner).  The data is lowercase hex text, so any line
-    from a character outside [0-9a-f] is a message."""
+    k/K, which can fall between two records of one write, even inside a
+    line; "Read BLOCK" after a record without data; the session banner).
+    start_s_server has each message written whole (stdbuf -o0), and the data
+    is lowercase hex text, so any line from a character outside [0-9a-f] is
+    a message."""
     return S_SERVER_NOISE.sub(b"", bytes(proc.out))
 
 
@@ -1134,10 +1135,12 @@ def _norekey_upload():
     expect_norekey(k, "ktlsctl connect")
     srv.close_stdin()
     srv.wait(20)
-    got = s_server_data(srv)
-    if len(got) < MIB or not (PRIME + data).startswith(got):
-        raise Fail("s_server's %d bytes of data are not the start of ktlsctl's\n%s"
-                   % (len(got), srv.describe()))
+    got, sent = s_server_data(srv), PRIME + data
+    if len(got) < MIB or not sent.startswith(got):
+        at = first_diff(got, sent)
+        raise Fail("s_server's %d bytes of data are not the start of ktlsctl's: from offset %d "
+                   "it has %r where ktlsctl sent %r\n%s"
+                   % (len(got), at, got[at:at + 48], sent[at:at + 48], srv.describe()))
 
 
 @suite.case("KeyUpdate during a big download: s_client k/K while listen sends %s" % human(8 * MIB),

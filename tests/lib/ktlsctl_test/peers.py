@@ -132,12 +132,18 @@ def start_gnutls_serv(cert, key, priority=None, echo=True, extra=(), client_ca=N
 def start_s_server(cert, key, tls_args=(), extra=(), quiet=True, stdin=True, slow_stdout=None,
                    port=None):
     """openssl s_server for one connection (-naccept 1; a later -naccept in
-    extra wins); returns (proc, port)."""
+    extra wins); returns (proc, port).  Not quiet, its messages go through
+    stdio while the data it receives is written raw: stdbuf -o0 makes each
+    message one whole write at the moment it is printed, never a buffer
+    flushed later in pieces between two records (a split message cannot be
+    told from data)."""
     def argv(p):
         a = ["openssl", "s_server", "-accept", str(p), "-cert", cert, "-key", key,
              "-naccept", "1"]
         if quiet:
             a.append("-quiet")
+        else:
+            a = ["stdbuf", "-o0"] + a
         return a + list(tls_args) + list(extra)
     return _start_server("s_server", argv, port=port, tries=20 if port else 5, stdin=stdin,
                          stdout_cap=None, slow_stdout=slow_stdout)
