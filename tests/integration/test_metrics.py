@@ -759,6 +759,32 @@ def _serve_tls_stop():
         stop(serve)
 
 
+@suite.case("--serve over TLS: a scraper silent after its handshake gets 10 s for its request, "
+            "then close_notify and 5 s to answer it")
+def _serve_tls_silent_scraper():
+    xdg = new_xdg()
+    serve, port = start_serve(xdg, *tls_args(), "-v")
+    t = tls_connect(port)
+    try:
+        peer = "127.0.0.1:%d" % t.getsockname()[1]
+        t.settimeout(scaled(40))
+        if read_all(t) != b"":
+            raise Fail("the silent scraper got data\n%s" % serve.describe())
+        slow = ("ktlsctl: %s: too slow (10 s to send a request and take the answer): closed\n"
+                % peer)
+        if slow not in serve.stderr:
+            raise Fail("no line %r before our close_notify\n%s" % (slow, serve.describe()))
+        want = (r'ktlsctl: session 1 peer=%s version=TLS1\.3 cipher=\S+ channel=\S+ path=\S+ '
+                r'rx=0 tx=0 duration=1[5-9]\.\d{3}s end=truncated reason="the client did not '
+                r'answer our close_notify within 5000 ms"\n' % re.escape(peer))
+        if not serve.wait_err(want, 20):
+            raise Fail("no line %r\n%s" % (want, serve.describe()))
+        stop_serve(serve)
+    finally:
+        t.close()
+        stop(serve)
+
+
 @suite.case("--serve over TLS: usage errors, and unreadable files as listen says them")
 def _serve_tls_usage():
     xdg = new_xdg()
