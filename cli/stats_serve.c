@@ -303,17 +303,15 @@ static int http_loop(const struct cli_opts *o, int lfd, int feed)
 
 /* ------------------------------------------------------------------ TLS */
 
-struct tls_serve {
-	const struct cli_opts *o;
-	int feed;                      /* the pipe's end the engine writes */
-};
+/* The pipe's end the engine writes (one server per process, as the
+ * loop's clients). */
+static int feed_w = -1;
 
 static int on_socket(void *ctx, int fd, const struct kc_session_report *r, struct kc_err *err)
 {
-	const struct tls_serve *t = ctx;
 	struct handover h = { .fd = fd };
 	snprintf(h.peer, sizeof h.peer, "%s", r->peer);
-	if (write(t->feed, &h, sizeof h) != (ssize_t)sizeof h) {
+	if (write(feed_w, &h, sizeof h) != (ssize_t)sizeof h) {
 		int e = errno;
 		close(fd);
 		return kc_err_errno(err, KC_E_INTERNAL, e, "cannot hand the session to the "
@@ -326,19 +324,9 @@ static int on_socket(void *ctx, int fd, const struct kc_session_report *r, struc
  * sessions that failed get one, unless -v. */
 static void on_end(void *ctx, const struct kc_session_report *r)
 {
-	const struct tls_serve *t = ctx;
-	if (t->o->verbosity == CLI_VERBOSE || (r->end != KC_END_CLOSED && r->end != KC_END_TRUNCATED))
-		cli_serve_on_end((void *)t->o, r);
-}
-
-static void on_notice(void *ctx, const char *msg)
-{
-	cli_serve_on_notice((void *)((const struct tls_serve *)ctx)->o, msg);
-}
-
-static void on_reload(void *ctx, const struct kc_creds *creds, const struct kc_err *err)
-{
-	cli_serve_on_reload((void *)((const struct tls_serve *)ctx)->o, creds, err);
+	const struct cli_opts *o = ctx;
+	if (o->verbosity == CLI_VERBOSE || (r->end != KC_END_CLOSED && r->end != KC_END_TRUNCATED))
+		cli_serve_on_end(ctx, r);
 }
 
 struct http_thread {
@@ -388,7 +376,7 @@ static int serve_tls(const struct cli_opts *o, const struct kc_tls_opts *tls,
 		return cli_fail(&err);
 	}
 	cli_notice("serving metrics on https://%s/metrics", bound);
-	struct tls_serve t = { .o = o, .feed = feed[1] };
+	feed_w = feed[1];
 	struct kc_serve_opts so = {
 		.mode = KC_SERVE_SOCKET,
 		.listen_fd = lfd,
@@ -402,9 +390,9 @@ static int serve_tls(const struct cli_opts *o, const struct kc_tls_opts *tls,
 		.stop_fd = cli_stop_fd,
 		.reload_fd = cli_reload_fd,
 		.on_end = on_end,
-		.on_notice = on_notice,
-		.on_reload = on_reload,
-		.ctx = &t,
+		.on_notice = cli_serve_on_notice,
+		.on_reload = cli_serve_on_reload,
+		.ctx = (void *)o,
 	};
 	struct kc_serve_result res;
 	int rc = kc_serve_run(&so, &res, &err);
