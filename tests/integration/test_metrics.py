@@ -49,6 +49,8 @@ from ktlsctl_test.procs import (  # noqa: E402
     Proc, check_no_sanitizer, free_port, ktlsctl, ktlsctl_listen, wait_listening)
 from ktlsctl_test.data import hex_lines, sha  # noqa: E402
 from ktlsctl_test.peers import EOF_CLOSE, require_programs  # noqa: E402
+from ktlsctl_test.certs import (  # noqa: E402
+    fingerprint, put_pair, reload_files, reloaded_line)
 
 require_programs("promtool", "prometheus", "certtool")
 
@@ -819,20 +821,7 @@ def _serve_tls_usage():
 @suite.case("--serve over TLS: SIGHUP reloads the certificate, with the line listen gives")
 def _serve_tls_reload():
     xdg = new_xdg()
-    d = tempfile.mkdtemp(dir=suite.tmpdir())
-    cert, key = os.path.join(d, "server.pem"), os.path.join(d, "server.key")
-
-    def put(pair):
-        for src, dst in zip(pair, (cert, key)):
-            with open(src, "rb") as f:
-                data = f.read()
-            with open(dst + ".new", "wb") as f:
-                f.write(data)
-            os.replace(dst + ".new", dst)
-
-    def fingerprint(pem):
-        with open(pem) as f:
-            return sha(ssl.PEM_cert_to_DER_cert(f.read()))
+    cert, key = reload_files(suite.tmpdir(), certs().srv_ec)
 
     def served_cert():
         with tls_connect(port) as t:
@@ -841,15 +830,12 @@ def _serve_tls_reload():
             metrics_body(read_all(t))
         return sha(der)
 
-    put(certs().srv_ec)
     serve, port = start_serve(xdg, "--cert", cert, "--key", key, *CHANNEL_ARGS)
     try:
         if served_cert() != fingerprint(certs().srv_ec[0]):
             raise Fail("the first certificate was not served")
-        put(certs().srv_rsa)
-        line = ("ktlsctl: reloaded credentials from '%s' and '%s': new handshakes use them "
-                "(certificate subject 'CN=localhost', SHA-256 %s)\n"
-                % (cert, key, fingerprint(certs().srv_rsa[0])))
+        put_pair(cert, key, certs().srv_rsa)
+        line = reloaded_line(cert, key, certs().srv_rsa[0])
         serve.signal(signal.SIGHUP)
         if not serve.wait_until(lambda p: line in p.stderr, 20):
             raise Fail("no line %r after SIGHUP\n%s" % (line, serve.describe()))
