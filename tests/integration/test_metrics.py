@@ -490,9 +490,22 @@ def start_prometheus(port, job_extra=""):
                  "--web.listen-address", "127.0.0.1:%d" % prom_port],
                 name="prometheus", stdin=None, stdout_cap=1 << 16, stderr_cap=1 << 16)
     prom.port = prom_port
-    if not wait_listening(prom_port, prom, timeout=scaled(60)):
+
+    def ready():
+        # it listens before it is ready, answering 503 until then
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/-/ready" % prom_port,
+                                        timeout=scaled(20)) as r:
+                return r.status == 200
+        except OSError:         # urllib's HTTPError and URLError included
+            return False
+    if wait_listening(prom_port, prom, timeout=scaled(60)):
+        deadline = time.monotonic() + scaled(60)
+        while not ready() and prom.alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    if not (prom.alive() and ready()):
         prom.kill()
-        raise Fail("prometheus did not listen\n%s" % prom.describe())
+        raise Fail("prometheus did not become ready\n%s" % prom.describe())
 
     def query(q):
         url = "http://127.0.0.1:%d/api/v1/query?query=%s" % (prom_port, urllib.parse.quote(q))
