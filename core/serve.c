@@ -56,7 +56,9 @@ struct session {
 	/* exec: the command (bfd is our end of its socketpair) and its pidfd */
 	struct kc_child child;
 	struct kc_loop_item proc;
-	bool command_in_gone;        /* it stopped reading: drop what the client sends */
+	/* exec, socket: the command or the caller stopped reading: drop
+	 * what the client sends */
+	bool command_in_gone;
 	struct kc_hs *hs;
 	gnutls_session_t tls;
 	struct kc_creds *creds;      /* a reference: what its handshake started with */
@@ -113,6 +115,14 @@ const char *kc_session_end_name(enum kc_session_end end)
 	case KC_END_CUT_OFF: return "drain-timeout";
 	}
 	return "?";
+}
+
+/* Whether the backend is our end of a local socketpair: a command's
+ * (exec) or the caller's (socket), which behave alike. */
+static bool local(const struct session *s)
+{
+	enum kc_serve_mode mode = s->srv->o->mode;
+	return mode == KC_SERVE_EXEC || mode == KC_SERVE_SOCKET;
 }
 
 static void notice(struct server *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -401,16 +411,10 @@ static void connect_backend(struct session *s, int last_errno)
 	fail(s, KC_END_BACKEND, &err);
 }
 
-/* exec: the command on one end of a socketpair, the other end ours in
- * the backend's place. */
-static int start_command(struct session *s, struct kc_err *err)
+/* exec: the command on fd, the other end of our socketpair. */
+static int start_command(struct session *s, int fd, struct kc_err *err)
 {
 	const struct kc_serve_opts *o = s->srv->o;
-	int sp[2];
-	/* The command's end blocks, as a program expects of its stdin. */
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
-		return kc_err_errno(err, KC_E_IO, errno, "cannot start the command: socketpair");
-	fill_report(s);
 	char id[24], sni[256], alpn[256], subject[1024];
 	snprintf(id, sizeof id, "%lu", s->rep.id);
 	const struct kc_env_var env[] = {
@@ -424,22 +428,40 @@ static int start_command(struct session *s, struct kc_err *err)
 		{ "KTLSCTL_CLIENT_SUBJECT", o->tls.verify_client &&
 		  kc_tls_peer_subject(s->tls, subject, sizeof subject) ? subject : NULL },
 	};
-	int rc = kc_spawn(o->command, sp[1], env, sizeof env / sizeof env[0], &s->child, err);
-	close(sp[1]);
-	if (rc < 0) {
-		close(sp[0]);
+	int rc = kc_spawn(o->command, fd, env, sizeof env / sizeof env[0], &s->child, err);
+	close(fd);
+	if (rc < 0)
 		return -1;
-	}
 	s->rep.command_pid = (long)s->child.pid;
-	kc_set_nonblocking(sp[0], 1);
-	s->bfd = sp[0];
-	kc_loop_item_init(&s->backend, sp[0], on_backend, s);
 	kc_loop_item_init(&s->proc, s->child.pidfd, on_proc, s);
 	if (kc_loop_watch(s->srv->loop, &s->proc, EPOLLIN) < 0) {
 		int e = errno;
 		kc_child_kill_wait(&s->child);
 		return kc_err_errno(err, KC_E_INTERNAL, e, "epoll refused the command's pidfd");
 	}
+	return 0;
+}
+
+/* exec and socket: a socketpair, one end ours in the backend's place,
+ * the other the command's (exec) or the caller's (socket). */
+static int start_local(struct session *s, struct kc_err *err)
+{
+	const struct kc_serve_opts *o = s->srv->o;
+	int sp[2];
+	/* Their end blocks, as a program expects of its stdin. */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return kc_err_errno(err, KC_E_IO, errno, "cannot start the %s: socketpair",
+				    o->mode == KC_SERVE_EXEC ? "command" : "session's endpoint");
+	fill_report(s);
+	int rc = o->mode == KC_SERVE_EXEC ? start_command(s, sp[1], err)
+					  : o->on_socket(o->ctx, sp[1], &s->rep, err);
+	if (rc < 0) {
+		close(sp[0]);
+		return -1;
+	}
+	kc_set_nonblocking(sp[0], 1);
+	s->bfd = sp[0];
+	kc_loop_item_init(&s->backend, sp[0], on_backend, s);
 	return 0;
 }
 
@@ -488,9 +510,9 @@ static int established(struct session *s, struct kc_err *err)
 		connect_backend(s, EHOSTUNREACH);
 		return 1;
 	}
-	if (o->mode == KC_SERVE_EXEC && start_command(s, err) < 0) {
+	if (local(s) && start_local(s, err) < 0) {
 		kc_conn_abort(s->conn, GNUTLS_A_INTERNAL_ERROR);
-		fail(s, KC_END_COMMAND, err);
+		fail(s, o->mode == KC_SERVE_EXEC ? KC_END_COMMAND : KC_END_ERROR, err);
 		return 1;
 	}
 	s->state = ST_RELAY;
@@ -571,7 +593,7 @@ static bool reads_backend(const struct session *s)
 static bool splices_from_client(const struct session *s)
 {
 	return s->zc && s->c2b.len == 0 &&
-	       !(s->srv->o->mode == KC_SERVE_EXEC && (s->command_in_gone || s->draining));
+	       !(local(s) && (s->command_in_gone || s->draining));
 }
 
 /* Drop what waits for a command that stopped reading. */
@@ -596,13 +618,15 @@ static int backend_send_failed(struct session *s, int e)
 {
 	bool exec = s->srv->o->mode == KC_SERVE_EXEC;
 	struct kc_err err;
-	if (exec && (e == EPIPE || e == ECONNRESET)) {
+	if (local(s) && (e == EPIPE || e == ECONNRESET)) {
 		s->command_in_gone = true;
 		drop_c2b(s);
 		return 0;
 	}
 	if (exec)
 		kc_err_errno(&err, KC_E_IO, e, "cannot write to the command");
+	else if (local(s))
+		kc_err_errno(&err, KC_E_IO, e, "cannot write to the session's endpoint");
 	else
 		kc_err_errno(&err, KC_E_IO, e, "backend %s failed while we sent to it",
 			     s->rep.backend);
@@ -616,7 +640,6 @@ static int backend_send_failed(struct session *s, int e)
 static int read_client(struct session *s)
 {
 	bool echo = s->srv->o->mode == KC_SERVE_ECHO;
-	bool exec = s->srv->o->mode == KC_SERVE_EXEC;
 	struct kc_err err = { 0 };
 	ssize_t n;
 
@@ -644,7 +667,7 @@ static int read_client(struct session *s)
 		 * command that stopped reading, or whose input closed at the
 		 * stop, takes nothing more. */
 		if (!(echo && kc_conn_close_sent(s->conn)) &&
-		    !(exec && (s->command_in_gone || s->draining)))
+		    !(local(s) && (s->command_in_gone || s->draining)))
 			s->c2b.len += (size_t)n;
 		return 1;
 	}
@@ -712,7 +735,8 @@ static int read_backend(struct session *s)
 		s->b2cp.full = true;
 		return 0;
 	}
-	if (n == 0 || (exec && errno == ECONNRESET) || (exec && errno == EAGAIN && s->child.reaped)) {
+	if (n == 0 || (local(s) && errno == ECONNRESET) ||
+	    (exec && errno == EAGAIN && s->child.reaped)) {
 		/* A command's output ends at its exit too, once what it
 		 * wrote is read: what it started may hold the socket. */
 		s->backend_eof = true;
@@ -722,6 +746,8 @@ static int read_backend(struct session *s)
 		return 0;
 	if (exec)
 		kc_err_errno(&err, KC_E_IO, errno, "cannot read from the command");
+	else if (local(s))
+		kc_err_errno(&err, KC_E_IO, errno, "cannot read from the session's endpoint");
 	else
 		kc_err_errno(&err, KC_E_IO, errno, "backend %s failed", s->rep.backend);
 	kc_conn_abort(s->conn, GNUTLS_A_INTERNAL_ERROR);
@@ -761,7 +787,6 @@ static int write_client(struct session *s)
 static int relay_round(struct session *s)
 {
 	bool echo = s->srv->o->mode == KC_SERVE_ECHO;
-	bool exec = s->srv->o->mode == KC_SERVE_EXEC;
 	struct kc_err err = { 0 };
 	bool moved = false;
 	int rc;
@@ -775,7 +800,7 @@ static int relay_round(struct session *s)
 		moved |= rc > 0;
 	}
 	/* The client's end goes on to the backend once its data has. */
-	if (!echo && (s->client_eof || s->truncated || (exec && s->draining)) &&
+	if (!echo && (s->client_eof || s->truncated || (local(s) && s->draining)) &&
 	    c2b_queued(s) == 0 && !s->backend_shut) {
 		shutdown(s->bfd, SHUT_WR);
 		s->backend_shut = true;
@@ -808,6 +833,8 @@ static int relay_round(struct session *s)
 			fail(s, err.status == KC_E_TRUNCATED ? KC_END_TRUNCATED : KC_END_ERROR, &err);
 			return -1;
 		}
+		if (s->srv->o->close_timeout_ms)
+			kc_loop_deadline(s->srv->loop, &s->client, s->srv->o->close_timeout_ms);
 		moved = true;
 	}
 	/* Done: close_notify both ways, everything delivered. */
@@ -854,12 +881,13 @@ static int rearm(struct session *s)
 	return kc_loop_watch(s->srv->loop, &s->backend, bev);
 }
 
-static void relay(struct session *s)
+/* -1 when the session ended. */
+static int relay(struct session *s)
 {
 	for (int round = 0;; round++) {
 		int rc = relay_round(s);
 		if (rc < 0)
-			return;
+			return -1;
 		if (rc == 0)
 			break;
 		if (round == ROUNDS_PER_TURN) {
@@ -871,7 +899,9 @@ static void relay(struct session *s)
 		struct kc_err err;
 		kc_err_errno(&err, KC_E_INTERNAL, errno, "epoll refused a socket");
 		fail(s, KC_END_ERROR, &err);
+		return -1;
 	}
+	return 0;
 }
 
 static void session_run(struct session *s)
@@ -898,6 +928,17 @@ static bool hung_up(const struct kc_loop_item *item, uint32_t events)
 static void on_client(struct kc_loop_item *item, uint32_t events)
 {
 	struct session *s = item->ctx;
+	if (events & KC_LOOP_TIMER && s->state == ST_RELAY) {
+		/* close_timeout_ms after our close_notify: what came in time
+		 * gets its turn, then the session ends. */
+		if (relay(s) == 0) {
+			struct kc_err err;
+			kc_err_set(&err, KC_E_TIMEOUT, "the client did not answer our close_notify "
+				   "within %u ms", s->srv->o->close_timeout_ms);
+			fail(s, KC_END_TRUNCATED, &err);
+		}
+		return;
+	}
 	if (events & KC_LOOP_TIMER) {
 		/* A busy loop can reach the deadline before an event that
 		 * came in time (a turn takes EVENTS_PER_TURN at most): what
