@@ -548,6 +548,15 @@ static const struct cli_option opt_serve = {
 	.help = "serve the metrics over HTTP at /metrics until\n"
 		"stopped (ADDR default 127.0.0.1)",
 };
+static const struct cli_option opt_stats_cert = {
+	.name = "cert", .metavar = "FILE", .hint = CLI_HINT_FILE, .apply = set_cert,
+	.help = "with --serve: serve over TLS (https) with this\n"
+		"certificate chain (PEM)",
+};
+static const struct cli_option opt_stats_key = {
+	.name = "key", .metavar = "FILE", .hint = CLI_HINT_FILE, .apply = set_key,
+	.help = "with --cert: its private key (PEM)",
+};
 static const struct cli_option opt_watch = {
 	.name = "watch", .metavar = "SECS", .apply = set_watch,
 	.help = "repeat every SECS seconds until interrupted",
@@ -621,7 +630,9 @@ static const struct cli_option *const selftest_options[] = {
 };
 
 static const struct cli_option *const stats_options[] = {
-	&opt_stats_json, &opt_stats_format, &opt_output, &opt_watch, &opt_serve, &opt_quiet, &opt_stats_verbose, &opt_help, NULL,
+	&opt_stats_json, &opt_stats_format, &opt_output, &opt_watch, &opt_serve,
+	&opt_stats_cert, &opt_stats_key, &opt_cafile, &opt_verify_client, &opt_ktls,
+	&opt_quiet, &opt_stats_verbose, &opt_help, NULL,
 };
 
 static const struct cli_option *const keyupdate_options[] = {
@@ -669,6 +680,18 @@ static int check_pid(struct cli_opts *o, const struct cli_subcommand *sub, int n
 	return 0;
 }
 
+/* The certificate and key go together; --verify-client needs the CA
+ * (connect, listen, stats --serve). */
+static int check_tls_files(const struct cli_opts *o, const struct cli_subcommand *sub,
+			   struct kc_err *err)
+{
+	if (!o->tls.certfile != !o->tls.keyfile)
+		return usage_error(err, sub, "--cert and --key go together");
+	if (o->tls.verify_client && !o->tls.cafile)
+		return usage_error(err, sub, "--verify-client needs --cafile FILE");
+	return 0;
+}
+
 /* stats [PID] and the options that go together. */
 static int check_stats(struct cli_opts *o, const struct cli_subcommand *sub, int npos,
 		       char **pos, struct kc_err *err)
@@ -681,6 +704,15 @@ static int check_stats(struct cli_opts *o, const struct cli_subcommand *sub, int
 	if (o->serve && (o->stats_format == CLI_STATS_JSON || o->json))
 		return usage_error(err, sub, "--serve serves metrics: --format openmetrics or "
 				   "prometheus, or neither (then as the scraper asks)");
+	if ((o->tls.certfile || o->tls.keyfile || o->tls.cafile || o->tls.verify_client) &&
+	    !o->serve)
+		return usage_error(err, sub, "--cert, --key, --cafile and --verify-client "
+				   "go with --serve");
+	if (check_tls_files(o, sub, err) < 0)
+		return -1;
+	if (o->tls.cafile && !o->tls.certfile)
+		return usage_error(err, sub, "--cafile verifies scrapers over TLS: give "
+				   "--cert and --key too");
 	return 0;
 }
 
@@ -697,16 +729,14 @@ static int check_session(struct cli_opts *o, const struct cli_subcommand *sub, i
 	o->tls.role = listen ? KC_SERVER : KC_CLIENT;
 	if (listen && (!o->tls.certfile || !o->tls.keyfile))
 		return usage_error(err, sub, "listen needs --cert FILE and --key FILE");
-	if (!listen && (!o->tls.certfile != !o->tls.keyfile))
-		return usage_error(err, sub, "--cert and --key go together");
+	if (check_tls_files(o, sub, err) < 0)
+		return -1;
 	if (o->forward + o->echo + !!o->exec_command > 1)
 		return usage_error(err, sub, "--echo, --forward and --exec exclude each other: "
 				   "give one");
 	if (o->accept && (o->session_in || o->session_out))
 		return usage_error(err, sub, "--accept does not save or resume sessions yet: "
 				   "give --session-in and --session-out without it");
-	if (o->tls.verify_client && !o->tls.cafile)
-		return usage_error(err, sub, "--verify-client needs --cafile FILE");
 	if (o->tls.priority && (o->tls.versions || o->tls.n_ciphers))
 		return usage_error(err, sub,
 				   "--priority replaces --tls1.2/--tls1.3/--cipher: give one or the other");

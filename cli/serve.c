@@ -99,7 +99,7 @@ static void log_view(const struct kc_view *v)
 	free(json);
 }
 
-static void on_end(void *ctx, const struct kc_session_report *r)
+void cli_serve_on_end(void *ctx, const struct kc_session_report *r)
 {
 	const struct cli_opts *o = ctx;
 	struct kc_view *v = report_view(r);
@@ -115,7 +115,7 @@ static void on_end(void *ctx, const struct kc_session_report *r)
 	kc_view_free(v);
 }
 
-static void on_notice(void *ctx, const char *msg)
+void cli_serve_on_notice(void *ctx, const char *msg)
 {
 	const struct cli_opts *o = ctx;
 	if (!o->log_json) {
@@ -136,7 +136,7 @@ static void on_notice(void *ctx, const char *msg)
  * anyway pauses accepting (core/serve.h).  Not for --exec: commands
  * would inherit it, and programs that select() or close every
  * descriptor up to the limit break on a large one. */
-static void raise_fd_limit(void)
+void cli_raise_fd_limit(void)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -146,7 +146,7 @@ static void raise_fd_limit(void)
 }
 
 /* One line either way, after SIGHUP. */
-static void on_reload(void *ctx, const struct kc_creds *creds, const struct kc_err *err)
+void cli_serve_on_reload(void *ctx, const struct kc_creds *creds, const struct kc_err *err)
 {
 	const struct cli_opts *o = ctx;
 	if (!creds) {
@@ -168,7 +168,7 @@ static void on_reload(void *ctx, const struct kc_creds *creds, const struct kc_e
 	else
 		snprintf(msg, sizeof msg, "reloaded credentials from %s: new handshakes use them "
 			 "(certificate subject '%s', SHA-256 %s)", from, subject, sha);
-	on_notice(ctx, msg);
+	cli_serve_on_notice(ctx, msg);
 }
 
 int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
@@ -177,7 +177,7 @@ int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 	struct addrinfo *backend = NULL;
 
 	if (!o->exec_command)
-		raise_fd_limit();
+		cli_raise_fd_limit();
 
 	/* forward's backend, or the server each of --accept's clients gets */
 	const struct kc_hostport *to = o->accept ? &o->hp : o->forward ? &o->forward_hp : NULL;
@@ -204,9 +204,9 @@ int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 		.stop_fd = cli_stop_fd,
 		/* a client's credentials are not reloaded */
 		.reload_fd = o->accept ? -1 : cli_reload_fd,
-		.on_end = on_end,
-		.on_notice = on_notice,
-		.on_reload = on_reload,
+		.on_end = cli_serve_on_end,
+		.on_notice = cli_serve_on_notice,
+		.on_reload = cli_serve_on_reload,
 		.ctx = (void *)o,
 	};
 	struct kc_serve_result res;

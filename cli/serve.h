@@ -7,6 +7,7 @@
 
 #include "cli/opts.h"
 #include "core/handshake.h"
+#include "core/serve.h"
 
 /* Whether o asks for serving many rather than one session at a time. */
 bool cli_serves_many(const struct cli_opts *o);
@@ -14,5 +15,16 @@ bool cli_serves_many(const struct cli_opts *o);
 /* Serve on the listening socket lfd (taken over) until a stop; returns
  * the exit status. */
 int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds);
+
+/* What a user sees of any server on core/serve.h (listen, and stats
+ * --serve over TLS), as kc_serve_opts callbacks whose ctx is the struct
+ * cli_opts: a session's log line (text, or JSON with --log-format json),
+ * a notice, and the line after a SIGHUP reload. */
+void cli_serve_on_end(void *ctx, const struct kc_session_report *r);
+void cli_serve_on_notice(void *ctx, const char *msg);
+void cli_serve_on_reload(void *ctx, const struct kc_creds *creds, const struct kc_err *err);
+
+/* The soft limit on descriptors raised to the hard one (see serve.c). */
+void cli_raise_fd_limit(void);
 
 #endif

@@ -13,7 +13,8 @@ extern int cli_stop_fd;
  * handshake returns EINTR so it can stop), and SIGPIPE ignored. */
 void cli_install_signals(void);
 
-/* SIGHUP, for a listen that serves many (cli/serve.h) and nothing else:
+/* SIGHUP, for a listen that serves many (cli/serve.h) and stats --serve
+ * over TLS (cli/stats_serve.c), and nothing else:
  * each one makes cli_reload_fd (non-blocking) readable, and the server
  * loads its credentials again.  Everywhere else SIGHUP keeps its default
  * action (the process ends, as when its terminal hangs up).  Installed

@@ -60,7 +60,9 @@ struct session {
 	/* exec: the command (bfd is our end of its socketpair) and its pidfd */
 	struct kc_child child;
 	struct kc_loop_item proc;
-	bool command_in_gone;        /* it stopped reading: drop what the client sends */
+	/* exec, socket: the command or the caller stopped reading: drop
+	 * what the client sends */
+	bool command_in_gone;
 	struct kc_hs *hs;
 	gnutls_session_t tls;
 	struct kc_creds *creds;      /* a reference: what its handshake started with */
@@ -117,6 +119,14 @@ const char *kc_session_end_name(enum kc_session_end end)
 	case KC_END_CUT_OFF: return "drain-timeout";
 	}
 	return "?";
+}
+
+/* Whether the backend is our end of a local socketpair: a command's
+ * (exec) or the caller's (socket), which behave alike. */
+static bool local(const struct session *s)
+{
+	enum kc_serve_mode mode = s->srv->o->mode;
+	return mode == KC_SERVE_EXEC || mode == KC_SERVE_SOCKET;
 }
 
 static void notice(struct server *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -448,16 +458,10 @@ static void dial(struct session *s, int last_errno)
 	fail(s, KC_END_BACKEND, &err);
 }
 
-/* exec: the command on one end of a socketpair, the other end ours in
- * the backend's place. */
-static int start_command(struct session *s, struct kc_err *err)
+/* exec: the command on fd, the other end of our socketpair. */
+static int start_command(struct session *s, int fd, struct kc_err *err)
 {
 	const struct kc_serve_opts *o = s->srv->o;
-	int sp[2];
-	/* The command's end blocks, as a program expects of its stdin. */
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
-		return kc_err_errno(err, KC_E_IO, errno, "cannot start the command: socketpair");
-	fill_report(s);
 	char id[24], sni[256], alpn[256], subject[1024];
 	snprintf(id, sizeof id, "%lu", s->rep.id);
 	const struct kc_env_var env[] = {
@@ -471,22 +475,40 @@ static int start_command(struct session *s, struct kc_err *err)
 		{ "KTLSCTL_CLIENT_SUBJECT", o->tls.verify_client &&
 		  kc_tls_peer_subject(s->tls, subject, sizeof subject) ? subject : NULL },
 	};
-	int rc = kc_spawn(o->command, sp[1], env, sizeof env / sizeof env[0], &s->child, err);
-	close(sp[1]);
-	if (rc < 0) {
-		close(sp[0]);
+	int rc = kc_spawn(o->command, fd, env, sizeof env / sizeof env[0], &s->child, err);
+	close(fd);
+	if (rc < 0)
 		return -1;
-	}
 	s->rep.command_pid = (long)s->child.pid;
-	kc_set_nonblocking(sp[0], 1);
-	s->bfd = sp[0];
-	kc_loop_item_init(&s->backend, sp[0], on_backend, s);
 	kc_loop_item_init(&s->proc, s->child.pidfd, on_proc, s);
 	if (kc_loop_watch(s->srv->loop, &s->proc, EPOLLIN) < 0) {
 		int e = errno;
 		kc_child_kill_wait(&s->child);
 		return kc_err_errno(err, KC_E_INTERNAL, e, "epoll refused the command's pidfd");
 	}
+	return 0;
+}
+
+/* exec and socket: a socketpair, one end ours in the backend's place,
+ * the other the command's (exec) or the caller's (socket). */
+static int start_local(struct session *s, struct kc_err *err)
+{
+	const struct kc_serve_opts *o = s->srv->o;
+	int sp[2];
+	/* Their end blocks, as a program expects of its stdin. */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return kc_err_errno(err, KC_E_IO, errno, "cannot start the %s: socketpair",
+				    o->mode == KC_SERVE_EXEC ? "command" : "session's endpoint");
+	fill_report(s);
+	int rc = o->mode == KC_SERVE_EXEC ? start_command(s, sp[1], err)
+					  : o->on_socket(o->ctx, sp[1], &s->rep, err);
+	if (rc < 0) {
+		close(sp[0]);
+		return -1;
+	}
+	kc_set_nonblocking(sp[0], 1);
+	s->bfd = sp[0];
+	kc_loop_item_init(&s->backend, sp[0], on_backend, s);
 	return 0;
 }
 
@@ -535,9 +557,9 @@ static int established(struct session *s, struct kc_err *err)
 		dial(s, EHOSTUNREACH);
 		return 1;
 	}
-	if (o->mode == KC_SERVE_EXEC && start_command(s, err) < 0) {
+	if (local(s) && start_local(s, err) < 0) {
 		kc_conn_abort(s->conn, GNUTLS_A_INTERNAL_ERROR);
-		fail(s, KC_END_COMMAND, err);
+		fail(s, o->mode == KC_SERVE_EXEC ? KC_END_COMMAND : KC_END_ERROR, err);
 		return 1;
 	}
 	s->state = ST_RELAY;
@@ -592,7 +614,7 @@ static bool fatal_errno(int e)
 /* Whether our close_notify is due once what goes before it is out: the
  * TLS peer's own (echo; TLS 1.2 answers at once, RFC 5246 §7.2.1), the
  * plain side's end (backend, command, originate's client), the stop (not
- * for a command: it gets EOF and finishes its output). */
+ * for a local end: it gets EOF and finishes its output). */
 static bool close_due(const struct session *s)
 {
 	enum kc_serve_mode mode = s->srv->o->mode;
@@ -600,7 +622,7 @@ static bool close_due(const struct session *s)
 	if (mode == KC_SERVE_ECHO)
 		return s->client_eof || s->draining;
 	return s->backend_eof || (tls12 && s->client_eof) ||
-	       (mode != KC_SERVE_EXEC && s->draining);
+	       (!local(s) && s->draining);
 }
 
 /* Whether the backend's (or the command's) output is still read. */
@@ -609,7 +631,7 @@ static bool reads_backend(const struct session *s)
 	enum kc_serve_mode mode = s->srv->o->mode;
 	bool tls12 = kc_conn_version(s->conn) == KC_TLS12;
 	return mode != KC_SERVE_ECHO && !s->backend_eof && !(tls12 && s->client_eof) &&
-	       !(mode != KC_SERVE_EXEC && s->draining);
+	       (local(s) || !s->draining);
 }
 
 /* Whether the client's data goes into the pipe now: splicing, the pipe
@@ -618,7 +640,7 @@ static bool reads_backend(const struct session *s)
 static bool splices_from_client(const struct session *s)
 {
 	return s->zc && s->c2b.len == 0 &&
-	       !(s->srv->o->mode == KC_SERVE_EXEC && (s->command_in_gone || s->draining));
+	       !(local(s) && (s->command_in_gone || s->draining));
 }
 
 /* Drop what waits for a command that stopped reading. */
@@ -643,13 +665,15 @@ static int backend_send_failed(struct session *s, int e)
 {
 	bool exec = s->srv->o->mode == KC_SERVE_EXEC;
 	struct kc_err err;
-	if (exec && (e == EPIPE || e == ECONNRESET)) {
+	if (local(s) && (e == EPIPE || e == ECONNRESET)) {
 		s->command_in_gone = true;
 		drop_c2b(s);
 		return 0;
 	}
 	if (exec)
 		kc_err_errno(&err, KC_E_IO, e, "cannot write to the command");
+	else if (local(s))
+		kc_err_errno(&err, KC_E_IO, e, "cannot write to the session's endpoint");
 	else
 		kc_err_errno(&err, KC_E_IO, e, "backend %s failed while we sent to it",
 			     s->rep.backend);
@@ -663,7 +687,6 @@ static int backend_send_failed(struct session *s, int e)
 static int read_client(struct session *s)
 {
 	bool echo = s->srv->o->mode == KC_SERVE_ECHO;
-	bool exec = s->srv->o->mode == KC_SERVE_EXEC;
 	struct kc_err err = { 0 };
 	ssize_t n;
 
@@ -691,7 +714,7 @@ static int read_client(struct session *s)
 		 * command that stopped reading, or whose input closed at the
 		 * stop, takes nothing more. */
 		if (!(echo && kc_conn_close_sent(s->conn)) &&
-		    !(exec && (s->command_in_gone || s->draining)))
+		    !(local(s) && (s->command_in_gone || s->draining)))
 			s->c2b.len += (size_t)n;
 		return 1;
 	}
@@ -759,7 +782,8 @@ static int read_backend(struct session *s)
 		s->b2cp.full = true;
 		return 0;
 	}
-	if (n == 0 || (exec && errno == ECONNRESET) || (exec && errno == EAGAIN && s->child.reaped)) {
+	if (n == 0 || (local(s) && errno == ECONNRESET) ||
+	    (exec && errno == EAGAIN && s->child.reaped)) {
 		/* A command's output ends at its exit too, once what it
 		 * wrote is read: what it started may hold the socket. */
 		s->backend_eof = true;
@@ -769,6 +793,8 @@ static int read_backend(struct session *s)
 		return 0;
 	if (exec)
 		kc_err_errno(&err, KC_E_IO, errno, "cannot read from the command");
+	else if (local(s))
+		kc_err_errno(&err, KC_E_IO, errno, "cannot read from the session's endpoint");
 	else
 		kc_err_errno(&err, KC_E_IO, errno, "backend %s failed", s->rep.backend);
 	kc_conn_abort(s->conn, GNUTLS_A_INTERNAL_ERROR);
@@ -808,7 +834,6 @@ static int write_client(struct session *s)
 static int relay_round(struct session *s)
 {
 	bool echo = s->srv->o->mode == KC_SERVE_ECHO;
-	bool exec = s->srv->o->mode == KC_SERVE_EXEC;
 	struct kc_err err = { 0 };
 	bool moved = false;
 	int rc;
@@ -822,7 +847,7 @@ static int relay_round(struct session *s)
 		moved |= rc > 0;
 	}
 	/* The client's end goes on to the backend once its data has. */
-	if (!echo && (s->client_eof || s->truncated || (exec && s->draining)) &&
+	if (!echo && (s->client_eof || s->truncated || (local(s) && s->draining)) &&
 	    c2b_queued(s) == 0 && !s->backend_shut) {
 		shutdown(s->bfd, SHUT_WR);
 		s->backend_shut = true;
@@ -855,6 +880,8 @@ static int relay_round(struct session *s)
 			fail(s, err.status == KC_E_TRUNCATED ? KC_END_TRUNCATED : KC_END_ERROR, &err);
 			return -1;
 		}
+		if (s->srv->o->close_timeout_ms)
+			kc_loop_deadline(s->srv->loop, &s->client, s->srv->o->close_timeout_ms);
 		moved = true;
 	}
 	/* Done: close_notify both ways, everything delivered. */
@@ -901,12 +928,13 @@ static int rearm(struct session *s)
 	return kc_loop_watch(s->srv->loop, &s->backend, bev);
 }
 
-static void relay(struct session *s)
+/* -1 when the session ended. */
+static int relay(struct session *s)
 {
 	for (int round = 0;; round++) {
 		int rc = relay_round(s);
 		if (rc < 0)
-			return;
+			return -1;
 		if (rc == 0)
 			break;
 		if (round == ROUNDS_PER_TURN) {
@@ -918,7 +946,9 @@ static void relay(struct session *s)
 		struct kc_err err;
 		kc_err_errno(&err, KC_E_INTERNAL, errno, "epoll refused a socket");
 		fail(s, KC_END_ERROR, &err);
+		return -1;
 	}
+	return 0;
 }
 
 static void session_run(struct session *s)
@@ -972,6 +1002,17 @@ static void on_client(struct kc_loop_item *item, uint32_t events)
 	if (s->state == ST_DIALING) {
 		if (dialed(s, events))
 			start_tls(s);
+		return;
+	}
+	if (events & KC_LOOP_TIMER && s->state == ST_RELAY) {
+		/* close_timeout_ms after our close_notify: what came in time
+		 * gets its turn, then the session ends. */
+		if (relay(s) == 0) {
+			struct kc_err err;
+			kc_err_set(&err, KC_E_TIMEOUT, "the client did not answer our close_notify "
+				   "within %u ms", s->srv->o->close_timeout_ms);
+			fail(s, KC_END_TRUNCATED, &err);
+		}
 		return;
 	}
 	if (events & KC_LOOP_TIMER) {

@@ -42,6 +42,15 @@
  *            without one a FIN too (the report says truncated).  A
  *            server that cannot be reached, or whose handshake fails,
  *            ends that session; the plain client is closed unread.
+ *   socket   as exec, with the caller in the command's place: the other
+ *            end of the socketpair goes to on_socket (with the report as
+ *            it stands: id, peer, version, cipher, channel), which owns
+ *            it from then on.  The caller reads the client's plaintext
+ *            from it and writes its answer to it; closing it (or
+ *            shutting down its write side) becomes our close_notify once
+ *            what it wrote is out.  The client's close_notify, and the
+ *            stop, become EOF on it.  on_socket refusing ends the session
+ *            with a fatal alert.
  *
  * At max_conns sessions the listener is set aside until one ends; when
  * accept runs out of file descriptors (EMFILE, ENFILE) accepting pauses
@@ -79,7 +88,8 @@
 
 struct addrinfo;
 
-enum kc_serve_mode { KC_SERVE_ECHO, KC_SERVE_FORWARD, KC_SERVE_EXEC, KC_SERVE_ORIGINATE };
+enum kc_serve_mode { KC_SERVE_ECHO, KC_SERVE_FORWARD, KC_SERVE_EXEC, KC_SERVE_SOCKET,
+		    KC_SERVE_ORIGINATE };
 
 /* How a session ended. */
 enum kc_session_end {
@@ -141,8 +151,17 @@ struct kc_serve_opts {
 	 * KTLSCTL_SNI, KTLSCTL_ALPN and KTLSCTL_CLIENT_SUBJECT (under
 	 * tls.verify_client) in its environment */
 	const char *command;
+	/* socket: fd is the caller's (to close) whatever it returns; -1
+	 * with *err to refuse the session.  Called in kc_serve_run's thread:
+	 * it must not block. */
+	int (*on_socket)(void *ctx, int fd, const struct kc_session_report *r,
+			 struct kc_err *err);
 	unsigned max_conns;               /* 0: 1024 */
 	unsigned drain_timeout_ms;
+	/* After our close_notify, how long the client has to answer it
+	 * before the session ends (truncated, not waiting for a silent
+	 * client any longer); 0: as long as it takes. */
+	unsigned close_timeout_ms;
 	int stop_fd;                      /* readable: stop */
 	/* readable: reload the credentials (-1: never); non-blocking, and
 	 * read until empty at each reload */

@@ -15,7 +15,12 @@ kTLS metrics for Prometheus (core/diag/metrics.c, cli/stats_serve.c).
   * --output replaces its file atomically (a reader racing --watch never
     sees a part), mode 0644;
   * --serve against hostile clients: bad requests get their status codes,
-    slow clients and 100 concurrent scrapes while a session keeps echoing.
+    slow clients and 100 concurrent scrapes while a session keeps echoing;
+  * --serve over TLS (--cert, --key; --cafile --verify-client for mutual
+    TLS): curl and Python's ssl get the metrics, 60 concurrent scrapes
+    are not held up by a client that never completes its handshake,
+    SIGTERM lets the scrapes in flight finish, Prometheus scrapes it with
+    a tls_config, SIGHUP reloads the certificate.
 
 Sessions run with XDG_RUNTIME_DIR set to a private directory per case, so
 the metrics list only the sessions of that case."""
@@ -23,7 +28,9 @@ the metrics list only the sessions of that case."""
 import json
 import os
 import re
+import signal
 import socket
+import ssl
 import stat
 import sys
 import tempfile
@@ -40,8 +47,10 @@ from ktlsctl_test.runner import Suite  # noqa: E402
 from ktlsctl_test.verdicts import Fail  # noqa: E402
 from ktlsctl_test.procs import (  # noqa: E402
     Proc, check_no_sanitizer, free_port, ktlsctl, ktlsctl_listen, wait_listening)
-from ktlsctl_test.data import hex_lines  # noqa: E402
+from ktlsctl_test.data import hex_lines, sha  # noqa: E402
 from ktlsctl_test.peers import EOF_CLOSE, require_programs  # noqa: E402
+from ktlsctl_test.certs import (  # noqa: E402
+    fingerprint, put_pair, reload_files, reloaded_line)
 
 require_programs("promtool", "prometheus", "certtool")
 
@@ -97,7 +106,7 @@ def start_sessions(xdg, version="--tls1.3"):
 
 
 def stop(*procs):
-    for p in procs:
+    for p in filter(None, procs):     # None: never started
         if p.alive():
             p.kill()
         p.wait(10)
@@ -338,12 +347,15 @@ def _usage():
 # -------------------------------------------------------------------- serve
 
 def start_serve(xdg, *extra):
+    scheme = "https" if "--cert" in extra else "http"
     p = Proc([KTLSCTL, "stats", "--serve", ":0"] + list(extra), name="stats --serve",
              stdin=None, extra_env={"XDG_RUNTIME_DIR": xdg})
-    m = p.wait_err(r"ktlsctl: serving metrics on http://127\.0\.0\.1:(\d+)/metrics", scaled(30))
+    m = p.wait_err(r"ktlsctl: serving metrics on %s://127\.0\.0\.1:(\d+)/metrics" % scheme,
+                   scaled(30))
     if not m:
         p.kill()
-        raise Fail("stats --serve :0 did not say it serves on 127.0.0.1\n%s" % p.describe())
+        raise Fail("stats --serve :0 did not say it serves on %s://127.0.0.1\n%s"
+                   % (scheme, p.describe()))
     return p, int(m.group(1))
 
 
@@ -463,40 +475,70 @@ def _serve_hostile():
         stop(serve, cli, srv)
 
 
+def start_prometheus(port, job_extra=""):
+    """Prometheus on loopback scraping 127.0.0.1:port every second (job_extra:
+    more lines for the job); returns it (its port as .port) and a query
+    function."""
+    d = tempfile.mkdtemp(dir=suite.tmpdir())
+    prom_port = free_port()
+    with open(os.path.join(d, "prometheus.yml"), "w") as f:
+        f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                "scrape_configs:\n  - job_name: ktlsctl\n%s    static_configs:\n"
+                "      - targets: ['127.0.0.1:%d']\n" % (job_extra, port))
+    prom = Proc(["prometheus", "--config.file", os.path.join(d, "prometheus.yml"),
+                 "--storage.tsdb.path", os.path.join(d, "data"),
+                 "--web.listen-address", "127.0.0.1:%d" % prom_port],
+                name="prometheus", stdin=None, stdout_cap=1 << 16, stderr_cap=1 << 16)
+    prom.port = prom_port
+
+    def ready():
+        # it listens before it is ready, answering 503 until then
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/-/ready" % prom_port,
+                                        timeout=scaled(20)) as r:
+                return r.status == 200
+        except OSError:         # urllib's HTTPError and URLError included
+            return False
+    if wait_listening(prom_port, prom, timeout=scaled(60)):
+        deadline = time.monotonic() + scaled(60)
+        while not ready() and prom.alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    if not (prom.alive() and ready()):
+        prom.kill()
+        raise Fail("prometheus did not become ready\n%s" % prom.describe())
+
+    def query(q):
+        url = "http://127.0.0.1:%d/api/v1/query?query=%s" % (prom_port, urllib.parse.quote(q))
+        with urllib.request.urlopen(url, timeout=scaled(20)) as r:
+            res = json.load(r)
+        return res["data"]["result"] if res.get("status") == "success" else []
+    return prom, query
+
+
+def wait_query(query, q):
+    """query(q)'s result once it has one, within 60 s; [] if never."""
+    deadline = time.monotonic() + scaled(60)
+    found = []
+    while time.monotonic() < deadline and not found:
+        found = query(q)
+        if not found:
+            time.sleep(0.5)
+    return found
+
+
 @suite.case("a real Prometheus server scrapes --serve: records under key and tls_stat as in stats --json")
 def _prometheus_scrape():
     xdg = new_xdg()
     srv, cli = start_sessions(xdg)
     serve, port = start_serve(xdg)
-    d = tempfile.mkdtemp(dir=suite.tmpdir())
-    prom_port = free_port()
-    with open(os.path.join(d, "prometheus.yml"), "w") as f:
-        f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-                "scrape_configs:\n  - job_name: ktlsctl\n    static_configs:\n"
-                "      - targets: ['127.0.0.1:%d']\n" % port)
-    prom = Proc(["prometheus", "--config.file", os.path.join(d, "prometheus.yml"),
-                 "--storage.tsdb.path", os.path.join(d, "data"),
-                 "--web.listen-address", "127.0.0.1:%d" % prom_port],
-                name="prometheus", stdin=None, stdout_cap=1 << 16, stderr_cap=1 << 16)
+    prom = None
     try:
-        if not wait_listening(prom_port, prom, timeout=scaled(60)):
-            raise Fail("prometheus did not listen\n%s" % prom.describe())
+        prom, query = start_prometheus(port)
+        prom_port = prom.port
         doc = json.loads(run_ok(xdg, "stats", "--json"))
         s = [x for x in doc["sessions"] if x["pid"] == cli.pid][0]
-
-        def query(q):
-            url = "http://127.0.0.1:%d/api/v1/query?query=%s" % (prom_port, urllib.parse.quote(q))
-            with urllib.request.urlopen(url, timeout=scaled(20)) as r:
-                res = json.load(r)
-            return res["data"]["result"] if res.get("status") == "success" else []
-
         q = 'ktls_session_records_current_key{pid="%d",direction="rx"}' % cli.pid
-        deadline = time.monotonic() + scaled(60)
-        found = []
-        while time.monotonic() < deadline and not found:
-            found = query(q)
-            if not found:
-                time.sleep(0.5)
+        found = wait_query(query, q)
         if not found:
             up = query('up{job="ktlsctl"}')
             raise Fail("Prometheus has no %s after 60 s (up: %s)\n%s" % (q, up, prom.describe()))
@@ -523,6 +565,324 @@ def _prometheus_scrape():
             meta = json.load(r)["data"]
         if not meta or meta[0].get("type") != "info":
             raise Fail("Prometheus metadata for ktls_kernel: %s (expected type info)" % meta)
+    finally:
+        stop(prom, serve, cli, srv)
+
+
+# ---------------------------------------------------------------- serve TLS
+
+def tls_args(mutual=False):
+    args = ["--cert", certs().srv_ec[0], "--key", certs().srv_ec[1]] + CHANNEL_ARGS
+    return args + (["--cafile", certs().ca, "--verify-client"] if mutual else [])
+
+
+def tls_ctx(client_cert=True):
+    ctx = ssl.create_default_context(cafile=certs().ca)
+    if client_cert:
+        ctx.load_cert_chain(*certs().client)
+    return ctx
+
+
+def tls_connect(port, ctx=None):
+    """A TLS connection to the endpoint, handshake done."""
+    return (ctx or tls_ctx()).wrap_socket(
+        socket.create_connection(("127.0.0.1", port), timeout=scaled(30)),
+        server_hostname="localhost")
+
+
+def read_all(t):
+    """Everything until the server's close_notify (or the TCP end)."""
+    chunks = []
+    while True:
+        try:
+            b = t.recv(65536)
+        except (ssl.SSLEOFError, ConnectionResetError):
+            b = b""
+        if not b:
+            return b"".join(chunks)
+        chunks.append(b)
+
+
+def https(port, raw=b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", ctx=None):
+    with tls_connect(port, ctx) as t:
+        t.sendall(raw)
+        return read_all(t)
+
+
+def metrics_body(resp):
+    """The body of a complete 200 answer (Content-Length checked)."""
+    head, _, body = resp.partition(b"\r\n\r\n")
+    if status_of(resp) != 200 or b"Content-Length: %d\r\n" % len(body) not in head:
+        raise Fail("not a complete 200 answer: %r ... (%d bytes)" % (resp[:200], len(resp)))
+    return body.decode()
+
+
+def promtool_check(text):
+    chk = Proc(["promtool", "check", "metrics"], name="promtool", stdin=text.encode())
+    rc = chk.wait(60)
+    if rc != 0 or chk.stdout.strip() or chk.stderr.strip():
+        raise Fail("promtool check metrics: exit %s\n%s" % (rc, chk.describe()))
+
+
+def stop_serve(serve):
+    serve.signal(signal.SIGTERM)
+    if serve.wait(30) != 0:
+        raise Fail("stats --serve did not exit 0 on SIGTERM\n%s" % serve.describe())
+    check_no_sanitizer(serve)
+
+
+@suite.case("--serve over TLS: curl --cacert gets /metrics, 200, the metric families of plain HTTP")
+def _serve_tls_curl():
+    xdg = new_xdg()
+    srv, cli = start_sessions(xdg)
+    serve, port = start_serve(xdg, *tls_args())
+    plain, plain_port = start_serve(xdg)
+    try:
+        c = Proc(["curl", "-sS", "--cacert", certs().ca, "-o", "-", "-w", "\n%{http_code}",
+                  "https://localhost:%d/metrics" % port], name="curl https", stdin=None)
+        if c.wait(60) != 0:
+            raise Fail("curl over TLS failed\n%s\n%s" % (c.describe(), serve.describe()))
+        body, _, code = c.stdout.decode().rpartition("\n")
+        if code != "200":
+            raise Fail("curl over TLS: status %s\n%s" % (code, c.describe()))
+        tls_fams = parse_exposition(body, openmetrics=False)
+        promtool_check(body)
+        plain_fams = parse_exposition(metrics_body(http(plain_port, b"GET /metrics HTTP/1.1\r\n\r\n")),
+                                      openmetrics=False)
+        if set(tls_fams) != set(plain_fams):
+            raise Fail("families over TLS %s, over plain HTTP %s"
+                       % (sorted(set(tls_fams) ^ set(plain_fams)), sorted(plain_fams)))
+        sample(tls_fams, "ktls_session_records_current_key", pid=str(cli.pid), direction="rx")
+        # a successful scrape is no news: nothing on stderr but the start
+        if serve.stderr.count("\n") != 1:
+            raise Fail("stats --serve over TLS said more than its start\n%s" % serve.describe())
+        stop_serve(serve)
+    finally:
+        stop(serve, plain, cli, srv)
+
+
+@suite.case("--serve --verify-client: a scraper without a certificate is refused with a log line, "
+            "one with a certificate from --cafile is served")
+def _serve_mtls():
+    xdg = new_xdg()
+    serve, port = start_serve(xdg, *tls_args(mutual=True))
+    try:
+        # TLS 1.3: the client's handshake is over before the server sees
+        # that no certificate came; it then finds the connection closed.
+        try:
+            got = https(port, ctx=tls_ctx(client_cert=False))
+        except (ssl.SSLError, OSError):
+            got = b""
+        if got:
+            raise Fail("a scraper without a certificate got %r\n%s" % (got[:200], serve.describe()))
+        want = (r'ktlsctl: session 1 peer=127\.0\.0\.1:\d+ rx=0 tx=0 duration=\d+\.\d{3}s '
+                r'end=handshake-failed reason="TLS handshake failed: Certificate is required\."')
+        if not serve.wait_err(want + r"\n", 20):
+            raise Fail("no log line %r\n%s" % (want, serve.describe()))
+        c = Proc(["curl", "-sS", "--cacert", certs().ca, "--cert", certs().client[0],
+                  "--key", certs().client[1], "-o", "/dev/null", "-w", "%{http_code}",
+                  "https://localhost:%d/metrics" % port], name="curl --cert", stdin=None)
+        if c.wait(60) != 0 or c.stdout != b"200":
+            raise Fail("curl with a client certificate\n%s\n%s" % (c.describe(), serve.describe()))
+        parse_exposition(metrics_body(https(port)), openmetrics=False)
+        stop_serve(serve)
+        lines = serve.stderr.splitlines()
+        if len(lines) != 2 or not re.fullmatch(want, lines[1]):
+            raise Fail("expected the start and the refused scraper's line only\n%s"
+                       % serve.describe())
+    finally:
+        stop(serve)
+
+
+@suite.case("--serve over TLS: 60 concurrent scrapes are all answered while a client that never "
+            "completes its handshake waits for its deadline")
+def _serve_tls_concurrent():
+    xdg = new_xdg()
+    serve, port = start_serve(xdg, *tls_args(mutual=True))
+    silent = socket.create_connection(("127.0.0.1", port), timeout=scaled(30))
+    try:
+        results, errors = [], []
+
+        def scrape():
+            try:
+                results.append(https(port))
+            except (OSError, ssl.SSLError) as e:
+                errors.append(repr(e))
+        threads = [threading.Thread(target=scrape) for _ in range(60)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(scaled(120))
+        if errors or len(results) != 60:
+            raise Fail("60 scrapes: %d answers, errors %s\n%s"
+                       % (len(results), errors[:3], serve.describe()))
+        bodies = [metrics_body(r) for r in results]
+        for b in bodies:
+            parse_exposition(b, openmetrics=False)
+        promtool_check(bodies[0])
+        # the scrapes did not wait for the silent client: it is still
+        # there, and is cut off at its handshake deadline (10 s) only
+        silent.setblocking(False)
+        try:
+            if silent.recv(1) == b"":
+                raise Fail("the silent client was closed before the scrapes were answered")
+        except BlockingIOError:
+            pass
+        silent.settimeout(scaled(30))
+        try:
+            if silent.recv(1) != b"":
+                raise Fail("the silent client got data")
+        except socket.timeout:
+            raise Fail("the silent client was not closed after its handshake deadline")
+        except ConnectionResetError:
+            pass
+        want = (r'ktlsctl: session \d+ peer=127\.0\.0\.1:%d rx=0 tx=0 duration=1\d\.\d{3}s '
+                r'end=handshake-failed reason="[^"]+"\n' % silent.getsockname()[1])
+        if not serve.wait_err(want, 20):
+            raise Fail("no log line %r\n%s" % (want, serve.describe()))
+        stop_serve(serve)
+    finally:
+        silent.close()
+        stop(serve)
+
+
+@suite.case("--serve over TLS: SIGTERM with scrapes in flight: each gets its whole answer, exit 0")
+def _serve_tls_stop():
+    xdg = new_xdg()
+    serve, port = start_serve(xdg, *tls_args(), "-v")
+    conns = []
+    try:
+        # requests sent, answers not read yet
+        for _ in range(10):
+            t = tls_connect(port)
+            t.sendall(b"GET /metrics HTTP/1.1\r\n\r\n")
+            conns.append(t)
+        if not serve.wait_until(lambda p: p.stderr.count(": GET /metrics: 200\n") >= 10, 30):
+            raise Fail("the 10 requests were not answered\n%s" % serve.describe())
+        serve.signal(signal.SIGTERM)
+        for t in conns:
+            parse_exposition(metrics_body(read_all(t)), openmetrics=False)
+            t.unwrap()
+        if serve.wait(30) != 0:
+            raise Fail("stats --serve did not exit 0 on SIGTERM\n%s" % serve.describe())
+        check_no_sanitizer(serve)
+        ends = re.findall(r"^ktlsctl: session \d+ .* end=(\S+)$", serve.stderr, re.M)
+        if ends != ["closed"] * 10:
+            raise Fail("session ends %s, expected 10 closed\n%s" % (ends, serve.describe()))
+    finally:
+        for t in conns:
+            t.close()
+        stop(serve)
+
+
+@suite.case("--serve over TLS: a scraper silent after its handshake gets 10 s for its request, "
+            "then close_notify and 5 s to answer it")
+def _serve_tls_silent_scraper():
+    xdg = new_xdg()
+    serve, port = start_serve(xdg, *tls_args(), "-v")
+    t = tls_connect(port)
+    try:
+        peer = "127.0.0.1:%d" % t.getsockname()[1]
+        t.settimeout(scaled(40))
+        if read_all(t) != b"":
+            raise Fail("the silent scraper got data\n%s" % serve.describe())
+        slow = ("ktlsctl: %s: too slow (10 s to send a request and take the answer): closed\n"
+                % peer)
+        if slow not in serve.stderr:
+            raise Fail("no line %r before our close_notify\n%s" % (slow, serve.describe()))
+        want = (r'ktlsctl: session 1 peer=%s version=TLS1\.3 cipher=\S+ channel=\S+ path=\S+ '
+                r'rx=0 tx=0 duration=1[5-9]\.\d{3}s end=truncated reason="the client did not '
+                r'answer our close_notify within 5000 ms"\n' % re.escape(peer))
+        if not serve.wait_err(want, 20):
+            raise Fail("no line %r\n%s" % (want, serve.describe()))
+        stop_serve(serve)
+    finally:
+        t.close()
+        stop(serve)
+
+
+@suite.case("--serve over TLS: usage errors, and unreadable files as listen says them")
+def _serve_tls_usage():
+    xdg = new_xdg()
+    cert, key = certs().srv_ec
+    for args, want in (
+            (["--serve", ":0", "--key", key],
+             "ktlsctl: --cert and --key go together (see 'ktlsctl stats --help')\n"),
+            (["--serve", ":0", "--cert", cert],
+             "ktlsctl: --cert and --key go together (see 'ktlsctl stats --help')\n"),
+            (["--serve", ":0", "--cert", cert, "--key", key, "--verify-client"],
+             "ktlsctl: --verify-client needs --cafile FILE (see 'ktlsctl stats --help')\n"),
+            (["--serve", ":0", "--cafile", certs().ca],
+             "ktlsctl: --cafile verifies scrapers over TLS: give --cert and --key too "
+             "(see 'ktlsctl stats --help')\n"),
+            (["--cert", cert, "--key", key],
+             "ktlsctl: --cert, --key, --cafile and --verify-client go with --serve "
+             "(see 'ktlsctl stats --help')\n"),
+            (["--serve", ":0", "--cert", cert, "--key", key, "--ktls", "maybe"],
+             "ktlsctl: invalid --ktls 'maybe': use auto, require or off\n")):
+        p, rc = run(xdg, "stats", *args)
+        if rc != 2 or p.stderr != want:
+            raise Fail("stats %s: expected exit 2 and %r\n%s" % (" ".join(args), want, p.describe()))
+    for files in (("/nonexistent-km/c.pem", key), (cert, "/nonexistent-km/k.pem")):
+        lst, lrc = run(xdg, "listen", ":0", "--cert", files[0], "--key", files[1])
+        p, rc = run(xdg, "stats", "--serve", ":0", "--cert", files[0], "--key", files[1])
+        if rc != 5 or lrc != 5 or p.stderr != lst.stderr or not p.stderr.endswith(
+                ": No such file or directory\n"):
+            raise Fail("stats --serve with %s: exit %s, %r; listen: exit %s, %r"
+                       % (files, rc, p.stderr, lrc, lst.stderr))
+
+
+@suite.case("--serve over TLS: SIGHUP reloads the certificate, with the line listen gives")
+def _serve_tls_reload():
+    xdg = new_xdg()
+    cert, key = reload_files(suite.tmpdir(), certs().srv_ec)
+
+    def served_cert():
+        with tls_connect(port) as t:
+            der = t.getpeercert(binary_form=True)
+            t.sendall(b"GET /metrics HTTP/1.1\r\n\r\n")
+            metrics_body(read_all(t))
+        return sha(der)
+
+    serve, port = start_serve(xdg, "--cert", cert, "--key", key, *CHANNEL_ARGS)
+    try:
+        if served_cert() != fingerprint(certs().srv_ec[0]):
+            raise Fail("the first certificate was not served")
+        put_pair(cert, key, certs().srv_rsa)
+        line = reloaded_line(cert, key, certs().srv_rsa[0])
+        serve.signal(signal.SIGHUP)
+        if not serve.wait_until(lambda p: line in p.stderr, 20):
+            raise Fail("no line %r after SIGHUP\n%s" % (line, serve.describe()))
+        if served_cert() != fingerprint(certs().srv_rsa[0]):
+            raise Fail("the reloaded certificate was not served\n%s" % serve.describe())
+        stop_serve(serve)
+    finally:
+        stop(serve)
+
+
+@suite.case("a real Prometheus server scrapes --serve over mutual TLS (scheme https, tls_config)")
+def _prometheus_scrape_tls():
+    xdg = new_xdg()
+    srv, cli = start_sessions(xdg)
+    serve, port = start_serve(xdg, *tls_args(mutual=True))
+    tls_config = ("    scheme: https\n    tls_config:\n      ca_file: %s\n"
+                  "      cert_file: %s\n      key_file: %s\n      server_name: localhost\n"
+                  % (certs().ca, certs().client[0], certs().client[1]))
+    prom = None
+    try:
+        prom, query = start_prometheus(port, tls_config)
+        q = 'ktls_session_records_current_key{pid="%d",direction="rx"}' % cli.pid
+        found = wait_query(query, q)
+        if not found:
+            raise Fail("Prometheus has no %s after 60 s (up: %s)\n%s\n%s"
+                       % (q, query('up{job="ktlsctl"}'), prom.describe(), serve.describe()))
+        doc = json.loads(run_ok(xdg, "stats", "--json"))
+        s = [x for x in doc["sessions"] if x["pid"] == cli.pid][0]
+        if float(found[0]["value"][1]) != s["rx"]["records_key"]:
+            raise Fail("Prometheus says %s = %s, stats --json says %s"
+                       % (q, found[0]["value"][1], s["rx"]["records_key"]))
+        if "end=handshake-failed" in serve.stderr:
+            raise Fail("a Prometheus handshake failed\n%s" % serve.describe())
     finally:
         stop(prom, serve, cli, srv)
 

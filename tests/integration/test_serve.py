@@ -40,6 +40,8 @@ from ktlsctl_test.data import random_bytes, sha  # noqa: E402
 from ktlsctl_test.peers import (  # noqa: E402
     EOF_CLOSE, gnutls_cli_argv, require_programs, s_client_argv)
 from ktlsctl_test.pytls import py_client_ctx  # noqa: E402
+from ktlsctl_test.certs import (  # noqa: E402
+    fingerprint, put_pair, reload_files, reloaded_line, replace_file)
 
 require_programs("certtool", "gnutls-cli", "openssl", "prlimit", "ss")
 
@@ -824,41 +826,6 @@ def _exec_sigterm():
 
 # ---------------------------------------------------------- SIGHUP reload
 
-def reload_files(pair):
-    """The server's --cert and --key in a directory of their own, holding
-    pair (a (certfile, keyfile) of suite.certs) for now."""
-    d = os.path.join(suite.tmpdir(), "reload-%s" % os.urandom(4).hex())
-    os.makedirs(d)
-    cert, key = os.path.join(d, "server.pem"), os.path.join(d, "server.key")
-    put(cert, key, pair)
-    return cert, key
-
-
-def replace_file(dst, src):
-    """Replace dst as an administrator would: src's bytes renamed into
-    place, whole."""
-    with open(src, "rb") as f:
-        data = f.read()
-    with open(dst + ".new", "wb") as f:
-        f.write(data)
-    os.replace(dst + ".new", dst)
-
-
-def put(cert, key, pair):
-    replace_file(cert, pair[0])
-    replace_file(key, pair[1])
-
-
-def fingerprint(pem):
-    with open(pem) as f:
-        return sha(ssl.PEM_cert_to_DER_cert(f.read()))
-
-
-def reloaded_line(cert, key, pem):
-    return ("ktlsctl: reloaded credentials from '%s' and '%s': new handshakes use them "
-            "(certificate subject 'CN=localhost', SHA-256 %s)\n" % (cert, key, fingerprint(pem)))
-
-
 def sighup(k, line, n=1):
     """SIGHUP, and wait for the n-th occurrence of its exact line."""
     k.signal(signal.SIGHUP)
@@ -915,13 +882,13 @@ def accepted(port):
             "it keeps its own and closes; one exact line", timeout=60)
 def _reload():
     a, b = certs().srv_ec, certs().srv_rsa       # different keys (ECDSA, RSA)
-    cert, key = reload_files(a)
+    cert, key = reload_files(suite.tmpdir(), a)
     k, port = ktlsctl_listen("--cert", cert, "--key", key, *SERVE_ARGS, "--echo", "-k")
     old = tls_client(port)
     if peer_fingerprint(old) != fingerprint(a[0]):
         raise Fail("the first client did not get certificate A")
     echo_check(old, "the client open across the reload, before")
-    put(cert, key, b)
+    put_pair(cert, key, b)
     sighup(k, reloaded_line(cert, key, b[0]))
     if served_fingerprint(port) != fingerprint(b[0]):
         raise Fail("a client after the reload did not get certificate B\n" + k.describe())
@@ -944,14 +911,14 @@ def _reload():
             "exact line each, the old credentials stay, the server goes on", timeout=60)
 def _reload_broken():
     a, b = certs().srv_ec, certs().srv_rsa
-    cert, key = reload_files(a)
+    cert, key = reload_files(suite.tmpdir(), a)
     k, port = ktlsctl_listen("--cert", cert, "--key", key, *SERVE_ARGS, "--echo", "-k")
     held = tls_client(port)
     fa = fingerprint(a[0])
     tail = "; new handshakes still use the old ones\n"
 
     def mismatch():      # the key of B with the certificate of A
-        put(cert, key, (a[0], b[1]))
+        put_pair(cert, key, (a[0], b[1]))
         return ("ktlsctl: cannot reload credentials: the key in '%s' does not belong to the "
                 "certificate in '%s'" % (key, cert) + tail)
 
@@ -961,7 +928,7 @@ def _reload_broken():
                 "or directory" % key + tail)
 
     def garbage():       # GnuTLS's reason comes between the two parts
-        put(cert, key, b)
+        put_pair(cert, key, b)
         with open(cert, "w") as f:
             f.write("not a certificate\n")
         return ("ktlsctl: cannot reload credentials: cannot load certificate '%s' with key "
@@ -982,7 +949,7 @@ def _reload_broken():
             raise Fail("%s: a new client did not get the old certificate\n%s"
                        % (step.__name__, k.describe()))
     # fixed: the next SIGHUP takes
-    put(cert, key, b)
+    put_pair(cert, key, b)
     sighup(k, reloaded_line(cert, key, b[0]))
     if served_fingerprint(port) != fingerprint(b[0]):
         raise Fail("no certificate B after the files were fixed\n" + k.describe())
@@ -1001,9 +968,9 @@ def _reload_mid_handshake():
     # holds the only reference to it and the second reload (to B) drops
     # it: only the sessions' own references keep it alive then.
     a, b = certs().srv_rsa, certs().srv_ec
-    cert, key = reload_files(b)
+    cert, key = reload_files(suite.tmpdir(), b)
     k, port = ktlsctl_listen("--cert", cert, "--key", key, *SERVE_ARGS, "--echo", "-k")
-    put(cert, key, a)
+    put_pair(cert, key, a)
     sighup(k, reloaded_line(cert, key, a[0]))
     # X: connected, accepted, its ClientHello not sent yet
     xraw = socket.create_connection(("127.0.0.1", port), timeout=scaled(20))
@@ -1033,7 +1000,7 @@ def _reload_mid_handshake():
     finished = yout.read()           # not sent yet
     if not finished:
         raise Fail("no client Finished to hold back")
-    put(cert, key, b)
+    put_pair(cert, key, b)
     sighup(k, reloaded_line(cert, key, b[0]))
     # X's handshake runs now, with what the server started it with
     x = py_ctx().wrap_socket(xraw, server_hostname="localhost")
@@ -1083,7 +1050,7 @@ def _reload_mid_handshake():
 @suite.case("SIGHUP with --verify-client: --cafile is read again too; a CA that does not "
             "sign the client refuses it, a file without PEM keeps the old CA", timeout=60)
 def _reload_cafile():
-    cert, key = reload_files(certs().srv_ec)
+    cert, key = reload_files(suite.tmpdir(), certs().srv_ec)
     ca = os.path.join(os.path.dirname(cert), "ca.pem")
     replace_file(ca, certs().ca)
     k, port = ktlsctl_listen("--cert", cert, "--key", key, "--verify-client", "--cafile", ca,

@@ -10,11 +10,13 @@ under emulation.
 """
 
 import os
+import ssl
 import subprocess
 import sys
 
 from .settings import scaled
 from .procs import quote
+from .data import sha
 
 # name -> (signer, key type, CN, DNS names, IP addresses, server?, dates)
 LOCAL = (["localhost"], ["127.0.0.1", "::1"])
@@ -113,6 +115,46 @@ class Certs:
         os.rename(key + tmp, key)
         os.rename(cert + tmp, cert)      # last: a cert on disk is a complete pair
         return cert, key
+
+
+# ------------------------------------------- a server's files, reloaded
+
+def reload_files(parent, pair):
+    """A server's --cert and --key in a directory of their own under
+    parent, holding pair (a (certfile, keyfile) of Certs) for now."""
+    d = os.path.join(parent, "reload-%s" % os.urandom(4).hex())
+    os.makedirs(d)
+    cert, key = os.path.join(d, "server.pem"), os.path.join(d, "server.key")
+    put_pair(cert, key, pair)
+    return cert, key
+
+
+def replace_file(dst, src):
+    """Replace dst as an administrator would: src's bytes renamed into
+    place, whole."""
+    with open(src, "rb") as f:
+        data = f.read()
+    with open(dst + ".new", "wb") as f:
+        f.write(data)
+    os.replace(dst + ".new", dst)
+
+
+def put_pair(cert, key, pair):
+    replace_file(cert, pair[0])
+    replace_file(key, pair[1])
+
+
+def fingerprint(pem):
+    """SHA-256 of the certificate's DER, as ktlsctl prints it."""
+    with open(pem) as f:
+        return sha(ssl.PEM_cert_to_DER_cert(f.read()))
+
+
+def reloaded_line(cert, key, pem):
+    """What a ktlsctl server says after a SIGHUP that loaded cert and key
+    (pem: the certificate they now hold)."""
+    return ("ktlsctl: reloaded credentials from '%s' and '%s': new handshakes use them "
+            "(certificate subject 'CN=localhost', SHA-256 %s)\n" % (cert, key, fingerprint(pem)))
 
 
 def shared_dir():
