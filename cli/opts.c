@@ -243,6 +243,15 @@ static int set_forward(struct cli_opts *o, const struct cli_option *opt, const c
 	return 0;
 }
 
+static int set_accept(struct cli_opts *o, const struct cli_option *opt, const char *arg,
+		      struct kc_err *err)
+{
+	if (kc_parse_hostport(arg, true, &o->accept_hp, err) < 0)
+		return -1;
+	o->accept = true;
+	return 0;
+}
+
 static int set_exec(struct cli_opts *o, const struct cli_option *opt, const char *arg,
 		    struct kc_err *err)
 {
@@ -415,6 +424,11 @@ static const struct cli_option opt_backend_timeout = {
 	.name = "connect-timeout", .metavar = "SECS", .apply = set_connect_timeout,
 	.help = "with --forward: give up connecting to the\n"
 		"backend after SECS (default 10)",
+};
+static const struct cli_option opt_accept = {
+	.name = "accept", .metavar = "[ADDR]:PORT", .apply = set_accept,
+	.help = "take plain TCP clients on [ADDR]:PORT, every one\n"
+		"at once, each with its own TLS connection to HOST:PORT",
 };
 static const struct cli_option opt_insecure = {
 	.name = "insecure", .apply = set_insecure,
@@ -599,6 +613,7 @@ static const struct cli_option *const connect_options[] = {
 	SESSION_OPTIONS,
 	&opt_client_cert, &opt_client_key, &opt_connect_timeout, &opt_insecure, &opt_sni,
 	&opt_alpn, &opt_session_in, &opt_session_out,
+	&opt_accept, &opt_max_conns, &opt_drain_timeout, &opt_log_format,
 	&opt_quiet, &opt_verbose, &opt_help, NULL,
 };
 
@@ -710,6 +725,7 @@ static int check_session(struct cli_opts *o, const struct cli_subcommand *sub, i
 		return usage_error(err, sub, "give exactly one %s", sub->args);
 	if (kc_parse_hostport(pos[0], listen, &o->hp, err) < 0)
 		return -1;
+	o->target_arg = pos[0];
 	o->tls.role = listen ? KC_SERVER : KC_CLIENT;
 	if (listen && (!o->tls.certfile || !o->tls.keyfile))
 		return usage_error(err, sub, "listen needs --cert FILE and --key FILE");
@@ -718,6 +734,9 @@ static int check_session(struct cli_opts *o, const struct cli_subcommand *sub, i
 	if (o->forward + o->echo + !!o->exec_command > 1)
 		return usage_error(err, sub, "--echo, --forward and --exec exclude each other: "
 				   "give one");
+	if (o->accept && (o->session_in || o->session_out))
+		return usage_error(err, sub, "--accept does not save or resume sessions yet: "
+				   "give --session-in and --session-out without it");
 	if (o->tls.priority && (o->tls.versions || o->tls.n_ciphers))
 		return usage_error(err, sub,
 				   "--priority replaces --tls1.2/--tls1.3/--cipher: give one or the other");

@@ -43,6 +43,11 @@ struct cli_opts {
 	unsigned max_conns;            /* --max-conns, default 1024 */
 	unsigned drain_timeout_ms;     /* --drain-timeout, default 10 s */
 	bool log_json;                 /* --log-format json */
+	/* connect --accept [ADDR]:PORT: a TLS connection to HOST:PORT for
+	 * each plain client accepted there (serving many) */
+	bool accept;
+	struct kc_hostport accept_hp;
+	const char *target_arg;        /* connect's HOST:PORT as given */
 	bool commands;                 /* '/' lines are commands in pipe mode */
 	bool crlf;                     /* interactive lines end in CR LF */
 	bool no_zerocopy;              /* kernel channel: no sendfile/splice */

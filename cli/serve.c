@@ -19,7 +19,7 @@
 
 bool cli_serves_many(const struct cli_opts *o)
 {
-	return o->forward || o->exec_command || (o->echo && o->keep_open);
+	return o->forward || o->exec_command || (o->echo && o->keep_open) || o->accept;
 }
 
 /* How a session went, once: the text line and the JSON object are both
@@ -179,13 +179,15 @@ int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 	if (!o->exec_command)
 		cli_raise_fd_limit();
 
-	if (o->forward && kc_tcp_resolve(&o->forward_hp, false, &backend, &err) < 0) {
+	/* forward's backend, or the server each of --accept's clients gets */
+	const struct kc_hostport *to = o->accept ? &o->hp : o->forward ? &o->forward_hp : NULL;
+	if (to && kc_tcp_resolve(to, false, &backend, &err) < 0) {
 		close(lfd);
 		return cli_fail(&err);
 	}
 	struct kc_serve_opts so = {
-		.mode = o->forward ? KC_SERVE_FORWARD : o->exec_command ? KC_SERVE_EXEC
-								       : KC_SERVE_ECHO,
+		.mode = o->accept ? KC_SERVE_ORIGINATE : o->forward ? KC_SERVE_FORWARD
+			: o->exec_command ? KC_SERVE_EXEC : KC_SERVE_ECHO,
 		.listen_fd = lfd,
 		.tls = o->tls,
 		.creds = creds,
@@ -194,13 +196,14 @@ int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 		.key_update_after = o->key_update_after,
 		.copy = o->no_zerocopy,
 		.backend = backend,
-		.backend_name = o->forward_arg,
+		.backend_name = o->accept ? o->target_arg : o->forward_arg,
 		.connect_timeout_ms = o->connect_timeout_ms,
 		.command = o->exec_command,
 		.max_conns = o->max_conns,
 		.drain_timeout_ms = o->drain_timeout_ms,
 		.stop_fd = cli_stop_fd,
-		.reload_fd = cli_reload_fd,
+		/* a client's credentials are not reloaded */
+		.reload_fd = o->accept ? -1 : cli_reload_fd,
 		.on_end = cli_serve_on_end,
 		.on_notice = cli_serve_on_notice,
 		.on_reload = cli_serve_on_reload,

@@ -312,6 +312,19 @@ static int load_creds(const struct cli_opts *o, struct kc_creds **creds)
 	return 0;
 }
 
+/* connect --accept: plain clients in, a TLS connection out for each. */
+static int originate(const struct cli_opts *o, struct kc_creds *creds)
+{
+	struct kc_err err;
+	char bound[KC_ADDRSTR_MAX];
+	int lfd = kc_tcp_listen(&o->accept_hp, bound, &err);
+	if (lfd < 0)
+		return cli_fail(&err);
+	cli_notice("listening on %s for plain TCP clients, each with its own TLS connection "
+		   "to %s", bound, o->target_arg);
+	return cli_serve(o, lfd, creds);
+}
+
 int cli_connect(const struct cli_opts *o)
 {
 	struct kc_err err;
@@ -324,6 +337,11 @@ int cli_connect(const struct cli_opts *o)
 	if (o->tls.insecure)
 		cli_notice("warning: --insecure: the server's certificate is NOT verified; "
 			   "anyone on the path can read and change this session");
+	if (o->accept) {
+		status = originate(o, creds);
+		kc_creds_free(creds);
+		return status;
+	}
 	int fd = kc_tcp_connect(&o->hp, o->connect_timeout_ms, peer, &err);
 	if (fd < 0) {
 		kc_creds_free(creds);

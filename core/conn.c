@@ -594,11 +594,14 @@ static int stream_ended(struct kc_conn *c, bool reset, struct kc_err *err)
 		c->close_unanswered = true;
 		return 0;
 	}
+	/* Only a single session chooses when its close_notify goes (--eof);
+	 * a served one sends it when the other side has ended. */
 	if (c->close_sent)
 		kc_err_set(err, KC_E_TRUNCATED,
 			   "connection truncated: the peer sent %llu bytes after our close_notify, "
-			   "then %s without its own: they may be incomplete (--eof linger or "
-			   "wait lets it finish first)", (unsigned long long)after, how);
+			   "then %s without its own: they may be incomplete%s",
+			   (unsigned long long)after, how,
+			   c->nonblocking ? "" : " (--eof linger or wait lets it finish first)");
 	else if (reset)
 		kc_err_set(err, KC_E_TRUNCATED,
 			   "connection truncated: reset by the peer before close_notify");

@@ -33,9 +33,11 @@
 /* After the drain timeout's SIGTERM, how long commands get before SIGKILL. */
 #define KILL_GRACE_MS 1000
 
-/* ST_COMMAND: the TLS side is over, the session waits for its command to
+/* ST_DIALING: originate's TCP connect to the TLS server, before its
+ * handshake; ST_CONNECTING: forward's to the backend, after it.
+ * ST_COMMAND: the TLS side is over, the session waits for its command to
  * exit (exec), so that its report can say how. */
-enum state { ST_HANDSHAKE, ST_CONNECTING, ST_RELAY, ST_COMMAND };
+enum state { ST_DIALING, ST_HANDSHAKE, ST_CONNECTING, ST_RELAY, ST_COMMAND };
 
 struct server;
 
@@ -51,6 +53,8 @@ struct session {
 	struct server *srv;
 	struct session *prev, *next;
 	enum state state;
+	/* fd: the TLS side; bfd: the plain one (forward's backend, exec's
+	 * socketpair, originate's accepted client) */
 	int fd, bfd;
 	struct kc_loop_item client, backend;   /* the client item also keeps the deadline */
 	/* exec: the command (bfd is our end of its socketpair) and its pidfd */
@@ -163,35 +167,15 @@ static void fail(struct session *s, enum kc_session_end end, const struct kc_err
 	session_end(s, end, why);
 }
 
-static void start_session(struct server *srv, int fd, const char *peer)
-{
-	const struct kc_serve_opts *o = srv->o;
-	struct session *s = calloc(1, sizeof *s);
-	if (!s) {
-		close(fd);
-		notice(srv, "out of memory: dropped the connection from %s", peer);
-		return;
-	}
-	s->srv = srv;
-	s->fd = fd;
-	s->bfd = -1;
-	s->c2bp.r = s->c2bp.w = s->b2cp.r = s->b2cp.w = -1;
-	s->started = kc_loop_now();
-	s->rep.id = ++srv->next_id;
-	snprintf(s->rep.peer, sizeof s->rep.peer, "%s", peer);
-	if (o->mode == KC_SERVE_FORWARD)
-		snprintf(s->rep.backend, sizeof s->rep.backend, "%s", o->backend_name);
-	kc_loop_item_init(&s->client, fd, on_client, s);
-	kc_loop_item_init(&s->backend, -1, on_backend, s);
-	kc_loop_item_init(&s->proc, -1, on_proc, s);
-	s->child.pidfd = -1;
-	s->next = srv->sessions;
-	if (srv->sessions)
-		srv->sessions->prev = s;
-	srv->sessions = s;
-	srv->n++;
-	srv->res->sessions++;
+static void dial(struct session *s, int last_errno);
 
+/* The TLS side's socket is connected: the kernel's ULP (when it can be
+ * had) and the first step of the handshake, under its deadline. */
+static void start_tls(struct session *s)
+{
+	struct server *srv = s->srv;
+	const struct kc_serve_opts *o = srv->o;
+	int fd = s->fd;
 	struct kc_err err = { 0 };
 	if (o->ktls != KC_KTLS_OFF) {
 		if (kc_kernel_attach(fd, &err) == 0) {
@@ -209,9 +193,50 @@ static void start_session(struct server *srv, int fd, const char *peer)
 		fail(s, KC_END_HANDSHAKE, &err);
 		return;
 	}
+	s->state = ST_HANDSHAKE;
 	unsigned limit = o->tls.handshake_timeout_ms ? o->tls.handshake_timeout_ms : 30000;
 	kc_loop_deadline(srv->loop, &s->client, limit);
 	session_run(s);
+}
+
+static void start_session(struct server *srv, int fd, const char *peer)
+{
+	const struct kc_serve_opts *o = srv->o;
+	struct session *s = calloc(1, sizeof *s);
+	if (!s) {
+		close(fd);
+		notice(srv, "out of memory: dropped the connection from %s", peer);
+		return;
+	}
+	bool originate = o->mode == KC_SERVE_ORIGINATE;
+	s->srv = srv;
+	s->fd = originate ? -1 : fd;
+	s->bfd = originate ? fd : -1;
+	s->c2bp.r = s->c2bp.w = s->b2cp.r = s->b2cp.w = -1;
+	s->started = kc_loop_now();
+	s->rep.id = ++srv->next_id;
+	snprintf(s->rep.peer, sizeof s->rep.peer, "%s", peer);
+	if (o->mode == KC_SERVE_FORWARD || originate)
+		snprintf(s->rep.backend, sizeof s->rep.backend, "%s", o->backend_name);
+	kc_loop_item_init(&s->client, s->fd, on_client, s);
+	kc_loop_item_init(&s->backend, s->bfd, on_backend, s);
+	kc_loop_item_init(&s->proc, -1, on_proc, s);
+	s->child.pidfd = -1;
+	s->next = srv->sessions;
+	if (srv->sessions)
+		srv->sessions->prev = s;
+	srv->sessions = s;
+	srv->n++;
+	srv->res->sessions++;
+	if (originate) {
+		/* The plain client waits, unread, until the server's session
+		 * is established. */
+		s->state = ST_DIALING;
+		s->next_ai = o->backend;
+		dial(s, EHOSTUNREACH);
+		return;
+	}
+	start_tls(s);
 }
 
 static void on_listener(struct kc_loop_item *item, uint32_t events)
@@ -360,6 +385,13 @@ static void finish(struct session *s)
  * waits in ST_COMMAND for the exit, and its slot stays taken. */
 static void session_end(struct session *s, enum kc_session_end end, const struct kc_err *why)
 {
+	/* originate: a plain client whose server never came is reset, so
+	 * that it cannot take the end for an empty answer. */
+	if (s->srv->o->mode == KC_SERVE_ORIGINATE && s->bfd >= 0 &&
+	    (s->state == ST_DIALING || s->state == ST_HANDSHAKE)) {
+		struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+		(void)setsockopt(s->bfd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+	}
 	fill_report(s);
 	s->rep.end = end;
 	if (why)
@@ -372,10 +404,23 @@ static void session_end(struct session *s, enum kc_session_end end, const struct
 	finish(s);
 }
 
+/* The side being connected: forward's backend, or originate's TLS side. */
+static int *dialed_fd(struct session *s)
+{
+	return s->state == ST_DIALING ? &s->fd : &s->bfd;
+}
+
+static struct kc_loop_item *dialed_item(struct session *s)
+{
+	return s->state == ST_DIALING ? &s->client : &s->backend;
+}
+
 /* The backend: the next address that takes a connect, or the end. */
-static void connect_backend(struct session *s, int last_errno)
+static void dial(struct session *s, int last_errno)
 {
 	const struct kc_serve_opts *o = s->srv->o;
+	struct kc_loop_item *item = dialed_item(s);
+	int *dfd = dialed_fd(s);
 	char addr[KC_ADDRSTR_MAX] = "";
 
 	while (s->next_ai) {
@@ -387,27 +432,29 @@ static void connect_backend(struct session *s, int last_errno)
 			last_errno = errno;
 			continue;
 		}
-		s->bfd = fd;
+		*dfd = fd;
 		snprintf(s->rep.backend, sizeof s->rep.backend, "%s", addr);
-		kc_loop_item_init(&s->backend, fd, on_backend, s);
-		if (kc_loop_watch(s->srv->loop, &s->backend, EPOLLOUT) < 0) {
+		kc_loop_item_init(item, fd, item->fn, s);
+		if (kc_loop_watch(s->srv->loop, item, EPOLLOUT) < 0) {
 			last_errno = errno;
 			close(fd);
-			s->bfd = -1;
+			*dfd = -1;
 			continue;
 		}
-		kc_loop_deadline(s->srv->loop, &s->backend, o->connect_timeout_ms);
+		kc_loop_deadline(s->srv->loop, item, o->connect_timeout_ms);
 		return;
 	}
 	struct kc_err err;
-	kc_conn_abort(s->conn, GNUTLS_A_INTERNAL_ERROR);
+	if (s->conn)
+		kc_conn_abort(s->conn, GNUTLS_A_INTERNAL_ERROR);
+	const char *what = o->mode == KC_SERVE_ORIGINATE ? "server" : "backend";
 	if (last_errno == ETIMEDOUT)
 		kc_err_set(&err, KC_E_TIMEOUT,
-			   "backend %s did not answer within %u ms: check it, or raise "
-			   "--connect-timeout", o->backend_name, o->connect_timeout_ms);
+			   "%s %s did not answer within %u ms: check it, or raise "
+			   "--connect-timeout", what, o->backend_name, o->connect_timeout_ms);
 	else
-		kc_err_errno(&err, KC_E_CONNECT, last_errno, "cannot connect to backend %s",
-			     o->backend_name);
+		kc_err_errno(&err, KC_E_CONNECT, last_errno, "cannot connect to %s %s",
+			     what, o->backend_name);
 	fail(s, KC_END_BACKEND, &err);
 }
 
@@ -473,7 +520,7 @@ static int established(struct session *s, struct kc_err *err)
 	s->hs = NULL;
 	kc_loop_deadline(s->srv->loop, &s->client, -1);
 	struct kc_conn_opts co = {
-		.role = KC_SERVER,
+		.role = o->tls.role,
 		.kernel = s->kernel,
 		.fallback = o->ktls == KC_KTLS_AUTO,
 		.soft = o->soft,
@@ -507,7 +554,7 @@ static int established(struct session *s, struct kc_err *err)
 		kc_loop_unwatch(s->srv->loop, &s->client);
 		s->state = ST_CONNECTING;
 		s->next_ai = o->backend;
-		connect_backend(s, EHOSTUNREACH);
+		dial(s, EHOSTUNREACH);
 		return 1;
 	}
 	if (local(s) && start_local(s, err) < 0) {
@@ -565,9 +612,9 @@ static bool fatal_errno(int e)
 }
 
 /* Whether our close_notify is due once what goes before it is out: the
- * client's own (echo; TLS 1.2 answers at once, RFC 5246 §7.2.1), the
- * backend's or the command's end, the stop (not for a command: it gets
- * EOF and finishes its output). */
+ * TLS peer's own (echo; TLS 1.2 answers at once, RFC 5246 §7.2.1), the
+ * plain side's end (backend, command, originate's client), the stop (not
+ * for a local end: it gets EOF and finishes its output). */
 static bool close_due(const struct session *s)
 {
 	enum kc_serve_mode mode = s->srv->o->mode;
@@ -575,7 +622,7 @@ static bool close_due(const struct session *s)
 	if (mode == KC_SERVE_ECHO)
 		return s->client_eof || s->draining;
 	return s->backend_eof || (tls12 && s->client_eof) ||
-	       (mode == KC_SERVE_FORWARD && s->draining);
+	       (!local(s) && s->draining);
 }
 
 /* Whether the backend's (or the command's) output is still read. */
@@ -584,7 +631,7 @@ static bool reads_backend(const struct session *s)
 	enum kc_serve_mode mode = s->srv->o->mode;
 	bool tls12 = kc_conn_version(s->conn) == KC_TLS12;
 	return mode != KC_SERVE_ECHO && !s->backend_eof && !(tls12 && s->client_eof) &&
-	       !(mode == KC_SERVE_FORWARD && s->draining);
+	       (local(s) || !s->draining);
 }
 
 /* Whether the client's data goes into the pipe now: splicing, the pipe
@@ -925,9 +972,38 @@ static bool hung_up(const struct kc_loop_item *item, uint32_t events)
 	return (events & (EPOLLERR | EPOLLHUP)) && !(item->watched & (EPOLLIN | EPOLLOUT));
 }
 
+/* A connect in progress (dial) has an outcome: true when it is made;
+ * otherwise the next address is tried, or the session has ended. */
+static bool dialed(struct session *s, uint32_t events)
+{
+	struct kc_loop_item *item = dialed_item(s);
+	int *dfd = dialed_fd(s);
+	/* At the deadline, a connect that finished in time but waits in a
+	 * busy loop's queue still counts (writable: done). */
+	bool late = events & KC_LOOP_TIMER && !writable(*dfd);
+	int e = late ? ETIMEDOUT : kc_tcp_connect_result(*dfd);
+	if (e) {
+		kc_loop_forget(s->srv->loop, item);
+		close(*dfd);
+		*dfd = -1;
+		/* A timeout ends the session; a refusal tries the next address. */
+		if (e == ETIMEDOUT)
+			s->next_ai = NULL;
+		dial(s, e);
+		return false;
+	}
+	kc_loop_deadline(s->srv->loop, item, -1);
+	return true;
+}
+
 static void on_client(struct kc_loop_item *item, uint32_t events)
 {
 	struct session *s = item->ctx;
+	if (s->state == ST_DIALING) {
+		if (dialed(s, events))
+			start_tls(s);
+		return;
+	}
 	if (events & KC_LOOP_TIMER && s->state == ST_RELAY) {
 		/* close_timeout_ms after our close_notify: what came in time
 		 * gets its turn, then the session ends. */
@@ -962,21 +1038,8 @@ static void on_backend(struct kc_loop_item *item, uint32_t events)
 {
 	struct session *s = item->ctx;
 	if (s->state == ST_CONNECTING) {
-		/* At the deadline, a connect that finished in time but waits
-		 * in a busy loop's queue still counts (writable: done). */
-		bool late = events & KC_LOOP_TIMER && !writable(s->bfd);
-		int e = late ? ETIMEDOUT : kc_tcp_connect_result(s->bfd);
-		if (e) {
-			kc_loop_forget(s->srv->loop, &s->backend);
-			close(s->bfd);
-			s->bfd = -1;
-			/* A timeout ends the session; a refusal tries the next address. */
-			if (e == ETIMEDOUT)
-				s->next_ai = NULL;
-			connect_backend(s, e);
+		if (!dialed(s, events))
 			return;
-		}
-		kc_loop_deadline(s->srv->loop, &s->backend, -1);
 		s->state = ST_RELAY;
 	} else if (hung_up(item, events)) {
 		s->backend_hup = true;

@@ -32,6 +32,16 @@
  *            socketpair is closed (EOF in, EPIPE out) and the session
  *            waits.  A command that cannot be started ends the session
  *            with a fatal alert.
+ *   originate  the other way round (TLS origination): the listening
+ *            socket takes plain TCP clients, and each gets its own TLS
+ *            connection, as the TLS client (tls.role), to the backend,
+ *            made and handshaken without blocking, then relayed as in
+ *            forward with the roles of the two sides swapped: the plain
+ *            client's end becomes our close_notify, the server's
+ *            close_notify a FIN to the plain client, a server that ends
+ *            without one a FIN too (the report says truncated).  A
+ *            server that cannot be reached, or whose handshake fails,
+ *            ends that session; the plain client is closed unread.
  *   socket   as exec, with the caller in the command's place: the other
  *            end of the socketpair goes to on_socket (with the report as
  *            it stands: id, peer, version, cipher, channel), which owns
@@ -78,14 +88,16 @@
 
 struct addrinfo;
 
-enum kc_serve_mode { KC_SERVE_ECHO, KC_SERVE_FORWARD, KC_SERVE_EXEC, KC_SERVE_SOCKET };
+enum kc_serve_mode { KC_SERVE_ECHO, KC_SERVE_FORWARD, KC_SERVE_EXEC, KC_SERVE_SOCKET,
+		    KC_SERVE_ORIGINATE };
 
 /* How a session ended. */
 enum kc_session_end {
 	KC_END_CLOSED,        /* close_notify both ways (and the backend closed) */
-	KC_END_TRUNCATED,     /* the client ended without close_notify */
+	KC_END_TRUNCATED,     /* the TLS peer ended without close_notify */
 	KC_END_HANDSHAKE,     /* the handshake failed or timed out */
-	KC_END_BACKEND,       /* the backend refused, timed out or failed */
+	KC_END_BACKEND,       /* the backend refused, timed out or failed (originate: the
+			       * TLS server could not be reached) */
 	KC_END_COMMAND,       /* the command could not be started */
 	KC_END_ERROR,         /* any other failure (protocol, I/O) */
 	KC_END_STOPPED,       /* a stop came before the session was established */
@@ -98,13 +110,13 @@ const char *kc_session_end_name(enum kc_session_end end);
 
 struct kc_session_report {
 	unsigned long id;                 /* 1, 2, ... in the order accepted */
-	char peer[KC_ADDRSTR_MAX];
-	char backend[KC_ADDRSTR_MAX];     /* "" without one */
+	char peer[KC_ADDRSTR_MAX];        /* who connected (originate: the plain client) */
+	char backend[KC_ADDRSTR_MAX];     /* "" without one (originate: the TLS server) */
 	char version[16];                 /* "TLS1.3"; "" before the handshake */
 	char cipher[32];                  /* "AES-256-GCM"; "" before the handshake */
 	const char *channel;              /* "kernel", "user-space"; NULL before */
 	const char *path;                 /* "splice", "copy" (kc_data_path_name); NULL before */
-	uint64_t rx, tx;                  /* application bytes from / to the client */
+	uint64_t rx, tx;                  /* application bytes from / to the TLS peer */
 	long long duration_ms;
 	enum kc_session_end end;
 	struct kc_err err;                /* why, unless closed */
@@ -118,7 +130,9 @@ struct kc_session_report {
 struct kc_serve_opts {
 	enum kc_serve_mode mode;
 	int listen_fd;                    /* listening; kc_serve_run closes it */
-	struct kc_tls_opts tls;           /* server role; handshake_timeout_ms each */
+	/* the server role, the client's for originate; handshake_timeout_ms
+	 * each */
+	struct kc_tls_opts tls;
 	struct kc_creds *creds;           /* borrowed: kc_serve_run takes its own reference */
 	enum kc_ktls_mode ktls;
 	struct kc_soft_opts soft;
@@ -127,7 +141,7 @@ struct kc_serve_opts {
 	 * kernel's): bytes go socket to pipe to socket, never through user
 	 * space, unless copy */
 	bool copy;
-	/* forward: where to, tried in order for each client */
+	/* forward and originate: where to, tried in order for each client */
 	const struct addrinfo *backend;
 	const char *backend_name;         /* as given, for messages */
 	unsigned connect_timeout_ms;

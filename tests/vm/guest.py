@@ -65,6 +65,7 @@ SUITES = [
     ("test_stats.py", 900, False),
     ("test_recordsize.py", 900, False),
     ("test_serve.py", 900, True),
+    ("test_originate.py", 600, True),
 ]
 
 # (a SKIP line is "SKIP name: reason (1.23s)"; names have ": " in them too)
