@@ -735,8 +735,8 @@ static int check_session(struct cli_opts *o, const struct cli_subcommand *sub, i
 		return usage_error(err, sub, "--echo, --forward and --exec exclude each other: "
 				   "give one");
 	if (o->accept && (o->session_in || o->session_out))
-		return usage_error(err, sub, "--accept does not save or resume sessions yet: "
-				   "give --session-in and --session-out without it");
+		return usage_error(err, sub, "--accept resumes across its connections by itself: "
+				   "give it without --session-in and --session-out");
 	if (o->tls.priority && (o->tls.versions || o->tls.n_ciphers))
 		return usage_error(err, sub,
 				   "--priority replaces --tls1.2/--tls1.3/--cipher: give one or the other");

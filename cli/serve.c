@@ -38,6 +38,8 @@ static struct kc_view *report_view(const struct kc_session_report *r)
 		kc_view_string(v, "version", NULL, "%s", r->version);
 	if (r->cipher[0])
 		kc_view_string(v, "cipher", NULL, "%s", r->cipher);
+	if (r->resumed)
+		kc_view_string(v, "resumed", NULL, "yes");
 	if (r->channel)
 		kc_view_string(v, "channel", NULL, "%s", r->channel);
 	if (r->path)

@@ -104,6 +104,9 @@ struct server {
 	unsigned long n, next_id;
 	struct session *sessions;
 	struct kc_serve_result *res;
+	/* originate: the newest session a server gave us (its latest
+	 * ticket), offered by every handshake that starts after it */
+	gnutls_datum_t resume;
 };
 
 const char *kc_session_end_name(enum kc_session_end end)
@@ -189,7 +192,10 @@ static void start_tls(struct session *s)
 		}
 	}
 	s->creds = kc_creds_ref(srv->creds);
-	if (kc_hs_start(fd, &o->tls, s->creds, &s->hs, &err) < 0) {
+	struct kc_tls_opts tls = o->tls;
+	if (o->mode == KC_SERVE_ORIGINATE && srv->resume.size)
+		tls.resume_data = &srv->resume;   /* copied by GnuTLS before this returns */
+	if (kc_hs_start(fd, &tls, s->creds, &s->hs, &err) < 0) {
 		fail(s, KC_END_HANDSHAKE, &err);
 		return;
 	}
@@ -282,6 +288,7 @@ static void fill_report(struct session *s)
 	snprintf(s->rep.version, sizeof s->rep.version, "%s",
 		 gnutls_protocol_get_name(gnutls_protocol_get_version(s->tls)));
 	snprintf(s->rep.cipher, sizeof s->rep.cipher, "%s", kc_cipher_name(kc_conn_cipher(s->conn)));
+	s->rep.resumed = gnutls_session_is_resumed(s->tls) != 0;
 	s->rep.channel = kc_conn_channel_name(s->conn);
 	s->rep.rx = kc_conn_stats(s->conn, KC_RX)->bytes;
 	s->rep.tx = kc_conn_stats(s->conn, KC_TX)->bytes;
@@ -512,6 +519,23 @@ static int start_local(struct session *s, struct kc_err *err)
 	return 0;
 }
 
+/* originate: keep the session the server just made resumable. */
+static void keep_for_resumption(struct session *s)
+{
+	gnutls_datum_t d;
+	if (gnutls_session_get_data2(s->tls, &d) < 0)
+		return;     /* none to keep: the next handshake is full */
+	struct server *srv = s->srv;
+	gnutls_free(srv->resume.data);
+	srv->resume = d;
+}
+
+static void on_conn_event(void *ctx, const struct kc_event *ev)
+{
+	if (ev->kind == KC_EV_TICKET)
+		keep_for_resumption(ctx);
+}
+
 static int established(struct session *s, struct kc_err *err)
 {
 	const struct kc_serve_opts *o = s->srv->o;
@@ -527,9 +551,15 @@ static int established(struct session *s, struct kc_err *err)
 		.key_update_after = o->key_update_after,
 		.record_size_limit = o->tls.record_size_limit != 0,
 		.nonblocking = true,
+		.on_event = o->mode == KC_SERVE_ORIGINATE ? on_conn_event : NULL,
+		.event_ctx = s,
 	};
 	if (kc_conn_open(s->tls, s->fd, &co, &s->conn, err) < 0)
 		return -1;
+	/* TLS 1.2 resumes by what the handshake made; TLS 1.3 by the tickets
+	 * that come after it (on_conn_event). */
+	if (o->mode == KC_SERVE_ORIGINATE && kc_conn_version(s->conn) == KC_TLS12)
+		keep_for_resumption(s);
 	s->c2b.cap = s->b2c.cap = SESSION_BUF;
 	s->c2b.p = malloc(SESSION_BUF);
 	s->b2c.p = o->mode != KC_SERVE_ECHO ? malloc(SESSION_BUF) : NULL;
@@ -1212,6 +1242,7 @@ int kc_serve_run(const struct kc_serve_opts *o, struct kc_serve_result *res,
 	kc_loop_forget(srv.loop, &srv.reload);
 	kc_loop_forget(srv.loop, &srv.listener);
 	kc_creds_free(srv.creds);
+	gnutls_free(srv.resume.data);
 	if (srv.lfd >= 0)
 		close(srv.lfd);
 	kc_loop_free(srv.loop);

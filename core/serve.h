@@ -114,6 +114,7 @@ struct kc_session_report {
 	char backend[KC_ADDRSTR_MAX];     /* "" without one (originate: the TLS server) */
 	char version[16];                 /* "TLS1.3"; "" before the handshake */
 	char cipher[32];                  /* "AES-256-GCM"; "" before the handshake */
+	bool resumed;                     /* the handshake resumed a session */
 	const char *channel;              /* "kernel", "user-space"; NULL before */
 	const char *path;                 /* "splice", "copy" (kc_data_path_name); NULL before */
 	uint64_t rx, tx;                  /* application bytes from / to the TLS peer */

@@ -146,7 +146,9 @@ def _many():
     want = ("ktlsctl: session N peer=127.0.0.1:C backend=127.0.0.1:%d version=TLS1.3 "
             "cipher=AES-256-GCM channel=%s path=%s rx=%d tx=%d duration=T end=closed"
             % (sport, CHANNEL, PATH, SIZE, SIZE))
-    got = [re.sub(r"session \d+ ", "session N ", fixed(ln)) for ln in wait_lines(k, n)]
+    # (those that started after a ticket came resume: which ones, timing says)
+    got = [re.sub(r"session \d+ ", "session N ", fixed(ln)).replace(" resumed=yes", "")
+           for ln in wait_lines(k, n)]
     wrong = [ln for ln in got if ln != want]
     if wrong:
         raise Fail("%d of %d lines are not\n%s\nfor example\n%s" % (len(wrong), n, want, wrong[0]))
@@ -296,13 +298,60 @@ def _truncated():
     stop(k, "ktlsctl connect --accept")
 
 
+def resumes(server, target_port, version_args, version):
+    """Three plain clients one after another: the first TLS connection is a
+    full handshake, the next two resume the newest session the server gave,
+    as the log lines of both sides say."""
+    k, port = originate("localhost:%d" % target_port, "--cafile", certs().ca, *version_args)
+    for i in range(3):
+        data = hex_lines(sized(64 << 10))
+        got, err = plain_exchange(port, data)
+        if err or got != data:
+            raise Fail("client %d: %d of %d bytes back, errors %r\n%s"
+                       % (i, len(got), len(data), err, k.describe()))
+        # the next handshake starts once this session has ended
+        wait_lines(k, i + 1)
+    got = [fixed(ln) for ln in lines(k)]
+    want = ["ktlsctl: session %d peer=127.0.0.1:C backend=127.0.0.1:%d version=%s "
+            "cipher=AES-256-GCM%s channel=%s path=%s rx=%d tx=%d duration=T end=closed"
+            % (i + 1, target_port, version, "" if i == 0 else " resumed=yes", CHANNEL, PATH,
+               len(data), len(data)) for i in range(3)]
+    if got != want:
+        raise Fail("lines\n%s\nwanted\n%s\n%s" % ("\n".join(got), "\n".join(want),
+                                                   server.describe()))
+    stop(k, "ktlsctl connect --accept")
+    return k
+
+
+for _v in ("1.2", "1.3"):
+    @suite.case("resumption across connections, TLS%s: ktlsctl listen --echo -k takes the "
+                "second and third handshakes as resumed, both sides' lines say so" % _v,
+                timeout=60)
+    def _resume_listen(v=_v):
+        srv, sport = echo_server()
+        resumes(srv, sport, ["--tls" + v], "TLS" + v)
+        n = sum(1 for ln in lines(srv) if " resumed=yes " in ln)
+        if n != 2:
+            raise Fail("the server's lines say resumed=yes %d times, not 2\n%s"
+                       % (n, srv.describe()))
+        stop(srv, "ktlsctl listen --echo -k")
+
+
+@suite.case("resumption across connections: gnutls-serv --echo (TLS1.3) resumes the second "
+            "and third", timeout=60)
+def _resume_gnutls_serv():
+    cert, key = certs().srv_ec
+    gs, sport = start_gnutls_serv(cert, key, echo=True)
+    resumes(gs, sport, ["--tls1.3"], "TLS1.3")
+
+
 @suite.case("usage: --accept with --session-in -> 2, exact", timeout=30)
 def _usage():
     k = ktlsctl("connect", "localhost:1", "--accept", ":0", "--session-in", "/nonexistent",
                 stdin=None)
     check_exit(k, 2, 20, "connect --accept --session-in")
-    want = ("ktlsctl: --accept does not save or resume sessions yet: give --session-in and "
-            "--session-out without it (see 'ktlsctl connect --help')")
+    want = ("ktlsctl: --accept resumes across its connections by itself: give it without "
+            "--session-in and --session-out (see 'ktlsctl connect --help')")
     if k.stderr.strip() != want:
         raise Fail("stderr %r, wanted %r" % (k.stderr, want))
 
