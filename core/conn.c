@@ -987,6 +987,24 @@ static int install_keys(struct kc_conn *c, struct kc_channel *ch, struct kc_key_
 	return 0;
 }
 
+int kc_conn_choose_channel(int fd, enum kc_ktls_mode mode, char *why, size_t why_len,
+			   struct kc_err *err)
+{
+	struct kc_err e;
+
+	if (why_len)
+		why[0] = '\0';
+	if (mode == KC_KTLS_OFF)
+		return 0;
+	if (kc_kernel_attach(fd, &e) == 0)
+		return 1;
+	if (mode == KC_KTLS_REQUIRE)
+		return kc_err_set(err, KC_E_KTLS,
+				  "kernel TLS unavailable and --ktls require given: %.440s", e.msg);
+	snprintf(why, why_len, "%s", e.msg);
+	return 0;
+}
+
 int kc_conn_open(gnutls_session_t session, int fd, const struct kc_conn_opts *opts,
 		 struct kc_conn **out, struct kc_err *err)
 {

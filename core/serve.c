@@ -183,17 +183,12 @@ static void start_session(struct server *srv, int fd, const char *peer)
 	srv->res->sessions++;
 
 	struct kc_err err = { 0 };
-	if (o->ktls != KC_KTLS_OFF) {
-		if (kc_kernel_attach(fd, &err) == 0) {
-			s->kernel = true;
-		} else if (o->ktls == KC_KTLS_REQUIRE) {
-			struct kc_err e2;
-			kc_err_set(&e2, KC_E_KTLS, "kernel TLS unavailable and --ktls require "
-				   "given: %.440s", err.msg);
-			fail(s, KC_END_HANDSHAKE, &e2);
-			return;
-		}
+	int kernel = kc_conn_choose_channel(fd, o->ktls, NULL, 0, &err);
+	if (kernel < 0) {
+		fail(s, KC_END_HANDSHAKE, &err);
+		return;
 	}
+	s->kernel = kernel == 1;
 	s->creds = kc_creds_ref(srv->creds);
 	if (kc_hs_start(fd, &o->tls, s->creds, &s->hs, &err) < 0) {
 		fail(s, KC_END_HANDSHAKE, &err);
