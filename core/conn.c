@@ -27,6 +27,7 @@
 #define CONTROL_SEND_TIMEOUT_MS 30000
 
 struct kc_conn {
+	int peer_alert;             /* the fatal alert the peer sent; -1: none */
 	gnutls_session_t session;
 	struct kc_channel *ch;
 	int fd;
@@ -371,6 +372,7 @@ static int on_alert(struct kc_conn *c, const unsigned char *p, size_t n, struct 
 		emit(c, KC_EV_WARNING_ALERT, false, desc);
 		return 0;
 	}
+	c->peer_alert = desc;
 	kc_err_set(err, KC_E_PROTOCOL, "the peer ended the connection with fatal alert '%s'",
 		   kc_alert_name(desc, name, sizeof name));
 	return fail(c, err);
@@ -1016,6 +1018,7 @@ int kc_conn_open(gnutls_session_t session, int fd, const struct kc_conn_opts *op
 		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
 	c->session = session;
 	c->fd = fd;
+	c->peer_alert = -1;
 	c->role = opts->role;
 	c->nonblocking = opts->nonblocking;
 	c->on_event = opts->on_event;
@@ -1111,6 +1114,8 @@ const struct kc_ticket_store *kc_conn_ticket_store(const struct kc_conn *c)
 {
 	return &c->store;
 }
+
+int kc_conn_peer_alert(const struct kc_conn *c) { return c->peer_alert; }
 
 const char *kc_conn_fallback_reason(const struct kc_conn *c)
 {

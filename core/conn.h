@@ -154,6 +154,8 @@ const char *kc_conn_channel_name(const struct kc_conn *c);
 const struct kc_channel_caps *kc_conn_channel_caps(const struct kc_conn *c);
 const char *kc_conn_fallback_reason(const struct kc_conn *c);  /* NULL if none */
 bool kc_conn_peer_closed(const struct kc_conn *c);
+/* The fatal alert the peer ended the connection with; -1: none. */
+int kc_conn_peer_alert(const struct kc_conn *c);
 bool kc_conn_close_sent(const struct kc_conn *c);
 /* The peer ended the stream after our close_notify without its own. */
 bool kc_conn_close_unanswered(const struct kc_conn *c);

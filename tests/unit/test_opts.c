@@ -174,7 +174,7 @@ Test(opts, tables_are_consistent)
 					  v->name);
 		}
 	}
-	cr_assert_eq(nsub, 7);
+	cr_assert_eq(nsub, 8);
 	cr_assert_null(cli_subcommand_named("nosuch"));
 }
 
