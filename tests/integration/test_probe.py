@@ -195,6 +195,20 @@ def _s_server_www():
         srv.kill()
 
 
+@suite.case("--send FILE: the file's bytes make the server talk")
+def _send_file():
+    path = os.path.join(suite.tmpdir(), "request")
+    with open(path, "wb") as f:
+        f.write(b"a request from a file\n")
+    srv, port = start_gnutls_serv(*certs().srv_ec)
+    try:
+        expect(probe(port, "--send", path, "--only", "keyupdate-unrequested"), 0, [
+            line("keyupdate-unrequested", "pass", "sent KeyUpdate(update_not_requested) and 22 "
+                 "bytes: 22 bytes came back after N ms%s" % NOTE)])
+    finally:
+        srv.kill()
+
+
 # ============================================================ peers that fail a check
 
 class LoopServer:
