@@ -27,7 +27,6 @@
 #define CONTROL_SEND_TIMEOUT_MS 30000
 
 struct kc_conn {
-	int peer_alert;             /* the fatal alert the peer sent; -1: none */
 	gnutls_session_t session;
 	struct kc_channel *ch;
 	int fd;
@@ -64,6 +63,7 @@ struct kc_conn {
 	unsigned nst_done_n;
 
 	bool peer_closed, close_sent, wr_shut, failed;
+	int peer_alert;            /* the fatal alert the peer sent; -1: none */
 	bool close_unanswered;     /* the peer ended the stream after our close_notify */
 	uint64_t rx_bytes_at_close;
 	struct kc_err failure;     /* repeated on every call after a failure */
