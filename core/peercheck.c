@@ -290,7 +290,7 @@ static int keyupdates(struct pc_run *run, struct kc_pc_outcome *out, unsigned n,
 {
 	struct kc_err e = { 0 };
 	struct pc p;
-	char what[64], buf[KC_PC_REASON_MAX], note[96] = "";
+	char what[64], buf[KC_PC_REASON_MAX];
 
 	if (pc_open(run, &p, true, NULL, NULL, err) < 0)
 		return -1;
@@ -298,9 +298,8 @@ static int keyupdates(struct pc_run *run, struct kc_pc_outcome *out, unsigned n,
 		set(out, KC_PC_NA, "TLS 1.2 has no KeyUpdate");
 		goto out;
 	}
-	if (p.rekey_fallback)
-		snprintf(note, sizeof note, " (on the user-space channel: this kernel cannot "
-			 "update kTLS keys)");
+	const char *note = p.rekey_fallback ? " (on the user-space channel: this kernel cannot "
+					      "update kTLS keys)" : "";
 	if (n == 1)
 		snprintf(what, sizeof what, "KeyUpdate(%s)",
 			 requested ? "update_requested" : "update_not_requested");
