@@ -267,18 +267,51 @@ static const char *version_name(const struct pc *p)
 
 /* ------------------------------------------------------------ the checks */
 
+/* Whether this kernel would take the session's keys both ways (asked on
+ * fresh loopback sockets, core/probe.h), said in buf. */
+static void kernel_fit(const struct pc *p, char *buf, size_t len)
+{
+	static const enum kc_dir dirs[] = { KC_TX, KC_RX };
+	int id = kc_cipher_kernel_id(kc_conn_cipher(p->c));
+	char name[32];
+
+	for (size_t i = 0; i < 2; i++) {
+		struct kc_err e = { 0 };
+		int sys = 0;
+		int rc = kc_probe_kernel_key(kc_conn_version(p->c), (uint16_t)id, dirs[i], &sys, &e);
+		if (rc < 0) {
+			snprintf(buf, len, "%.*s", (int)len - 1, e.msg);
+			return;
+		}
+		if (rc == 0) {
+			snprintf(buf, len, "this kernel refuses it for %s: %s",
+				 dirs[i] == KC_TX ? "sending" : "receiving",
+				 kc_errno_name(sys, name, sizeof name));
+			return;
+		}
+	}
+	snprintf(buf, len, "this kernel could carry it");
+}
+
 static int check_ktls(struct pc_run *run, struct kc_pc_outcome *out, struct kc_err *err)
 {
 	struct pc p;
+	char fit[KC_PC_REASON_MAX];
+
 	if (pc_open(run, &p, false, NULL, NULL, err) < 0)
 		return -1;
 	const char *cipher = kc_cipher_name(kc_conn_cipher(p.c));
-	if (kc_conn_channel_kind(p.c) == KC_CHANNEL_KERNEL)
+	if (kc_conn_channel_kind(p.c) == KC_CHANNEL_KERNEL) {
 		set(out, KC_PC_PASS, "%s %s runs on the kernel channel (kTLS both ways)",
 		    version_name(&p), cipher);
-	else
+	} else if (p.why[0]) {
 		set(out, KC_PC_NA, "%s %s runs on the user-space channel: %s", version_name(&p),
-		    cipher, p.why[0] ? p.why : "--ktls off given");
+		    cipher, p.why);
+	} else {
+		kernel_fit(&p, fit, sizeof fit);
+		set(out, KC_PC_NA, "%s %s runs on the user-space channel: --ktls off given (%s)",
+		    version_name(&p), cipher, fit);
+	}
 	pc_close(&p);
 	return 0;
 }

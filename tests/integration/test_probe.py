@@ -41,7 +41,7 @@ import threading
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ktlsctl_test.settings import TOP_BUILDDIR, scaled  # noqa: E402
-from ktlsctl_test.channel import CHANNEL_ARGS, KERNEL, can_rekey  # noqa: E402
+from ktlsctl_test.channel import CHANNEL_ARGS, KERNEL, can_rekey, ulp_probe  # noqa: E402
 from ktlsctl_test.runner import Suite  # noqa: E402
 from ktlsctl_test.verdicts import Fail  # noqa: E402
 from ktlsctl_test.procs import (  # noqa: E402
@@ -75,8 +75,11 @@ def ktls_line(version="TLS 1.3", cipher="AES-256-GCM"):
     if KERNEL:
         return line("ktls", "pass", "%s %s runs on the kernel channel (kTLS both ways)"
                     % (version, cipher))
-    return line("ktls", "n/a", "%s %s runs on the user-space channel: --ktls off given"
-                % (version, cipher))
+    # With --ktls off the check asks the kernel whether it could have.
+    fit = "this kernel could carry it" if ulp_probe()[0] else \
+        "this kernel has no TLS ULP (tls module not loaded or CONFIG_TLS off): try 'modprobe tls'"
+    return line("ktls", "n/a", "%s %s runs on the user-space channel: --ktls off given (%s)"
+                % (version, cipher, fit))
 
 
 def keyupdate_lines(request=REQUEST, answer=REQUEST, burst=None):
