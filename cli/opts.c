@@ -851,8 +851,9 @@ const struct cli_subcommand cli_subcommands[] = {
 		.summary = "check what a server does after the handshake",
 		.description =
 			"Check a TLS server's behaviour after the handshake (KeyUpdate, close_notify,\n"
-			"tickets, resumption, kernel TLS), each check on its own connection, and\n"
-			"print one line per check: its name, pass, fail, n/a or unknown, and why.",
+			"half-close, tickets, resumption, kernel TLS), each check on its own\n"
+			"connection, and print one line per check: its name, pass, fail, n/a or\n"
+			"unknown, and why.",
 		.options = probe_options, .check = check_probe, .run = cli_probe,
 	},
 	{ 0 },

@@ -442,6 +442,46 @@ static int check_close_notify(struct pc_run *run, struct kc_pc_outcome *out, str
 	return 0;
 }
 
+static int check_half_close(struct pc_run *run, struct kc_pc_outcome *out, struct kc_err *err)
+{
+	struct kc_err e = { 0 };
+	struct pc p;
+	char buf[KC_PC_REASON_MAX];
+	size_t got = 0, len = run->o->request_len;
+	ssize_t rc;
+
+	if (pc_open(run, &p, false, NULL, NULL, err) < 0)
+		return -1;
+	if (!tls13(&p)) {
+		set(out, KC_PC_NA, "TLS 1.2 has no half-close (a close_notify ends both ways)");
+		goto out;
+	}
+	double t0 = now_ms();
+	rc = pc_send(&p, run->o->request, len, &e);
+	if (rc == 0)
+		rc = kc_conn_close(p.c, &e);
+	while (rc >= 0 && (rc = pc_read(&p, &e)) > 0)
+		got += (size_t)rc;
+	double ms = now_ms() - t0;
+	if (got && rc == 0 && !kc_conn_close_unanswered(p.c))
+		set(out, KC_PC_PASS, "sent %zu bytes and close_notify at once: %zu bytes came back "
+		    "after it, then the server's close_notify (%.1f ms)", len, got, ms);
+	else if (got)
+		set(out, KC_PC_PASS, "sent %zu bytes and close_notify at once: %zu bytes came back "
+		    "after it (%.1f ms), then: %s", len, got, ms,
+		    rc == 0 ? "the server closed without close_notify" : said(&p, rc, &e, buf,
+									      sizeof buf));
+	else if (rc == 0)
+		set(out, KC_PC_FAIL, "sent %zu bytes and close_notify at once: the server closed "
+		    "after %.1f ms without sending data", len, ms);
+	else
+		set(out, KC_PC_FAIL, "sent %zu bytes and close_notify at once: %s", len,
+		    said(&p, rc, &e, buf, sizeof buf));
+out:
+	pc_close(&p);
+	return 0;
+}
+
 static int check_tickets(struct pc_run *run, struct kc_pc_outcome *out, struct kc_err *err)
 {
 	struct kc_err e = { 0 };
@@ -552,6 +592,8 @@ static const struct check {
 	  "them with an alert", check_keyupdate_burst },
 	{ "close-notify", "the server answers our close_notify with its own",
 	  check_close_notify },
+	{ "half-close", "after our request and close_notify, the server still sends "
+	  "(TLS 1.3)", check_half_close },
 	{ "tickets", "NewSessionTickets after the handshake: count, lifetime, age_add, "
 	  "max_early_data", check_tickets },
 	{ "resume", "a second connection resumes with the first's ticket (or session)",

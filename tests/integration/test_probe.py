@@ -23,6 +23,7 @@ Peer behaviour this file relies on (gnutls 3.7.9, OpenSSL 3.0):
                        connection; sleeps about a second after each
                        KeyUpdate (so the burst, 100 s, is left out and the
                        timeout raised); sends 2 tickets (lifetime 7200 s).
+  all three            go on sending after a TLS 1.3 close_notify (half-close).
   Python ssl (OpenSSL) answers update_requested with its next write; sends
                        2 tickets; a new SSLContext has new ticket keys, so
                        a server that makes one per connection resumes none.
@@ -103,6 +104,11 @@ GNUTLS_BURST = "the server refused them with alert 'internal_error' after N ms "
     "(it limits KeyUpdates)"
 CLOSE_PASS = line("close-notify", "pass", "sent close_notify: the server answered with its own "
                   "after N ms")
+def half_close_pass(request=REQUEST, answer=REQUEST):
+    return line("half-close", "pass", "sent %s bytes and close_notify at once: %s bytes came back "
+                "after it, then the server's close_notify (N ms)" % (request, answer))
+
+
 RESUME_PASS = line("resume", "pass", "a second connection resumed with the first's ticket "
                    "(handshake N ms, the first's N ms)")
 
@@ -144,7 +150,7 @@ def _gnutls13():
     try:
         expect(probe(port), 0,
                [ktls_line()] + keyupdate_lines(burst=GNUTLS_BURST)
-               + [CLOSE_PASS, tickets_line(2, 21600), RESUME_PASS])
+               + [CLOSE_PASS, half_close_pass(), tickets_line(2, 21600), RESUME_PASS])
     finally:
         srv.kill()
 
@@ -161,6 +167,7 @@ def _gnutls12():
             line("keyupdate-repeat", "n/a", na),
             line("keyupdate-burst", "n/a", na),
             CLOSE_PASS,
+            line("half-close", "n/a", "TLS 1.2 has no half-close (a close_notify ends both ways)"),
             line("tickets", "n/a", "TLS 1.2 has no tickets after the handshake"),
             line("resume", "pass", "a second connection resumed with the first's session "
                  "(handshake N ms, the first's N ms)"),
@@ -179,7 +186,7 @@ def _ktlsctl_listen():
     try:
         expect(probe(port), 0,
                [ktls_line()] + keyupdate_lines(burst=GNUTLS_BURST)
-               + [CLOSE_PASS, tickets_line(2, 21600), RESUME_PASS])
+               + [CLOSE_PASS, half_close_pass(), tickets_line(2, 21600), RESUME_PASS])
     finally:
         srv.kill()
 
@@ -191,9 +198,10 @@ def _s_server_www():
         # The request and the status page: N bytes (counts=True).
         expect(probe(port, "--http", "--timeout", "30", "--only",
                      "ktls,keyupdate,keyupdate-unrequested,keyupdate-repeat,close-notify,"
-                     "tickets,resume"), 0,
+                     "half-close,tickets,resume"), 0,
                [ktls_line()] + keyupdate_lines("N", "N")
-               + [CLOSE_PASS, tickets_line(2, 7200), RESUME_PASS], counts=True)
+               + [CLOSE_PASS, half_close_pass("N", "N"), tickets_line(2, 7200), RESUME_PASS],
+               counts=True)
     finally:
         srv.kill()
 
@@ -318,6 +326,23 @@ def _no_close_notify():
         srv.stop()
 
 
+@suite.case("a server that stops sending at our close_notify: half-close fails, exit 14")
+def _no_half_close():
+    def drop_at_close(t):
+        """Take the client's data until its close_notify, then answer that
+        and drop the echo owed (as TLS 1.2 lets a server do)."""
+        while t.recv_some():
+            pass
+        t.send_close_notify()
+    srv = LoopServer(drop_at_close)
+    try:
+        expect(probe(srv.port, "--only", "half-close"), 14, [
+            line("half-close", "fail", "sent 14 bytes and close_notify at once: the server closed "
+                 "after N ms without sending data")])
+    finally:
+        srv.stop()
+
+
 @suite.case("a server whose tickets do not resume (new ticket keys each time): resume fails, "
             "exit 14")
 def _no_resume():
@@ -360,6 +385,8 @@ def _list():
         "keyupdate-burst        the server survives 100 KeyUpdates in one flight, or refuses "
         "them with an alert",
         "close-notify           the server answers our close_notify with its own",
+        "half-close             after our request and close_notify, the server still sends "
+        "(TLS 1.3)",
         "tickets                NewSessionTickets after the handshake: count, lifetime, "
         "age_add, max_early_data",
         "resume                 a second connection resumes with the first's ticket (or session)",
