@@ -55,8 +55,6 @@ require_programs("gnutls-serv", "certtool", "openssl")
 suite = Suite("test_probe", case_timeout=120)
 KU_IGNORE = os.path.join(TOP_BUILDDIR, "tests", "peers", "ku_ignore_server")
 REQUEST = 14                      # "ktlsctl probe\n"
-EVERY = ["ktls", "keyupdate", "keyupdate-unrequested", "keyupdate-repeat", "keyupdate-burst",
-         "close-notify", "tickets", "resume"]
 
 
 def certs():
@@ -104,6 +102,8 @@ GNUTLS_BURST = "the server refused them with alert 'internal_error' after N ms "
     "(it limits KeyUpdates)"
 CLOSE_PASS = line("close-notify", "pass", "sent close_notify: the server answered with its own "
                   "after N ms")
+
+
 def half_close_pass(request=REQUEST, answer=REQUEST):
     return line("half-close", "pass", "sent %s bytes and close_notify at once: %s bytes came back "
                 "after it, then the server's close_notify (N ms)" % (request, answer))
@@ -234,7 +234,6 @@ class LoopServer:
         self.port = self.ls.getsockname()[1]
         self.fn, self.fresh = fn, fresh_ctx
         self.ctx = py_server_ctx(*certs().srv_ec, version="1.3")
-        self.errors = []
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
 
@@ -249,8 +248,8 @@ class LoopServer:
             try:
                 t.handshake()
                 self.fn(t)
-            except Exception as e:       # the probe judges what it saw
-                self.errors.append(repr(e))
+            except Exception:            # the probe judges what it saw
+                pass
             finally:
                 t.close()
 
