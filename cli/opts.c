@@ -636,16 +636,24 @@ static const struct cli_option opt_version = {
 	.help = "show the version",
 };
 
-#define SESSION_OPTIONS                                                       \
+/* The groups of the man page's OPTIONS: the TLS options of connect,
+ * listen and probe; those of a session (connect and listen); a client's
+ * (connect and probe). */
+#define TLS_OPTIONS                                                           \
 	&opt_tls12, &opt_tls13, &opt_cipher, &opt_priority, &opt_ktls,        \
-	&opt_handshake_timeout, &opt_eof, &opt_cafile, &opt_commands,         \
-	&opt_crlf, &opt_key_update_after, &opt_record_size_limit,             \
-	&opt_no_zerocopy
+	&opt_handshake_timeout, &opt_cafile, &opt_record_size_limit
+
+#define SESSION_OPTIONS                                                       \
+	TLS_OPTIONS, &opt_eof, &opt_commands, &opt_crlf,                      \
+	&opt_key_update_after, &opt_no_zerocopy
+
+#define CLIENT_OPTIONS                                                        \
+	&opt_client_cert, &opt_client_key, &opt_connect_timeout,              \
+	&opt_insecure, &opt_sni, &opt_alpn
 
 static const struct cli_option *const connect_options[] = {
-	SESSION_OPTIONS,
-	&opt_client_cert, &opt_client_key, &opt_connect_timeout, &opt_insecure, &opt_sni,
-	&opt_alpn, &opt_session_in, &opt_session_out,
+	SESSION_OPTIONS, CLIENT_OPTIONS,
+	&opt_session_in, &opt_session_out,
 	&opt_quiet, &opt_verbose, &opt_help, NULL,
 };
 
@@ -658,10 +666,7 @@ static const struct cli_option *const listen_options[] = {
 };
 
 static const struct cli_option *const probe_options[] = {
-	&opt_tls12, &opt_tls13, &opt_cipher, &opt_priority, &opt_ktls, &opt_handshake_timeout,
-	&opt_cafile, &opt_record_size_limit,
-	&opt_client_cert, &opt_client_key, &opt_connect_timeout, &opt_insecure, &opt_sni,
-	&opt_alpn,
+	TLS_OPTIONS, CLIENT_OPTIONS,
 	&opt_probe_json, &opt_only, &opt_list, &opt_http, &opt_send, &opt_probe_timeout,
 	&opt_quiet, &opt_verbose, &opt_help, NULL,
 };
