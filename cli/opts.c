@@ -11,10 +11,12 @@
 #include <string.h>
 
 #include "cli/opts.h"
+#include "cli/probe.h"
 #include "cli/selftest.h"
 #include "cli/session.h"
 #include "cli/stats.h"
 #include "core/keys.h"
+#include "core/peercheck.h"
 
 /* ------------------------------------------------------------ messages */
 
@@ -129,6 +131,9 @@ static int set_serve(struct cli_opts *o, const struct cli_option *opt, const cha
 	return 0;
 }
 SETTER(set_request, o->request_peer = true)
+SETTER(set_list, o->probe_list = true)
+SETTER(set_http, o->probe_http = true)
+SETTER(set_send, o->probe_send = arg)
 SETTER(set_require_kernel, o->require_kernel = true)
 SETTER(set_quiet, o->verbosity = CLI_QUIET)
 SETTER(set_verbose, o->verbosity = CLI_VERBOSE)
@@ -231,6 +236,29 @@ static int set_drain_timeout(struct cli_opts *o, const struct cli_option *opt,
 			     const char *arg, struct kc_err *err)
 {
 	return seconds(opt, arg, &o->drain_timeout_ms, err);
+}
+
+static int set_probe_timeout(struct cli_opts *o, const struct cli_option *opt,
+			     const char *arg, struct kc_err *err)
+{
+	return seconds(opt, arg, &o->probe_timeout_ms, err);
+}
+
+/* --only CHECKS: comma-separated names from core's table of checks. */
+static int set_only(struct cli_opts *o, const struct cli_option *opt, const char *arg,
+		    struct kc_err *err)
+{
+	for (const char *p = arg;; p++) {
+		size_t len = strcspn(p, ",");
+		int i = kc_pc_index(p, len);
+		if (i < 0)
+			return kc_err_set(err, KC_E_USAGE, "unknown check '%.*s' in --%s "
+					  "(see 'ktlsctl probe --list')", (int)len, p, opt->name);
+		o->probe_only |= 1u << i;
+		p += len;
+		if (!*p)
+			return 0;
+	}
 }
 
 static int set_forward(struct cli_opts *o, const struct cli_option *opt, const char *arg,
@@ -579,6 +607,34 @@ static const struct cli_option opt_tickets_json = {
 	.help = "JSON output",
 };
 
+/* probe */
+static const struct cli_option opt_probe_json = {
+	.name = "json", .apply = set_json,
+	.help = "one JSON document instead of a line per check",
+};
+static const struct cli_option opt_only = {
+	.name = "only", .metavar = "CHECKS", .apply = set_only,
+	.help = "run only these checks, comma-separated\n"
+		"(names as --list shows)",
+};
+static const struct cli_option opt_list = {
+	.name = "list", .apply = set_list,
+	.help = "list the checks and what each one does",
+};
+static const struct cli_option opt_http = {
+	.name = "http", .apply = set_http,
+	.help = "make the server talk with 'GET / HTTP/1.1'\n"
+		"(default: a line of text)",
+};
+static const struct cli_option opt_send = {
+	.name = "send", .metavar = "FILE", .hint = CLI_HINT_FILE, .apply = set_send,
+	.help = "make the server talk with FILE's bytes",
+};
+static const struct cli_option opt_probe_timeout = {
+	.name = "timeout", .metavar = "SECS", .apply = set_probe_timeout,
+	.help = "wait at most SECS for each answer (default 5)",
+};
+
 /* every subcommand */
 static const struct cli_option opt_quiet = {
 	.name = "quiet", .short_name = 'q', .apply = set_quiet,
@@ -603,16 +659,24 @@ static const struct cli_option opt_version = {
 	.help = "show the version",
 };
 
-#define SESSION_OPTIONS                                                       \
+/* The groups of the man page's OPTIONS: the TLS options of connect,
+ * listen and probe; those of a session (connect and listen); a client's
+ * (connect and probe). */
+#define TLS_OPTIONS                                                           \
 	&opt_tls12, &opt_tls13, &opt_cipher, &opt_priority, &opt_ktls,        \
-	&opt_handshake_timeout, &opt_eof, &opt_cafile, &opt_commands,         \
-	&opt_crlf, &opt_key_update_after, &opt_record_size_limit,             \
-	&opt_no_zerocopy
+	&opt_handshake_timeout, &opt_cafile, &opt_record_size_limit
+
+#define SESSION_OPTIONS                                                       \
+	TLS_OPTIONS, &opt_eof, &opt_commands, &opt_crlf,                      \
+	&opt_key_update_after, &opt_no_zerocopy
+
+#define CLIENT_OPTIONS                                                        \
+	&opt_client_cert, &opt_client_key, &opt_connect_timeout,              \
+	&opt_insecure, &opt_sni, &opt_alpn
 
 static const struct cli_option *const connect_options[] = {
-	SESSION_OPTIONS,
-	&opt_client_cert, &opt_client_key, &opt_connect_timeout, &opt_insecure, &opt_sni,
-	&opt_alpn, &opt_session_in, &opt_session_out,
+	SESSION_OPTIONS, CLIENT_OPTIONS,
+	&opt_session_in, &opt_session_out,
 	&opt_accept, &opt_max_conns, &opt_drain_timeout, &opt_log_format,
 	&opt_quiet, &opt_verbose, &opt_help, NULL,
 };
@@ -622,6 +686,12 @@ static const struct cli_option *const listen_options[] = {
 	&opt_server_cert, &opt_server_key, &opt_echo, &opt_keep_open, &opt_forward,
 	&opt_exec, &opt_server_alpn, &opt_max_conns, &opt_drain_timeout, &opt_log_format, &opt_backend_timeout,
 	&opt_verify_client,
+	&opt_quiet, &opt_verbose, &opt_help, NULL,
+};
+
+static const struct cli_option *const probe_options[] = {
+	TLS_OPTIONS, CLIENT_OPTIONS,
+	&opt_probe_json, &opt_only, &opt_list, &opt_http, &opt_send, &opt_probe_timeout,
 	&opt_quiet, &opt_verbose, &opt_help, NULL,
 };
 
@@ -754,6 +824,17 @@ static int check_session(struct cli_opts *o, const struct cli_subcommand *sub, i
 	return 0;
 }
 
+/* probe HOST:PORT, or --list alone. */
+static int check_probe(struct cli_opts *o, const struct cli_subcommand *sub, int npos,
+		       char **pos, struct kc_err *err)
+{
+	if (o->probe_list)
+		return npos ? usage_error(err, sub, "--list takes no HOST:PORT") : 0;
+	if (o->probe_http && o->probe_send)
+		return usage_error(err, sub, "--http and --send exclude each other: give one");
+	return check_session(o, sub, npos, pos, err);
+}
+
 /* --------------------------------------------------------- subcommands */
 
 const struct cli_subcommand cli_program = {
@@ -817,6 +898,17 @@ const struct cli_subcommand cli_subcommands[] = {
 		.summary = "a running session's tickets",
 		.description = "Show the session tickets the running session PID received.",
 		.options = tickets_options, .check = check_pid, .run = cli_tickets,
+	},
+	{
+		.name = "probe", .cmd = CLI_CMD_PROBE,
+		.args = "HOST:PORT", .args_hint = CLI_HINT_HOST,
+		.summary = "check what a server does after the handshake",
+		.description =
+			"Check a TLS server's behaviour after the handshake (KeyUpdate, close_notify,\n"
+			"half-close, tickets, resumption, kernel TLS), each check on its own\n"
+			"connection, and print one line per check: its name, pass, fail, n/a or\n"
+			"unknown, and why.",
+		.options = probe_options, .check = check_probe, .run = cli_probe,
 	},
 	{ 0 },
 };
@@ -940,6 +1032,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct kc_err *err)
 	o->drain_timeout_ms = 10000;
 	o->eof = KC_EOF_LINGER;
 	o->linger_ms = CLI_LINGER_DEFAULT_MS;
+	o->probe_timeout_ms = 5000;
 	if (argc > 1 && argv[1][0] != '-') {
 		sub = cli_subcommand_named(argv[1]);
 		if (!sub)

@@ -17,7 +17,7 @@
 
 enum cli_cmd {
 	CLI_CMD_NONE, CLI_CMD_CONNECT, CLI_CMD_LISTEN, CLI_CMD_SELFTEST,
-	CLI_CMD_STATS, CLI_CMD_KEYUPDATE, CLI_CMD_TICKETS,
+	CLI_CMD_STATS, CLI_CMD_KEYUPDATE, CLI_CMD_TICKETS, CLI_CMD_PROBE,
 };
 
 /* What `stats` writes: text for people (brief, or whole with -v), the
@@ -69,6 +69,11 @@ struct cli_opts {
 	struct kc_hostport serve_hp;   /* its address; "" given: loopback */
 	bool request_peer;
 	bool require_kernel;           /* selftest: fail (7) without the kernel path */
+	/* probe */
+	uint32_t probe_only;           /* --only: bit i for check i (core/peercheck.h) */
+	bool probe_list, probe_http;
+	const char *probe_send;        /* --send FILE */
+	unsigned probe_timeout_ms;     /* --timeout, default 5 s */
 	enum cli_verbosity verbosity;
 };
 

@@ -70,22 +70,13 @@ static void tls_opts_for(const struct st_case *tc, const struct kc_selfcert *sc,
 	}
 }
 
-/* Attach the ULP when the kernel has it; remember why not otherwise. */
-static bool try_kernel(int fd, char *why, size_t len)
-{
-	struct kc_err e;
-	if (kc_kernel_attach(fd, &e) == 0)
-		return true;
-	snprintf(why, len, "%s", e.msg);
-	return false;
-}
-
 static int open_conn(int fd, const struct kc_tls_opts *t, struct kc_creds *creds,
 		     struct st_result *r, gnutls_session_t *s, struct kc_conn **conn)
 {
 	struct kc_conn_opts co = { .role = t->role, .fallback = true,
 				   .on_event = count_event, .event_ctx = r };
-	co.kernel = try_kernel(fd, r->fallback, sizeof r->fallback);
+	co.kernel = kc_conn_choose_channel(fd, KC_KTLS_AUTO, r->fallback, sizeof r->fallback,
+					   NULL) == 1;
 	if (kc_tls_handshake(fd, t, creds, s, &r->err) < 0)
 		return -1;
 	if (kc_conn_open(*s, fd, &co, conn, &r->err) < 0)

@@ -83,27 +83,6 @@ static void on_pump_note(void *ctx, enum kc_pump_note n)
 			  secs);
 }
 
-/* Attach the kernel's TLS ULP before the handshake (plain TCP passes
- * through until keys are installed), so a kernel without kTLS is known
- * before any TLS byte is spent.  Returns 1 kernel, 0 user space, -1 fail. */
-static int choose_channel(int fd, const struct cli_opts *o, char *why, size_t why_len,
-			  struct kc_err *err)
-{
-	struct kc_err e;
-
-	why[0] = '\0';
-	if (o->ktls == KC_KTLS_OFF)
-		return 0;
-	if (kc_kernel_attach(fd, &e) == 0)
-		return 1;
-	if (o->ktls == KC_KTLS_REQUIRE) {
-		return kc_err_set(err, KC_E_KTLS,
-				  "kernel TLS unavailable and --ktls require given: %.440s", e.msg);
-	}
-	snprintf(why, why_len, "%s", e.msg);
-	return 0;
-}
-
 /* The control socket rides on the pump's loop. */
 struct ctl_ctx {
 	struct kc_ctl_server *server;
@@ -256,7 +235,7 @@ static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
 	char why[512];
 	int resume_status, status;
 
-	int kernel = choose_channel(fd, o, why, sizeof why, &err);
+	int kernel = kc_conn_choose_channel(fd, o->ktls, why, sizeof why, &err);
 	if (kernel < 0)
 		return cli_fail(&err);
 	if ((status = handshake(fd, o, creds, &session, &resume_status)) != 0)

@@ -63,6 +63,7 @@ struct kc_conn {
 	unsigned nst_done_n;
 
 	bool peer_closed, close_sent, wr_shut, failed;
+	int peer_alert;            /* the fatal alert the peer sent; -1: none */
 	bool close_unanswered;     /* the peer ended the stream after our close_notify */
 	uint64_t rx_bytes_at_close;
 	struct kc_err failure;     /* repeated on every call after a failure */
@@ -371,6 +372,7 @@ static int on_alert(struct kc_conn *c, const unsigned char *p, size_t n, struct 
 		emit(c, KC_EV_WARNING_ALERT, false, desc);
 		return 0;
 	}
+	c->peer_alert = desc;
 	kc_err_set(err, KC_E_PROTOCOL, "the peer ended the connection with fatal alert '%s'",
 		   kc_alert_name(desc, name, sizeof name));
 	return fail(c, err);
@@ -990,6 +992,24 @@ static int install_keys(struct kc_conn *c, struct kc_channel *ch, struct kc_key_
 	return 0;
 }
 
+int kc_conn_choose_channel(int fd, enum kc_ktls_mode mode, char *why, size_t why_len,
+			   struct kc_err *err)
+{
+	struct kc_err e;
+
+	if (why_len)
+		why[0] = '\0';
+	if (mode == KC_KTLS_OFF)
+		return 0;
+	if (kc_kernel_attach(fd, &e) == 0)
+		return 1;
+	if (mode == KC_KTLS_REQUIRE)
+		return kc_err_set(err, KC_E_KTLS,
+				  "kernel TLS unavailable and --ktls require given: %.440s", e.msg);
+	snprintf(why, why_len, "%s", e.msg);
+	return 0;
+}
+
 int kc_conn_open(gnutls_session_t session, int fd, const struct kc_conn_opts *opts,
 		 struct kc_conn **out, struct kc_err *err)
 {
@@ -1001,6 +1021,7 @@ int kc_conn_open(gnutls_session_t session, int fd, const struct kc_conn_opts *op
 		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
 	c->session = session;
 	c->fd = fd;
+	c->peer_alert = -1;
 	c->role = opts->role;
 	c->nonblocking = opts->nonblocking;
 	c->on_event = opts->on_event;
@@ -1096,6 +1117,8 @@ const struct kc_ticket_store *kc_conn_ticket_store(const struct kc_conn *c)
 {
 	return &c->store;
 }
+
+int kc_conn_peer_alert(const struct kc_conn *c) { return c->peer_alert; }
 
 const char *kc_conn_fallback_reason(const struct kc_conn *c)
 {

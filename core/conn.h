@@ -26,6 +26,16 @@
 
 enum kc_ktls_mode { KC_KTLS_AUTO, KC_KTLS_REQUIRE, KC_KTLS_OFF };
 
+/* The record channel for a connected socket, chosen before the handshake
+ * as mode says: the kernel's TLS ULP is attached first (plain TCP passes
+ * through until keys are installed), so a kernel without kTLS is known
+ * before any TLS byte is spent.  1: kernel (attached, for kc_conn_opts
+ * .kernel); 0: user space, why says why ("" under KC_KTLS_OFF); -1 with
+ * *err (KC_E_KTLS) when the kernel refused under KC_KTLS_REQUIRE.  Every
+ * subcommand chooses here, so they all fall back alike. */
+int kc_conn_choose_channel(int fd, enum kc_ktls_mode mode, char *why, size_t why_len,
+			   struct kc_err *err);
+
 enum kc_event_kind {
 	KC_EV_TICKET,            /* a NewSessionTicket was stored by GnuTLS */
 	KC_EV_PEER_KEY_UPDATE,   /* the peer updated its keys; .requested */
@@ -144,6 +154,8 @@ const char *kc_conn_channel_name(const struct kc_conn *c);
 const struct kc_channel_caps *kc_conn_channel_caps(const struct kc_conn *c);
 const char *kc_conn_fallback_reason(const struct kc_conn *c);  /* NULL if none */
 bool kc_conn_peer_closed(const struct kc_conn *c);
+/* The fatal alert the peer ended the connection with; -1: none. */
+int kc_conn_peer_alert(const struct kc_conn *c);
 bool kc_conn_close_sent(const struct kc_conn *c);
 /* The peer ended the stream after our close_notify without its own. */
 bool kc_conn_close_unanswered(const struct kc_conn *c);

@@ -25,6 +25,7 @@ enum kc_status {
 	KC_E_IO = 11,          /* local input/output or socket error */
 	KC_E_TIMEOUT = 12,     /* a connect, handshake or close timeout expired */
 	KC_E_LIMIT = 13,       /* TLS 1.2 session closed at the cipher's record limit */
+	KC_E_CHECK = 14,       /* probe: a check of the peer failed */
 };
 
 struct kc_err {

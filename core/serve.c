@@ -180,17 +180,12 @@ static void start_tls(struct session *s)
 	const struct kc_serve_opts *o = srv->o;
 	int fd = s->fd;
 	struct kc_err err = { 0 };
-	if (o->ktls != KC_KTLS_OFF) {
-		if (kc_kernel_attach(fd, &err) == 0) {
-			s->kernel = true;
-		} else if (o->ktls == KC_KTLS_REQUIRE) {
-			struct kc_err e2;
-			kc_err_set(&e2, KC_E_KTLS, "kernel TLS unavailable and --ktls require "
-				   "given: %.440s", err.msg);
-			fail(s, KC_END_HANDSHAKE, &e2);
-			return;
-		}
+	int kernel = kc_conn_choose_channel(fd, o->ktls, NULL, 0, &err);
+	if (kernel < 0) {
+		fail(s, KC_END_HANDSHAKE, &err);
+		return;
 	}
+	s->kernel = kernel == 1;
 	s->creds = kc_creds_ref(srv->creds);
 	struct kc_tls_opts tls = o->tls;
 	if (o->mode == KC_SERVE_ORIGINATE && srv->resume.size)

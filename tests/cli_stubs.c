@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 
+#include "cli/probe.h"
 #include "cli/selftest.h"
 #include "cli/session.h"
 #include "cli/stats.h"
@@ -16,3 +17,4 @@ int cli_selftest(const struct cli_opts *o) { abort(); }
 int cli_stats(const struct cli_opts *o) { abort(); }
 int cli_keyupdate(const struct cli_opts *o) { abort(); }
 int cli_tickets(const struct cli_opts *o) { abort(); }
+int cli_probe(const struct cli_opts *o) { abort(); }

@@ -39,19 +39,23 @@ TOP = os.environ.get("TOP_SRCDIR") or os.path.abspath(os.path.join(os.path.dirna
 MAN = os.path.join(TOP, "man", "ktlsctl.1")
 README = os.path.join(TOP, "README.md")
 COMPLETIONS = os.path.join(TOP, "completions")
-SUBCOMMANDS = ["connect", "listen", "selftest", "stats", "keyupdate", "tickets"]
+SUBCOMMANDS = ["connect", "listen", "selftest", "stats", "keyupdate", "tickets", "probe"]
 OPTION = re.compile(r"(?<![\w-])(--?[A-Za-z0-9][A-Za-z0-9.-]*)")
 
 # The manual page's OPTIONS subsections that describe each subcommand;
 # -h/--help (General) applies to every one.
 MAN_SECTIONS = {
     "": ["General"],
-    "connect": ["Options for connect and listen", "Options for connect only"],
-    "listen": ["Options for connect and listen", "Options for listen only"],
+    "connect": ["Options for connect, listen and probe", "Options for connect and listen",
+                "Options for connect and probe", "Options for connect only"],
+    "listen": ["Options for connect, listen and probe", "Options for connect and listen",
+               "Options for listen only"],
     "selftest": ["Options for selftest"],
     "stats": ["Options for stats"],
     "keyupdate": ["Options for keyupdate"],
     "tickets": ["Options for tickets"],
+    "probe": ["Options for connect, listen and probe", "Options for connect and probe",
+              "Options for probe"],
 }
 
 

@@ -47,7 +47,7 @@ static char *words_of(const char *out)
 Test(complete, subcommands_and_the_programs_options)
 {
 	cr_assert_str_eq(words_of(COMPLETE("")),
-			 "connect\nlisten\nselftest\nstats\nkeyupdate\ntickets\n");
+			 "connect\nlisten\nselftest\nstats\nkeyupdate\ntickets\nprobe\n");
 	cr_assert_str_eq(words_of(COMPLETE("s")), "selftest\nstats\n");
 	cr_assert(strstr(COMPLETE("st"), "stats\tthe running sessions and their counters\n"));
 	cr_assert_str_eq(words_of(COMPLETE("-")), "-h\n--help\n-V\n--version\n");
@@ -56,7 +56,8 @@ Test(complete, subcommands_and_the_programs_options)
 				     "selftest\tcheck kTLS on this machine end to end\n"
 				     "stats\tthe running sessions and their counters\n"
 				     "keyupdate\tmake a running session update its keys\n"
-				     "tickets\ta running session's tickets\n");
+				     "tickets\ta running session's tickets\n"
+				     "probe\tcheck what a server does after the handshake\n");
 	cr_assert_str_eq(COMPLETE("nosuch", ""), "");
 	cr_assert_str_eq(COMPLETE("--help", ""), "");
 }

@@ -6,6 +6,7 @@
 
 #include "cli/opts.h"
 #include "core/keys.h"
+#include "core/peercheck.h"
 
 #define ARGV(...) ((char *[]){ "ktlsctl", __VA_ARGS__, NULL })
 #define ARGC(...) ((int)(sizeof((char *[]){ "ktlsctl", __VA_ARGS__ }) / sizeof(char *)))
@@ -111,6 +112,33 @@ Test(opts, usage_errors)
 	FAILS("selftest takes no arguments", "selftest", "x");
 }
 
+/* probe: --only names come from core's table of checks, by bit. */
+Test(opts, probe)
+{
+	struct cli_opts o;
+	struct kc_err err = { 0 };
+	cr_assert_eq(PARSE(&o, &err, "probe", "example.com:443"), 0, "%s", err.msg);
+	cr_assert_eq(o.cmd, CLI_CMD_PROBE);
+	cr_assert_eq(o.probe_only, 0);
+	cr_assert_eq(o.probe_timeout_ms, 5000);
+	cr_assert_str_eq(o.tls.sni, "example.com");
+	cr_assert_eq(PARSE(&o, &err, "probe", "a:1", "--only", "resume,keyupdate", "--only",
+			   "ktls", "--timeout", "0.5", "--http"), 0, "%s", err.msg);
+	cr_assert_eq(o.probe_only, 1u << kc_pc_index("resume", 6) |
+			 1u << kc_pc_index("keyupdate", 9) | 1u << kc_pc_index("ktls", 4));
+	cr_assert_eq(o.probe_timeout_ms, 500);
+	cr_assert(o.probe_http);
+	cr_assert_eq(PARSE(&o, &err, "probe", "--list"), 0, "%s", err.msg);
+	cr_assert(o.probe_list);
+	FAILS("unknown check 'nosuch' in --only", "probe", "a:1", "--only", "ktls,nosuch");
+	FAILS("unknown check '' in --only", "probe", "a:1", "--only", "ktls,");
+	FAILS("unknown check 'keyupdat' in --only", "probe", "a:1", "--only", "keyupdat");
+	FAILS("--list takes no HOST:PORT", "probe", "a:1", "--list");
+	FAILS("--http and --send exclude each other", "probe", "a:1", "--http", "--send", "f");
+	FAILS("exactly one HOST:PORT", "probe");
+	FAILS("unknown option '--eof'", "probe", "a:1", "--eof", "close");
+}
+
 Test(opts, eof_modes)
 {
 	struct cli_opts o;
@@ -174,7 +202,7 @@ Test(opts, tables_are_consistent)
 					  v->name);
 		}
 	}
-	cr_assert_eq(nsub, 7);
+	cr_assert_eq(nsub, 8);
 	cr_assert_null(cli_subcommand_named("nosuch"));
 }
 
