@@ -66,6 +66,7 @@ SUITES = [
     ("test_recordsize.py", 900, False),
     ("test_serve.py", 900, True),
     ("test_originate.py", 600, True),
+    ("test_serve_ctl.py", 600, False),
 ]
 
 # (a SKIP line is "SKIP name: reason (1.23s)"; names have ": " in them too)
