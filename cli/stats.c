@@ -20,47 +20,15 @@
 
 #define MAX_SESSIONS 256
 
-/* One process's answer, as the next elements of list: a single
- * session's report, or each of a serving process's sessions (its STATS
- * has them in "sessions", core/ctl.h).  The number of sessions added, or
- * -1 with *err. */
-static void label_session(struct kc_view *s, pid_t pid, const struct cli_opts *o,
-			  bool tickets);
-
-static int ask_session(struct kc_view *list, pid_t pid, const struct cli_opts *o, bool tickets,
-		       struct kc_err *err)
-{
-	struct kc_view *answer;
-	char request[32];
-
-	if (o->session_id)
-		snprintf(request, sizeof request, "TICKETS %lu", o->session_id);
-	if (kc_ctl_request(pid, !tickets ? "STATS" : o->session_id ? request : "TICKETS", &answer,
-			   err) < 0)
-		return -1;
-	struct kc_view *served = (struct kc_view *)kc_view_get(answer, "sessions");
-	if (!tickets && served && served->kind == KC_VIEW_ARRAY) {
-		int n = 0;
-		for (struct kc_view *s = served->first; s; s = s->next, n++)
-			label_session(s, pid, NULL, false);
-		kc_view_move_children(list, served);
-		kc_view_free(answer);
-		return n;
-	}
-	label_session(kc_view_adopt(list, NULL, answer), pid, o, tickets);
-	return 1;
-}
-
 /* A session's words: its title ("session PID", "session PID #ID" for a
- * serving process's), labels and summary line.  o: the --session asked
- * for (tickets), or NULL. */
-static void label_session(struct kc_view *s, pid_t pid, const struct cli_opts *o, bool tickets)
+ * serving process's: the id in its report, else the --session asked for),
+ * labels and summary line. */
+static void label_session(struct kc_view *s, pid_t pid, unsigned long asked, bool tickets)
 {
-	const struct kc_view *id = kc_view_get(s, "session");
-	unsigned long n = id && id->kind == KC_VIEW_UINT ? (unsigned long)id->num
-			: o ? o->session_id : 0;
 	if (!s)
 		return;
+	const struct kc_view *id = kc_view_get(s, "session");
+	unsigned long n = id && id->kind == KC_VIEW_UINT ? (unsigned long)id->num : asked;
 	if (n)
 		kc_view_set_label(s, "session %d #%lu", (int)pid, n);
 	else
@@ -69,6 +37,34 @@ static void label_session(struct kc_view *s, pid_t pid, const struct cli_opts *o
 		kc_tickets_view_label(s);
 	else
 		kc_session_view_label(s);
+}
+
+/* One process's answer, as the next elements of list: a single
+ * session's report, or each of a serving process's sessions (its STATS
+ * has them in "sessions", core/ctl.h).  The number of sessions added, or
+ * -1 with *err. */
+static int ask_session(struct kc_view *list, pid_t pid, const struct cli_opts *o, bool tickets,
+		       struct kc_err *err)
+{
+	struct kc_view *answer;
+	char request[32] = "STATS";
+
+	if (tickets)
+		snprintf(request, sizeof request, o->session_id ? "TICKETS %lu" : "TICKETS",
+			 o->session_id);
+	if (kc_ctl_request(pid, request, &answer, err) < 0)
+		return -1;
+	struct kc_view *served = (struct kc_view *)kc_view_get(answer, "sessions");
+	if (!tickets && served && served->kind == KC_VIEW_ARRAY) {
+		int n = 0;
+		for (struct kc_view *s = served->first; s; s = s->next, n++)
+			label_session(s, pid, 0, false);
+		kc_view_move_children(list, served);
+		kc_view_free(answer);
+		return n;
+	}
+	label_session(kc_view_adopt(list, NULL, answer), pid, o->session_id, tickets);
+	return 1;
 }
 
 /* The "sessions" list of root: the one process asked for, or every one. */
@@ -233,15 +229,20 @@ int cli_keyupdate(const struct cli_opts *o)
 {
 	struct kc_view *answer = NULL;
 	struct kc_err err = { 0 };
-	char request[64], id[32] = "";
-	if (o->session_id)
-		snprintf(id, sizeof id, " %lu", o->session_id);
-	snprintf(request, sizeof request, "KEYUPDATE%s%s", id, o->request_peer ? " request" : "");
+	char request[64], who[48];
+	int n = snprintf(request, sizeof request, "KEYUPDATE");
+	int w = snprintf(who, sizeof who, "session %d", (int)o->target_pid);
+	if (o->session_id) {
+		n += snprintf(request + n, sizeof request - (size_t)n, " %lu", o->session_id);
+		snprintf(who + w, sizeof who - (size_t)w, " #%lu", o->session_id);
+	}
+	if (o->request_peer)
+		snprintf(request + n, sizeof request - (size_t)n, " request");
 	if (kc_ctl_request(o->target_pid, request, &answer, &err) < 0)
 		return cli_fail(&err);
 	kc_view_free(answer);
-	cli_notice("session %d%s%s updated its send keys%s", (int)o->target_pid,
-		   id[0] ? " #" : "", id + !!id[0], o->request_peer ? " and asked the peer to update" : "");
+	cli_notice("%s updated its send keys%s", who,
+		   o->request_peer ? " and asked the peer to update" : "");
 	return 0;
 }
 

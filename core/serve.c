@@ -225,6 +225,7 @@ static void start_session(struct server *srv, int fd, const char *peer)
 	s->c2bp.r = s->c2bp.w = s->b2cp.r = s->b2cp.w = -1;
 	s->started = kc_loop_now();
 	s->rep.id = ++srv->next_id;
+	srv->many.accepted = srv->next_id;
 	snprintf(s->rep.peer, sizeof s->rep.peer, "%s", peer);
 	if (o->mode == KC_SERVE_FORWARD || originate)
 		snprintf(s->rep.backend, sizeof s->rep.backend, "%s", o->backend_name);

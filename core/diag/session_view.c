@@ -149,8 +149,8 @@ static const char *member(const struct kc_view *o, const char *key, char *buf, s
 
 void kc_session_view_label(struct kc_view *o)
 {
-	char pid[24], num[24], id[32] = "", role[16], peer[64], version[16], cipher[32], channel[16], sent[24],
-		received[24], up[24];
+	char pid[24], num[24], id[32] = "", role[16], peer[64], version[16], cipher[32],
+		channel[16], sent[24], received[24], up[24];
 	const struct kc_view *tx = kc_view_get(o, "tx"), *rx = kc_view_get(o, "rx");
 
 	set_labels(o, session_labels);

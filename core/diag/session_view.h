@@ -9,7 +9,8 @@
  * a session's JSON, so both read the same.
  *
  * Session (keys of man/ktlsctl.1, JSON OUTPUT):
- *   pid, session (a serving process's session id, when it has one), role, peer, channel, version, cipher, suite (when GnuTLS has
+ *   pid, session (a serving process's session id, when it has one), role,
+ *   peer, channel, version, cipher, suite (when GnuTLS has
  *   gnutls_ciphersuite_get), resumed,
  *   tx, rx: {records_key, records, bytes, key_updates, limit,
  *            limit_used (percent, 4 decimals), record_size,
