@@ -30,7 +30,7 @@ from ktlsctl_test.peers import EOF_CLOSE, require_programs  # noqa: E402
 from ktlsctl_test.procs import (  # noqa: E402
     check_exit, check_no_sanitizer, ktlsctl, ktlsctl_listen, Proc)
 from ktlsctl_test.runner import Suite  # noqa: E402
-from ktlsctl_test.verdicts import Fail, Skip  # noqa: E402
+from ktlsctl_test.verdicts import Fail  # noqa: E402
 
 require_programs("certtool")
 
