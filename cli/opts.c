@@ -303,6 +303,20 @@ static int set_max_conns(struct cli_opts *o, const struct cli_option *opt, const
 	return 0;
 }
 
+static int set_session_id(struct cli_opts *o, const struct cli_option *opt, const char *arg,
+			  struct kc_err *err)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || arg[0] < '1' || arg[0] > '9')
+		return kc_err_set(err, KC_E_USAGE,
+				  "invalid --%s '%s': give a serving session's id, as 'ktlsctl stats "
+				  "PID' lists them", opt->name, arg);
+	o->session_id = v;
+	return 0;
+}
+
 static int set_sni(struct cli_opts *o, const struct cli_option *opt, const char *arg,
 		   struct kc_err *err)
 {
@@ -598,6 +612,11 @@ static const struct cli_option opt_request = {
 	.name = "request", .apply = set_request,
 	.help = "ask the peer to update its keys too",
 };
+static const struct cli_option opt_session_id = {
+	.name = "session", .metavar = "ID", .apply = set_session_id,
+	.help = "the session ID of a serving process (listen\n"
+		"--forward/--exec/--echo -k, connect --accept)",
+};
 static const struct cli_option opt_keyupdate_quiet = {
 	.name = "quiet", .short_name = 'q', .apply = set_quiet,
 	.help = "no confirmation on stderr",
@@ -706,11 +725,11 @@ static const struct cli_option *const stats_options[] = {
 };
 
 static const struct cli_option *const keyupdate_options[] = {
-	&opt_request, &opt_keyupdate_quiet, &opt_help, NULL,
+	&opt_session_id, &opt_request, &opt_keyupdate_quiet, &opt_help, NULL,
 };
 
 static const struct cli_option *const tickets_options[] = {
-	&opt_tickets_json, &opt_help, NULL,
+	&opt_session_id, &opt_tickets_json, &opt_help, NULL,
 };
 
 static const struct cli_option *const program_options[] = {
@@ -882,21 +901,25 @@ const struct cli_subcommand cli_subcommands[] = {
 			"kernel TLS can do (probed on loopback sockets), each socket's and each\n"
 			"session's details (records under the current key against the cipher's\n"
 			"limit, bytes, key updates, tickets, uptime).  With PID: that session's\n"
-			"details only.",
+			"details only (a serving process's: each of its sessions').",
 		.options = stats_options, .check = check_stats, .run = cli_stats,
 	},
 	{
 		.name = "keyupdate", .cmd = CLI_CMD_KEYUPDATE,
 		.args = "PID", .args_hint = CLI_HINT_PID,
 		.summary = "make a running session update its keys",
-		.description = "Make the running session PID update its TLS 1.3 send keys.",
+		.description =
+			"Make the running session PID update its TLS 1.3 send keys; for a process\n"
+			"serving many sessions, the one --session ID names.",
 		.options = keyupdate_options, .check = check_pid, .run = cli_keyupdate,
 	},
 	{
 		.name = "tickets", .cmd = CLI_CMD_TICKETS,
 		.args = "PID", .args_hint = CLI_HINT_PID,
 		.summary = "a running session's tickets",
-		.description = "Show the session tickets the running session PID received.",
+		.description =
+			"Show the session tickets the running session PID received; for a process\n"
+			"serving many sessions, the one --session ID names.",
 		.options = tickets_options, .check = check_pid, .run = cli_tickets,
 	},
 	{

@@ -68,6 +68,7 @@ struct cli_opts {
 	bool serve;                    /* stats --serve [ADDR]:PORT */
 	struct kc_hostport serve_hp;   /* its address; "" given: loopback */
 	bool request_peer;
+	unsigned long session_id;      /* keyupdate, tickets --session: 0 none */
 	bool require_kernel;           /* selftest: fail (7) without the kernel path */
 	/* probe */
 	uint32_t probe_only;           /* --only: bit i for check i (core/peercheck.h) */

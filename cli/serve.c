@@ -13,6 +13,7 @@
 #include "cli/serve.h"
 #include "cli/session.h"
 #include "cli/signals.h"
+#include "core/ctl.h"
 #include "core/diag/view.h"
 #include "core/diag/view_json.h"
 #include "core/serve.h"
@@ -173,6 +174,17 @@ void cli_serve_on_reload(void *ctx, const struct kc_creds *creds, const struct k
 	cli_serve_on_notice(ctx, msg);
 }
 
+struct kc_ctl_server *cli_ctl_open(const char *whose)
+{
+	struct kc_ctl_server *ctl = NULL;
+	struct kc_err err = { 0 };
+	if (kc_ctl_server_open(&ctl, &err) == 0)
+		cli_info("control socket %s", kc_ctl_server_path(ctl));
+	else
+		cli_notice("no control socket (ktlsctl stats will not see %s): %s", whose, err.msg);
+	return ctl;
+}
+
 int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 {
 	struct kc_err err = { 0 };
@@ -210,9 +222,11 @@ int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 		.on_notice = cli_serve_on_notice,
 		.on_reload = cli_serve_on_reload,
 		.ctx = (void *)o,
+		.ctl = cli_ctl_open("these sessions"),
 	};
 	struct kc_serve_result res;
 	int rc = kc_serve_run(&so, &res, &err);
+	kc_ctl_server_close(so.ctl);   /* its socket file goes too */
 	if (backend)
 		freeaddrinfo(backend);
 	if (rc < 0)

@@ -24,6 +24,11 @@ void cli_serve_on_end(void *ctx, const struct kc_session_report *r);
 void cli_serve_on_notice(void *ctx, const char *msg);
 void cli_serve_on_reload(void *ctx, const struct kc_creds *creds, const struct kc_err *err);
 
+/* This process's control socket (core/ctl.h), its path said with -v; NULL
+ * when it cannot be had (said why: `whose` are then not seen by ktlsctl
+ * stats).  kc_ctl_server_close it. */
+struct kc_ctl_server *cli_ctl_open(const char *whose);
+
 /* The soft limit on descriptors raised to the hard one (see serve.c). */
 void cli_raise_fd_limit(void);
 

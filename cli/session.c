@@ -191,8 +191,6 @@ static int pump(const struct cli_opts *o, gnutls_session_t session, struct kc_co
 		.on_note = on_pump_note,
 		.note_ctx = (void *)o,
 	};
-	struct kc_ctl_server *ctl = NULL;
-	struct kc_err ctl_err = { 0 };
 	char role_peer[KC_ADDRSTR_MAX];
 	snprintf(role_peer, sizeof role_peer, "%s", peer);
 	struct ctl_ctx cc = {
@@ -200,15 +198,12 @@ static int pump(const struct cli_opts *o, gnutls_session_t session, struct kc_co
 		.info = { .role = o->tls.role == KC_CLIENT ? "client" : "server",
 			  .peer = role_peer, .session = session, .started = time(NULL) },
 	};
-	if (kc_ctl_server_open(&ctl, &ctl_err) == 0) {
+	struct kc_ctl_server *ctl = cli_ctl_open("this session");
+	if (ctl) {
 		cc.server = ctl;
 		po.side_fds = ctl_fds;
 		po.side_ready = ctl_ready;
 		po.side_ctx = &cc;
-		cli_info("control socket %s", kc_ctl_server_path(ctl));
-	} else {
-		cli_notice("no control socket (ktlsctl stats will not see this session): %s",
-			   ctl_err.msg);
 	}
 	struct cli_console *console = cli_console_new(o, &cc.info, &po);
 	cli_msg_set_interactive(cli_console_interactive(console));

@@ -20,27 +20,58 @@
 
 #define MAX_SESSIONS 256
 
-/* One session's answer, as the next element of list. */
-static int ask_session(struct kc_view *list, pid_t pid, bool tickets, struct kc_err *err)
+/* A session's words: its title ("session PID", "session PID #ID" for a
+ * serving process's: the id in its report, else the --session asked for),
+ * labels and summary line. */
+static void label_session(struct kc_view *s, pid_t pid, unsigned long asked, bool tickets)
 {
-	struct kc_view *answer;
-
-	if (kc_ctl_request(pid, tickets ? "TICKETS" : "STATS", &answer, err) < 0)
-		return -1;
-	struct kc_view *s = kc_view_adopt(list, NULL, answer);
-	kc_view_set_label(s, "session %d", (int)pid);
+	if (!s)
+		return;
+	const struct kc_view *id = kc_view_get(s, "session");
+	unsigned long n = id && id->kind == KC_VIEW_UINT ? (unsigned long)id->num : asked;
+	if (n)
+		kc_view_set_label(s, "session %d #%lu", (int)pid, n);
+	else
+		kc_view_set_label(s, "session %d", (int)pid);
 	if (tickets)
 		kc_tickets_view_label(s);
 	else
 		kc_session_view_label(s);
-	return 0;
 }
 
-/* The "sessions" list of root: the one session asked for, or every one. */
+/* One process's answer, as the next elements of list: a single
+ * session's report, or each of a serving process's sessions (its STATS
+ * has them in "sessions", core/ctl.h).  The number of sessions added, or
+ * -1 with *err. */
+static int ask_session(struct kc_view *list, pid_t pid, const struct cli_opts *o, bool tickets,
+		       struct kc_err *err)
+{
+	struct kc_view *answer;
+	char request[32] = "STATS";
+
+	if (tickets)
+		snprintf(request, sizeof request, o->session_id ? "TICKETS %lu" : "TICKETS",
+			 o->session_id);
+	if (kc_ctl_request(pid, request, &answer, err) < 0)
+		return -1;
+	struct kc_view *served = (struct kc_view *)kc_view_get(answer, "sessions");
+	if (!tickets && served && served->kind == KC_VIEW_ARRAY) {
+		int n = 0;
+		for (struct kc_view *s = served->first; s; s = s->next, n++)
+			label_session(s, pid, 0, false);
+		kc_view_move_children(list, served);
+		kc_view_free(answer);
+		return n;
+	}
+	label_session(kc_view_adopt(list, NULL, answer), pid, o->session_id, tickets);
+	return 1;
+}
+
+/* The "sessions" list of root: the one process asked for, or every one. */
 static int report_sessions(struct kc_view *root, const struct cli_opts *opts, bool tickets)
 {
 	pid_t pids[MAX_SESSIONS];
-	size_t n = 0, answered = 0;
+	size_t n = 0, answered = 0, sessions = 0;
 	struct kc_err err = { 0 };
 	struct kc_view *list = kc_view_array(root, "sessions", "sessions");
 
@@ -56,15 +87,19 @@ static int report_sessions(struct kc_view *root, const struct cli_opts *opts, bo
 			cli_info("%zu session control socket%s in %s", n, n == 1 ? "" : "s", dir);
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (ask_session(list, pids[i], tickets, &err) == 0)
+		int got = ask_session(list, pids[i], opts, tickets, &err);
+		if (got >= 0) {
 			answered++;
-		else   /* a session may end while we ask: say so, go on */
+			sessions += (size_t)got;
+		} else {   /* a session may end while we ask: say so, go on */
 			cli_error("%s", err.msg);
+		}
 	}
-	if (!answered)
-		kc_view_set_text(list, n ? "none answered" : "none running");
-	if (answered)
-		kc_view_set_summary(list, "sessions: %zu running", answered);
+	if (!sessions)
+		kc_view_set_text(list, !n ? "none running" : answered ? "none established"
+								      : "none answered");
+	if (sessions)
+		kc_view_set_summary(list, "sessions: %zu running", sessions);
 	else
 		kc_view_set_summary(list, "sessions: %s", list->text);
 	return opts->target_pid && !answered ? -1 : 0;
@@ -194,11 +229,19 @@ int cli_keyupdate(const struct cli_opts *o)
 {
 	struct kc_view *answer = NULL;
 	struct kc_err err = { 0 };
-	if (kc_ctl_request(o->target_pid, o->request_peer ? "KEYUPDATE request" : "KEYUPDATE",
-			   &answer, &err) < 0)
+	char request[64], who[48];
+	int n = snprintf(request, sizeof request, "KEYUPDATE");
+	int w = snprintf(who, sizeof who, "session %d", (int)o->target_pid);
+	if (o->session_id) {
+		n += snprintf(request + n, sizeof request - (size_t)n, " %lu", o->session_id);
+		snprintf(who + w, sizeof who - (size_t)w, " #%lu", o->session_id);
+	}
+	if (o->request_peer)
+		snprintf(request + n, sizeof request - (size_t)n, " request");
+	if (kc_ctl_request(o->target_pid, request, &answer, &err) < 0)
 		return cli_fail(&err);
 	kc_view_free(answer);
-	cli_notice("session %d updated its send keys%s", (int)o->target_pid,
+	cli_notice("%s updated its send keys%s", who,
 		   o->request_peer ? " and asked the peer to update" : "");
 	return 0;
 }

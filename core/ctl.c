@@ -153,7 +153,15 @@ int kc_ctl_server_fds(struct kc_ctl_server *s, struct pollfd *fds, int max)
 	return n;
 }
 
-/* A growing response buffer. */
+/* What a control socket reports on: one session, or a serving
+ * process's many. */
+struct target {
+	struct kc_conn *conn;
+	const struct kc_session_info *info;
+	const struct kc_ctl_many *many;
+};
+
+/* A growing response buffer, up to KC_CTL_RESPONSE_MAX. */
 struct out {
 	char *p;
 	size_t len;
@@ -164,44 +172,144 @@ static void put(struct out *o, const char *fmt, ...) __attribute__((format(print
 static void put(struct out *o, const char *fmt, ...)
 {
 	va_list ap;
-	if (!o->p && !(o->p = malloc(KC_CTL_RESPONSE_MAX)))
-		o->overflow = true;
 	if (o->overflow)
 		return;
 	va_start(ap, fmt);
-	int n = vsnprintf(o->p + o->len, KC_CTL_RESPONSE_MAX - o->len, fmt, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= KC_CTL_RESPONSE_MAX - o->len)
+	char *p = n >= 0 && (size_t)n < KC_CTL_RESPONSE_MAX - o->len
+		? realloc(o->p, o->len + (size_t)n + 1) : NULL;
+	if (!p) {
 		o->overflow = true;
-	else
-		o->len += (size_t)n;
+		return;
+	}
+	o->p = p;
+	va_start(ap, fmt);
+	vsnprintf(o->p + o->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	o->len += (size_t)n;
 }
 
-/* A report as an OK answer: its tree as one line of JSON. */
+/* A tree as an OK answer (one line of JSON), or rc's error as an ERR. */
+static void put_view(struct out *o, struct kc_view *v, int rc, struct kc_err *err)
+{
+	char *json = rc == 0 ? kc_view_json(v, err) : NULL;
+	if (json)
+		put(o, PROTO " OK\n%s\n", json);
+	else
+		put(o, PROTO " ERR %s\n", err->msg);
+	free(json);
+	kc_view_free(v);
+}
+
 static void put_report(struct out *o, struct kc_conn *conn, const struct kc_session_info *info,
 		       bool tickets)
 {
 	struct kc_err err = { 0 };
 	struct kc_view *v = kc_view_new();
-	char *json = NULL;
-
-	if (!v)
-		kc_err_set(&err, KC_E_INTERNAL, "out of memory");
-	else if ((tickets ? kc_tickets_view(v, conn, &err) : kc_session_view(v, conn, info, &err)) == 0)
-		json = kc_view_json(v, &err);
-	if (json)
-		put(o, PROTO " OK\n%s\n", json);
-	else
-		put(o, PROTO " ERR %s\n", err.msg);
-	free(json);
-	kc_view_free(v);
+	int rc = !v ? kc_err_set(&err, KC_E_INTERNAL, "out of memory")
+	       : tickets ? kc_tickets_view(v, conn, &err) : kc_session_view(v, conn, info, &err);
+	put_view(o, v, rc, &err);
 }
 
-static void respond(struct ctl_client *cl, struct kc_conn *conn,
-		    const struct kc_session_info *info)
+/* A serving process's STATS: its facts and every session's report. */
+static void put_many(struct out *o, const struct kc_ctl_many *m)
+{
+	struct kc_err err = { 0 };
+	struct kc_view *v = kc_view_new();
+	struct kc_conn *conn;
+	struct kc_session_info info;
+	int rc = v ? 0 : kc_err_set(&err, KC_E_INTERNAL, "out of memory");
+
+	kc_view_uint(v, "pid", NULL, (uint64_t)getpid());
+	kc_view_string(v, "serving", NULL, "%s", m->mode);
+	kc_view_uint(v, "accepted", NULL, m->accepted);
+	struct kc_view *list = kc_view_array(v, "sessions", NULL);
+	for (void *cur = NULL; rc == 0 && m->next(m->ctx, &cur, &conn, &info);)
+		rc = kc_session_view(kc_view_object(list, NULL, NULL), conn, &info, &err);
+	if (rc == 0)
+		rc = kc_view_status(v, &err);
+	put_view(o, v, rc, &err);
+}
+
+/* The ids a serving process runs, for its ERR messages: ", "-separated
+ * (as many as fit, then "..."), "none" when there are none. */
+#define IDS_MAX 256
+static const char *ids(const struct kc_ctl_many *m, char buf[IDS_MAX])
+{
+	struct kc_conn *conn;
+	struct kc_session_info info;
+	size_t off = 0;
+	for (void *cur = NULL; m->next(m->ctx, &cur, &conn, &info);) {
+		if (off > IDS_MAX - 32) {
+			off += (size_t)snprintf(buf + off, IDS_MAX - off, ", ...");
+			break;
+		}
+		off += (size_t)snprintf(buf + off, IDS_MAX - off, "%s%lu", off ? ", " : "", info.id);
+	}
+	return off ? buf : "none";
+}
+
+/* The one session a request to a serving process names, or an ERR. */
+static void *find(const struct kc_ctl_many *m, const struct kc_ctl_req *rq, struct kc_conn **conn,
+		  struct kc_session_info *info, struct out *o)
+{
+	char list[IDS_MAX];
+	if (!rq->id) {
+		put(o, PROTO " ERR process %d serves many sessions: give --session ID (its "
+		    "sessions: %s)\n", (int)getpid(), ids(m, list));
+		return NULL;
+	}
+	for (void *cur = NULL; m->next(m->ctx, &cur, conn, info);)
+		if (info->id == rq->id)
+			return cur;
+	put(o, PROTO " ERR process %d has no session %lu running (its sessions: %s)\n",
+	    (int)getpid(), rq->id, ids(m, list));
+	return NULL;
+}
+
+int kc_ctl_parse_request(const char *words, struct kc_ctl_req *rq)
+{
+	static const struct { const char *word; enum kc_ctl_op op; } ops[] = {
+		{ "STATS", KC_CTL_STATS }, { "TICKETS", KC_CTL_TICKETS },
+		{ "KEYUPDATE", KC_CTL_KEYUPDATE },
+	};
+	const char *p = NULL;
+	memset(rq, 0, sizeof *rq);
+	for (size_t i = 0; i < sizeof ops / sizeof ops[0] && !p; i++) {
+		size_t n = strlen(ops[i].word);
+		if (strncmp(words, ops[i].word, n) == 0 && (words[n] == '\0' || words[n] == ' ')) {
+			rq->op = ops[i].op;
+			p = words + n;
+		}
+	}
+	if (!p)
+		return -1;
+	if (rq->op != KC_CTL_STATS && p[0] == ' ' && p[1] >= '1' && p[1] <= '9') {
+		char *end;
+		errno = 0;
+		unsigned long id = strtoul(p + 1, &end, 10);
+		if (errno || (*end != '\0' && *end != ' '))
+			return -1;
+		rq->id = id;
+		p = end;
+	}
+	if (rq->op == KC_CTL_KEYUPDATE && strcmp(p, " request") == 0) {
+		rq->request = true;
+		p += strlen(p);
+	}
+	return *p ? -1 : 0;
+}
+
+static void respond(struct ctl_client *cl, const struct target *t)
 {
 	struct out o = { 0 };
 	struct kc_err err = { 0 };
+	struct kc_ctl_req rq;
+	struct kc_session_info many_info;
+	const struct kc_session_info *info = t->info;
+	struct kc_conn *conn = t->conn;
+	void *cur = NULL;
 	const char *req = cl->in;
 
 	if (strncmp(req, PROTO_V1 " ", sizeof PROTO_V1) == 0) {
@@ -212,19 +320,27 @@ static void respond(struct ctl_client *cl, struct kc_conn *conn,
 		put(&o, strncmp(req, "KTLSCTL/", 8) == 0
 			 ? PROTO " ERR unsupported protocol version (this session speaks " PROTO ")\n"
 			 : PROTO " ERR not a ktlsctl request\n");
-	} else if (strcmp(req + sizeof PROTO, "STATS") == 0) {
-		put_report(&o, conn, info, false);
-	} else if (strcmp(req + sizeof PROTO, "TICKETS") == 0) {
-		put_report(&o, conn, info, true);
-	} else if (strcmp(req + sizeof PROTO, "KEYUPDATE") == 0 ||
-		   strcmp(req + sizeof PROTO, "KEYUPDATE request") == 0) {
-		bool request = strchr(req + sizeof PROTO, ' ') != NULL;
-		if (kc_conn_key_update(conn, request, &err) < 0)
+	} else if (kc_ctl_parse_request(req + sizeof PROTO, &rq) < 0) {
+		put(&o, PROTO " ERR unknown request (STATS, TICKETS [ID], KEYUPDATE [ID] "
+			"[request])\n");
+	} else if (!t->many && rq.id) {
+		put(&o, PROTO " ERR process %d is a single session, not a serving process: give "
+			"no --session\n", (int)getpid());
+	} else if (t->many && rq.op == KC_CTL_STATS) {
+		put_many(&o, t->many);
+	} else if (t->many && !(cur = find(t->many, &rq, &conn, &many_info, &o))) {
+		;   /* find said why */
+	} else {
+		if (t->many)
+			info = &many_info;
+		if (rq.op != KC_CTL_KEYUPDATE)
+			put_report(&o, conn, info, rq.op == KC_CTL_TICKETS);
+		else if (kc_conn_key_update(conn, rq.request, &err) < 0)
 			put(&o, PROTO " ERR %s\n", err.msg);
 		else
 			put(&o, PROTO " OK\n{}\n");
-	} else {
-		put(&o, PROTO " ERR unknown request (STATS, TICKETS, KEYUPDATE [request])\n");
+		if (rq.op == KC_CTL_KEYUPDATE && t->many && t->many->kick)
+			t->many->kick(t->many->ctx, cur);
 	}
 	if (o.overflow) {
 		free(o.p);
@@ -269,8 +385,7 @@ static void accept_clients(struct kc_ctl_server *s)
 	}
 }
 
-static void serve_client(struct ctl_client *cl, short revents, struct kc_conn *conn,
-			 const struct kc_session_info *info)
+static void serve_client(struct ctl_client *cl, const struct target *t)
 {
 	if (cl->out) {
 		ssize_t n = send(cl->fd, cl->out + cl->out_off, cl->out_len - cl->out_off,
@@ -313,14 +428,13 @@ static void serve_client(struct ctl_client *cl, short revents, struct kc_conn *c
 		cl->out = strdup(PROTO " ERR not a ktlsctl request\n");
 		cl->out_len = cl->out ? strlen(cl->out) : 0;
 	} else {
-		respond(cl, conn, info);
+		respond(cl, t);
 	}
 	if (!cl->out)
 		client_drop(cl);
 }
 
-void kc_ctl_server_ready(struct kc_ctl_server *s, struct kc_conn *conn,
-			 const struct kc_session_info *info, const struct pollfd *fds, int n)
+static void ready(struct kc_ctl_server *s, const struct target *t, const struct pollfd *fds, int n)
 {
 	for (int i = 0; i < n; i++) {
 		if (!fds[i].revents)
@@ -331,10 +445,22 @@ void kc_ctl_server_ready(struct kc_ctl_server *s, struct kc_conn *conn,
 		}
 		for (int j = 0; j < CLIENTS; j++)
 			if (s->c[j].fd == fds[i].fd) {
-				serve_client(&s->c[j], fds[i].revents, conn, info);
+				serve_client(&s->c[j], t);
 				break;
 			}
 	}
+}
+
+void kc_ctl_server_ready(struct kc_ctl_server *s, struct kc_conn *conn,
+			 const struct kc_session_info *info, const struct pollfd *fds, int n)
+{
+	ready(s, &(struct target){ .conn = conn, .info = info }, fds, n);
+}
+
+void kc_ctl_server_ready_many(struct kc_ctl_server *s, const struct kc_ctl_many *many,
+			      const struct pollfd *fds, int n)
+{
+	ready(s, &(struct target){ .many = many }, fds, n);
 }
 
 /* ------------------------------------------------------------- client */
@@ -366,12 +492,16 @@ int kc_ctl_list(pid_t *pids, size_t max, size_t *n, struct kc_err *err)
 int kc_ctl_request(pid_t pid, const char *request, struct kc_view **answer,
 		   struct kc_err *err)
 {
-	char dir[KC_CTL_DIR_MAX], buf[KC_CTL_RESPONSE_MAX];
+	char dir[KC_CTL_DIR_MAX];
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	size_t len = 0;
+	size_t len = 0, cap = 16384;
+	char *buf = malloc(cap);
 
 	*answer = NULL;
+	if (!buf)
+		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
 	if (kc_ctl_dir(dir, sizeof dir, false, err) < 0) {
+		free(buf);
 		if (err && err->sys_errno == ENOENT)
 			return kc_err_set(err, KC_E_CONNECT,
 					  "no ktlsctl session with pid %d answers (no session has "
@@ -384,6 +514,7 @@ int kc_ctl_request(pid_t pid, const char *request, struct kc_view **answer,
 		int e = errno;
 		if (fd >= 0)
 			close(fd);
+		free(buf);
 		return kc_err_errno(err, KC_E_CONNECT, e,
 				    "no ktlsctl session with pid %d answers (%s)", (int)pid, sa.sun_path);
 	}
@@ -404,8 +535,15 @@ int kc_ctl_request(pid_t pid, const char *request, struct kc_view **answer,
 			break;
 		off += (size_t)w;
 	}
-	while (len < sizeof buf) {
-		ssize_t n = recv(fd, buf + len, sizeof buf - len, 0);
+	while (len < KC_CTL_RESPONSE_MAX) {
+		if (len == cap) {
+			char *p = realloc(buf, cap * 2);
+			if (!p)
+				break;   /* read as cut short */
+			buf = p;
+			cap *= 2;
+		}
+		ssize_t n = recv(fd, buf + len, cap - len, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -413,7 +551,9 @@ int kc_ctl_request(pid_t pid, const char *request, struct kc_view **answer,
 		len += (size_t)n;
 	}
 	close(fd);
-	return kc_ctl_parse_response(buf, len, pid, answer, err);
+	int rc = kc_ctl_parse_response(buf, len, pid, answer, err);
+	free(buf);
+	return rc;
 }
 
 /* The first line of s[0..len), up to a line end or NUL, as printable
@@ -456,6 +596,11 @@ int kc_ctl_parse_response(const char *answer, size_t len, pid_t pid, struct kc_v
 		return kc_err_set(err, KC_E_PROTOCOL, "session %d sent an incomplete answer "
 				  "(it may have just ended)", (int)pid);
 	first_line(answer, len, line, sizeof line);
+	/* About which session: the message names the process itself. */
+	char self[32];
+	snprintf(self, sizeof self, "%sprocess %d ", refused, (int)pid);
+	if (strncmp(line, self, strlen(self)) == 0)
+		return kc_err_set(err, KC_E_CONNECT, "%s", line + sizeof refused - 1);
 	if (strncmp(line, refused, sizeof refused - 1) == 0)
 		return kc_err_set(err, KC_E_PROTOCOL, "session %d: %s", (int)pid,
 				  line + sizeof refused - 1);

@@ -11,10 +11,12 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/buf.h"
 #include "core/cipher.h"
+#include "core/ctl.h"
 #include "core/keys.h"
 #include "core/loop.h"
 #include "core/pump.h"
@@ -87,6 +89,7 @@ struct session {
 	bool client_hup, backend_hup;
 	bool at_stop;
 	long long started;
+	time_t established;          /* for the control socket's uptime */
 	struct kc_session_report rep;
 };
 
@@ -102,11 +105,18 @@ struct server {
 	bool killing;                /* the drain timeout passed: SIGKILL next */
 	unsigned max;
 	unsigned long n, next_id;
-	struct session *sessions;
+	struct session *sessions;    /* the newest first */
+	struct session *oldest;      /* the list's tail */
 	struct kc_serve_result *res;
 	/* originate: the newest session a server gave us (its latest
 	 * ticket), offered by every handshake that starts after it */
 	gnutls_datum_t resume;
+	/* The control socket: its fds (listener and clients) in an epoll
+	 * set of their own, watched by one item of the loop. */
+	struct kc_loop_item ctl;
+	struct kc_ctl_many many;
+	int ctl_fds[KC_CTL_MAX_FDS];
+	int ctl_n;
 };
 
 const char *kc_session_end_name(enum kc_session_end end)
@@ -216,6 +226,7 @@ static void start_session(struct server *srv, int fd, const char *peer)
 	s->c2bp.r = s->c2bp.w = s->b2cp.r = s->b2cp.w = -1;
 	s->started = kc_loop_now();
 	s->rep.id = ++srv->next_id;
+	srv->many.accepted = srv->next_id;
 	snprintf(s->rep.peer, sizeof s->rep.peer, "%s", peer);
 	if (o->mode == KC_SERVE_FORWARD || originate)
 		snprintf(s->rep.backend, sizeof s->rep.backend, "%s", o->backend_name);
@@ -226,6 +237,8 @@ static void start_session(struct server *srv, int fd, const char *peer)
 	s->next = srv->sessions;
 	if (srv->sessions)
 		srv->sessions->prev = s;
+	else
+		srv->oldest = s;
 	srv->sessions = s;
 	srv->n++;
 	srv->res->sessions++;
@@ -375,6 +388,8 @@ static void finish(struct session *s)
 		srv->sessions = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
+	else
+		srv->oldest = s->prev;
 	free(s);
 	srv->n--;
 	srv->emfile_paused = false;
@@ -555,6 +570,7 @@ static int established(struct session *s, struct kc_err *err)
 	 * that come after it (on_conn_event). */
 	if (o->mode == KC_SERVE_ORIGINATE && kc_conn_version(s->conn) == KC_TLS12)
 		keep_for_resumption(s);
+	s->established = time(NULL);
 	s->c2b.cap = s->b2c.cap = SESSION_BUF;
 	s->c2b.p = malloc(SESSION_BUF);
 	s->b2c.p = o->mode != KC_SERVE_ECHO ? malloc(SESSION_BUF) : NULL;
@@ -1191,6 +1207,98 @@ static void on_reload(struct kc_loop_item *item, uint32_t events)
 		srv->o->on_reload(srv->o->ctx, c, NULL);
 }
 
+/* ------------------------------------------------------ control socket */
+
+static const char *mode_name(enum kc_serve_mode mode)
+{
+	switch (mode) {
+	case KC_SERVE_ECHO: return "echo";
+	case KC_SERVE_FORWARD: return "forward";
+	case KC_SERVE_EXEC: return "exec";
+	case KC_SERVE_SOCKET: return "socket";
+	case KC_SERVE_ORIGINATE: return "originate";
+	}
+	return "?";
+}
+
+/* The established sessions, oldest first (kc_ctl_many.next). */
+static bool ctl_next(void *ctx, void **cursor, struct kc_conn **conn,
+		     struct kc_session_info *info)
+{
+	struct server *srv = ctx;
+	struct session *s = *cursor ? ((struct session *)*cursor)->prev : srv->oldest;
+	while (s && !s->conn)
+		s = s->prev;
+	if (!s)
+		return false;
+	*cursor = s;
+	*conn = s->conn;
+	bool originate = srv->o->mode == KC_SERVE_ORIGINATE;
+	*info = (struct kc_session_info){
+		.role = srv->o->tls.role == KC_CLIENT ? "client" : "server",
+		/* the TLS peer: originate's is the server it dialed */
+		.peer = originate ? s->rep.backend : s->rep.peer,
+		.session = s->tls,
+		.started = s->established,
+		.id = s->rep.id,
+	};
+	return true;
+}
+
+/* After a key update: the KeyUpdate the channel could not take yet goes
+ * out with the session's next turn. */
+static void ctl_kick(void *ctx, void *cursor)
+{
+	struct server *srv = ctx;
+	struct session *s = cursor;
+	kc_loop_again(srv->loop, &s->client);
+}
+
+/* The epoll set follows the control socket's fds (few, and only after
+ * control traffic): emptied and filled again.  A closed fd has left it
+ * already; one that is not there is added. */
+static int ctl_sync(struct server *srv)
+{
+	struct pollfd fds[KC_CTL_MAX_FDS];
+	for (int i = 0; i < srv->ctl_n; i++)
+		epoll_ctl(srv->ctl.fd, EPOLL_CTL_DEL, srv->ctl_fds[i], NULL);
+	srv->ctl_n = kc_ctl_server_fds(srv->o->ctl, fds, KC_CTL_MAX_FDS);
+	for (int i = 0; i < srv->ctl_n; i++) {
+		struct epoll_event ev = { .events = (uint32_t)fds[i].events, .data.fd = fds[i].fd };
+		srv->ctl_fds[i] = fds[i].fd;
+		if (epoll_ctl(srv->ctl.fd, EPOLL_CTL_ADD, fds[i].fd, &ev) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Something is ready on the control socket: answered without blocking,
+ * as a single session's pump does. */
+static void on_ctl(struct kc_loop_item *item, uint32_t events)
+{
+	struct server *srv = item->ctx;
+	struct pollfd fds[KC_CTL_MAX_FDS];
+	int n = kc_ctl_server_fds(srv->o->ctl, fds, KC_CTL_MAX_FDS);
+	if (poll(fds, (nfds_t)n, 0) > 0)
+		kc_ctl_server_ready_many(srv->o->ctl, &srv->many, fds, n);
+	if (ctl_sync(srv) < 0) {
+		notice(srv, "the control socket stopped answering: epoll refused it (%s)",
+		       strerror(errno));
+		kc_loop_forget(srv->loop, item);
+	}
+}
+
+static int ctl_start(struct server *srv, struct kc_err *err)
+{
+	srv->many = (struct kc_ctl_many){ .mode = mode_name(srv->o->mode), .next = ctl_next,
+					  .kick = ctl_kick, .ctx = srv };
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	kc_loop_item_init(&srv->ctl, ep, on_ctl, srv);
+	if (ep < 0 || ctl_sync(srv) < 0 || kc_loop_watch(srv->loop, &srv->ctl, EPOLLIN) < 0)
+		return kc_err_errno(err, KC_E_INTERNAL, errno, "epoll refused the control socket");
+	return 0;
+}
+
 int kc_serve_run(const struct kc_serve_opts *o, struct kc_serve_result *res,
 		 struct kc_err *err)
 {
@@ -1205,12 +1313,15 @@ int kc_serve_run(const struct kc_serve_opts *o, struct kc_serve_result *res,
 	kc_loop_item_init(&srv.listener, srv.lfd, on_listener, &srv);
 	kc_loop_item_init(&srv.stop, o->stop_fd, on_stop, &srv);
 	kc_loop_item_init(&srv.reload, o->reload_fd, on_reload, &srv);
+	kc_loop_item_init(&srv.ctl, -1, on_ctl, &srv);
 	srv.creds = kc_creds_ref(o->creds);
 	int rc = 0;
 	if (o->stop_fd >= 0 && kc_loop_watch(srv.loop, &srv.stop, EPOLLIN) < 0)
 		rc = kc_err_errno(err, KC_E_INTERNAL, errno, "epoll refused the stop pipe");
 	if (rc == 0 && o->reload_fd >= 0 && kc_loop_watch(srv.loop, &srv.reload, EPOLLIN) < 0)
 		rc = kc_err_errno(err, KC_E_INTERNAL, errno, "epoll refused the reload pipe");
+	if (rc == 0 && o->ctl)
+		rc = ctl_start(&srv, err);
 	update_listener(&srv);
 	if (rc == 0 && !srv.listening)
 		rc = kc_err_errno(err, KC_E_INTERNAL, errno, "epoll refused the listening socket");
@@ -1236,6 +1347,9 @@ int kc_serve_run(const struct kc_serve_opts *o, struct kc_serve_result *res,
 	kc_loop_forget(srv.loop, &srv.stop);
 	kc_loop_forget(srv.loop, &srv.reload);
 	kc_loop_forget(srv.loop, &srv.listener);
+	kc_loop_forget(srv.loop, &srv.ctl);
+	if (srv.ctl.fd >= 0)
+		close(srv.ctl.fd);
 	kc_creds_free(srv.creds);
 	gnutls_free(srv.resume.data);
 	if (srv.lfd >= 0)

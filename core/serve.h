@@ -73,6 +73,10 @@
  * cannot be loaded, the old credentials stay.  Either way on_reload
  * says how it went.  During the drain, requests are ignored.
  *
+ * With ctl, the process's control socket (core/ctl.h) is served in the
+ * same loop: `ktlsctl stats` sees every established session, each by its
+ * report's id, and keyupdate and tickets reach one by that id.
+ *
  * Nothing here prints: each session's end comes to on_end, notices
  * (accepting paused, ...) to on_notice and reloads to on_reload. */
 #ifndef KC_SERVE_H
@@ -87,6 +91,7 @@
 #include "core/net.h"
 
 struct addrinfo;
+struct kc_ctl_server;
 
 enum kc_serve_mode { KC_SERVE_ECHO, KC_SERVE_FORWARD, KC_SERVE_EXEC, KC_SERVE_SOCKET,
 		    KC_SERVE_ORIGINATE };
@@ -173,6 +178,8 @@ struct kc_serve_opts {
 	 * and why not (the old ones stay). */
 	void (*on_reload)(void *ctx, const struct kc_creds *creds, const struct kc_err *err);
 	void *ctx;
+	/* The control socket to serve (the caller's, open; NULL: none). */
+	struct kc_ctl_server *ctl;
 };
 
 struct kc_serve_result {

@@ -298,16 +298,22 @@ static void sessions_running(struct out *o, const struct family *fam, const stru
 	put_uint(o, fam, NULL, n);
 }
 
-/* The labels every session sample has, and a direction when dir is set. */
-static size_t session_labels(const struct kc_view *s, struct label *l, char *pid, size_t pid_len,
+/* The labels every session sample has (session: a serving process's
+ * session id), and a direction when dir is set.  pid and id hold the
+ * numbers' text. */
+static size_t session_labels(const struct kc_view *s, struct label *l, char pid[24], char id[24],
 			     const char *dir)
 {
-	static const char *const keys[] = { "role", "peer", "version", "cipher", "channel", "session" };
+	static const char *const keys[] = { "role", "peer", "version", "cipher", "channel" };
 	size_t n = 0;
 	uint64_t p;
 	if (uint_at(s, "pid", &p)) {
-		snprintf(pid, pid_len, "%llu", (unsigned long long)p);
+		snprintf(pid, 24, "%llu", (unsigned long long)p);
 		l[n++] = (struct label){ "pid", pid };
+	}
+	if (uint_at(s, "session", &p)) {
+		snprintf(id, 24, "%llu", (unsigned long long)p);
+		l[n++] = (struct label){ "session", id };
 	}
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 		if (str_at(s, keys[i]))
@@ -351,11 +357,11 @@ static void session_samples(struct out *o, const struct family *fam, const struc
 	for (const struct kc_view *s = list ? list->first : NULL; s; s = s->next) {
 		for (int d = 0; d < (own ? 1 : 2); d++) {
 			const char *dir = own ? NULL : d == 0 ? "tx" : "rx";
-			char value[32], pid[24];
+			char value[32], pid[24], id[24];
 			struct label l[MAX_LABELS];
 			if (!session_value(fam, own ? s : at(s, dir), value, sizeof value))
 				continue;
-			session_labels(s, l, pid, sizeof pid, dir);
+			session_labels(s, l, pid, id, dir);
 			put_sample(o, fam, l, value);
 		}
 	}

@@ -2,6 +2,7 @@
  * session_view.h). */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -46,6 +47,8 @@ int kc_session_view(struct kc_view *o, struct kc_conn *conn,
 	time_t now = time(NULL);
 
 	kc_view_uint(o, "pid", NULL, (uint64_t)getpid());
+	if (info->id)
+		kc_view_uint(o, "session", NULL, info->id);
 	kc_view_string(o, "role", NULL, "%s", info->role);
 	kc_view_string(o, "peer", NULL, "%s", info->peer);
 	kc_view_string(o, "channel", NULL, "%s", kc_conn_channel_name(conn));
@@ -101,7 +104,7 @@ struct label {
 };
 
 static const struct label session_labels[] = {
-	{ "pid", "pid" }, { "role", "role" }, { "peer", "peer" },
+	{ "pid", "pid" }, { "session", "serving session" }, { "role", "role" }, { "peer", "peer" },
 	{ "channel", "record channel" }, { "version", "version" }, { "cipher", "cipher" },
 	{ "suite", "cipher suite" }, { "resumed", "resumed" },
 	{ "tx", "send" }, { "rx", "receive" },
@@ -146,13 +149,15 @@ static const char *member(const struct kc_view *o, const char *key, char *buf, s
 
 void kc_session_view_label(struct kc_view *o)
 {
-	char pid[24], role[16], peer[64], version[16], cipher[32], channel[16], sent[24],
-		received[24], up[24];
+	char pid[24], num[24], id[32] = "", role[16], peer[64], version[16], cipher[32],
+		channel[16], sent[24], received[24], up[24];
 	const struct kc_view *tx = kc_view_get(o, "tx"), *rx = kc_view_get(o, "rx");
 
 	set_labels(o, session_labels);
-	kc_view_set_summary(o, "session %s: %s %s %s %s, %s channel, %s bytes sent, %s received, "
-			    "up %ss", member(o, "pid", pid, sizeof pid),
+	if (kc_view_get(o, "session"))
+		snprintf(id, sizeof id, " #%s", member(o, "session", num, sizeof num));
+	kc_view_set_summary(o, "session %s%s: %s %s %s %s, %s channel, %s bytes sent, %s received, "
+			    "up %ss", member(o, "pid", pid, sizeof pid), id,
 			    member(o, "role", role, sizeof role), member(o, "peer", peer, sizeof peer),
 			    member(o, "version", version, sizeof version),
 			    member(o, "cipher", cipher, sizeof cipher),

@@ -9,7 +9,8 @@
  * a session's JSON, so both read the same.
  *
  * Session (keys of man/ktlsctl.1, JSON OUTPUT):
- *   pid, role, peer, channel, version, cipher, suite (when GnuTLS has
+ *   pid, session (a serving process's session id, when it has one), role,
+ *   peer, channel, version, cipher, suite (when GnuTLS has
  *   gnutls_ciphersuite_get), resumed,
  *   tx, rx: {records_key, records, bytes, key_updates, limit,
  *            limit_used (percent, 4 decimals), record_size,
@@ -35,6 +36,7 @@ struct kc_session_info {
 	const char *peer;             /* "addr:port" */
 	gnutls_session_t session;
 	time_t started;
+	unsigned long id;             /* a serving process's session id; 0: none */
 };
 
 /* Add the session's members (this process's) to the object obj, values
@@ -45,7 +47,8 @@ int kc_tickets_view(struct kc_view *obj, const struct kc_conn *conn, struct kc_e
 
 /* Labels for the members of obj (a session or tickets report), titles
  * for the tickets, and the session's one-line summary for the brief text
- * ("session 4242: client of 127.0.0.1:8443, ...").  Members this version
+ * ("session 4242: client of 127.0.0.1:8443, ...", with " #7" after the
+ * pid for a serving process's session 7).  Members this version
  * does not know keep their key as label. */
 void kc_session_view_label(struct kc_view *obj);
 void kc_tickets_view_label(struct kc_view *obj);

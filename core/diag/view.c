@@ -121,6 +121,19 @@ struct kc_view *kc_view_adopt(struct kc_view *parent, const char *key, struct kc
 	return tree;
 }
 
+void kc_view_move_children(struct kc_view *to, struct kc_view *from)
+{
+	if (!to || !from || !from->first)
+		return;
+	set_root(from->first, to->root);
+	if (to->last)
+		to->last->next = from->first;
+	else
+		to->first = from->first;
+	to->last = from->last;
+	from->first = from->last = NULL;
+}
+
 struct kc_view *kc_view_object(struct kc_view *parent, const char *key, const char *label)
 {
 	return add_node(parent, KC_VIEW_OBJECT, key, label);

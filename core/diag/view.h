@@ -55,6 +55,9 @@ void kc_view_free(struct kc_view *root);
  * object or element of an array (key NULL), and returns its node; with
  * no parent (or out of memory) the tree is freed and NULL returned. */
 struct kc_view *kc_view_adopt(struct kc_view *parent, const char *key, struct kc_view *tree);
+/* Moves the children of from (a node of any tree) to the end of to's, in
+ * order, leaving from empty: the elements of one array into another. */
+void kc_view_move_children(struct kc_view *to, struct kc_view *from);
 
 /* Builders: add a child to parent (an object: key required; an array: key
  * NULL) and return it.  They accept parent == NULL (and then do nothing),

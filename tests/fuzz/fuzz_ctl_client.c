@@ -19,13 +19,15 @@
  *      member name; the tree keeps view.h's promises (fuzz_view.h) and
  *      writes back as valid JSON that reads back to the same JSON; any
  *      failure is -1, KC_E_PROTOCOL, a printable one-line message naming
- *      the session, *out NULL, and the exact message ctl.h gives for an
+ *      the session (an ERR naming the process asked: KC_E_CONNECT, its
+ *      message as it is), *out NULL, and the exact message ctl.h gives for an
  *      ERR answer, an answer of another protocol version, or one cut
  *      inside the OK line;
  *   2. the cli's own reading, cli/stats.c's ask_session (included here,
  *      so its static functions are the real ones) over the socket:
- *      kc_ctl_request (the real recv loop and its 16 KB cap), the labels
- *      and summary of core/diag/session_view.c, the report printed as
+ *      kc_ctl_request (the real recv loop and its KC_CTL_RESPONSE_MAX cap), the labels
+ *      and summary of core/diag/session_view.c (a serving process's
+ *      sessions each an element of the list), the report printed as
  *      JSON (valid JSON, fuzz_json.h) and as full and brief text
  *      (printable, line ends only); it must fail or succeed as the direct
  *      parse did, with the same message and the same tree; the request
@@ -97,6 +99,11 @@ int cli_fail(const struct kc_err *err)
 {
 	cli_error("%s", err->msg);
 	return err->status;
+}
+
+void cli_log_line(const char *line)
+{
+	cli_error("%s", line);
 }
 
 /* ---- the fake session ----------------------------------------------------- */
@@ -285,6 +292,15 @@ static char *check_parse(const uint8_t *a, size_t len, struct kc_err *err_out)
 	}
 	if (rc != -1 || tree != NULL)
 		die("a failure without -1 and *out NULL");
+	/* An ERR about which session, naming the process asked: as it is. */
+	char self[64];
+	int sl = snprintf(self, sizeof self, "KTLSCTL/2 ERR process %d ", FAKE_PID);
+	if (!ok_line && n >= (size_t)sl && memcmp(a, self, (size_t)sl) == 0) {
+		if (err.status != KC_E_CONNECT || strncmp(err.msg, "process ", 8) != 0)
+			die("an ERR naming the process is not shown as it is, with KC_E_CONNECT");
+		printable_line(err.msg, "a failure message that is not printable ASCII");
+		return NULL;
+	}
 	if (err.status != KC_E_PROTOCOL || !err.msg[0])
 		die("a failure without KC_E_PROTOCOL and a message");
 	snprintf(buf, sizeof buf, "session %d", FAKE_PID);
@@ -328,7 +344,8 @@ static void through_cli(bool tickets, const char *direct_json, const struct kc_e
 	if (!root)
 		die("kc_view_new");
 	struct kc_view *list = kc_view_array(root, "sessions", "sessions");
-	int rc = ask_session(list, FAKE_PID, tickets, &err);
+	static const struct cli_opts opts;   /* no --session */
+	int rc = ask_session(list, FAKE_PID, &opts, tickets, &err);
 
 	char want_req[64];
 	int wl = snprintf(want_req, sizeof want_req, "KTLSCTL/2 %s\n", tickets ? "TICKETS" : "STATS");
@@ -337,20 +354,30 @@ static void through_cli(bool tickets, const char *direct_json, const struct kc_e
 		die("the request on the wire is not the protocol's");
 	pthread_mutex_unlock(&mu);
 
-	if ((rc == 0) != (direct_json != NULL)) {
+	if ((rc >= 0) != (direct_json != NULL)) {
 		fprintf(stderr, "fuzz_ctl_client: over the socket: %s; direct: %s\n",
-			rc == 0 ? "ok" : err.msg, direct_json ? "ok" : derr->msg);
+			rc >= 0 ? "ok" : err.msg, direct_json ? "ok" : derr->msg);
 		die("the answer over the socket and the direct parse disagree");
 	}
 	if (rc < 0 && (err.status != derr->status || strcmp(err.msg, derr->msg) != 0)) {
 		fprintf(stderr, "fuzz_ctl_client: '%s' / '%s'\n", err.msg, derr->msg);
 		die("the failure over the socket is not the direct parse's");
 	}
-	if (rc == 0) {
-		char *j = kc_view_json(list->first, NULL);
-		if (!j || strcmp(j, direct_json) != 0)
+	if (rc >= 0) {
+		/* A serving process's STATS: its sessions, each an element of
+		 * the list; else the answer is the one element. */
+		struct kc_view *direct = NULL;
+		if (kc_view_from_json(direct_json, strlen(direct_json), &direct, NULL) < 0)
+			die("the direct parse's JSON does not read back");
+		const struct kc_view *served = kc_view_get(direct, "sessions");
+		bool many = !tickets && served && served->kind == KC_VIEW_ARRAY;
+		char *j = kc_view_json(many ? list : list->first, NULL);
+		char *want = many ? kc_view_json(served, NULL) : strdup(direct_json);
+		if (!j || !want || strcmp(j, want) != 0)
 			die("the tree over the socket is not the direct parse's");
 		free(j);
+		free(want);
+		kc_view_free(direct);
 	}
 	fzv_check(root);
 	char *json = kc_view_json(root, NULL);

@@ -23,7 +23,7 @@
  *              1 send: a length byte, then that many bytes
  *              2 send a real request: a byte picks it (STATS, TICKETS,
  *                KEYUPDATE, KEYUPDATE request, with CR LF, version 1's,
- *                a piece of one)
+ *                a piece of one, with a serving session's id)
  *              3 shut down the writing side
  *              4 close
  *              5 the session's event loop runs once (poll, then
@@ -601,7 +601,14 @@ static void check_answer(struct session *se, const struct client *c, const unsig
 	bool stats = is(cmd, cl_, "STATS"), tickets = is(cmd, cl_, "TICKETS");
 	bool ku = is(cmd, cl_, "KEYUPDATE") || is(cmd, cl_, "KEYUPDATE request");
 	if (!stats && !tickets && !ku) {
-		check_err(c, "unknown request");
+		/* A serving session's id (tests/unit/test_ctl.c checks the
+		 * reading of requests): a single session refuses it. */
+		char words[REQ_MAX + 1];
+		struct kc_ctl_req rq;
+		memcpy(words, cmd, cl_);
+		words[cl_] = '\0';
+		check_err(c, kc_ctl_parse_request(words, &rq) == 0 && rq.id ? "give no --session"
+									     : "unknown request");
 		return;
 	}
 	if (ku && kc_conn_version(se->c) != KC_TLS13) {
@@ -639,10 +646,13 @@ static void check_answer(struct session *se, const struct client *c, const unsig
 
 /* ---- running an input ----------------------------------------------------- */
 
-static const char *const canned[8] = {
+static const char *const canned[16] = {
 	"KTLSCTL/2 STATS\n", "KTLSCTL/2 TICKETS\n", "KTLSCTL/2 KEYUPDATE\n",
 	"KTLSCTL/2 KEYUPDATE request\n", "KTLSCTL/2 STATS\r\n", "KTLSCTL/1 STATS\n",
 	"KTLSCTL/2 ST", "ATS\n",
+	"KTLSCTL/2 TICKETS 7\n", "KTLSCTL/2 KEYUPDATE 7 request\n", "KTLSCTL/2 KEYUPDATE 07\n",
+	"KTLSCTL/2 STATS 7\n", "KTLSCTL/2 TICKETS", " 1\n", "KTLSCTL/2 KEYUPDATE 1\n",
+	"KTLSCTL/2 KEYUPDATE 1 2\n",
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -687,7 +697,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		case 2: {
-			const char *r = canned[(p < end ? *p++ : 0) & 7];
+			const char *r = canned[(p < end ? *p++ : 0) & 15];
 			client_send(c, r, strlen(r));
 			break;
 		}

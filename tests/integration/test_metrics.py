@@ -795,7 +795,9 @@ def _serve_tls_silent_scraper():
             raise Fail("the silent scraper got data\n%s" % serve.describe())
         slow = ("ktlsctl: %s: too slow (10 s to send a request and take the answer): closed\n"
                 % peer)
-        if slow not in serve.stderr:
+        # Said before the close_notify went out; our reader of its stderr
+        # may still be behind the socket: wait for the line.
+        if not serve.wait_err(re.escape(slow), scaled(5)):
             raise Fail("no line %r before our close_notify\n%s" % (slow, serve.describe()))
         want = (r'ktlsctl: session 1 peer=%s version=TLS1\.3 cipher=\S+ channel=\S+ path=\S+ '
                 r'rx=0 tx=0 duration=1[5-9]\.\d{3}s end=truncated reason="the client did not '

@@ -65,7 +65,7 @@ Test(complete, subcommands_and_the_programs_options)
 Test(complete, options)
 {
 	cr_assert_str_eq(words_of(COMPLETE("keyupdate", "-")),
-			 "--request\n-q\n--quiet\n-h\n--help\n");
+			 "--session\n--request\n-q\n--quiet\n-h\n--help\n");
 	cr_assert_str_eq(words_of(COMPLETE("listen", "--ke")),
 			 "--key-update-after\n--key\n--keep-open\n");
 	cr_assert_str_eq(words_of(COMPLETE("listen", "-k")), "-k\n");

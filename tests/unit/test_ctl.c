@@ -171,3 +171,71 @@ Test(session_view, tickets_titles)
 	free(full);
 	kc_view_free(v);
 }
+
+/* Requests as a serving process reads them: an id names one of its
+ * sessions; anything else is no request. */
+Test(ctl, requests_parsed)
+{
+	struct kc_ctl_req rq;
+	static const struct {
+		const char *words;
+		enum kc_ctl_op op;
+		unsigned long id;
+		bool request;
+	} good[] = {
+		{ "STATS", KC_CTL_STATS, 0, false },
+		{ "TICKETS", KC_CTL_TICKETS, 0, false },
+		{ "TICKETS 7", KC_CTL_TICKETS, 7, false },
+		{ "KEYUPDATE", KC_CTL_KEYUPDATE, 0, false },
+		{ "KEYUPDATE request", KC_CTL_KEYUPDATE, 0, true },
+		{ "KEYUPDATE 12", KC_CTL_KEYUPDATE, 12, false },
+		{ "KEYUPDATE 12 request", KC_CTL_KEYUPDATE, 12, true },
+		{ "KEYUPDATE 4294967296", KC_CTL_KEYUPDATE, 4294967296UL, false },
+	};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		cr_assert_eq(kc_ctl_parse_request(good[i].words, &rq), 0, "%s", good[i].words);
+		cr_assert_eq(rq.op, good[i].op, "%s", good[i].words);
+		cr_assert_eq(rq.id, good[i].id, "%s", good[i].words);
+		cr_assert_eq(rq.request, good[i].request, "%s", good[i].words);
+	}
+	static const char *const bad[] = {
+		"", "STAT", "STATSX", "STATS ", "STATS 7", "stats", "TICKETS request",
+		"TICKETS 0", "TICKETS 07", "TICKETS -7", "TICKETS +7", "TICKETS 7x", "TICKETS 7 ",
+		"TICKETS  7", "KEYUPDATE request 7", "KEYUPDATE 7 request ", "KEYUPDATE 7 Request",
+		"KEYUPDATE 99999999999999999999", "KEYUPDATE 1 2", " STATS",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		cr_assert_eq(kc_ctl_parse_request(bad[i], &rq), -1, "'%s'", bad[i]);
+}
+
+/* An ERR about which session, naming the process asked, is shown as it
+ * is, as "no such session" (KC_E_CONNECT); another process's name is
+ * just an ERR. */
+Test(ctl, answers_about_sessions)
+{
+	static const char a[] = "KTLSCTL/2 ERR process 42 has no session 9 running (its "
+				"sessions: 1, 2, 5)\n";
+	struct kc_view *v = NULL;
+	struct kc_err err = { 0 };
+	cr_assert_eq(kc_ctl_parse_response(a, sizeof a - 1, 42, &v, &err), -1);
+	cr_assert_eq(err.status, KC_E_CONNECT);
+	cr_assert_str_eq(err.msg, "process 42 has no session 9 running (its sessions: 1, 2, 5)");
+	REFUSED("KTLSCTL/2 ERR process 421 is a single session\n",
+		"session 42: process 421 is a single session");
+}
+
+/* A serving process's session: its id in the labels and the summary. */
+Test(session_view, served_session_summary)
+{
+	static const char j[] = "{\"pid\":4242,\"session\":7,\"role\":\"server\","
+				"\"peer\":\"127.0.0.1:50000\",\"channel\":\"user-space\","
+				"\"version\":\"TLS1.3\",\"cipher\":\"AES-256-GCM\","
+				"\"tx\":{\"bytes\":5},\"rx\":{\"bytes\":6},\"uptime\":3}";
+	struct kc_view *v = NULL;
+	cr_assert_eq(kc_view_from_json(j, sizeof j - 1, &v, NULL), 0);
+	kc_session_view_label(v);
+	cr_assert_str_eq(v->summary, "session 4242 #7: server 127.0.0.1:50000 TLS1.3 AES-256-GCM, "
+			 "user-space channel, 5 bytes sent, 6 received, up 3s");
+	cr_assert_str_eq(kc_view_get(v, "session")->label, "serving session");
+	kc_view_free(v);
+}

@@ -61,6 +61,16 @@ Test(metrics, session_samples_and_names)
 	free(t);
 }
 
+/* A serving process's session: its id as the session label, after pid. */
+Test(metrics, served_session_label)
+{
+	char *t = render("{\"sessions\":[{\"pid\":42,\"session\":7,\"role\":\"server\","
+			 "\"tickets\":0}]}", KC_METRICS_OPENMETRICS);
+	cr_assert(strstr(t, "\nktls_session_tickets_total{pid=\"42\",session=\"7\",role=\"server\"} 0\n"),
+		  "%s", t);
+	free(t);
+}
+
 Test(metrics, openmetrics_metadata)
 {
 	char *t = render(SESSION(""), KC_METRICS_OPENMETRICS);
