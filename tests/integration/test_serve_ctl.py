@@ -25,6 +25,7 @@ import sys
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ktlsctl_test.channel import CHANNEL, CHANNEL_ARGS, REKEY  # noqa: E402
+from ktlsctl_test.backends import backend  # noqa: E402
 from ktlsctl_test.data import random_bytes  # noqa: E402
 from ktlsctl_test.peers import EOF_CLOSE, require_programs  # noqa: E402
 from ktlsctl_test.procs import (  # noqa: E402
@@ -39,27 +40,6 @@ ARGS = CHANNEL_ARGS
 SIZES = [1000, 2000, 3000, 4000, 5000]     # what client i sends (session i)
 ACCEPT_SIZES = [700, 1400]
 
-BACKEND = r'''
-import socket, threading
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-s.listen(64)
-print("port %d" % s.getsockname()[1], flush=True)
-def echo(c):
-    try:
-        while True:
-            d = c.recv(65536)
-            if not d:
-                break
-            c.sendall(d)
-        c.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
-    c.close()
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=echo, args=(c,), daemon=True).start()
-'''
 
 
 def certs():
@@ -85,16 +65,9 @@ def sock_path(xdg, pid):
     return os.path.join(xdg, "ktlsctl", "%d.sock" % pid)
 
 
-def backend():
-    p = Proc([sys.executable, "-c", BACKEND], name="backend", stdin=None)
-    if not p.wait_out_contains(b"\n", 10):
-        raise Fail("the echo backend did not start\n" + p.describe())
-    return int(p.stdout.split()[1])
-
-
 def forward_server(xdg):
     cert, key = certs().srv_ec
-    return ktlsctl_listen("--cert", cert, "--key", key, "--forward", "127.0.0.1:%d" % backend(),
+    return ktlsctl_listen("--cert", cert, "--key", key, "--forward", "127.0.0.1:%d" % backend()[1],
                           *ARGS, extra_env=env(xdg))
 
 
