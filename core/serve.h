@@ -41,7 +41,8 @@
  *            close_notify a FIN to the plain client, a server that ends
  *            without one a FIN too (the report says truncated).  A
  *            server that cannot be reached, or whose handshake fails,
- *            ends that session; the plain client is closed unread.
+ *            ends that session; the plain client's connection is reset
+ *            (so that it cannot take the end for an empty answer).
  *   socket   as exec, with the caller in the command's place: the other
  *            end of the socketpair goes to on_socket (with the report as
  *            it stands: id, peer, version, cipher, channel), which owns
