@@ -46,7 +46,7 @@ from ktlsctl_test.channel import CHANNEL_ARGS  # noqa: E402
 from ktlsctl_test.runner import Suite  # noqa: E402
 from ktlsctl_test.verdicts import Fail  # noqa: E402
 from ktlsctl_test.procs import (  # noqa: E402
-    Proc, check_no_sanitizer, free_port, ktlsctl, ktlsctl_listen, wait_listening)
+    Proc, check_no_sanitizer, free_port, ktlsctl, ktlsctl_listen, ktlsctl_run, wait_listening)
 from ktlsctl_test.data import hex_lines, sha  # noqa: E402
 from ktlsctl_test.peers import EOF_CLOSE, require_programs  # noqa: E402
 from ktlsctl_test.certs import (  # noqa: E402
@@ -71,11 +71,7 @@ def new_xdg():
 
 
 def run(xdg, *args, timeout=30):
-    p = Proc([KTLSCTL] + [str(a) for a in args], name="ktlsctl " + " ".join(map(str, args)),
-             stdin=None, extra_env={"XDG_RUNTIME_DIR": xdg})
-    rc = p.wait(timeout)
-    check_no_sanitizer(p)
-    return p, rc
+    return ktlsctl_run(*args, timeout=timeout, extra_env={"XDG_RUNTIME_DIR": xdg})
 
 
 def run_ok(xdg, *args):

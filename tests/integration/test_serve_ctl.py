@@ -29,7 +29,7 @@ from ktlsctl_test.backends import backend  # noqa: E402
 from ktlsctl_test.data import random_bytes  # noqa: E402
 from ktlsctl_test.peers import EOF_CLOSE, require_programs  # noqa: E402
 from ktlsctl_test.procs import (  # noqa: E402
-    check_exit, check_no_sanitizer, ktlsctl, ktlsctl_listen, Proc)
+    check_exit, ktlsctl, ktlsctl_listen, ktlsctl_run, Proc)
 from ktlsctl_test.runner import Suite  # noqa: E402
 from ktlsctl_test.verdicts import Fail  # noqa: E402
 
@@ -71,13 +71,8 @@ def forward_server(xdg):
                           *ARGS, extra_env=env(xdg))
 
 
-def run(xdg, *args, timeout=20):
-    """`ktlsctl ARGS` to completion: (proc, exit status)."""
-    p = ktlsctl(*args, stdin=None, extra_env=env(xdg),
-                name="ktlsctl " + " ".join(str(a) for a in args))
-    rc = p.wait(timeout)
-    check_no_sanitizer(p)
-    return p, rc
+def run(xdg, *args):
+    return ktlsctl_run(*args, extra_env=env(xdg))
 
 
 def run_ok(xdg, *args):

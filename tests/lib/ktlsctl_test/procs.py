@@ -524,6 +524,16 @@ def ktlsctl(*args, **kw):
     return Proc(ktlsctl_argv(*args), **kw)
 
 
+def ktlsctl_run(*args, timeout=20, extra_env=None):
+    """`ktlsctl ARGS` to completion, without standard input: (proc, exit
+    status), sanitizer reports already checked."""
+    p = ktlsctl(*args, stdin=None, extra_env=extra_env,
+                name="ktlsctl " + " ".join(str(a) for a in args))
+    rc = p.wait(timeout)
+    check_no_sanitizer(p)
+    return p, rc
+
+
 def ktlsctl_listen(*args, **kw):
     """Start `ktlsctl listen 127.0.0.1:0 ARGS` and wait for its
     "ktlsctl: listening on ADDR:PORT" line; returns (proc, port)."""
