@@ -721,7 +721,7 @@ static const struct cli_option *const selftest_options[] = {
 static const struct cli_option *const stats_options[] = {
 	&opt_stats_json, &opt_stats_format, &opt_output, &opt_watch, &opt_serve,
 	&opt_stats_cert, &opt_stats_key, &opt_cafile, &opt_verify_client, &opt_ktls,
-	&opt_quiet, &opt_stats_verbose, &opt_help, NULL,
+	&opt_session_id, &opt_quiet, &opt_stats_verbose, &opt_help, NULL,
 };
 
 static const struct cli_option *const keyupdate_options[] = {
@@ -787,6 +787,9 @@ static int check_stats(struct cli_opts *o, const struct cli_subcommand *sub, int
 {
 	if (check_pid(o, sub, npos, pos, err) < 0)
 		return -1;
+	if (o->session_id && !o->target_pid)
+		return usage_error(err, sub, "--session ID names one of a serving process's "
+				   "sessions: give the process's PID too");
 	if (o->serve && (o->output || o->watch_ms))
 		return usage_error(err, sub, "--serve answers each scrape afresh: "
 				   "give it without --output and --watch");

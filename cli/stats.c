@@ -49,9 +49,11 @@ static int ask_session(struct kc_view *list, pid_t pid, const struct cli_opts *o
 	struct kc_view *answer;
 	char request[32] = "STATS";
 
-	if (tickets)
-		snprintf(request, sizeof request, o->session_id ? "TICKETS %lu" : "TICKETS",
+	if (o->session_id)
+		snprintf(request, sizeof request, "%s %lu", tickets ? "TICKETS" : "STATS",
 			 o->session_id);
+	else if (tickets)
+		strcpy(request, "TICKETS");
 	if (kc_ctl_request(pid, request, &answer, err) < 0)
 		return -1;
 	struct kc_view *served = (struct kc_view *)kc_view_get(answer, "sessions");

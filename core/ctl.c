@@ -285,7 +285,7 @@ int kc_ctl_parse_request(const char *words, struct kc_ctl_req *rq)
 	}
 	if (!p)
 		return -1;
-	if (rq->op != KC_CTL_STATS && p[0] == ' ' && p[1] >= '1' && p[1] <= '9') {
+	if (p[0] == ' ' && p[1] >= '1' && p[1] <= '9') {
 		char *end;
 		errno = 0;
 		unsigned long id = strtoul(p + 1, &end, 10);
@@ -321,12 +321,12 @@ static void respond(struct ctl_client *cl, const struct target *t)
 			 ? PROTO " ERR unsupported protocol version (this session speaks " PROTO ")\n"
 			 : PROTO " ERR not a ktlsctl request\n");
 	} else if (kc_ctl_parse_request(req + sizeof PROTO, &rq) < 0) {
-		put(&o, PROTO " ERR unknown request (STATS, TICKETS [ID], KEYUPDATE [ID] "
+		put(&o, PROTO " ERR unknown request (STATS [ID], TICKETS [ID], KEYUPDATE [ID] "
 			"[request])\n");
 	} else if (!t->many && rq.id) {
 		put(&o, PROTO " ERR process %d is a single session, not a serving process: give "
 			"no --session\n", (int)getpid());
-	} else if (t->many && rq.op == KC_CTL_STATS) {
+	} else if (t->many && rq.op == KC_CTL_STATS && !rq.id) {
 		put_many(&o, t->many);
 	} else if (t->many && !(cur = find(t->many, &rq, &conn, &many_info, &o))) {
 		;   /* find said why */

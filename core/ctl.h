@@ -11,7 +11,7 @@
  * number in its log line).
  *
  * Protocol, version 2, one request per connection:
- *   request:  "KTLSCTL/2 STATS\n" | "KTLSCTL/2 TICKETS[ ID]\n"
+ *   request:  "KTLSCTL/2 STATS[ ID]\n" | "KTLSCTL/2 TICKETS[ ID]\n"
  *             | "KTLSCTL/2 KEYUPDATE[ ID][ request]\n"
  *             ID: a serving session id (decimal, 1 or more, no leading
  *             zero); a serving process needs it, a single session
@@ -19,7 +19,8 @@
  *   response: "KTLSCTL/2 OK\n" then one JSON object on one line and
  *             "\n", or "KTLSCTL/2 ERR message\n".  The object: {} for
  *             KEYUPDATE; the session's report for STATS and TICKETS
- *             (core/diag/session_view.h); for a serving process's STATS,
+ *             (core/diag/session_view.h); for a serving process's STATS
+ *             without an id,
  *             {"pid", "serving" (its mode: echo, forward, exec, socket,
  *             originate), "accepted" (sessions so far), "sessions": [each
  *             established session's report, with "session" (its id) after

@@ -84,9 +84,12 @@ def run_ok(xdg, *args):
 
 def run_fails(xdg, status, line, *args):
     """`ktlsctl ARGS` exits with status, saying exactly line on stderr
-    (tickets still prints its empty list, as for a PID that is gone)."""
+    (tickets and stats PID still print their empty list, as for a PID
+    that is gone)."""
     p, rc = run(xdg, *args)
-    if rc != status or p.stderr != line + "\n" or (p.stdout and args[0] != "tickets"):
+    listed = args[0] == "tickets" or (args[0] == "stats" and len(args) > 1
+                                      and isinstance(args[1], int))
+    if rc != status or p.stderr != line + "\n" or (p.stdout and not listed):
         raise Fail("`%s`: exit %s, expected %s with the one line %r\n%s"
                    % (p.name, rc, status, line, p.describe()))
 
@@ -192,6 +195,15 @@ def _forward():
     if "sessions: 5 running\n" not in brief:
         raise Fail("stats: not 5 sessions running\n" + brief)
 
+    # One session of it: its report alone, under its own title.
+    one = stats_doc(xdg, pid, "--session", 3)["sessions"]
+    if [s.get("session") for s in one] != [3] or one[0]["rx"]["bytes"] != SIZES[2]:
+        raise Fail("stats %d --session 3 --json: %s" % (pid, json.dumps(one, indent=1)))
+    text = run_ok(xdg, "stats", pid, "--session", 3)
+    if "  session %d #3\n    pid: %d\n    serving session: 3\n" % (pid, pid) not in text \
+            or "#1\n" in text or "#2\n" in text or "#4\n" in text:
+        raise Fail("stats %d --session 3:\n%s" % (pid, text))
+
     # Tickets of one session (a server holds none), as JSON.
     t = json.loads(run_ok(xdg, "tickets", pid, "--session", 2, "--json"))
     if t != {"sessions": [{"count": 0, "tickets": []}]}:
@@ -203,6 +215,11 @@ def _forward():
               "keyupdate", pid, "--session", 9)
     run_fails(xdg, 3, "ktlsctl: process %d has no session 9 running %s" % (pid, ids),
               "tickets", pid, "--session", 9)
+    run_fails(xdg, 3, "ktlsctl: process %d has no session 9 running %s" % (pid, ids),
+              "stats", pid, "--session", 9)
+    run_fails(xdg, 2, "ktlsctl: --session ID names one of a serving process's sessions: "
+              "give the process's PID too (see 'ktlsctl stats --help')",
+              "stats", "--session", 3)
     run_fails(xdg, 3, "ktlsctl: process %d serves many sessions: give --session ID %s"
               % (pid, ids), "keyupdate", pid)
     run_fails(xdg, 3, "ktlsctl: process %d serves many sessions: give --session ID %s"

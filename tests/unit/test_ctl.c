@@ -184,6 +184,7 @@ Test(ctl, requests_parsed)
 		bool request;
 	} good[] = {
 		{ "STATS", KC_CTL_STATS, 0, false },
+		{ "STATS 7", KC_CTL_STATS, 7, false },
 		{ "TICKETS", KC_CTL_TICKETS, 0, false },
 		{ "TICKETS 7", KC_CTL_TICKETS, 7, false },
 		{ "KEYUPDATE", KC_CTL_KEYUPDATE, 0, false },
@@ -199,7 +200,7 @@ Test(ctl, requests_parsed)
 		cr_assert_eq(rq.request, good[i].request, "%s", good[i].words);
 	}
 	static const char *const bad[] = {
-		"", "STAT", "STATSX", "STATS ", "STATS 7", "stats", "TICKETS request",
+		"", "STAT", "STATSX", "STATS ", "STATS 07", "stats", "TICKETS request",
 		"TICKETS 0", "TICKETS 07", "TICKETS -7", "TICKETS +7", "TICKETS 7x", "TICKETS 7 ",
 		"TICKETS  7", "KEYUPDATE request 7", "KEYUPDATE 7 request ", "KEYUPDATE 7 Request",
 		"KEYUPDATE 99999999999999999999", "KEYUPDATE 1 2", " STATS",
