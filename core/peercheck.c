@@ -125,6 +125,8 @@ static int pc_open_how(struct pc_run *run, struct pc *p, const struct pc_how *ho
 	p->fd = kc_tcp_connect(o->hp, o->connect_timeout_ms, peer, err);
 	if (p->fd < 0)
 		return -1;
+	if (!run->connected)
+		snprintf(run->r->peer, sizeof run->r->peer, "%s", peer);
 	/* Each record on its way at once, so timings are the server's. */
 	setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 	int kernel = kc_conn_choose_channel(p->fd, mode, p->why, sizeof p->why, err);
@@ -741,8 +743,9 @@ static int check_record_size_limit(struct pc_run *run, struct kc_pc_outcome *out
 	}
 	double t0 = now_ms();
 	ssize_t rc = pc_send(&p, req, len, &e);
+	/* An echo is read whole, so the count shown does not vary. */
 	if (rc == 0)
-		rc = pc_read_more(&p, limit, &e);
+		rc = pc_read_more(&p, o->talk == KC_PC_TALK_LINE ? len - 1 : limit, &e);
 	double ms = now_ms() - t0;
 	if (rc > (ssize_t)limit)
 		set(out, KC_PC_PASS, "announced a record_size_limit of %u (%zu bytes of content) "
@@ -984,8 +987,9 @@ static int check_ticket_reuse(struct pc_run *run, struct kc_pc_outcome *out, str
 		    what, second ? "resumed" : "did a full handshake", why);
 	else if (second)
 		set(out, KC_PC_PASS, "the %s resumed twice, data flowing both times: the server "
-		    "takes it more than once (RFC 8446 asks single use only for 0-RTT data)",
-		    what);
+		    "takes it more than once (%s)", what,
+		    t13 ? "RFC 8446 asks single use only for 0-RTT data"
+			: "as TLS 1.2 resumption allows");
 	else
 		set(out, KC_PC_PASS, "the %s resumed once; offered again, the server did a full "
 		    "handshake and data flowed (single-use %ss)", what, what);
@@ -1028,13 +1032,13 @@ static int check_server_keyupdate(struct pc_run *run, struct kc_pc_outcome *out,
 		    (unsigned long long)f.differs_at, note);
 	else if (rc == ECHO_DONE && p.peer_ku)
 		set(out, KC_PC_PASS, "sent %llu bytes: the server updated its keys after %llu bytes "
-		    "of its data (%.1f ms), and all %llu came back intact%s", sent,
+		    "of its data (%.1f ms), and all %llu bytes came back intact%s", sent,
 		    (unsigned long long)p.rx_before_ku, p.ku_at - t0, got, note);
 	else if (rc == ECHO_DONE)
 		set(out, KC_PC_NA, "sent %llu bytes, all echoed intact: the server did not update "
 		    "its keys within them (--volume sets how many)%s", sent, note);
 	else
-		set(out, KC_PC_FAIL, "sent %llu bytes, %llu came back%s, then %s (%.1f ms)%s",
+		set(out, KC_PC_FAIL, "sent %llu bytes, %llu bytes came back%s, then %s (%.1f ms)%s",
 		    sent, got, p.peer_ku ? " (the server had updated its keys)" : "",
 		    said(&p, rc, &e, buf, sizeof buf), ms, note);
 out:
@@ -1166,7 +1170,7 @@ static int check_tls12(struct pc_run *run, struct kc_pc_outcome *out, struct kc_
 				 "%llu", (unsigned long long)f.sent,
 				 (unsigned long long)f.differs_at);
 		else
-			snprintf(moved, sizeof moved, "%llu bytes sent, %llu came back, then %s",
+			snprintf(moved, sizeof moved, "%llu bytes sent, %llu bytes came back, then %s",
 				 (unsigned long long)f.sent, (unsigned long long)f.got,
 				 said(&p, rc, &e, buf, sizeof buf));
 		rc = rc == ECHO_DONE && !f.differs;
