@@ -1049,12 +1049,11 @@ out:
 /* ---------------------------------------------------- ciphers and TLS 1.2 */
 
 /* One handshake offering only cipher c under version v (KC_VERS_*):
- * 1 accepted, 0 refused by the server (why in buf), -1 could not tell. */
-static int try_cipher(struct pc_run *run, const struct kc_cipher *c, unsigned v, char *why,
-		      size_t wlen)
+ * 1 accepted, 0 refused by the server, -1 could not tell; why in *e. */
+static int try_cipher(struct pc_run *run, const struct kc_cipher *c, unsigned v,
+		      struct kc_err *e)
 {
 	struct kc_tls_opts tls = *run->o->tls;
-	struct kc_err e = { 0 };
 	struct pc p;
 
 	tls.priority = NULL;
@@ -1062,12 +1061,11 @@ static int try_cipher(struct pc_run *run, const struct kc_cipher *c, unsigned v,
 	tls.ciphers[0] = c->gnutls;
 	tls.n_ciphers = 1;
 	struct pc_how how = { .tls = &tls };
-	if (pc_open_how(run, &p, &how, &e) == 0) {
+	if (pc_open_how(run, &p, &how, e) == 0) {
 		pc_close(&p);
 		return 1;
 	}
-	snprintf(why, wlen, "%.*s", (int)wlen - 1, e.msg);
-	return e.status == KC_E_HANDSHAKE ? 0 : -1;
+	return e->status == KC_E_HANDSHAKE ? 0 : -1;
 }
 
 /* Whether this kernel takes cipher c under version both ways (asked on
@@ -1093,7 +1091,7 @@ static int check_ciphers(struct pc_run *run, struct kc_pc_outcome *out, struct k
 	static const struct { unsigned vers; uint16_t version; const char *name; } vs[] = {
 		{ KC_VERS_13, KC_TLS13, "TLS 1.3" }, { KC_VERS_12, KC_TLS12, "TLS 1.2" },
 	};
-	char list[KC_PC_REASON_MAX], why[KC_PC_REASON_MAX], nokernel[KC_PC_REASON_MAX / 2];
+	char list[KC_PC_REASON_MAX], nokernel[KC_PC_REASON_MAX / 2];
 	size_t off = 0;
 	unsigned accepted = 0, fit = 0, unknown = 0;
 
@@ -1104,11 +1102,14 @@ static int check_ciphers(struct pc_run *run, struct kc_pc_outcome *out, struct k
 					vs[i].name);
 		for (size_t j = 0; j < KC_NCIPHERS && off < sizeof list; j++) {
 			const struct kc_cipher *c = &kc_ciphers[j];
-			int rc = try_cipher(run, c, vs[i].vers, why, sizeof why);
+			struct kc_err e = { 0 };
+			int rc = try_cipher(run, c, vs[i].vers, &e);
 			if (stopped(run->o))
 				return kc_err_set(err, KC_E_IO, "interrupted");
-			if (rc < 0 && !run->connected)
-				return kc_err_set(err, KC_E_CONNECT, "%s", why);
+			if (rc < 0 && !run->connected) {
+				*err = e;    /* the server cannot be probed at all */
+				return -1;
+			}
 			if (rc == 0)
 				continue;
 			int k = rc > 0 ? kernel_takes(c, vs[i].version, nokernel, sizeof nokernel)

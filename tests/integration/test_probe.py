@@ -668,6 +668,19 @@ def _volume_bad():
                "optionally with K, M or G\n" % bad)
 
 
+@suite.case("--only ciphers, a certificate not trusted: exit 4, no check line")
+def _ciphers_untrusted():
+    srv, port = start_gnutls_serv(*certs().srv_ec)
+    try:
+        expect(ktlsctl("probe", "localhost:%d" % port, "--only", "ciphers", *CHANNEL_ARGS), 4,
+               [], timeout=30,
+               stderr="ktlsctl: server certificate rejected: The certificate is NOT trusted. "
+               "The certificate issuer is unknown. (--cafile FILE to trust another CA, "
+               "--insecure to skip the check)\n")
+    finally:
+        srv.kill()
+
+
 @suite.case("unreachable server: exit 3, no check line")
 def _unreachable():
     port = free_port()
