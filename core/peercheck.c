@@ -756,9 +756,6 @@ static int check_record_size_limit(struct pc_run *run, struct kc_pc_outcome *out
 		    "content) and sent %zu bytes: only %zd bytes came back, no more than the "
 		    "limit (an echo server, or --send with a request of a longer answer, "
 		    "tells)%s", announced, limit, len, rc, note);
-	else if (rc == -1 && kc_conn_peer_alert(p.c) < 0 && e.status == KC_E_PROTOCOL)
-		set(out, KC_PC_FAIL, "announced a record_size_limit of %u and sent %zu bytes: "
-		    "%s%s", announced, len, e.msg, note);
 	else
 		set(out, KC_PC_FAIL, "announced a record_size_limit of %u and sent %zu bytes: "
 		    "%s%s", announced, len, said(&p, rc, &e, buf, sizeof buf), note);
@@ -936,11 +933,12 @@ static int first_session(struct pc_run *run, struct kc_pc_outcome *out, gnutls_d
 	return 0;
 }
 
-/* A connection offering data, then the request and its answer: whether
- * it resumed in *resumed; the exchange's result (as pc_read), or -1 with
- * *err when the connection or handshake failed. */
-static ssize_t offer(struct pc_run *run, const gnutls_datum_t *data, bool *resumed,
-		     char *why, size_t wlen, struct kc_err *err)
+/* A connection offering data, then the request and its answer: 0 with
+ * whether it resumed in *resumed and the exchange's result (as pc_read's;
+ * when not > 0, what happened in why), or -1 with *err when the
+ * connection or its handshake failed. */
+static int offer(struct pc_run *run, const gnutls_datum_t *data, bool *resumed, ssize_t *xrc,
+		 char *why, size_t wlen, struct kc_err *err)
 {
 	struct kc_err e = { 0 };
 	struct pc p;
@@ -951,38 +949,40 @@ static ssize_t offer(struct pc_run *run, const gnutls_datum_t *data, bool *resum
 	if (pc_open_how(run, &p, &how, err) < 0)
 		return -1;
 	*resumed = status >= 0 && gnutls_session_is_resumed(p.s);
-	ssize_t rc = pc_exchange(&p, &e);
-	if (rc <= 0)
-		said(&p, rc, &e, why, wlen);
+	*xrc = pc_exchange(&p, &e);
+	if (*xrc <= 0)
+		said(&p, *xrc, &e, why, wlen);
 	pc_close(&p);
-	return rc == -1 ? -2 : rc;
+	return 0;
 }
 
 static int check_ticket_reuse(struct pc_run *run, struct kc_pc_outcome *out, struct kc_err *err)
 {
 	gnutls_datum_t data = { 0 };
 	char why[KC_PC_REASON_MAX / 2];
-	bool t13, first, second;
+	bool t13, first = false, second = false;
+	ssize_t x1 = 0, x2 = 0;
 	int frc = first_session(run, out, &data, &t13, err);
 
 	if (frc != 0)
 		return frc < 0 ? -1 : 0;
 	const char *what = t13 ? "ticket" : "session";
 	struct kc_err e = { 0 };
-	ssize_t rc1 = offer(run, &data, &first, why, sizeof why, &e);
-	ssize_t rc2 = rc1 > 0 && first ? offer(run, &data, &second, why, sizeof why, &e) : 0;
+	int o1 = offer(run, &data, &first, &x1, why, sizeof why, &e);
+	int o2 = o1 == 0 && x1 > 0 && first
+		 ? offer(run, &data, &second, &x2, why, sizeof why, &e) : 0;
 	gnutls_memset(data.data, 0, data.size);
 	gnutls_free(data.data);
-	if (rc1 == -1)
+	if (o1 < 0)
 		set(out, KC_PC_UNKNOWN, "could not connect to offer the %s: %s", what, e.msg);
-	else if (rc1 <= 0)
+	else if (x1 <= 0)
 		set(out, KC_PC_UNKNOWN, "the first offer of the %s (resumed: %s): %s", what,
 		    first ? "yes" : "no", why);
 	else if (!first)
 		set(out, KC_PC_NA, "the %s did not resume even once (see the resume check)", what);
-	else if (rc2 == -1)
+	else if (o2 < 0)
 		set(out, KC_PC_FAIL, "the %s resumed once; offered again: %s", what, e.msg);
-	else if (rc2 <= 0)
+	else if (x2 <= 0)
 		set(out, KC_PC_FAIL, "the %s resumed once; offered again, the connection %s: %s",
 		    what, second ? "resumed" : "did a full handshake", why);
 	else if (second)
@@ -1159,47 +1159,40 @@ static int check_tls12(struct pc_run *run, struct kc_pc_outcome *out, struct kc_
 		return 0;
 	}
 	bool safe = gnutls_safe_renegotiation_status(p.s) != 0;
+	/* The transfer's verdict, with what moved said in moved. */
+	enum kc_pc_result transfer;
 	double t0 = now_ms();
-	ssize_t rc;
 	if (o->talk == KC_PC_TALK_LINE) {
-		rc = pc_echo(&p, KC_PC_TLS12_VOLUME, KC_MAX_PLAINTEXT, false, &f, &e);
-		if (rc == ECHO_DONE && !f.differs)
+		ssize_t rc = pc_echo(&p, KC_PC_TLS12_VOLUME, KC_MAX_PLAINTEXT, false, &f, &e);
+		transfer = rc == ECHO_DONE && !f.differs ? KC_PC_PASS
+			 : f.differs && f.differs_at == 0 ? KC_PC_UNKNOWN : KC_PC_FAIL;
+		if (transfer == KC_PC_PASS)
 			snprintf(moved, sizeof moved, "%u bytes each way, echoed intact (%.1f ms)",
 				 KC_PC_TLS12_VOLUME, now_ms() - t0);
 		else if (f.differs)
 			snprintf(moved, sizeof moved, "%llu bytes sent: the echo differs from byte "
-				 "%llu", (unsigned long long)f.sent,
-				 (unsigned long long)f.differs_at);
+				 "%llu%s", (unsigned long long)f.sent,
+				 (unsigned long long)f.differs_at, transfer == KC_PC_UNKNOWN ?
+				 " (the transfer needs an echo server)" : "");
 		else
 			snprintf(moved, sizeof moved, "%llu bytes sent, %llu bytes came back, then %s",
 				 (unsigned long long)f.sent, (unsigned long long)f.got,
 				 said(&p, rc, &e, buf, sizeof buf));
-		rc = rc == ECHO_DONE && !f.differs;
-		if (f.differs && f.differs_at == 0)
-			rc = -9;
 	} else {
-		rc = pc_exchange(&p, &e);
+		ssize_t rc = pc_exchange(&p, &e);
+		transfer = rc > 0 ? KC_PC_PASS : KC_PC_FAIL;
 		if (rc > 0)
 			snprintf(moved, sizeof moved, "%zd bytes came back (a long transfer needs "
 				 "an echo server)", rc);
 		else
 			snprintf(moved, sizeof moved, "%s", said(&p, rc, &e, buf, sizeof buf));
-		rc = rc > 0;
 	}
-	const char *cipher = kc_cipher_name(kc_conn_cipher(p.c));
-	if (!safe)
-		set(out, KC_PC_FAIL, "TLS 1.2 %s without the secure renegotiation indication "
-		    "(RFC 5746); %s", cipher, moved);
-	else if (rc == -9)
-		set(out, KC_PC_UNKNOWN, "TLS 1.2 %s with secure renegotiation; %s (this check's "
-		    "transfer needs an echo server)", cipher, moved);
-	else
-		set(out, rc > 0 ? KC_PC_PASS : KC_PC_FAIL, "TLS 1.2 %s with secure renegotiation; "
-		    "%s", cipher, moved);
+	set(out, safe ? transfer : KC_PC_FAIL, "TLS 1.2 %s %s; %s",
+	    kc_cipher_name(kc_conn_cipher(p.c)), safe ? "with secure renegotiation"
+	    : "without the secure renegotiation indication (RFC 5746)", moved);
 	pc_close(&p);
 	return 0;
 }
-
 
 /* The checks, in the order they run: the one list (--list, --only, the
  * man page's PROBE section follow it). */

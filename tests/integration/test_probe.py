@@ -354,14 +354,16 @@ def faulty(fault, port):
 class LoopServer:
     """A TLS server on 127.0.0.1 serving one connection after another in a
     thread, each with fn(PyTls) on a TLS 1.3 context (a new one per
-    connection when fresh_ctx), until stop()."""
+    connection when fresh_ctx; with single_use, a new one after each
+    resumed connection, so that a ticket works once: Python's ssl has no
+    single-use tickets of its own), until stop()."""
 
-    def __init__(self, fn, fresh_ctx=False):
+    def __init__(self, fn, fresh_ctx=False, single_use=False):
         self.ls = socket.socket()
         self.ls.bind(("127.0.0.1", 0))
         self.ls.listen(8)
         self.port = self.ls.getsockname()[1]
-        self.fn, self.fresh = fn, fresh_ctx
+        self.fn, self.fresh, self.single_use = fn, fresh_ctx, single_use
         self.ctx = py_server_ctx(*certs().srv_ec, version="1.3")
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
@@ -376,6 +378,8 @@ class LoopServer:
             t = PyTls(c, ctx, server_side=True)
             try:
                 t.handshake()
+                if self.single_use and t.obj.session_reused:
+                    self.ctx = py_server_ctx(*certs().srv_ec, version="1.3")
                 self.fn(t)
             except Exception:            # the probe judges what it saw
                 pass
@@ -540,6 +544,17 @@ def _reuse_breaks():
                  "close_notify")])
     finally:
         srv.kill()
+
+
+@suite.case("a server whose tickets work once: ticket-reuse passes, exit 0")
+def _single_use_tickets():
+    srv = LoopServer(echo_until_close, single_use=True)
+    try:
+        expect(probe(srv.port, "--only", "ticket-reuse"), 0, [
+            line("ticket-reuse", "pass", "the ticket resumed once; offered again, the server "
+                 "did a full handshake and data flowed (single-use tickets)")])
+    finally:
+        srv.stop()
 
 
 @suite.case("gnutls-serv --noticket: ticket-reuse n/a, exit 0")
