@@ -367,6 +367,25 @@ static int set_key_update_after(struct cli_opts *o, const struct cli_option *opt
 	return 0;
 }
 
+/* --volume BYTES: a count of bytes, with an optional K, M or G (binary:
+ * KiB, MiB, GiB), 1 byte to 1 TiB. */
+static int set_volume(struct cli_opts *o, const struct cli_option *opt, const char *arg,
+		      struct kc_err *err)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(arg, &end, 10);
+	unsigned shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+	if (shift)
+		end++;
+	if (errno || end == arg || *end || arg[0] == '-' || v == 0 || v > (1ull << 40) >> shift)
+		return kc_err_set(err, KC_E_USAGE,
+				  "invalid --%s '%s': give a number of bytes (1 or more), "
+				  "optionally with K, M or G", opt->name, arg);
+	o->probe_volume = v << shift;
+	return 0;
+}
+
 /* ------------------------------------------------------------ options */
 
 static const struct cli_value cipher_values[] = {
@@ -649,6 +668,11 @@ static const struct cli_option opt_send = {
 	.name = "send", .metavar = "FILE", .hint = CLI_HINT_FILE, .apply = set_send,
 	.help = "make the server talk with FILE's bytes",
 };
+static const struct cli_option opt_volume = {
+	.name = "volume", .metavar = "BYTES", .apply = set_volume,
+	.help = "server-keyupdate: send at most BYTES (K, M, G\n"
+		"allowed; default 16M)",
+};
 static const struct cli_option opt_probe_timeout = {
 	.name = "timeout", .metavar = "SECS", .apply = set_probe_timeout,
 	.help = "wait at most SECS for each answer (default 5)",
@@ -710,7 +734,7 @@ static const struct cli_option *const listen_options[] = {
 
 static const struct cli_option *const probe_options[] = {
 	TLS_OPTIONS, CLIENT_OPTIONS,
-	&opt_probe_json, &opt_only, &opt_list, &opt_http, &opt_send, &opt_probe_timeout,
+	&opt_probe_json, &opt_only, &opt_list, &opt_http, &opt_send, &opt_volume, &opt_probe_timeout,
 	&opt_quiet, &opt_verbose, &opt_help, NULL,
 };
 
@@ -1059,6 +1083,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct kc_err *err)
 	o->eof = KC_EOF_LINGER;
 	o->linger_ms = CLI_LINGER_DEFAULT_MS;
 	o->probe_timeout_ms = 5000;
+	o->probe_volume = KC_PC_VOLUME_DEFAULT;
 	if (argc > 1 && argv[1][0] != '-') {
 		sub = cli_subcommand_named(argv[1]);
 		if (!sub)

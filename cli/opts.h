@@ -75,6 +75,7 @@ struct cli_opts {
 	bool probe_list, probe_http;
 	const char *probe_send;        /* --send FILE */
 	unsigned probe_timeout_ms;     /* --timeout, default 5 s */
+	uint64_t probe_volume;         /* --volume, default KC_PC_VOLUME_DEFAULT */
 	enum cli_verbosity verbosity;
 };
 

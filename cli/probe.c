@@ -85,6 +85,9 @@ int cli_probe(const struct cli_opts *o)
 		.soft_no_rekey = o->soft_no_rekey,
 		.request = request,
 		.request_len = request_len,
+		.talk = o->probe_send ? KC_PC_TALK_FILE
+		      : o->probe_http ? KC_PC_TALK_HTTP : KC_PC_TALK_LINE,
+		.volume = o->probe_volume,
 		.timeout_ms = o->probe_timeout_ms,
 		.only = o->probe_only,
 		.stop = &cli_stop_signal,

@@ -223,6 +223,11 @@ struct kc_channel *kc_channel_kernel_new(int fd, struct kc_err *err);
  * any machine. */
 struct kc_soft_opts {
 	bool no_rekey;
+	/* TLS 1.3: pad every data record sent with zeros to the largest
+	 * inner plaintext the send limit allows (2^14 + 1 without one), so a
+	 * peer's handling of maximum-size padded records can be tried
+	 * (`ktlsctl probe`'s max-record check).  The kernel never pads. */
+	bool pad_data;
 };
 struct kc_channel *kc_channel_soft_new(int fd, const struct kc_soft_opts *opts,
 				       struct kc_err *err);

@@ -71,6 +71,7 @@ struct soft_channel {
 
 	/* Record size limits (set_limits): plaintext bytes per record. */
 	size_t tx_max, rx_max;
+	bool pad_data;                  /* kc_soft_opts.pad_data */
 
 	/* receive */
 	int rx_err;                     /* sticky EBADMSG / EMSGSIZE / EINVAL */
@@ -492,19 +493,29 @@ static ssize_t soft_recv(struct kc_channel *ch, void *buf, size_t len,
 
 /* ---- send ------------------------------------------------------------- */
 
+/* The zero padding a record of n plaintext bytes of type gets: with
+ * pad_data, TLS 1.3 data records are filled up to the send limit. */
+static size_t pad_len(const struct soft_channel *s, uint8_t type, size_t n)
+{
+	return s->pad_data && type == KC_REC_DATA && s->tx.version == KC_TLS13 && n < s->tx_max
+		? s->tx_max - n : 0;
+}
+
 /* Seal one record of n <= tx_max plaintext bytes at dst; returns its length
  * on the wire or -1 with errno. */
 static ssize_t seal_record(struct soft_channel *s, uint8_t type,
 			   const unsigned char *p, size_t n, unsigned char *dst)
 {
+	static const unsigned char zeros[KC_MAX_PLAINTEXT];
 	struct soft_key *k = &s->tx;
 	unsigned char nonce[12], aad[13];
 	unsigned char *ct = dst + HDR_LEN;
-	size_t wire = n + k->overhead;
+	size_t pad = pad_len(s, type, n);
+	size_t wire = n + k->overhead + pad;
 	size_t len = wire - HDR_LEN, ctlen;
-	/* TLS 1.3's inner plaintext is content || type (no padding): sealed
-	 * from two pieces, so the content is never copied. */
-	giovec_t pt[2] = { { (void *)p, n }, { &type, 1 } };
+	/* TLS 1.3's inner plaintext is content || type || zeros: sealed from
+	 * pieces, so the content is never copied. */
+	giovec_t pt[3] = { { (void *)p, n }, { &type, 1 }, { (void *)zeros, pad } };
 	int ptn = 1;
 	size_t aadlen = HDR_LEN;
 
@@ -518,7 +529,7 @@ static ssize_t seal_record(struct soft_channel *s, uint8_t type,
 	dst[3] = (unsigned char)(len >> 8);
 	dst[4] = (unsigned char)len;
 	if (k->version == KC_TLS13) {
-		ptn = 2;
+		ptn = pad ? 3 : 2;
 		xor_nonce(nonce, k);
 		memcpy(aad, dst, HDR_LEN);
 	} else {
@@ -534,7 +545,7 @@ static ssize_t seal_record(struct soft_channel *s, uint8_t type,
 		tls12_aad(aad, k->seq, type, n);
 		aadlen = 13;
 	}
-	size_t ptlen = n + (size_t)ptn - 1;
+	size_t ptlen = n + (ptn > 1 ? 1 + pad : 0);
 	giovec_t auth = { aad, aadlen };
 	ctlen = ptlen + TAG_LEN;
 	int rc = gnutls_aead_cipher_encryptv(k->aead, nonce, sizeof nonce, &auth, 1, TAG_LEN,
@@ -559,11 +570,12 @@ static ssize_t enqueue(struct soft_channel *s, uint8_t type,
 
 	while (done < len) {
 		size_t n = min_sz(len - done, s->tx_max);
+		size_t rec = n + ovh + pad_len(s, type, n);
 		ssize_t w;
 
-		if (s->out_len + n + ovh > limit)
+		if (s->out_len + rec > limit)
 			break;
-		if (s->out_off + s->out_len + n + ovh > OUT_CAP) {
+		if (s->out_off + s->out_len + rec > OUT_CAP) {
 			memmove(s->out, s->out + s->out_off, s->out_len);
 			s->out_off = 0;
 		}
@@ -711,5 +723,6 @@ struct kc_channel *kc_channel_soft_new(int fd, const struct kc_soft_opts *opts,
 	s->base.kind = KC_CHANNEL_USER_SPACE;
 	s->base.caps.rekey = !(opts && opts->no_rekey);
 	s->tx_max = s->rx_max = KC_MAX_PLAINTEXT;
+	s->pad_data = opts && opts->pad_data;
 	return &s->base;
 }

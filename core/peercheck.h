@@ -43,6 +43,22 @@ int kc_pc_index(const char *name, size_t len);
 /* KeyUpdates sent by the keyupdate-repeat and keyupdate-burst checks. */
 #define KC_PC_KU_REPEAT 4
 #define KC_PC_KU_BURST 100
+/* The record_size_limit the record-size-limit check announces when the
+ * options give none. */
+#define KC_PC_RSL_DEFAULT 512
+/* The bytes the tls12 check sends (and reads back) on one connection. */
+#define KC_PC_TLS12_VOLUME (4u << 20)
+/* The default of --volume: what server-keyupdate sends at most. */
+#define KC_PC_VOLUME_DEFAULT (16u << 20)
+
+/* What the request is: the checks that need the server to send much
+ * (an echo of what they send) or more than a record size limit can only
+ * do so with a server that echoes. */
+enum kc_pc_talk {
+	KC_PC_TALK_LINE,     /* a line of text: an echo server is assumed */
+	KC_PC_TALK_HTTP,     /* an HTTP request ending in an empty line */
+	KC_PC_TALK_FILE,     /* --send FILE's bytes */
+};
 
 struct kc_pc_opts {
 	const struct kc_hostport *hp;
@@ -56,6 +72,8 @@ struct kc_pc_opts {
 	/* What makes the server talk, sent after each check's action. */
 	const void *request;
 	size_t request_len;
+	enum kc_pc_talk talk;
+	uint64_t volume;                 /* server-keyupdate: bytes to send at most */
 	unsigned timeout_ms;             /* each wait for the server */
 	uint32_t only;                   /* bit i: run check i; 0: every check */
 	/* As in kc_tls_opts: a stop ends the run (-1, sys_errno EINTR). */
@@ -63,7 +81,7 @@ struct kc_pc_opts {
 	int stop_fd;
 };
 
-#define KC_PC_MAX 16
+#define KC_PC_MAX 24
 #define KC_PC_REASON_MAX 400
 
 struct kc_pc_outcome {

@@ -27,9 +27,21 @@ Peer behaviour this file relies on (gnutls 3.7.9, OpenSSL 3.0):
   Python ssl (OpenSSL) answers update_requested with its next write; sends
                        2 tickets; a new SSLContext has new ticket keys, so
                        a server that makes one per connection resumes none.
-  ku_ignore_server     (tests/peers, built by make check) never answers
-                       update_requested and closes without an alert when
-                       GnuTLS refuses a KeyUpdate flood.
+  faulty_server FAULT  (tests/peers, built by make check) an echo server that
+                       never answers update_requested and closes without an
+                       alert when GnuTLS refuses a KeyUpdate flood, with one
+                       more fault: rsl-ignore (records over our
+                       record_size_limit), max-record-close (resets at a
+                       full record), reuse-close (resets the second resumed
+                       connection), ku-stale (a KeyUpdate of its own, then
+                       the old key).
+  gnutls-serv --echo   keeps a record_size_limit; takes a ticket more than
+                       once; never updates its keys by itself; accepts all
+                       four kTLS suites under TLS 1.3 and 1.2; sends the
+                       renegotiation indication unless its priority has
+                       %DISABLE_SAFE_RENEGOTIATION.
+  s_server -www        knows no record_size_limit (OpenSSL 3.0); takes a
+                       16384-byte request; accepts all but AES-128-CCM.
 """
 
 import json
@@ -42,7 +54,8 @@ import threading
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from ktlsctl_test.settings import TOP_BUILDDIR, scaled  # noqa: E402
-from ktlsctl_test.channel import CHANNEL_ARGS, KERNEL, can_rekey, ulp_probe  # noqa: E402
+from ktlsctl_test.channel import (  # noqa: E402
+    CHANNEL_ARGS, KERNEL, can_rekey, kernel_facts, ulp_probe)
 from ktlsctl_test.runner import Suite  # noqa: E402
 from ktlsctl_test.verdicts import Fail  # noqa: E402
 from ktlsctl_test.procs import (  # noqa: E402
@@ -53,8 +66,11 @@ from ktlsctl_test.pytls import PyTls, py_server_ctx  # noqa: E402
 require_programs("gnutls-serv", "certtool", "openssl")
 
 suite = Suite("test_probe", case_timeout=120)
-KU_IGNORE = os.path.join(TOP_BUILDDIR, "tests", "peers", "ku_ignore_server")
+FAULTY = os.path.join(TOP_BUILDDIR, "tests", "peers", "faulty_server")
 REQUEST = 14                      # "ktlsctl probe\n"
+# server-keyupdate's --volume in the cases that run it (default 16 MiB).
+VOLUME = ["--volume", "2M"]
+ALL4 = ["AES-128-GCM", "AES-256-GCM", "CHACHA20-POLY1305", "AES-128-CCM"]
 
 
 def certs():
@@ -118,6 +134,68 @@ def tickets_line(n, lifetime):
                 "lifetime %d s, age_add set, max_early_data none" % (n, lifetime))
 
 
+# What the checks that run on the user-space channel for their own sake add
+# when the channel under test is the kernel's.
+RSL_NOTE = " (on the user-space channel: it sees each record, the kernel merges them)" \
+    if KERNEL else ""
+PAD_NOTE = " (padded on the user-space channel: the kernel never pads)" if KERNEL else ""
+NO_ULP = "this kernel has no TLS ULP (tls module not loaded or CONFIG_TLS off): try " \
+    "'modprobe tls'"
+
+
+def reuse_pass(what="ticket", why="RFC 8446 asks single use only for 0-RTT data"):
+    return line("ticket-reuse", "pass", "the %s resumed twice, data flowing both times: the "
+                "server takes it more than once (%s)" % (what, why))
+
+
+def rsl_pass(content=511, sent=2044):
+    return line("record-size-limit", "pass", "announced a record_size_limit of 512 (%d bytes "
+                "of content) and sent %d bytes: %d bytes came back, every record within the "
+                "limit (N ms)%s" % (content, sent, sent, RSL_NOTE))
+
+
+def max_record_echo(padded="14 bytes padded to a 16385-byte inner plaintext: 14 bytes came "
+                    "back (N ms)"):
+    """max-record against an echo server; padded: the second part's
+    evidence (None: TLS 1.2)."""
+    return line("max-record", "pass", "65536 bytes in records of 16384: echoed intact (N ms); "
+                + (padded + PAD_NOTE if padded else "TLS 1.2 has no padding"))
+
+
+SERVER_KU_NA = line("server-keyupdate", "n/a", "sent 2097152 bytes, all echoed intact: the "
+                    "server did not update its keys within them (--volume sets how many)%s"
+                    % NOTE)
+TLS12_ECHO = line("tls12", "pass", "TLS 1.2 AES-256-GCM with secure renegotiation; 4194304 "
+                  "bytes each way, echoed intact (N ms)")
+
+
+def ciphers_line(tls13=ALL4, tls12=ALL4):
+    """The ciphers line for a server that accepts these suites, with this
+    kernel's answer for each (stats --json: both ways "yes", or not)."""
+    facts = {c["name"]: c for c in kernel_facts()["ciphers"]}
+    fit, marked, parts = 0, 0, []
+    for version, names in (("1.3", tls13), ("1.2", tls12)):
+        shown = []
+        for n in names:
+            ways = facts[n]["tls" + version.replace(".", "")]
+            states = {ways["tx"]["state"], ways["rx"]["state"]}
+            if states == {"yes"}:
+                fit += 1
+                shown.append(n)
+            elif "no" in states:
+                marked += 1
+                shown.append(n + " (not this kernel)")
+            else:
+                shown.append(n)
+        parts.append("TLS %s: %s" % (version, ", ".join(shown) if shown else "none"))
+    listed = "; ".join(parts)
+    if fit:
+        return line("ciphers", "pass", "accepted: %s; this kernel takes all%s"
+                    % (listed, " but those marked" if marked else ""))
+    return line("ciphers", "n/a", "accepted: %s; this kernel takes none of them%s"
+                % (listed, "" if ulp_probe()[0] else ": " + NO_ULP))
+
+
 def probe(port, *args, **kw):
     return ktlsctl("probe", "localhost:%d" % port, "--cafile", certs().ca, *CHANNEL_ARGS,
                    *args, **kw)
@@ -148,9 +226,11 @@ def expect(proc, status, lines, timeout=90, counts=False, stderr=""):
 def _gnutls13():
     srv, port = start_gnutls_serv(*certs().srv_ec)
     try:
-        expect(probe(port), 0,
+        expect(probe(port, *VOLUME), 0,
                [ktls_line()] + keyupdate_lines(burst=GNUTLS_BURST)
-               + [CLOSE_PASS, half_close_pass(), tickets_line(2, 21600), RESUME_PASS])
+               + [CLOSE_PASS, half_close_pass(), tickets_line(2, 21600), RESUME_PASS,
+                  reuse_pass(), rsl_pass(), max_record_echo(), SERVER_KU_NA, ciphers_line(),
+                  TLS12_ECHO])
     finally:
         srv.kill()
 
@@ -160,7 +240,7 @@ def _gnutls12():
     srv, port = start_gnutls_serv(*certs().srv_ec)
     try:
         na = "TLS 1.2 has no KeyUpdate"
-        expect(probe(port, "--tls1.2"), 0, [
+        expect(probe(port, "--tls1.2", *VOLUME), 0, [
             ktls_line("TLS 1.2"),
             line("keyupdate", "n/a", na),
             line("keyupdate-unrequested", "n/a", na),
@@ -171,6 +251,12 @@ def _gnutls12():
             line("tickets", "n/a", "TLS 1.2 has no tickets after the handshake"),
             line("resume", "pass", "a second connection resumed with the first's session "
                  "(handshake N ms, the first's N ms)"),
+            reuse_pass("session", "as TLS 1.2 resumption allows"),
+            rsl_pass(content=512, sent=2048),
+            max_record_echo(padded=None),
+            line("server-keyupdate", "n/a", na),
+            ciphers_line(),
+            TLS12_ECHO,
         ])
     finally:
         srv.kill()
@@ -184,23 +270,56 @@ def _ktlsctl_listen():
     srv, port = ktlsctl_listen("--cert", certs().srv_ec[0], "--key", certs().srv_ec[1],
                                "--echo", "--keep-open", "--ktls", "off", env=env)
     try:
-        expect(probe(port), 0,
+        expect(probe(port, *VOLUME), 0,
                [ktls_line()] + keyupdate_lines(burst=GNUTLS_BURST)
-               + [CLOSE_PASS, half_close_pass(), tickets_line(2, 21600), RESUME_PASS])
+               + [CLOSE_PASS, half_close_pass(), tickets_line(2, 21600), RESUME_PASS,
+                  reuse_pass(), rsl_pass(), max_record_echo(), SERVER_KU_NA, ciphers_line(),
+                  TLS12_ECHO])
+    finally:
+        srv.kill()
+
+
+@suite.case("ktlsctl listen --echo --key-update-after 50: server-keyupdate passes")
+def _ktlsctl_listen_rekeys():
+    env = {k: v for k, v in os.environ.items() if k != "KTLSCTL_TEST_SOFT_NOREKEY"}
+    srv, port = ktlsctl_listen("--cert", certs().srv_ec[0], "--key", certs().srv_ec[1],
+                               "--echo", "--keep-open", "--ktls", "off",
+                               "--key-update-after", "50", env=env)
+    try:
+        # How many bytes each record of the echo carries is the server's
+        # reads' matter: the counts are N.
+        expect(probe(port, "--only", "server-keyupdate", *VOLUME), 0, [
+            line("server-keyupdate", "pass", "sent N bytes: the server updated its keys after "
+                 "N bytes of its data (N ms), and all N bytes came back intact%s" % NOTE)],
+               counts=True)
     finally:
         srv.kill()
 
 
 @suite.case("s_server -www with --http: every check but the (100 s) burst passes, exit 0")
 def _s_server_www():
-    srv, port = start_s_server(*certs().srv_ec, extra=["-www", "-naccept", "20"], stdin=None)
+    srv, port = start_s_server(*certs().srv_ec, extra=["-www", "-naccept", "40"], stdin=None)
+    three = ALL4[:3]
     try:
         # The request and the status page: N bytes (counts=True).
         expect(probe(port, "--http", "--timeout", "30", "--only",
                      "ktls,keyupdate,keyupdate-unrequested,keyupdate-repeat,close-notify,"
-                     "half-close,tickets,resume"), 0,
+                     "half-close,tickets,resume,ticket-reuse,record-size-limit,max-record,"
+                     "server-keyupdate,ciphers,tls12"), 0,
                [ktls_line()] + keyupdate_lines("N", "N")
-               + [CLOSE_PASS, half_close_pass("N", "N"), tickets_line(2, 7200), RESUME_PASS],
+               + [CLOSE_PASS, half_close_pass("N", "N"), tickets_line(2, 7200), RESUME_PASS,
+                  reuse_pass(),
+                  line("record-size-limit", "n/a", "announced a record_size_limit of 512: the "
+                       "server did not take the extension (RFC 8449), so records up to N bytes "
+                       "are its right%s" % RSL_NOTE),
+                  line("max-record", "pass", "a request of N bytes in one record: N bytes came "
+                       "back (N ms); N bytes padded to a 16385-byte inner plaintext: N bytes "
+                       "came back (N ms)%s" % PAD_NOTE),
+                  line("server-keyupdate", "n/a", "needs an echo server (the default request) "
+                       "to make the server send up to N bytes"),
+                  ciphers_line(three, three),
+                  line("tls12", "pass", "TLS 1.2 AES-256-GCM with secure renegotiation; N bytes "
+                       "came back (a long transfer needs an echo server)")],
                counts=True)
     finally:
         srv.kill()
@@ -222,17 +341,29 @@ def _send_file():
 
 # ============================================================ peers that fail a check
 
+def faulty(fault, port):
+    """tests/peers/faulty_server with that fault, listening on port."""
+    srv = Proc([FAULTY, fault, port, *certs().srv_ec], name="faulty_server " + fault,
+               stdin=None)
+    if not wait_listening(port, srv):
+        srv.kill()
+        raise Fail("faulty_server did not listen\n%s" % srv.describe())
+    return srv
+
+
 class LoopServer:
     """A TLS server on 127.0.0.1 serving one connection after another in a
     thread, each with fn(PyTls) on a TLS 1.3 context (a new one per
-    connection when fresh_ctx), until stop()."""
+    connection when fresh_ctx; with single_use, a new one after each
+    resumed connection, so that a ticket works once: Python's ssl has no
+    single-use tickets of its own), until stop()."""
 
-    def __init__(self, fn, fresh_ctx=False):
+    def __init__(self, fn, fresh_ctx=False, single_use=False):
         self.ls = socket.socket()
         self.ls.bind(("127.0.0.1", 0))
         self.ls.listen(8)
         self.port = self.ls.getsockname()[1]
-        self.fn, self.fresh = fn, fresh_ctx
+        self.fn, self.fresh, self.single_use = fn, fresh_ctx, single_use
         self.ctx = py_server_ctx(*certs().srv_ec, version="1.3")
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
@@ -247,6 +378,8 @@ class LoopServer:
             t = PyTls(c, ctx, server_side=True)
             try:
                 t.handshake()
+                if self.single_use and t.obj.session_reused:
+                    self.ctx = py_server_ctx(*certs().srv_ec, version="1.3")
                 self.fn(t)
             except Exception:            # the probe judges what it saw
                 pass
@@ -281,10 +414,8 @@ def echo_until_close(t, answer_close=True):
 @suite.case("a server that never answers update_requested: keyupdate fails, exit 14")
 def _ku_ignored():
     port = free_port()
-    srv = Proc([KU_IGNORE, port, *certs().srv_ec], name="ku_ignore_server", stdin=None)
+    srv = faulty("ku-ignore", port)
     try:
-        if not wait_listening(port, srv):
-            raise Fail("ku_ignore_server did not listen\n%s" % srv.describe())
         expect(probe(port, "--only", "keyupdate,keyupdate-unrequested"), 14, [
             line("keyupdate", "fail", "sent KeyUpdate(update_requested) and 14 bytes: 14 bytes "
                  "of data came back after N ms without the server's KeyUpdate before them%s"
@@ -300,10 +431,8 @@ def _ku_ignored():
             "exit 14")
 def _burst_dies():
     port = free_port()
-    srv = Proc([KU_IGNORE, port, *certs().srv_ec], name="ku_ignore_server", stdin=None)
+    srv = faulty("ku-ignore", port)
     try:
-        if not wait_listening(port, srv):
-            raise Fail("ku_ignore_server did not listen\n%s" % srv.describe())
         expect(probe(port, "--only", "keyupdate-burst"), 14, [
             line("keyupdate-burst", "fail", "sent 100 KeyUpdates and 14 bytes: connection "
                  "truncated: the peer closed without close_notify%s" % NOTE),
@@ -371,6 +500,116 @@ def _noticket():
         srv.kill()
 
 
+@suite.case("a server that ignores our record_size_limit: record-size-limit fails, exit 14")
+def _rsl_ignored():
+    port = free_port()
+    srv = faulty("rsl-ignore", port)
+    try:
+        expect(probe(port, "--only", "record-size-limit"), 14, [
+            line("record-size-limit", "fail", "announced a record_size_limit of 512 and sent "
+                 "2044 bytes: the peer sent a record larger than the 511 bytes we announced "
+                 "(record size limit) (sent alert record_overflow)%s" % RSL_NOTE)])
+        # The limit given is the one announced (TLS 1.3: 1000 on the wire,
+        # 999 bytes of content); the line sent is four times that.
+        expect(probe(port, "--only", "record-size-limit", "--record-size-limit", "1000"), 14, [
+            line("record-size-limit", "fail", "announced a record_size_limit of 1000 and sent "
+                 "3996 bytes: the peer sent a record larger than the 999 bytes we announced "
+                 "(record size limit) (sent alert record_overflow)%s" % RSL_NOTE)])
+    finally:
+        srv.kill()
+
+
+@suite.case("a server that breaks on a record of 2^14 bytes: max-record fails, exit 14")
+def _max_record_breaks():
+    port = free_port()
+    srv = faulty("max-record-close", port)
+    try:
+        expect(probe(port, "--only", "max-record"), 14, [
+            line("max-record", "fail", "65536 bytes in records of 16384: 0 bytes came back, "
+                 "then connection truncated: reset by the peer before close_notify; 14 bytes "
+                 "padded to a 16385-byte inner plaintext: 14 bytes came back (N ms)%s"
+                 % PAD_NOTE)])
+    finally:
+        srv.kill()
+
+
+@suite.case("a server that resets a ticket's second resumption: ticket-reuse fails, exit 14")
+def _reuse_breaks():
+    port = free_port()
+    srv = faulty("reuse-close", port)
+    try:
+        expect(probe(port, "--only", "ticket-reuse"), 14, [
+            line("ticket-reuse", "fail", "the ticket resumed once; offered again, the "
+                 "connection resumed: connection truncated: reset by the peer before "
+                 "close_notify")])
+    finally:
+        srv.kill()
+
+
+@suite.case("a server whose tickets work once: ticket-reuse passes, exit 0")
+def _single_use_tickets():
+    srv = LoopServer(echo_until_close, single_use=True)
+    try:
+        expect(probe(srv.port, "--only", "ticket-reuse"), 0, [
+            line("ticket-reuse", "pass", "the ticket resumed once; offered again, the server "
+                 "did a full handshake and data flowed (single-use tickets)")])
+    finally:
+        srv.stop()
+
+
+@suite.case("gnutls-serv --noticket: ticket-reuse n/a, exit 0")
+def _reuse_no_ticket():
+    srv, port = start_gnutls_serv(*certs().srv_ec, extra=["--noticket"])
+    try:
+        expect(probe(port, "--only", "ticket-reuse"), 0, [
+            line("ticket-reuse", "n/a", "no ticket came on the first connection (by the time "
+                 "data came back): nothing to offer twice")])
+    finally:
+        srv.kill()
+
+
+@suite.case("a server whose own KeyUpdate is not followed by its new key: server-keyupdate "
+            "fails, exit 14")
+def _server_ku_stale():
+    port = free_port()
+    srv = faulty("ku-stale", port)
+    try:
+        expect(probe(port, "--only", "server-keyupdate", *VOLUME), 14, [
+            line("server-keyupdate", "fail", "sent N bytes, N bytes came back (the server had "
+                 "updated its keys), then a record from the peer failed authentication: the "
+                 "data was corrupted or forged (sent alert bad_record_mac) (N ms)%s" % NOTE)],
+            counts=True)
+    finally:
+        srv.kill()
+
+
+@suite.case("gnutls-serv without the renegotiation indication: tls12 fails, exit 14")
+def _no_safe_renegotiation():
+    srv, port = start_gnutls_serv(*certs().srv_ec,
+                                  priority="NORMAL:%DISABLE_SAFE_RENEGOTIATION")
+    try:
+        expect(probe(port, "--only", "tls12"), 14, [
+            line("tls12", "fail", "TLS 1.2 AES-256-GCM without the secure renegotiation "
+                 "indication (RFC 5746); 4194304 bytes each way, echoed intact (N ms)")])
+    finally:
+        srv.kill()
+
+
+@suite.case("a TLS 1.2 server with CBC suites only: ciphers fails, tls12 n/a, exit 14")
+def _no_ktls_cipher():
+    srv, port = start_gnutls_serv(
+        *certs().srv_ec,
+        priority="NORMAL:-VERS-TLS1.3:-CIPHER-ALL:+AES-128-CBC:+AES-256-CBC:+SHA1:+SHA256")
+    try:
+        expect(probe(port, "--only", "ciphers,tls12"), 14, [
+            line("ciphers", "fail", "the server accepts none of the kTLS cipher suites, offered "
+                 "one at a time (TLS 1.3: none; TLS 1.2: none)"),
+            line("tls12", "n/a", "the server does not speak TLS 1.2 with a kTLS cipher: TLS "
+                 "handshake failed: the peer sent alert 'Handshake failed'")])
+    finally:
+        srv.kill()
+
+
 # ============================================================ the command line
 
 @suite.case("--list: every check with its summary, exit 0")
@@ -389,6 +628,18 @@ def _list():
         "tickets                NewSessionTickets after the handshake: count, lifetime, "
         "age_add, max_early_data",
         "resume                 a second connection resumes with the first's ticket (or session)",
+        "ticket-reuse           the first's ticket offered on two more connections: taken "
+        "twice, or once and then a full handshake",
+        "record-size-limit      with a record_size_limit announced (512 unless given), every "
+        "record the server sends keeps it",
+        "max-record             the server takes records of 2^14 bytes, and TLS 1.3 records "
+        "padded to the limit",
+        "server-keyupdate       whether the server updates its keys by itself within --volume "
+        "bytes (echo)",
+        "ciphers                each kTLS cipher suite the server accepts (TLS 1.3, 1.2) and "
+        "whether this kernel takes it",
+        "tls12                  TLS 1.2: secure renegotiation indication, and a 4 MiB transfer "
+        "each way (echo)",
     ], timeout=20)
 
 
@@ -422,6 +673,27 @@ def _json():
 def _only_unknown():
     expect(ktlsctl("probe", "localhost:1", "--only", "keyupdate,nosuch"), 2, [], timeout=20,
            stderr="ktlsctl: unknown check 'nosuch' in --only (see 'ktlsctl probe --list')\n")
+
+
+@suite.case("--volume: a bad count is a usage error, exit 2")
+def _volume_bad():
+    for bad in ("0", "12X", "-1", "2T"):
+        expect(ktlsctl("probe", "localhost:1", "--volume", bad), 2, [], timeout=20,
+               stderr="ktlsctl: invalid --volume '%s': give a number of bytes (1 or more), "
+               "optionally with K, M or G\n" % bad)
+
+
+@suite.case("--only ciphers, a certificate not trusted: exit 4, no check line")
+def _ciphers_untrusted():
+    srv, port = start_gnutls_serv(*certs().srv_ec)
+    try:
+        expect(ktlsctl("probe", "localhost:%d" % port, "--only", "ciphers", *CHANNEL_ARGS), 4,
+               [], timeout=30,
+               stderr="ktlsctl: server certificate rejected: The certificate is NOT trusted. "
+               "The certificate issuer is unknown. (--cafile FILE to trust another CA, "
+               "--insecure to skip the check)\n")
+    finally:
+        srv.kill()
 
 
 @suite.case("unreachable server: exit 3, no check line")

@@ -565,6 +565,49 @@ Test(soft, empty_and_padded_records)
 	}
 }
 
+/* pad_data: TLS 1.3 data records go out padded to the send limit (the
+ * header's length says so), control records and TLS 1.2 ones as they are;
+ * a plain channel reads the content back. */
+Test(soft, pad_data)
+{
+	static const size_t limits[] = { KC_MAX_PLAINTEXT, 1000 };
+
+	for (size_t c = 0; c < NCOMBOS; c++)
+		for (size_t l = 0; l < 2; l++) {
+			struct pair p;
+			const char *n = combos[c].name;
+			struct kc_soft_opts o = { .pad_data = true };
+			struct kc_record_limits lim = { .tx = limits[l], .rx = KC_MAX_PLAINTEXT };
+			struct kc_err err = { 0 };
+			uint8_t raw[2 * (KC_MAX_PLAINTEXT + 400)];
+			bool t13 = combos[c].version == KC_TLS13;
+
+			pair_open(&p, &combos[c], false);
+			kc_channel_free(p.ch[0]);
+			p.ch[0] = kc_channel_soft_new(p.fd[0], &o, &err);
+			cr_assert_not_null(p.ch[0], "%s", err.msg);
+			set_key_ok(p.ch[0], KC_TX, &p.km[0]);
+			cr_assert_eq(p.ch[0]->ops->set_limits(p.ch[0], &lim, &err), 0);
+
+			send_ok(p.ch[0], KC_REC_DATA, "abc", 3);
+			send_ok(p.ch[0], KC_REC_ALERT, "\x01\x00", 2);
+			size_t got = read_avail(p.fd[1], raw, sizeof raw);
+			size_t ovh = t13 ? 1 + 16 : combos[c].cipher ==
+				     GNUTLS_CIPHER_CHACHA20_POLY1305 ? 16 : 8 + 16;
+			size_t len0 = (size_t)raw[3] << 8 | raw[4];
+			cr_assert_eq(len0, (t13 ? limits[l] : 3) + ovh,
+				     "%s, limit %zu: data record of %zu bytes", n, limits[l], len0);
+			size_t len1 = (size_t)raw[5 + len0 + 3] << 8 | raw[5 + len0 + 4];
+			cr_assert_eq(len1, 2 + ovh, "%s: the alert was padded", n);
+			cr_assert_eq(got, 10 + len0 + len1, "%s", n);
+			/* the same bytes, through the other end, read back */
+			write_all(p.fd[0], raw, got);
+			expect(p.ch[1], 100, KC_REC_DATA, "abc", 3, true, n);
+			expect(p.ch[1], 100, KC_REC_ALERT, "\x01\x00", 2, true, n);
+			pair_close(&p);
+		}
+}
+
 Test(soft, end_of_stream)
 {
 	for (size_t c = 0; c < NCOMBOS; c++) {
