@@ -716,11 +716,11 @@ static const struct cli_option opt_version = {
 
 #define CLIENT_OPTIONS                                                        \
 	&opt_client_cert, &opt_client_key, &opt_connect_timeout,              \
-	&opt_insecure, &opt_sni, &opt_alpn
+	&opt_insecure, &opt_sni, &opt_alpn, &opt_starttls
 
 static const struct cli_option *const connect_options[] = {
 	SESSION_OPTIONS, CLIENT_OPTIONS,
-	&opt_session_in, &opt_session_out, &opt_starttls,
+	&opt_session_in, &opt_session_out,
 	&opt_accept, &opt_max_conns, &opt_drain_timeout, &opt_log_format,
 	&opt_quiet, &opt_verbose, &opt_help, NULL,
 };

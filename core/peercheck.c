@@ -107,6 +107,8 @@ static int pc_open(struct pc_run *run, struct pc *p, bool rekey, const gnutls_da
 	p->fd = kc_tcp_connect(o->hp, o->connect_timeout_ms, peer, err);
 	if (p->fd < 0)
 		return -1;
+	if (o->starttls && kc_starttls_run(p->fd, o->starttls, err) < 0)
+		goto fail;
 	/* Each record on its way at once, so timings are the server's. */
 	setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 	int kernel = kc_conn_choose_channel(p->fd, mode, p->why, sizeof p->why, err);

@@ -15,6 +15,7 @@
              after the go-ahead) against ktlsctl_test.starttls_peers.play,
              which checks every byte ktlsctl sends.
   transcript: -v shows the preamble both ways, line by line.
+  probe:     ktlsctl probe --starttls smtp against exim4.
   usage:     an unknown protocol, --starttls with --accept.
 
 Every failure is checked by its exact line and exit status (15 for a
@@ -22,6 +23,7 @@ refusal or a broken preamble).  KTLSCTL_TEST_CHANNEL=kernel runs it on the
 kernel channel (the VM tier does)."""
 
 import os
+import re
 import socket
 import struct
 import sys
@@ -108,6 +110,18 @@ def _():
     expect_error(p, rc, STARTTLS_FAILED,
                  "--starttls smtp: the server does not offer STARTTLS "
                  "(its reply to EHLO ends '250 HELP')")
+
+
+@suite.case("probe: --starttls smtp against exim4, each check after the preamble")
+def _():
+    exim, port = start_exim(certs().srv_ec)
+    p, rc = ktlsctl_run("probe", "127.0.0.1:%d" % port, "--starttls", "smtp", "--cafile",
+                        certs().ca, "--only", "keyupdate", *CHANNEL_ARGS)
+    # exim answers the probe's line of text with its 500: 26 bytes, in TLS.
+    if rc != 0 or not re.fullmatch(
+            r"keyupdate +pass +sent KeyUpdate\(update_requested\) and 14 bytes: the server's "
+            r"KeyUpdate came after [0-9.]+ ms, before its 26 bytes of data\n", p.stdout.decode()):
+        raise Fail("expected the keyupdate check to pass through STARTTLS\n%s" % p.describe())
 
 
 # ------------------------------------------------------- IMAP, POP3
