@@ -30,7 +30,7 @@ import sys
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from ktlsctl_test.channel import CHANNEL_ARGS, CHANNEL_NAME  # noqa: E402
+from ktlsctl_test.channel import CHANNEL_ARGS, CHANNEL_NAME, can_rekey  # noqa: E402
 from ktlsctl_test.runner import Suite  # noqa: E402
 from ktlsctl_test.verdicts import Fail  # noqa: E402
 from ktlsctl_test.procs import check_no_sanitizer, kt_lines, ktlsctl, ktlsctl_run  # noqa: E402
@@ -118,10 +118,15 @@ def _():
     p, rc = ktlsctl_run("probe", "127.0.0.1:%d" % port, "--starttls", "smtp", "--cafile",
                         certs().ca, "--only", "keyupdate", *CHANNEL_ARGS)
     # exim answers the probe's line of text with its 500: 26 bytes, in TLS.
+    # A kernel that cannot rekey has the check run on the user-space channel.
+    note = "" if can_rekey() else (" (on the user-space channel: this kernel cannot update "
+                                   "kTLS keys)")
     if rc != 0 or not re.fullmatch(
             r"keyupdate +pass +sent KeyUpdate\(update_requested\) and 14 bytes: the server's "
-            r"KeyUpdate came after [0-9.]+ ms, before its 26 bytes of data\n", p.stdout.decode()):
-        raise Fail("expected the keyupdate check to pass through STARTTLS\n%s" % p.describe())
+            r"KeyUpdate came after [0-9.]+ ms, before its 26 bytes of data%s\n" % re.escape(note),
+            p.stdout.decode()):
+        raise Fail("expected the keyupdate check to pass through STARTTLS, got %r\n%s"
+                   % (p.stdout, p.describe()))
 
 
 # ------------------------------------------------------- IMAP, POP3
