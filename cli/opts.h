@@ -56,7 +56,7 @@ struct cli_opts {
 	unsigned linger_ms;            /* --eof linger=SECS */
 	uint64_t key_update_after;     /* records; 0: near the cipher's limit */
 	const char *session_in, *session_out;
-	/* connect --starttls PROTO: its plain-text preamble before TLS */
+	/* connect and probe --starttls PROTO: its preamble before TLS */
 	const struct kc_starttls_proto *starttls;
 	/* KTLSCTL_TEST_SOFT_NOREKEY=1 (man page, ENVIRONMENT): the user-space
 	 * channel plays a kernel that cannot rekey, so that the suites can
