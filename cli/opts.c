@@ -154,6 +154,13 @@ static int add_cipher(struct cli_opts *o, const struct cli_option *opt, const ch
 	return 0;
 }
 
+static int set_starttls(struct cli_opts *o, const struct cli_option *opt, const char *arg,
+			struct kc_err *err)
+{
+	o->starttls = kc_starttls_find(arg);
+	return o->starttls ? 0 : value_error(err, opt, "unknown --starttls protocol", arg);
+}
+
 static int set_stats_format(struct cli_opts *o, const struct cli_option *opt, const char *arg,
 			    struct kc_err *err)
 {
@@ -503,6 +510,24 @@ static const struct cli_option opt_alpn = {
 	.name = "alpn", .metavar = "PROTO", .apply = add_alpn,
 	.help = "offer an ALPN protocol (repeatable)",
 };
+/* Made from core's table of protocols when the program starts, so that
+ * the list is written once. */
+static struct cli_value starttls_values[16];
+
+__attribute__((constructor)) static void fill_starttls_values(void)
+{
+	const struct kc_starttls_proto *p;
+	for (size_t i = 0; i + 1 < sizeof starttls_values / sizeof starttls_values[0] &&
+			   (p = kc_starttls_at(i)); i++)
+		starttls_values[i].name = kc_starttls_name(p);
+}
+
+static const struct cli_option opt_starttls = {
+	.name = "starttls", .metavar = "PROTO", .values = starttls_values, .apply = set_starttls,
+	.help = "speak PROTO's plain-text preamble first, then\n"
+		"TLS: smtp, lmtp, imap, pop3, ftp, nntp, sieve,\n"
+		"xmpp, ldap or postgres",
+};
 static const struct cli_option opt_session_in = {
 	.name = "session-in", .metavar = "FILE", .hint = CLI_HINT_FILE, .apply = set_session_in,
 	.help = "resume the session saved in FILE",
@@ -715,7 +740,7 @@ static const struct cli_option opt_version = {
 
 #define CLIENT_OPTIONS                                                        \
 	&opt_client_cert, &opt_client_key, &opt_connect_timeout,              \
-	&opt_insecure, &opt_sni, &opt_alpn
+	&opt_insecure, &opt_sni, &opt_alpn, &opt_starttls
 
 static const struct cli_option *const connect_options[] = {
 	SESSION_OPTIONS, CLIENT_OPTIONS,
@@ -850,6 +875,9 @@ static int check_session(struct cli_opts *o, const struct cli_subcommand *sub, i
 	if (o->forward + o->echo + !!o->exec_command > 1)
 		return usage_error(err, sub, "--echo, --forward and --exec exclude each other: "
 				   "give one");
+	if (o->accept && o->starttls)
+		return usage_error(err, sub, "--starttls is for one connection: give it "
+				   "without --accept");
 	if (o->accept && (o->session_in || o->session_out))
 		return usage_error(err, sub, "--accept resumes across its connections by itself: "
 				   "give it without --session-in and --session-out");

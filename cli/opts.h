@@ -11,6 +11,7 @@
 #include "core/conn.h"
 #include "core/handshake.h"
 #include "core/pump.h"
+#include "core/starttls.h"
 
 /* --eof linger's quiet time: gnutls-cli's at the end of its input. */
 #define CLI_LINGER_DEFAULT_MS 2000
@@ -55,6 +56,8 @@ struct cli_opts {
 	unsigned linger_ms;            /* --eof linger=SECS */
 	uint64_t key_update_after;     /* records; 0: near the cipher's limit */
 	const char *session_in, *session_out;
+	/* connect and probe --starttls PROTO: its preamble before TLS */
+	const struct kc_starttls_proto *starttls;
 	/* KTLSCTL_TEST_SOFT_NOREKEY=1 (man page, ENVIRONMENT): the user-space
 	 * channel plays a kernel that cannot rekey, so that the suites can
 	 * test Linux before 6.14's behaviour on any machine. */

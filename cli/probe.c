@@ -10,6 +10,7 @@
 #include "cli/msg.h"
 #include "cli/out.h"
 #include "cli/probe.h"
+#include "cli/session.h"
 #include "cli/signals.h"
 #include "core/diag/peercheck_view.h"
 #include "core/peercheck.h"
@@ -76,6 +77,11 @@ int cli_probe(const struct cli_opts *o)
 	}
 	if (o->tls.insecure)
 		cli_notice("warning: --insecure: the server's certificate is NOT verified");
+	/* Every check's connection speaks it: -v would repeat it each time. */
+	struct kc_starttls_opts so;
+	char me[256];
+	if (o->starttls)
+		cli_starttls_opts(o, false, &so, me);
 	struct kc_pc_opts po = {
 		.hp = &o->hp,
 		.connect_timeout_ms = o->connect_timeout_ms,
@@ -90,6 +96,7 @@ int cli_probe(const struct cli_opts *o)
 		.volume = o->probe_volume,
 		.timeout_ms = o->probe_timeout_ms,
 		.only = o->probe_only,
+		.starttls = o->starttls ? &so : NULL,
 		.stop = &cli_stop_signal,
 		.stop_fd = cli_stop_fd,
 	};

@@ -286,6 +286,46 @@ static int load_creds(const struct cli_opts *o, struct kc_creds **creds)
 	return 0;
 }
 
+/* --starttls: each line of the preamble with -v, as it happens. */
+static void on_starttls_line(void *ctx, bool from_server, const char *line)
+{
+	const struct cli_opts *o = ctx;
+	cli_info("%s %s %s", kc_starttls_name(o->starttls), from_server ? "S:" : "C:", line);
+}
+
+void cli_starttls_opts(const struct cli_opts *o, bool transcript, struct kc_starttls_opts *so,
+		       char me[256])
+{
+	/* EHLO and LHLO name us: this host's name, as mail clients do. */
+	if (gethostname(me, 256) < 0 || !me[0] || strpbrk(me, " \t\r\n"))
+		snprintf(me, 256, "localhost");
+	me[255] = '\0';
+	*so = (struct kc_starttls_opts){
+		.proto = o->starttls,
+		.server_name = o->tls.verify_name,
+		.client_name = me,
+		.timeout_ms = o->tls.handshake_timeout_ms,
+		.on_line = transcript ? on_starttls_line : NULL,
+		.line_ctx = (void *)o,
+		.stop = &cli_stop_signal,
+		.stop_fd = cli_stop_fd,
+	};
+}
+
+/* The plain-text preamble of --starttls on a connected socket; 0 or the
+ * exit status (said why). */
+static int starttls(int fd, const struct cli_opts *o)
+{
+	struct kc_err err = { 0 };
+	struct kc_starttls_opts so;
+	char me[256];
+	cli_starttls_opts(o, true, &so, me);
+	if (kc_starttls_run(fd, &so, &err) < 0)
+		return cli_stop_signal ? cli_interrupted_status() : cli_fail(&err);
+	cli_info("%s: the server agreed to TLS", kc_starttls_name(o->starttls));
+	return 0;
+}
+
 /* connect --accept: plain clients in, a TLS connection out for each. */
 static int originate(const struct cli_opts *o, struct kc_creds *creds)
 {
@@ -321,7 +361,9 @@ int cli_connect(const struct cli_opts *o)
 		kc_creds_free(creds);
 		return cli_stop_signal ? cli_interrupted_status() : cli_fail(&err);
 	}
-	status = run_session(fd, o, creds, peer);
+	status = o->starttls ? starttls(fd, o) : 0;
+	if (status == 0)
+		status = run_session(fd, o, creds, peer);
 	close(fd);
 	kc_creds_free(creds);
 	return status;

@@ -26,6 +26,7 @@ enum kc_status {
 	KC_E_TIMEOUT = 12,     /* a connect, handshake or close timeout expired */
 	KC_E_LIMIT = 13,       /* TLS 1.2 session closed at the cipher's record limit */
 	KC_E_CHECK = 14,       /* probe: a check of the peer failed */
+	KC_E_STARTTLS = 15,    /* --starttls: the server refused it, or broke off the preamble */
 };
 
 struct kc_err {

@@ -127,6 +127,8 @@ static int pc_open_how(struct pc_run *run, struct pc *p, const struct pc_how *ho
 		return -1;
 	if (!run->connected)
 		snprintf(run->r->peer, sizeof run->r->peer, "%s", peer);
+	if (o->starttls && kc_starttls_run(p->fd, o->starttls, err) < 0)
+		goto fail;
 	/* Each record on its way at once, so timings are the server's. */
 	setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 	int kernel = kc_conn_choose_channel(p->fd, mode, p->why, sizeof p->why, err);

@@ -22,6 +22,7 @@
 #include "core/err.h"
 #include "core/handshake.h"
 #include "core/net.h"
+#include "core/starttls.h"
 
 enum kc_pc_result {
 	KC_PC_PASS,
@@ -76,6 +77,8 @@ struct kc_pc_opts {
 	uint64_t volume;                 /* server-keyupdate: bytes to send at most */
 	unsigned timeout_ms;             /* each wait for the server */
 	uint32_t only;                   /* bit i: run check i; 0: every check */
+	/* NULL, or the STARTTLS preamble every connection speaks first. */
+	const struct kc_starttls_opts *starttls;
 	/* As in kc_tls_opts: a stop ends the run (-1, sys_errno EINTR). */
 	volatile sig_atomic_t *stop;
 	int stop_fd;

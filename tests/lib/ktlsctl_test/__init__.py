@@ -13,6 +13,8 @@
   certs      the test PKI (certtool)
   peers      the real TLS peers: gnutls-serv, gnutls-cli, s_server, s_client
   pytls      a scriptable TLS peer in Python
+  starttls_peers  servers with a STARTTLS preamble: exim4, dovecot and
+             PostgreSQL on their own ports, and a scripted one
   relays     TCP relays that read or alter the TLS records on the wire
 
 A test file puts tests/lib on sys.path and imports what it uses from the
