@@ -157,6 +157,32 @@ static int wait_writable(struct kc_conn *c, long long deadline)
 	}
 }
 
+static int on_alert(struct kc_conn *c, const unsigned char *p, size_t n, struct kc_err *err);
+
+/* After the peer reset the connection under one of our sends: a fatal
+ * alert it sent before it went (a server refusing too many KeyUpdates)
+ * may still wait in our receive queue, and says more than the reset.
+ * Records before it are passed over: the connection is lost either way.
+ * 1 and *err when there was one, else 0. */
+static int alert_before_reset(struct kc_conn *c, struct kc_err *err)
+{
+	unsigned char buf[KC_MAX_PLAINTEXT];
+	for (int i = 0; i < 256; i++) {
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		uint8_t type;
+		bool eor;
+		if (poll(&p, 1, 0) != 1 || !(p.revents & POLLIN))
+			return 0;
+		ssize_t n = c->ch->ops->recv(c->ch, buf, sizeof buf, &type, &eor);
+		if (n <= 0)
+			return 0;
+		if (type == KC_REC_ALERT && n == 2 && buf[1] != GNUTLS_A_CLOSE_NOTIFY &&
+		    on_alert(c, buf, 2, err) < 0)
+			return 1;
+	}
+	return 0;
+}
+
 /* Send one control message completely, waiting for socket room if needed:
  * the message must go out before anything else is written. */
 static int send_control(struct kc_conn *c, uint8_t type, const void *buf, size_t len,
@@ -182,14 +208,17 @@ static int send_control(struct kc_conn *c, uint8_t type, const void *buf, size_t
 						  "the peer stopped reading: could not send a "
 						  "control record for %d s", CONTROL_SEND_TIMEOUT_MS / 1000);
 		}
-		if ((errno == EPIPE || errno == ECONNRESET) && c->peer_closed)
+		int e = errno;
+		if ((e == EPIPE || e == ECONNRESET) && c->peer_closed)
 			return kc_err_set(err, KC_E_TRUNCATED,
 					  "the peer reset the connection after its close_notify, "
 					  "before it read ours: it may not have read all we sent");
-		if (errno == EPIPE || errno == ECONNRESET)
+		if ((e == EPIPE || e == ECONNRESET) && alert_before_reset(c, err))
+			return -1;
+		if (e == EPIPE || e == ECONNRESET)
 			return kc_err_set(err, KC_E_TRUNCATED,
 					  "connection reset by the peer (no close_notify received)");
-		return kc_err_errno(err, KC_E_IO, errno, "cannot send a %s record",
+		return kc_err_errno(err, KC_E_IO, e, "cannot send a %s record",
 				    type == KC_REC_ALERT ? "alert" : "handshake");
 	}
 	return 0;

@@ -382,7 +382,13 @@ static int keyupdates(struct pc_run *run, struct kc_pc_outcome *out, unsigned n,
 	double ms = now_ms() - t0;
 	size_t len = run->o->request_len;
 
-	if (sent < n)
+	if (sent < n && n == KC_PC_KU_BURST && kc_conn_peer_alert(p.c) >= 0)
+		/* Ours came in parts (slow to make), and the server's alert
+		 * was waiting under the reset of a later one. */
+		set(out, KC_PC_PASS, "sent %s: the server refused them with alert '%s' after "
+		    "%.1f ms, before KeyUpdate %u (it limits KeyUpdates)%s", what,
+		    kc_alert_name(kc_conn_peer_alert(p.c), buf, sizeof buf), ms, sent + 1, note);
+	else if (sent < n)
 		set(out, KC_PC_FAIL, "sending KeyUpdate %u of %u failed: %s%s", sent + 1, n, e.msg,
 		    note);
 	else if (rc > 0 && !requested)

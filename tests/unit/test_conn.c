@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -1796,6 +1798,46 @@ Test(hostile, connection_reset, .timeout = 10)
 	close(p.fd[SRV]);
 	p.fd[SRV] = -1;
 	expect_fail(p.c[CLI], KC_E_TRUNCATED, "reset by the peer", &err);
+	tls_pair_close(&p);
+}
+
+/* A peer that sends a fatal alert and resets the connection before our
+ * next control record (a server refusing a burst of KeyUpdates): the
+ * send fails on the reset, and the alert waiting in the receive queue,
+ * behind data, is what the failure says. */
+Test(hostile, alert_then_reset_under_our_send, .timeout = 10)
+{
+	static struct tls_pair p;
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	struct kc_err err = { 0 };
+	uint8_t buf[64];
+
+	g_use_tcp = true;
+	struct attacker *a = hostile_setup(&p, KC_VERS_13, GNUTLS_CIPHER_AES_128_GCM, CLI);
+	read_idle(p.c[CLI], "client");
+	/* Both records leave at once (no Nagle): the reset drops what waits. */
+	cr_assert_eq(setsockopt(p.fd[SRV], IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int)), 0);
+	att_send(a, KC_REC_DATA, "passed over", 11);
+	att_send(a, KC_REC_ALERT, (uint8_t[]){ AL_FATAL, GNUTLS_A_UNEXPECTED_MESSAGE }, 2);
+	long long deadline = now_ms() + WAIT_MS;
+	int queued = 0;
+	while (ioctl(p.fd[CLI], FIONREAD, &queued) == 0 && queued < 33 + 24 && now_ms() < deadline)
+		wait_fd(p.fd[CLI], POLLIN, deadline, "the alert");
+	cr_assert_eq(queued, 33 + 24, "the data record and the alert, queued");
+	cr_assert_eq(setsockopt(p.fd[SRV], SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+	kc_channel_free(p.att[SRV].ch);
+	p.att[SRV].ch = NULL;
+	close(p.fd[SRV]);
+	p.fd[SRV] = -1;
+	int rc;
+	for (int i = 0; i < 1000 && (rc = kc_conn_key_update(p.c[CLI], false, &err)) == 0; i++)
+		;
+	cr_assert_eq(rc, -1, "every KeyUpdate went out after the reset");
+	cr_assert_eq(err.status, KC_E_PROTOCOL, "status %d: %s", err.status, err.msg);
+	cr_assert_str_eq(err.msg, "the peer ended the connection with fatal alert "
+			 "'unexpected_message'");
+	cr_assert_eq(kc_conn_peer_alert(p.c[CLI]), GNUTLS_A_UNEXPECTED_MESSAGE);
+	cr_assert_eq(kc_conn_read(p.c[CLI], buf, sizeof buf, &err), -1);
 	tls_pair_close(&p);
 }
 
