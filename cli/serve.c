@@ -18,11 +18,6 @@
 #include "core/diag/view_json.h"
 #include "core/serve.h"
 
-bool cli_serves_many(const struct cli_opts *o)
-{
-	return o->forward || o->exec_command || (o->echo && o->keep_open) || o->accept;
-}
-
 /* How a session went, once: the text line and the JSON object are both
  * rendered from this tree (fields without a value are left out). */
 static struct kc_view *report_view(const struct kc_session_report *r)
