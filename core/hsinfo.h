@@ -90,7 +90,7 @@ const char *kc_verify_status_name(enum kc_verify_status st);
 
 /* The peer's certificate chain as sent, as PEM blocks one after the other
  * (malloc'd, NUL terminated, *len without the NUL); NULL with *err when
- * the peer sent none or out of memory. */
+ * the peer sent none (status KC_E_USAGE) or out of memory. */
 char *kc_hsinfo_chain_pem(gnutls_session_t s, size_t *len, struct kc_err *err);
 
 #endif

@@ -377,6 +377,21 @@ def _serving_many():
             raise Fail("exit status %s, expected 2 and %r\n%s" % (rc, want, p.describe()))
 
 
+@suite.case("report: --info-json into a missing directory -> 11")
+def _unwritable():
+    pair = certs().srv_ec
+    srv, port = start_gnutls_serv(pair[0], pair[1])
+    path = os.path.join(suite.tmpdir(), "no-such-dir", "hs.json")
+    p, rc = connect(port, "--cafile", certs().ca, "--info-json", path)
+    line = kt_lines(p)[-1:]
+    want = re.compile(r"cannot write the report to %s: cannot create a file in its "
+                      r"directory: No such file or directory"
+                      % re.escape(path))
+    if rc != 11 or not line or not want.fullmatch(line[0]):
+        raise Fail("exit status %s, expected 11 and /%s/\n%s" % (rc, want.pattern, p.describe()))
+    stop(srv)
+
+
 # ------------------------------------------------ OCSP
 
 REVOKED_AT = "2025-01-01T00:00:00Z"
