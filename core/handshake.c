@@ -482,17 +482,18 @@ static int handshake_error(gnutls_session_t s, const struct kc_tls_opts *o, int 
 		while (out.data && out.size && out.data[out.size - 1] == ' ')
 			out.data[--out.size] = '\0';   /* GnuTLS ends it with a space */
 		/* GnuTLS checks the stapled OCSP response as part of the chain:
-		 * no other CA or --cafile helps against a revoked one. */
+		 * no other CA or --cafile helps against a revoked or broken one. */
 		gnutls_datum_t staple;
 		bool revoked = (status & GNUTLS_CERT_REVOKED) &&
 			       gnutls_ocsp_status_request_get(s, &staple) == 0;
+		const char *hint = o->role != KC_CLIENT ? ""
+			: revoked ? " (the server's stapled OCSP response says so)"
+			: status & GNUTLS_CERT_INVALID_OCSP_STATUS
+				? " (the server stapled it: see 'ktlsctl connect --ocsp --insecure')"
+			: " (--cafile FILE to trust another CA, --insecure to skip the check)";
 		kc_err_set(err, KC_E_VERIFY, "%s certificate rejected: %s%s",
 			   o->role == KC_CLIENT ? "server" : "client",
-			   out.data ? (char *)out.data : "verification failed",
-			   o->role != KC_CLIENT ? ""
-			   : revoked ? " (the server's stapled OCSP response says so)"
-				     : " (--cafile FILE to trust another CA, "
-				       "--insecure to skip the check)");
+			   out.data ? (char *)out.data : "verification failed", hint);
 		gnutls_free(out.data);
 		return -1;
 	}

@@ -399,8 +399,9 @@ REVOKED_AT = "2025-01-01T00:00:00Z"
 
 class Ocsp:
     """Responses from `openssl ocsp` for leaf_ec (good) and revoked_ec
-    (revoked on REVOKED_AT), signed by their issuer, inter_ec; and one for
-    a certificate the database does not know (unknown)."""
+    (revoked on REVOKED_AT), signed by their issuer, inter_ec; one for a
+    certificate the database does not know (unknown); and a good one
+    signed by an unrelated CA's key (forged)."""
 
     def __init__(self):
         c = certs()
@@ -419,14 +420,17 @@ class Ocsp:
         self.good = self._respond("leaf_ec", index)
         self.revoked = self._respond("revoked_ec", index)
         self.unknown = self._respond("leaf_ec", empty, "unknown")
+        # signed by a stranger (ca2's key), not by the issuer
+        self.forged = self._respond("leaf_ec", index, "forged", signer="ca2")
 
-    def _respond(self, name, index, tag=""):
+    def _respond(self, name, index, tag="", signer="inter_ec"):
         c = certs()
         req = os.path.join(self.d, name + tag + ".req")
         resp = os.path.join(self.d, name + tag + ".der")
         openssl("ocsp", "-issuer", c.inter_ec, "-cert", getattr(c, name)[0], "-no_nonce",
                 "-reqout", req)
-        openssl("ocsp", "-index", index, "-rsigner", c.inter_ec, "-rkey", c.key_of("inter_ec"),
+        openssl("ocsp", "-index", index, "-rsigner", getattr(c, signer),
+                "-rkey", c.key_of(signer),
                 "-CA", c.inter_ec, "-reqin", req, "-respout", resp, "-ndays", "1")
         return resp
 
@@ -515,10 +519,28 @@ def ocsp_case(server_kind):
                 "unknown (the responder does not know it; --ocsp-require)")
     stop(srv)
 
+    # invalid: signed by a stranger; GnuTLS's verification refuses it too
+    srv, port = start_server(server_kind, good, ocsp=o.forged, extra_ktlsctl=many)
+    p, rc = connect(port, "--cafile", good.ca, "--ocsp")
+    expect_fail(p, rc, 4, "server certificate rejected: The certificate is NOT trusted. The "
+                "received OCSP status response is invalid. (the server stapled it: see "
+                "'ktlsctl connect --ocsp --insecure')")
+    invalid = ("invalid (the response's signature does not verify (not signed by the issuer "
+               "or its responder))")
+    p, rc = connect(port, "--cafile", good.ca, "--insecure", "--ocsp")
+    if rc != 0:
+        raise Fail("exit status %s, expected 0\n%s" % (rc, p.describe()))
+    need_line(p, "server's OCSP status: " + invalid)
+    p, rc = connect(port, "--cafile", good.ca, "--insecure", "--ocsp-require")
+    expect_fail(p, rc, 4, "server certificate rejected: its stapled OCSP response is invalid: "
+                "the response's signature does not verify (not signed by the issuer or its "
+                "responder) (--ocsp-require)")
+    stop(srv)
 
-suite.add("ocsp: gnutls-serv --ocsp-response: good, revoked, missing, unknown",
+
+suite.add("ocsp: gnutls-serv --ocsp-response: good, revoked, missing, unknown, invalid",
           lambda: ocsp_case("gnutls-serv"))
-suite.add("ocsp: ktlsctl listen --ocsp-response: good, revoked, missing, unknown",
+suite.add("ocsp: ktlsctl listen --ocsp-response: good, revoked, missing, unknown, invalid",
           lambda: ocsp_case("ktlsctl"))
 
 
