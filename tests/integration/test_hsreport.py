@@ -25,6 +25,7 @@ import datetime
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 
@@ -34,7 +35,7 @@ from ktlsctl_test.channel import CHANNEL_ARGS  # noqa: E402
 from ktlsctl_test.runner import Suite  # noqa: E402
 from ktlsctl_test.verdicts import Fail  # noqa: E402
 from ktlsctl_test.procs import (  # noqa: E402
-    check_exit, kt_lines, ktlsctl_listen, ktlsctl_run, need_line, Proc)
+    check_exit, kt_lines, ktlsctl, ktlsctl_listen, ktlsctl_run, need_line, Proc)
 from ktlsctl_test.peers import (  # noqa: E402
     EOF_CLOSE, require_programs, start_gnutls_serv, start_s_server)
 
@@ -542,6 +543,36 @@ suite.add("ocsp: gnutls-serv --ocsp-response: good, revoked, missing, unknown, i
           lambda: ocsp_case("gnutls-serv"))
 suite.add("ocsp: ktlsctl listen --ocsp-response: good, revoked, missing, unknown, invalid",
           lambda: ocsp_case("ktlsctl"))
+
+
+@suite.case("ocsp: connect --accept --ocsp-require: each plain client reset, its log line "
+            "says why")
+def _accept_require():
+    pair = certs().srv_ec
+    srv, sport = start_gnutls_serv(pair[0], pair[1])
+    k = ktlsctl("connect", "localhost:%d" % sport, "--accept", "127.0.0.1:0", "--cafile",
+                certs().ca, "--ocsp-require", *CHANNEL_ARGS, stdin=None,
+                name="ktlsctl connect --accept")
+    m = k.wait_err(r"ktlsctl: listening on 127\.0\.0\.1:(\d+) for plain TCP clients", 15)
+    if not m:
+        raise Fail("connect --accept did not say where it listens\n" + k.describe())
+    c = socket.create_connection(("127.0.0.1", int(m.group(1))), timeout=10)
+    c.sendall(b"hello\n")
+    try:
+        got = c.recv(100)
+    except ConnectionResetError:
+        got = None
+    c.close()
+    if got is not None:
+        raise Fail("the plain client got %r, not a reset\n%s" % (got, k.describe()))
+    want = re.compile(r"session 1 peer=127\.0\.0\.1:\d+ backend=127\.0\.0\.1:%d rx=0 tx=0 "
+                      r"duration=[0-9.]+s end=handshake-failed reason=\"server certificate "
+                      r"rejected: the server stapled no OCSP response \(--ocsp-require\)\""
+                      % sport)
+    if not k.wait_until(lambda p: any(want.fullmatch(l) for l in kt_lines(p)), 15):
+        raise Fail("no log line /%s/\n%s" % (want.pattern, k.describe()))
+    stop(k)
+    stop(srv)
 
 
 @suite.case("ocsp: listen reports the staple it sent")
