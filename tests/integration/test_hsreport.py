@@ -128,8 +128,8 @@ class Chain:
         c = certs()
         self.chainfile, self.key = c.chain(leaf)
         self.leaf = getattr(c, leaf)[0]
-        self.inter = {"leaf_ec": c.inter_ec, "leaf_rsa": c.inter_rsa,
-                      "client3": c.inter_ec}.get(leaf)
+        self.inter = {"leaf_ec": c.inter_ec, "revoked_ec": c.inter_ec,
+                      "leaf_rsa": c.inter_rsa, "client3": c.inter_ec}.get(leaf)
         self.ca = c.ca if kind == "ecdsa" or leaf == "client3" else c.ca_rsa
         sans = LOCAL_SANS if leaf not in ("client", "client3") else []
         self.expect = [expected_cert(self.leaf, kind, sans)]
@@ -543,6 +543,22 @@ suite.add("ocsp: gnutls-serv --ocsp-response: good, revoked, missing, unknown, i
           lambda: ocsp_case("gnutls-serv"))
 suite.add("ocsp: ktlsctl listen --ocsp-response: good, revoked, missing, unknown, invalid",
           lambda: ocsp_case("ktlsctl"))
+
+
+@suite.case("ocsp: openssl s_server -status_file: good and revoked")
+def _s_server_staple():
+    o = ocsp()
+    for name, resp, args, line in (
+            ("leaf_ec", o.good, (), "server's OCSP status: good"),
+            ("revoked_ec", o.revoked, ("--insecure",),
+             "server's OCSP status: revoked (revoked at %s)" % REVOKED_AT)):
+        chain = Chain(name, "ecdsa")
+        srv, port = start_server("s_server", chain, ocsp=resp)
+        p, rc = connect(port, "--cafile", chain.ca, "--ocsp", *args)
+        if rc != 0:
+            raise Fail("exit status %s, expected 0\n%s\n%s" % (rc, p.describe(), srv.describe()))
+        need_line(p, line)
+        stop(srv)
 
 
 @suite.case("ocsp: connect --accept --ocsp-require: each plain client reset, its log line "
