@@ -52,10 +52,10 @@ static void read_sans(gnutls_x509_crt_t crt, struct kc_cert_info *ci)
 		size_t size = sizeof buf;
 		unsigned critical;
 		int type = gnutls_x509_crt_get_subject_alt_name(crt, i, buf, &size, &critical);
-		if (type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
-			break;
-		if (type == GNUTLS_E_SHORT_MEMORY_BUFFER || type < 0)
+		if (type == GNUTLS_E_SHORT_MEMORY_BUFFER)
 			continue;   /* too long for a report line: left out */
+		if (type < 0)
+			break;      /* the last one, or an extension GnuTLS cannot read */
 		char *out = ci->sans[ci->n_sans];
 		char addr[INET6_ADDRSTRLEN];
 		switch (type) {
