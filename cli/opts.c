@@ -474,7 +474,7 @@ static const struct cli_option opt_info_json = {
 static const struct cli_option opt_ocsp = {
 	.name = "ocsp", .apply = set_ocsp,
 	.help = "ask for the server's stapled OCSP response\n"
-		"and report it (-v, --info-json)",
+		"and say its status on stderr",
 };
 static const struct cli_option opt_ocsp_require = {
 	.name = "ocsp-require", .apply = set_ocsp_require,
