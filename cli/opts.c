@@ -114,6 +114,12 @@ SETTER(set_crlf, o->crlf = true)
 SETTER(set_no_zerocopy, o->no_zerocopy = true)
 SETTER(set_session_in, o->session_in = arg)
 SETTER(set_session_out, o->session_out = arg)
+SETTER(set_show_certs, o->show_certs = true)
+SETTER(set_save_certs, o->save_certs = arg)
+SETTER(set_info_json, o->info_json = arg)
+SETTER(set_ocsp, o->tls.ocsp = true)
+SETTER(set_ocsp_require, o->tls.ocsp = true; o->tls.ocsp_require = true)
+SETTER(set_ocsp_response, o->tls.ocsp_response = arg)
 SETTER(set_json, o->json = true; o->stats_format = CLI_STATS_JSON)
 SETTER(set_output, o->output = arg)
 
@@ -475,7 +481,32 @@ static const struct cli_option opt_no_zerocopy = {
 		"write instead of sendfile and splice",
 };
 
+static const struct cli_option opt_show_certs = {
+	.name = "show-certs", .apply = set_show_certs,
+	.help = "write the peer's certificate chain as PEM to\n"
+		"stderr after the handshake",
+};
+static const struct cli_option opt_save_certs = {
+	.name = "save-certs", .metavar = "FILE", .hint = CLI_HINT_FILE, .apply = set_save_certs,
+	.help = "write the peer's certificate chain as PEM to FILE",
+};
+static const struct cli_option opt_info_json = {
+	.name = "info-json", .metavar = "FILE", .hint = CLI_HINT_FILE, .apply = set_info_json,
+	.help = "write the handshake report (as -v shows it) to\n"
+		"FILE as one JSON document",
+};
+
 /* connect */
+static const struct cli_option opt_ocsp = {
+	.name = "ocsp", .apply = set_ocsp,
+	.help = "ask for the server's stapled OCSP response\n"
+		"and say its status on stderr",
+};
+static const struct cli_option opt_ocsp_require = {
+	.name = "ocsp-require", .apply = set_ocsp_require,
+	.help = "fail (exit 4) unless the stapled OCSP response\n"
+		"says good (implies --ocsp)",
+};
 static const struct cli_option opt_client_cert = {
 	.name = "cert", .metavar = "FILE", .hint = CLI_HINT_FILE, .apply = set_cert,
 	.help = "client certificate chain (PEM)",
@@ -591,6 +622,12 @@ static const struct cli_option opt_log_format = {
 	.apply = set_log_format,
 	.help = "serving many: log each session's end as text\n"
 		"(key=value, the default) or json (an object a line)",
+};
+static const struct cli_option opt_ocsp_response = {
+	.name = "ocsp-response", .metavar = "FILE", .hint = CLI_HINT_FILE,
+	.apply = set_ocsp_response,
+	.help = "staple this OCSP response (DER) for clients\n"
+		"that ask for one",
 };
 static const struct cli_option opt_verify_client = {
 	.name = "verify-client", .apply = set_verify_client,
@@ -736,7 +773,8 @@ static const struct cli_option opt_version = {
 
 #define SESSION_OPTIONS                                                       \
 	TLS_OPTIONS, &opt_eof, &opt_commands, &opt_crlf,                      \
-	&opt_key_update_after, &opt_no_zerocopy
+	&opt_key_update_after, &opt_no_zerocopy, &opt_show_certs,             \
+	&opt_save_certs, &opt_info_json
 
 #define CLIENT_OPTIONS                                                        \
 	&opt_client_cert, &opt_client_key, &opt_connect_timeout,              \
@@ -744,7 +782,7 @@ static const struct cli_option opt_version = {
 
 static const struct cli_option *const connect_options[] = {
 	SESSION_OPTIONS, CLIENT_OPTIONS,
-	&opt_session_in, &opt_session_out,
+	&opt_session_in, &opt_session_out, &opt_ocsp, &opt_ocsp_require,
 	&opt_accept, &opt_max_conns, &opt_drain_timeout, &opt_log_format,
 	&opt_quiet, &opt_verbose, &opt_help, NULL,
 };
@@ -753,7 +791,7 @@ static const struct cli_option *const listen_options[] = {
 	SESSION_OPTIONS,
 	&opt_server_cert, &opt_server_key, &opt_echo, &opt_keep_open, &opt_forward,
 	&opt_exec, &opt_server_alpn, &opt_max_conns, &opt_drain_timeout, &opt_log_format, &opt_backend_timeout,
-	&opt_verify_client,
+	&opt_verify_client, &opt_ocsp_response,
 	&opt_quiet, &opt_verbose, &opt_help, NULL,
 };
 
@@ -878,6 +916,10 @@ static int check_session(struct cli_opts *o, const struct cli_subcommand *sub, i
 	if (o->accept && o->starttls)
 		return usage_error(err, sub, "--starttls is for one connection: give it "
 				   "without --accept");
+	if ((o->show_certs || o->save_certs || o->info_json) && cli_serves_many(o))
+		return usage_error(err, sub, "--show-certs, --save-certs and --info-json report "
+				   "one session: give them without %s",
+				   listen ? "--forward, --exec or --echo -k" : "--accept");
 	if (o->accept && (o->session_in || o->session_out))
 		return usage_error(err, sub, "--accept resumes across its connections by itself: "
 				   "give it without --session-in and --session-out");
@@ -896,6 +938,11 @@ static int check_session(struct cli_opts *o, const struct cli_subcommand *sub, i
 		o->tls.verify_name = o->sni ? o->sni : o->hp.host;
 	}
 	return 0;
+}
+
+bool cli_serves_many(const struct cli_opts *o)
+{
+	return o->forward || o->exec_command || (o->echo && o->keep_open) || o->accept;
 }
 
 /* probe HOST:PORT, or --list alone. */

@@ -58,6 +58,10 @@ struct cli_opts {
 	const char *session_in, *session_out;
 	/* connect and probe --starttls PROTO: its preamble before TLS */
 	const struct kc_starttls_proto *starttls;
+	/* the handshake report (cli/hsreport.c) */
+	bool show_certs;               /* --show-certs: the peer's chain as PEM on stderr */
+	const char *save_certs;        /* --save-certs FILE */
+	const char *info_json;         /* --info-json FILE */
 	/* KTLSCTL_TEST_SOFT_NOREKEY=1 (man page, ENVIRONMENT): the user-space
 	 * channel plays a kernel that cannot rekey, so that the suites can
 	 * test Linux before 6.14's behaviour on any machine. */
@@ -144,6 +148,10 @@ const struct cli_option *cli_option_short(const struct cli_subcommand *sub, char
 /* Parse argv (argv[0] is the program).  On a usage error returns -1 with
  * status KC_E_USAGE and a message naming the problem and `--help`. */
 int cli_parse(int argc, char **argv, struct cli_opts *o, struct kc_err *err);
+
+/* Whether o asks for serving many rather than one session at a time
+ * (listen --forward, --exec, --echo -k; connect --accept). */
+bool cli_serves_many(const struct cli_opts *o);
 
 /* --help text for a subcommand (CLI_CMD_NONE: the program). */
 void cli_usage(enum cli_cmd cmd, FILE *out);

@@ -15,13 +15,10 @@
 #include "cli/signals.h"
 #include "core/ctl.h"
 #include "core/diag/view.h"
+#include "core/diag/hsinfo_view.h"
 #include "core/diag/view_json.h"
+#include "core/hsinfo.h"
 #include "core/serve.h"
-
-bool cli_serves_many(const struct cli_opts *o)
-{
-	return o->forward || o->exec_command || (o->echo && o->keep_open) || o->accept;
-}
 
 /* How a session went, once: the text line and the JSON object are both
  * rendered from this tree (fields without a value are left out). */
@@ -116,6 +113,78 @@ void cli_serve_on_end(void *ctx, const struct kc_session_report *r)
 		cli_notice("%s", line);
 	}
 	kc_view_free(v);
+}
+
+/* -v: a line per handshake, key=value as the end line ("session 3
+ * handshake version=TLS1.3 ..."), or with --log-format json the whole
+ * handshake report (core/diag/hsinfo_view.h) with event "handshake". */
+static void handshake_text(const struct kc_session_report *r, const struct kc_hsinfo *h)
+{
+	char line[2048];
+	size_t off = 0;
+	const struct kc_cert_info *c = h->n_certs ? &h->certs[0] : NULL;
+#define ADD(...)                                                              \
+	do {                                                                  \
+		int n_ = snprintf(line + off, sizeof line - off, __VA_ARGS__); \
+		if (n_ > 0 && (size_t)n_ < sizeof line - off)                 \
+			off += (size_t)n_;                                    \
+	} while (0)
+	ADD("session %lu handshake version=%s suite=%s", r->id, h->version, h->suite);
+	if (h->group[0])
+		ADD(" group=%s", h->group);
+	if (h->signature[0])
+		ADD(" signature=%s", h->signature);
+	if (h->alpn[0])
+		ADD(" alpn=%s", h->alpn);
+	if (h->sni[0])
+		ADD(" sni=%s", h->sni);
+	if (h->resumed)
+		ADD(" resumed=yes");
+	ADD(" certificates=%zu", h->chain_len);
+	if (c)
+		ADD(" subject=\"%s\" sha256=%s", c->subject, c->sha256);
+	/* One word each, as the end line's values: "not-stapled". */
+	char verify[32], ocsp[32];
+	snprintf(verify, sizeof verify, "%s", kc_verify_status_name(h->verify));
+	snprintf(ocsp, sizeof ocsp, "%s", kc_ocsp_status_name(h->ocsp));
+	for (char *p = verify; (p = strchr(p, ' ')); )
+		*p = '-';
+	for (char *p = ocsp; (p = strchr(p, ' ')); )
+		*p = '-';
+	ADD(" verification=%s ocsp=%s", verify, ocsp);
+#undef ADD
+	cli_notice("%s", line);
+}
+
+static void cli_serve_on_handshake(void *ctx, const struct kc_session_report *r,
+				   gnutls_session_t tls)
+{
+	const struct cli_opts *o = ctx;
+	struct kc_err err = { 0 };
+
+	if (o->verbosity != CLI_VERBOSE)
+		return;
+	struct kc_hsinfo *h = malloc(sizeof *h);
+	if (!h || kc_hsinfo_collect(tls, &o->tls, h, &err) < 0) {
+		cli_error("no handshake report for session %lu: %s", r->id,
+			  h ? err.msg : "out of memory");
+		free(h);
+		return;
+	}
+	if (!o->log_json) {
+		handshake_text(r, h);
+	} else {
+		struct kc_view *v = kc_view_new();
+		kc_view_string(v, "event", NULL, "handshake");
+		kc_view_uint(v, "session", NULL, r->id);
+		/* originate: the TLS peer is the server, the report's backend */
+		if (kc_hsinfo_view(v, h, o->accept ? r->backend : r->peer, &err) == 0)
+			log_view(v);
+		else
+			cli_error("%s", err.msg);
+		kc_view_free(v);
+	}
+	free(h);
 }
 
 void cli_serve_on_notice(void *ctx, const char *msg)
@@ -218,6 +287,7 @@ int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 		.stop_fd = cli_stop_fd,
 		/* a client's credentials are not reloaded */
 		.reload_fd = o->accept ? -1 : cli_reload_fd,
+		.on_handshake = cli_serve_on_handshake,
 		.on_end = cli_serve_on_end,
 		.on_notice = cli_serve_on_notice,
 		.on_reload = cli_serve_on_reload,

@@ -9,9 +9,6 @@
 #include "core/handshake.h"
 #include "core/serve.h"
 
-/* Whether o asks for serving many rather than one session at a time. */
-bool cli_serves_many(const struct cli_opts *o);
-
 /* Serve on the listening socket lfd (taken over) until a stop; returns
  * the exit status. */
 int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds);

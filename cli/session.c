@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/console.h"
+#include "cli/hsreport.h"
 #include "cli/report.h"
 #include "cli/serve.h"
 #include "cli/session.h"
@@ -251,6 +252,8 @@ static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
 		goto out;
 	}
 	announce(o, session, conn, peer, why);
+	if ((status = cli_hsreport(o, session, peer)) != 0)
+		goto out;
 	report_resumption(o, session, resume_status);
 	/* TLS 1.2 has no tickets after the handshake: save right away. */
 	if (o->session_out && gnutls_protocol_get_version(session) == GNUTLS_TLS1_2 &&

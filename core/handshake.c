@@ -12,9 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 #include <gnutls/crypto.h>
+#include <gnutls/ocsp.h>
 #include <gnutls/x509.h>
 
 #include "core/handshake.h"
+#include "core/hsinfo.h"
 #include "core/keys.h"
 
 struct kc_creds {
@@ -92,6 +94,64 @@ static int load_key_pair(const struct kc_tls_opts *o, struct kc_creds *c, struct
 	return 0;
 }
 
+/* Whether the DER OCSP response in file is about the certificate c
+ * presents: 1 yes, 0 no, -1 with *err when it cannot be read. */
+static int ocsp_matches(const char *file, const struct kc_creds *c, struct kc_err *err)
+{
+	gnutls_datum_t raw = { 0 }, der;
+	gnutls_ocsp_resp_t resp = NULL;
+	gnutls_x509_crt_t crt = NULL;
+	int rc = gnutls_load_file(file, &raw);
+	if (rc < 0)
+		return kc_err_set(err, KC_E_CREDENTIALS, "cannot read the OCSP response '%s': %s",
+				  file, gnutls_strerror(rc));
+	if ((rc = gnutls_ocsp_resp_init(&resp)) < 0 ||
+	    (rc = gnutls_ocsp_resp_import(resp, &raw)) < 0) {
+		kc_err_set(err, KC_E_CREDENTIALS, "cannot load the OCSP response '%s': %s (it must "
+			   "be DER, as 'openssl ocsp -respout' writes it)", file, gnutls_strerror(rc));
+		rc = -1;
+	} else if ((rc = gnutls_certificate_get_crt_raw(c->x509, 0, 0, &der)) < 0 ||
+		   (rc = gnutls_x509_crt_init(&crt)) < 0 ||
+		   (rc = gnutls_x509_crt_import(crt, &der, GNUTLS_X509_FMT_DER)) < 0) {
+		kc_err_set(err, KC_E_CREDENTIALS, "cannot read our certificate: %s",
+			   gnutls_strerror(rc));
+		rc = -1;
+	} else {
+		rc = gnutls_ocsp_resp_check_crt(resp, 0, crt) == 0;
+	}
+	if (crt)
+		gnutls_x509_crt_deinit(crt);
+	if (resp)
+		gnutls_ocsp_resp_deinit(resp);
+	gnutls_free(raw.data);
+	return rc;
+}
+
+/* listen --ocsp-response: stapled as it is, whatever it says (a revoked
+ * or expired response too: clients under test are to judge it, and
+ * GnuTLS would refuse those), so long as it is about our certificate. */
+static int load_ocsp_response(const struct kc_tls_opts *o, struct kc_creds *c,
+			      struct kc_err *err)
+{
+	if (o->role != KC_SERVER || !o->ocsp_response)
+		return 0;
+	if (check_readable("OCSP response file", o->ocsp_response, err) < 0)
+		return -1;
+	int rc = ocsp_matches(o->ocsp_response, c, err);
+	if (rc < 0)
+		return -1;
+	if (rc == 0)
+		return kc_err_set(err, KC_E_CREDENTIALS,
+				  "the OCSP response in '%s' is not about the certificate in '%s'",
+				  o->ocsp_response, o->certfile ? o->certfile : "(memory)");
+	gnutls_certificate_set_flags(c->x509, GNUTLS_CERTIFICATE_SKIP_OCSP_RESPONSE_CHECK);
+	rc = gnutls_certificate_set_ocsp_status_request_file(c->x509, o->ocsp_response, 0);
+	if (rc < 0)
+		return kc_err_set(err, KC_E_CREDENTIALS, "cannot load the OCSP response '%s': %s",
+				  o->ocsp_response, gnutls_strerror(rc));
+	return 0;
+}
+
 int kc_creds_new(const struct kc_tls_opts *o, struct kc_creds **out, struct kc_err *err)
 {
 	struct kc_creds *c = calloc(1, sizeof *c);
@@ -115,7 +175,8 @@ int kc_creds_new(const struct kc_tls_opts *o, struct kc_creds **out, struct kc_e
 				  "--verify-client needs --cafile FILE with the CA that signs "
 				  "client certificates");
 	}
-	if (load_trust(o, c, err) < 0 || load_key_pair(o, c, err) < 0)
+	if (load_trust(o, c, err) < 0 || load_key_pair(o, c, err) < 0 ||
+	    load_ocsp_response(o, c, err) < 0)
 		goto fail;
 	if (o->role == KC_SERVER) {
 		rc = gnutls_session_ticket_key_generate(&c->ticket_key);
@@ -269,6 +330,10 @@ static int setup_session(gnutls_session_t s, int fd, const struct kc_tls_opts *o
 					  o->sni, gnutls_strerror(rc));
 		if (!o->insecure)
 			gnutls_session_set_verify_cert(s, o->verify_name, 0);
+		if (o->ocsp && (rc = gnutls_ocsp_status_request_enable_client(s, NULL, 0,
+									     NULL)) < 0)
+			return kc_err_set(err, KC_E_INTERNAL, "GnuTLS cannot ask for OCSP: %s",
+					  gnutls_strerror(rc));
 	} else {
 		rc = gnutls_session_ticket_enable_server(s, &c->ticket_key);
 		if (rc < 0)
@@ -416,11 +481,19 @@ static int handshake_error(gnutls_session_t s, const struct kc_tls_opts *o, int 
 		gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out, 0);
 		while (out.data && out.size && out.data[out.size - 1] == ' ')
 			out.data[--out.size] = '\0';   /* GnuTLS ends it with a space */
+		/* GnuTLS checks the stapled OCSP response as part of the chain:
+		 * no other CA or --cafile helps against a revoked or broken one. */
+		gnutls_datum_t staple;
+		bool revoked = (status & GNUTLS_CERT_REVOKED) &&
+			       gnutls_ocsp_status_request_get(s, &staple) == 0;
+		const char *hint = o->role != KC_CLIENT ? ""
+			: revoked ? " (the server's stapled OCSP response says so)"
+			: status & GNUTLS_CERT_INVALID_OCSP_STATUS
+				? " (the server stapled it: see 'ktlsctl connect --ocsp --insecure')"
+			: " (--cafile FILE to trust another CA, --insecure to skip the check)";
 		kc_err_set(err, KC_E_VERIFY, "%s certificate rejected: %s%s",
 			   o->role == KC_CLIENT ? "server" : "client",
-			   out.data ? (char *)out.data : "verification failed",
-			   o->role == KC_CLIENT ? " (--cafile FILE to trust another CA, "
-						  "--insecure to skip the check)" : "");
+			   out.data ? (char *)out.data : "verification failed", hint);
 		gnutls_free(out.data);
 		return -1;
 	}
@@ -543,6 +616,38 @@ static int hs_begin(int fd, const struct kc_tls_opts *o, struct kc_creds *c, uns
 	return 0;
 }
 
+/* --ocsp-require: a handshake that succeeded without a good stapled
+ * response is refused as an unverified certificate. */
+static int require_ocsp(gnutls_session_t s, const struct kc_tls_opts *o,
+			gnutls_alert_description_t *alert, struct kc_err *err)
+{
+	char detail[256];
+	time_t this_update, next_update;
+
+	if (o->role != KC_CLIENT || !o->ocsp_require)
+		return 0;
+	enum kc_ocsp_status st = kc_ocsp_check(s, detail, sizeof detail, &this_update,
+					       &next_update);
+	*alert = st == KC_OCSP_REVOKED ? GNUTLS_A_CERTIFICATE_REVOKED : GNUTLS_A_BAD_CERTIFICATE;
+	switch (st) {
+	case KC_OCSP_GOOD:
+		return 0;
+	case KC_OCSP_MISSING:
+		return kc_err_set(err, KC_E_VERIFY, "server certificate rejected: the server "
+				  "stapled no OCSP response (--ocsp-require)");
+	case KC_OCSP_REVOKED:
+		return kc_err_set(err, KC_E_VERIFY, "server certificate rejected: its stapled "
+				  "OCSP response says it was %s (--ocsp-require)", detail);
+	case KC_OCSP_UNKNOWN:
+		return kc_err_set(err, KC_E_VERIFY, "server certificate rejected: its stapled "
+				  "OCSP response says unknown (the responder does not know it; "
+				  "--ocsp-require)");
+	default:
+		return kc_err_set(err, KC_E_VERIFY, "server certificate rejected: its stapled "
+				  "OCSP response is invalid: %s (--ocsp-require)", detail);
+	}
+}
+
 /* The handshake ended with rc: wipe what only it needed, and on failure
  * say why and free the session. */
 static int hs_end(gnutls_session_t s, int fd, const struct kc_tls_opts *o, int rc,
@@ -560,6 +665,13 @@ static int hs_end(gnutls_session_t s, int fd, const struct kc_tls_opts *o, int r
 	}
 	wipe_handshake_secrets(hs);
 	kc_burn_stack(KC_BURN_HANDSHAKE);   /* the key exchange's dead frames */
+	gnutls_alert_description_t alert;
+	if (require_ocsp(s, o, &alert, err) < 0) {
+		/* Tell the server why (best effort: the socket may be full). */
+		gnutls_alert_send(s, GNUTLS_AL_FATAL, alert);
+		gnutls_deinit(s);
+		return -1;
+	}
 	return 0;
 }
 

@@ -54,6 +54,12 @@ struct kc_tls_opts {
 	 * GnuTLS refuses means a full handshake, not a failure. */
 	const gnutls_datum_t *resume_data;
 	int *resume_status;
+	/* Client: ask for a stapled OCSP response (RFC 6066 status_request);
+	 * with ocsp_require, a handshake whose response is not a good one
+	 * (core/hsinfo.h: kc_ocsp_check) fails as a verification failure.
+	 * Server: the DER OCSP response file to staple when asked. */
+	bool ocsp, ocsp_require;
+	const char *ocsp_response;
 };
 
 /* Credentials outlive one connection (a listening server reuses them, and
@@ -87,7 +93,8 @@ int kc_tls_priority(const struct kc_tls_opts *opts, char *buf, size_t len,
 
 /* Create a session on fd (blocking socket) and run the handshake.  On
  * success *out is ready for the handover.  Verification failures have
- * status KC_E_VERIFY and GnuTLS's reason in the message.
+ * status KC_E_VERIFY and GnuTLS's reason in the message (and so has a
+ * stapled OCSP response that ocsp_require refuses).
  *
  * Once the handshake succeeded, the TLS 1.3 secrets that only the
  * handshake needs are wiped inside GnuTLS (handshake traffic, early

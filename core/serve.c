@@ -566,6 +566,8 @@ static int established(struct session *s, struct kc_err *err)
 	};
 	if (kc_conn_open(s->tls, s->fd, &co, &s->conn, err) < 0)
 		return -1;
+	if (o->on_handshake)
+		o->on_handshake(o->ctx, &s->rep, s->tls);
 	/* TLS 1.2 resumes by what the handshake made; TLS 1.3 by the tickets
 	 * that come after it (on_conn_event). */
 	if (o->mode == KC_SERVE_ORIGINATE && kc_conn_version(s->conn) == KC_TLS12)

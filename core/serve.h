@@ -173,6 +173,11 @@ struct kc_serve_opts {
 	/* readable: reload the credentials (-1: never); non-blocking, and
 	 * read until empty at each reload */
 	int reload_fd;
+	/* After each handshake, before the session relays (NULL: none): the
+	 * session as GnuTLS negotiated it, for a report (core/hsinfo.h; -v).
+	 * Only for the call; it must not block. */
+	void (*on_handshake)(void *ctx, const struct kc_session_report *r,
+			     gnutls_session_t tls);
 	void (*on_end)(void *ctx, const struct kc_session_report *r);
 	void (*on_notice)(void *ctx, const char *msg);
 	/* After a reload: the new credentials (only for the call), or NULL

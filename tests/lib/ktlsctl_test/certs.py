@@ -30,6 +30,15 @@ SPECS = {
     "wronghost": ("ca", "ecdsa", "wronghost.invalid", ["wronghost.invalid"], [], True, None),
     "expired": ("ca", "ecdsa", "localhost") + LOCAL
     + (True, ("2020-01-01 00:00:00 UTC", "2021-01-01 00:00:00 UTC")),
+    # chains of three: root -> intermediate -> leaf, in ECDSA and in RSA
+    "inter_ec": ("ca", "ecdsa", "ktlsctl test intermediate CA", [], [], None, None),
+    "leaf_ec": ("inter_ec", "ecdsa", "localhost") + LOCAL + (True, None),
+    "revoked_ec": ("inter_ec", "ecdsa", "localhost") + LOCAL + (True, None),
+    "client3": ("inter_ec", "ecdsa", "ktlsctl test client 3", [], [], False, None),
+    "ca_rsa": (None, "rsa", "ktlsctl test RSA CA", [], [], None, None),
+    "inter_rsa": ("ca_rsa", "rsa", "ktlsctl test RSA intermediate CA", [], [], None, None),
+    "leaf_rsa": ("inter_rsa", "rsa", "localhost") + LOCAL + (True, None),
+    "srv_rsa2": ("ca_rsa", "rsa", "localhost") + LOCAL + (True, None),
 }
 
 
@@ -43,7 +52,16 @@ class Certs:
     ca2, other    an unrelated CA and a localhost server cert signed by it
     wronghost     server cert for "wronghost.invalid" only, signed by ca
     expired       server cert for localhost, signed by ca, expired in 2021
-    ca and ca2 are file names; every other one a (certfile, keyfile) pair.
+    inter_ec      an intermediate CA (ECDSA) signed by ca
+    leaf_ec       server cert for localhost (ECDSA) signed by inter_ec;
+    revoked_ec    another one, for the OCSP tests to revoke
+    client3       a client certificate (ECDSA) signed by inter_ec
+    ca_rsa        a CA with an RSA 2048 key; inter_rsa, an intermediate it
+                  signs; leaf_rsa, a localhost server cert inter_rsa signs;
+                  srv_rsa2, one ca_rsa signs itself
+    ca, ca2, inter_ec, ca_rsa and inter_rsa are file names; every other one
+    a (certfile, keyfile) pair.  chain(name) is a server's --cert file for
+    a pair: the certificate, then its signers up to the root's child.
     """
 
     def __init__(self, d):
@@ -57,6 +75,27 @@ class Certs:
         value = cert if SPECS[name][5] is None else (cert, key)
         setattr(self, name, value)
         return value
+
+    def chain(self, name):
+        """(chainfile, keyfile): name's certificate followed by every
+        signer's but the self-signed root's, as a server sends them."""
+        cert, key = getattr(self, name)
+        path = self._path(name, "-chain.pem")
+        if not os.path.exists(path):
+            pems, signer = [cert], SPECS[name][0]
+            while signer and SPECS[signer][0]:
+                pems.append(getattr(self, signer))
+                signer = SPECS[signer][0]
+            data = b"".join(open(p, "rb").read() for p in pems)
+            with open(path + ".%d" % os.getpid(), "wb") as f:
+                f.write(data)
+            os.rename(path + ".%d" % os.getpid(), path)
+        return path, key
+
+    def key_of(self, name):
+        """The private key of a CA (a file name in this object)."""
+        getattr(self, name)
+        return self._path(name, ".key")
 
     def all(self):
         for name in SPECS:
