@@ -52,7 +52,7 @@ fi
 # name|sources (relative to the top)|libFuzzer flags
 TARGETS=(
 	"fuzz_addr|core/addr.c core/err.c|-max_len=512"
-	"fuzz_opts|cli/opts.c tests/cli_stubs.c core/peercheck.c core/conn.c core/channel_soft.c core/channel_kernel.c core/selfcert.c core/limits.c core/net.c core/probe.c core/ticket.c core/addr.c core/cipher.c core/keys.c core/handshake.c core/hsinfo.c core/err.c|-max_len=1024 -dict=$here/fuzz_opts.dict"
+	"fuzz_opts|cli/opts.c tests/cli_stubs.c core/peercheck.c core/conn.c core/channel_soft.c core/channel_kernel.c core/selfcert.c core/limits.c core/net.c core/probe.c core/ticket.c core/addr.c core/cipher.c core/keys.c core/handshake.c core/hsinfo.c core/starttls.c core/err.c|-max_len=1024 -dict=$here/fuzz_opts.dict"
 	"fuzz_commands|cli/commands.c|-max_len=1024"
 	"fuzz_http|core/http.c|-max_len=10000"
 	"fuzz_ticket|core/ticket.c core/err.c|-max_len=4096"
