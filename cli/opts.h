@@ -55,6 +55,7 @@ struct cli_opts {
 	unsigned linger_ms;            /* --eof linger=SECS */
 	uint64_t key_update_after;     /* records; 0: near the cipher's limit */
 	const char *session_in, *session_out;
+	const char *early_data;        /* connect --early-data FILE */
 	/* KTLSCTL_TEST_SOFT_NOREKEY=1 (man page, ENVIRONMENT): the user-space
 	 * channel plays a kernel that cannot rekey, so that the suites can
 	 * test Linux before 6.14's behaviour on any machine. */

@@ -132,8 +132,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	snprintf(hp.port, sizeof hp.port, "%s", argv[1]);
-	tls.certfile = argv[2];
-	tls.keyfile = argv[3];
+	tls.certfile[0] = argv[2];
+	tls.n_certfiles = 1;
+	tls.keyfile[0] = argv[3];
+	tls.n_keyfiles = 1;
 	if (gnutls_global_init() < 0 || kc_creds_new(&tls, &creds, &err) < 0) {
 		fprintf(stderr, "ku_ignore_server: cannot load %s, %s\n", argv[2], argv[3]);
 		return 1;
