@@ -30,6 +30,11 @@ SPECS = {
     "wronghost": ("ca", "ecdsa", "wronghost.invalid", ["wronghost.invalid"], [], True, None),
     "expired": ("ca", "ecdsa", "localhost") + LOCAL
     + (True, ("2020-01-01 00:00:00 UTC", "2021-01-01 00:00:00 UTC")),
+    # a server of several names (listen picks one by SNI)
+    "alpha_ec": ("ca", "ecdsa", "alpha.test", ["alpha.test"], [], True, None),
+    "alpha_rsa": ("ca", "rsa", "alpha.test", ["alpha.test"], [], True, None),
+    "beta_ec": ("ca", "ecdsa", "beta.test", ["beta.test", "www.beta.test"], [], True, None),
+    "wild_ec": ("ca", "ecdsa", "wild.test", ["*.wild.test"], [], True, None),
 }
 
 
@@ -43,6 +48,9 @@ class Certs:
     ca2, other    an unrelated CA and a localhost server cert signed by it
     wronghost     server cert for "wronghost.invalid" only, signed by ca
     expired       server cert for localhost, signed by ca, expired in 2021
+    alpha_ec, alpha_rsa   server certs for alpha.test, ECDSA and RSA, signed by ca
+    beta_ec       server cert for beta.test and www.beta.test (ECDSA), signed by ca
+    wild_ec       server cert for *.wild.test (ECDSA), signed by ca
     ca and ca2 are file names; every other one a (certfile, keyfile) pair.
     """
 
