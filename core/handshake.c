@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +22,14 @@ struct kc_creds {
 	unsigned refs;
 	gnutls_certificate_credentials_t x509;
 	size_t n_certs;                /* chains loaded, in --cert order */
+	/* Server with several pairs: each one's certificate (for its names)
+	 * and, for one with a wildcard DNS name, credentials holding it and
+	 * the pairs of the same names.  GnuTLS's own choice compares names
+	 * exactly; a client whose SNI only a wildcard matches is switched to
+	 * these before that choice (choose_wildcard). */
+	gnutls_x509_crt_t crt[KC_MAX_CERTS];
+	gnutls_certificate_credentials_t wild[KC_MAX_CERTS];
+	bool any_wild;
 	gnutls_datum_t ticket_key;     /* server: shared by all connections */
 	/* server: the ClientHellos whose early data was taken, so that a
 	 * replayed one is refused it (only while these credentials live) */
@@ -41,22 +50,23 @@ static int check_readable(const char *what, const char *path, struct kc_err *err
 	return 0;
 }
 
-static int load_trust(const struct kc_tls_opts *o, struct kc_creds *c, struct kc_err *err)
+static int load_trust(const struct kc_tls_opts *o, gnutls_certificate_credentials_t x509,
+		      struct kc_err *err)
 {
 	int rc;
 
 	if (o->ca_pem) {
-		rc = gnutls_certificate_set_x509_trust_mem(c->x509, o->ca_pem, GNUTLS_X509_FMT_PEM);
+		rc = gnutls_certificate_set_x509_trust_mem(x509, o->ca_pem, GNUTLS_X509_FMT_PEM);
 	} else if (o->cafile) {
 		if (check_readable("CA file", o->cafile, err) < 0)
 			return -1;
-		rc = gnutls_certificate_set_x509_trust_file(c->x509, o->cafile,
+		rc = gnutls_certificate_set_x509_trust_file(x509, o->cafile,
 							    GNUTLS_X509_FMT_PEM);
 		if (rc == 0)
 			return kc_err_set(err, KC_E_CREDENTIALS,
 					  "CA file '%s' holds no PEM certificate", o->cafile);
 	} else if (o->role == KC_CLIENT && !o->insecure) {
-		rc = gnutls_certificate_set_x509_system_trust(c->x509);
+		rc = gnutls_certificate_set_x509_system_trust(x509);
 		if (rc == 0)
 			return kc_err_set(err, KC_E_CREDENTIALS,
 					  "the system trust store is empty: install "
@@ -117,6 +127,83 @@ static int load_key_pairs(const struct kc_tls_opts *o, struct kc_creds *c, struc
 	return 0;
 }
 
+/* The DNS names of crt's subjectAltName, up to max; how many. */
+#define MAX_NAMES 32
+static size_t dns_names(gnutls_x509_crt_t crt, char names[][256], size_t max)
+{
+	size_t n = 0;
+	for (unsigned seq = 0; n < max; seq++) {
+		size_t len = 256;
+		unsigned critical;
+		int type = gnutls_x509_crt_get_subject_alt_name(crt, seq, names[n], &len, &critical);
+		if (type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+			break;
+		if (type == GNUTLS_SAN_DNSNAME && len < 256)
+			n++;
+	}
+	return n;
+}
+
+static bool same_names(char a[][256], size_t na, char b[][256], size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++) {
+		bool found = false;
+		for (size_t j = 0; j < nb && !found; j++)
+			found = strcasecmp(a[i], b[j]) == 0;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* Each pair's certificate, and the credentials for wildcard names (see
+ * struct kc_creds). */
+static int load_wildcards(const struct kc_tls_opts *o, struct kc_creds *c, struct kc_err *err)
+{
+	char (*names)[MAX_NAMES][256] = calloc(KC_MAX_CERTS, sizeof *names);
+	size_t n_names[KC_MAX_CERTS];
+	int rc = 0;
+
+	if (!names)
+		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
+
+	for (size_t i = 0; i < c->n_certs && rc >= 0; i++) {
+		gnutls_datum_t der;
+		if ((rc = gnutls_certificate_get_crt_raw(c->x509, (unsigned)i, 0, &der)) < 0 ||
+		    (rc = gnutls_x509_crt_init(&c->crt[i])) < 0 ||
+		    (rc = gnutls_x509_crt_import(c->crt[i], &der, GNUTLS_X509_FMT_DER)) < 0)
+			rc = kc_err_set(err, KC_E_CREDENTIALS, "cannot read the certificate in '%s': %s",
+					o->certfile[i], gnutls_strerror(rc));
+		else
+			n_names[i] = dns_names(c->crt[i], names[i], MAX_NAMES);
+	}
+	for (size_t i = 0; i < c->n_certs && rc >= 0; i++) {
+		bool wildcard = false;
+		for (size_t k = 0; k < n_names[i]; k++)
+			wildcard |= strncmp(names[i][k], "*.", 2) == 0;
+		if (!wildcard)
+			continue;
+		if ((rc = gnutls_certificate_allocate_credentials(&c->wild[i])) < 0) {
+			rc = kc_err_set(err, KC_E_INTERNAL, "GnuTLS: %s", gnutls_strerror(rc));
+			break;
+		}
+		rc = load_trust(o, c->wild[i], err);
+		for (size_t j = 0; j < c->n_certs && rc >= 0; j++) {
+			if (!same_names(names[i], n_names[i], names[j], n_names[j]))
+				continue;
+			rc = gnutls_certificate_set_x509_key_file(c->wild[i], o->certfile[j],
+								  o->keyfile[j], GNUTLS_X509_FMT_PEM);
+			if (rc < 0)
+				rc = pair_error(rc, o->certfile[j], o->keyfile[j], err);
+		}
+		c->any_wild = true;
+	}
+	free(names);
+	return rc < 0 ? -1 : 0;
+}
+
 /* GnuTLS's anti-replay asks whether it saw this ClientHello before, for
  * as long as the ticket's age window: a ring of the last ones seen (a
  * replay older than the ring's memory still gets its early data: the
@@ -172,7 +259,9 @@ int kc_creds_new(const struct kc_tls_opts *o, struct kc_creds **out, struct kc_e
 				  "--verify-client needs --cafile FILE with the CA that signs "
 				  "client certificates");
 	}
-	if (load_trust(o, c, err) < 0 || load_key_pairs(o, c, err) < 0)
+	if (load_trust(o, c->x509, err) < 0 || load_key_pairs(o, c, err) < 0)
+		goto fail;
+	if (o->role == KC_SERVER && c->n_certs > 1 && !o->cert_pem && load_wildcards(o, c, err) < 0)
 		goto fail;
 	if (o->role == KC_SERVER) {
 		rc = gnutls_session_ticket_key_generate(&c->ticket_key);
@@ -206,6 +295,12 @@ void kc_creds_free(struct kc_creds *c)
 		gnutls_certificate_free_credentials(c->x509);
 	if (c->anti_replay)
 		gnutls_anti_replay_deinit(c->anti_replay);
+	for (size_t i = 0; i < KC_MAX_CERTS; i++) {
+		if (c->crt[i])
+			gnutls_x509_crt_deinit(c->crt[i]);
+		if (c->wild[i])
+			gnutls_certificate_free_credentials(c->wild[i]);
+	}
 	if (c->ticket_key.data) {
 		gnutls_memset(c->ticket_key.data, 0, c->ticket_key.size);
 		gnutls_free(c->ticket_key.data);
@@ -306,6 +401,30 @@ int kc_tls_recv_size(const struct kc_tls_opts *o, size_t *size, struct kc_err *e
 	return 0;
 }
 
+/* The credentials the session's handshake started with (below). */
+static struct kc_creds *hs_creds(gnutls_session_t s);
+
+/* After the ClientHello, before GnuTLS picks a certificate: when the
+ * client's SNI matches no pair's names exactly but a pair's wildcard
+ * name (as certificate verification matches them), the session takes
+ * that pair's credentials, where GnuTLS then picks by signature
+ * algorithms among the pairs of the same names. */
+static int choose_wildcard(gnutls_session_t s)
+{
+	struct kc_creds *c = hs_creds(s);
+	char name[256];
+	if (!c || !kc_tls_server_name(s, name, sizeof name))
+		return 0;
+	for (size_t i = 0; i < c->n_certs; i++)
+		if (gnutls_x509_crt_check_hostname2(c->crt[i], name,
+						    GNUTLS_VERIFY_DO_NOT_ALLOW_WILDCARDS))
+			return 0;
+	for (size_t i = 0; i < c->n_certs; i++)
+		if (c->wild[i] && gnutls_x509_crt_check_hostname2(c->crt[i], name, 0))
+			return gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, c->wild[i]);
+	return 0;
+}
+
 /* --alpn-strict: the client offered none of our protocols (or none at
  * all).  Called before the ServerHello, once the ClientHello's ALPN
  * extension has been read. */
@@ -394,6 +513,8 @@ static int setup_session(gnutls_session_t s, int fd, const struct kc_tls_opts *o
 			return kc_err_set(err, KC_E_USAGE, "invalid ALPN protocol: %s",
 					  gnutls_strerror(rc));
 	}
+	if (o->role == KC_SERVER && c->any_wild)
+		gnutls_handshake_set_post_client_hello_function(s, choose_wildcard);
 	if (o->role == KC_SERVER && o->n_alpn && o->alpn_strict)
 		gnutls_handshake_set_hook_function(s, GNUTLS_HANDSHAKE_SERVER_HELLO,
 						   GNUTLS_HOOK_PRE, require_alpn);
@@ -597,6 +718,7 @@ static const char *const handshake_only[] = {
 
 struct hs_secrets {
 	gnutls_keylog_func chain;      /* GnuTLS's own: SSLKEYLOGFILE */
+	struct kc_creds *creds;        /* for choose_wildcard */
 	unsigned n;
 	struct {
 		unsigned char *p;
@@ -604,6 +726,12 @@ struct hs_secrets {
 		unsigned char digest[32];  /* SHA-256 of what *p held */
 	} s[HS_SECRETS_MAX];
 };
+
+static struct kc_creds *hs_creds(gnutls_session_t s)
+{
+	struct hs_secrets *hs = gnutls_session_get_ptr(s);
+	return hs ? hs->creds : NULL;
+}
 
 static int note_secret(gnutls_session_t s, const char *label, const gnutls_datum_t *secret)
 {
@@ -663,6 +791,7 @@ static int hs_begin(int fd, const struct kc_tls_opts *o, struct kc_creds *c, uns
 		return -1;
 	}
 	memset(hs, 0, sizeof *hs);
+	hs->creds = c;
 	hs->chain = gnutls_session_get_keylog_function(s);
 	gnutls_session_set_ptr(s, hs);
 	gnutls_session_set_keylog_function(s, note_secret);

@@ -116,7 +116,8 @@ def want_cert(got, name, what):
 
 # ------------------------------------------------------------ certificates
 
-@suite.case("SNI and signature algorithms choose the certificate (openssl s_client)")
+@suite.case("SNI (wildcards as certificate verification matches them) and signature "
+            "algorithms choose the certificate (openssl s_client)")
 def _sni_s_client():
     k, port = serve()
     cases = [
@@ -124,6 +125,10 @@ def _sni_s_client():
         ("alpha.test", "RSA-PSS+SHA256:RSA+SHA256", "alpha_rsa"),
         ("beta.test", None, "beta_ec"),
         ("www.beta.test", None, "beta_ec"),
+        ("x.wild.test", None, "wild_ec"),      # *.wild.test
+        ("X.Wild.Test", None, "wild_ec"),
+        ("a.b.wild.test", None, "srv_ec"),     # a wildcard is one label
+        ("wild.test", None, "srv_ec"),
         ("unknown.test", None, "srv_ec"),      # no name matches: the first pair
         (None, None, "srv_ec"),                # no SNI: the first pair
     ]
@@ -144,6 +149,9 @@ def _sni_gnutls_cli():
                   "gnutls-cli alpha.test RSA only")
         want_cert(gnutls_cli_cert(port, "www.beta.test", "NORMAL"), "beta_ec",
                   "gnutls-cli www.beta.test")
+        if "wild_ec" in pairs:
+            want_cert(gnutls_cli_cert(port, "x.wild.test", "NORMAL"), "wild_ec",
+                      "gnutls-cli x.wild.test")
         stop(k)
 
 
