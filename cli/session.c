@@ -138,13 +138,14 @@ struct early {
 	int status;                    /* KC_EARLY_* */
 };
 
-static int load_early_data(const struct cli_opts *o, struct early *e)
+/* connect --early-data FILE's bytes, read before connecting so that a
+ * file that cannot be read fails at once.  0 or the exit status. */
+static int load_early_data(const struct cli_opts *o, gnutls_datum_t *data)
 {
 	struct kc_err err = { 0 };
-	e->status = KC_EARLY_NONE;
 	if (!o->early_data)
 		return 0;
-	int rc = gnutls_load_file(o->early_data, &e->data);
+	int rc = gnutls_load_file(o->early_data, data);
 	if (rc < 0) {
 		kc_err_set(&err, KC_E_IO, "cannot read --early-data file '%s': %s",
 			   o->early_data, rc == GNUTLS_E_FILE_ERROR ? strerror(errno)
@@ -333,20 +334,20 @@ static int pump(const struct cli_opts *o, gnutls_session_t session, struct kc_co
 
 /* Handshake, handover and pump on a connected socket; the exit status. */
 static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
-		       const char *peer)
+		       const char *peer, const gnutls_datum_t *early_data)
 {
 	struct kc_err err = { 0 };
 	gnutls_session_t session = NULL;
 	struct kc_conn *conn = NULL;
 	char why[512];
 	int resume_status, status;
-	struct early early = { 0 };
+	struct early early = { .status = KC_EARLY_NONE };
+	if (early_data)
+		early.data = *early_data;
 
 	int kernel = kc_conn_choose_channel(fd, o->ktls, why, sizeof why, &err);
 	if (kernel < 0)
 		return cli_fail(&err);
-	if ((status = load_early_data(o, &early)) != 0)
-		return status;
 	if ((status = handshake(fd, o, creds, &session, &resume_status, &early)) != 0)
 		goto out;
 	struct session_ctx sx = { .o = o, .session = session };
@@ -394,7 +395,6 @@ out:
 	kc_conn_free(conn);
 	if (session)
 		gnutls_deinit(session);
-	gnutls_free(early.data.data);
 	return status;
 }
 
@@ -426,8 +426,13 @@ int cli_connect(const struct cli_opts *o)
 	char peer[KC_ADDRSTR_MAX];
 	int status;
 
-	if ((status = load_creds(o, &creds)) != 0)
+	gnutls_datum_t early = { 0 };
+	if ((status = load_early_data(o, &early)) != 0)
 		return status;
+	if ((status = load_creds(o, &creds)) != 0) {
+		gnutls_free(early.data);
+		return status;
+	}
 	if (o->tls.insecure)
 		cli_notice("warning: --insecure: the server's certificate is NOT verified; "
 			   "anyone on the path can read and change this session");
@@ -439,11 +444,13 @@ int cli_connect(const struct cli_opts *o)
 	int fd = kc_tcp_connect(&o->hp, o->connect_timeout_ms, peer, &err);
 	if (fd < 0) {
 		kc_creds_free(creds);
+		gnutls_free(early.data);
 		return cli_stop_signal ? cli_interrupted_status() : cli_fail(&err);
 	}
-	status = run_session(fd, o, creds, peer);
+	status = run_session(fd, o, creds, peer, early.data ? &early : NULL);
 	close(fd);
 	kc_creds_free(creds);
+	gnutls_free(early.data);
 	return status;
 }
 
@@ -479,7 +486,7 @@ int cli_listen(const struct cli_opts *o)
 			break;
 		}
 		cli_info("connection from %s", peer);
-		status = run_session(fd, o, creds, peer);
+		status = run_session(fd, o, creds, peer, NULL);
 		close(fd);
 	} while (o->keep_open && !cli_stop_signal);
 	if (cli_stop_signal)

@@ -171,6 +171,30 @@ def _pairs_usage():
               "connect --help')")
 
 
+@suite.case("--alpn-strict without --alpn, --early-data without --session-in: usage errors; "
+            "an --early-data file that cannot be read: exit 11 before connecting")
+def _option_errors():
+    cert, key = certs().srv_ec
+    for argv, line in (
+            (["listen", "127.0.0.1:0", "--cert", cert, "--key", key, "--alpn-strict"],
+             "--alpn-strict needs the protocols: give --alpn PROTO (see 'ktlsctl listen "
+             "--help')"),
+            (["connect", "127.0.0.1:1", "--early-data", cert],
+             "--early-data needs a ticket: give --session-in FILE (saved by an earlier "
+             "--session-out) (see 'ktlsctl connect --help')")):
+        p, rc = ktlsctl_run(*argv)
+        if rc != 2:
+            raise Fail("exit %s, wanted 2\n%s" % (rc, p.describe()))
+        need_line(p, line)
+    missing = os.path.join(suite.tmpdir(), "no-such-early-data")
+    # Port 1 on loopback refuses: the file is read before that.
+    p, rc = ktlsctl_run("connect", "127.0.0.1:1", "--session-in", missing + ".sess",
+                        "--early-data", missing)
+    if rc != 11:
+        raise Fail("exit %s, wanted 11\n%s" % (rc, p.describe()))
+    need_line(p, "cannot read --early-data file '%s': No such file or directory" % missing)
+
+
 @suite.case("SIGHUP reloads every pair as one set; a bad pair keeps the old set")
 def _reload_set():
     d = os.path.join(suite.tmpdir(), "reload-%s" % os.urandom(4).hex())
