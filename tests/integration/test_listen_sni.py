@@ -52,7 +52,7 @@ def pair_args(*names):
     return out
 
 
-SET = ("srv_ec", "alpha_ec", "alpha_rsa", "beta_ec", "wild_ec")
+SET = ("srv_ec", "alpha_ec", "alpha_rsa", "beta_ec", "wild_ec", "wild_rsa")
 
 
 def serve(*args, pairs=SET):
@@ -150,8 +150,10 @@ def _sni_gnutls_cli():
         want_cert(gnutls_cli_cert(port, "www.beta.test", "NORMAL"), "beta_ec",
                   "gnutls-cli www.beta.test")
         if "wild_ec" in pairs:
-            want_cert(gnutls_cli_cert(port, "x.wild.test", "NORMAL"), "wild_ec",
-                      "gnutls-cli x.wild.test")
+            want_cert(gnutls_cli_cert(port, "x.wild.test", ECDSA_ONLY), "wild_ec",
+                      "gnutls-cli x.wild.test ECDSA only")
+            want_cert(gnutls_cli_cert(port, "x.wild.test", RSA_ONLY), "wild_rsa",
+                      "gnutls-cli x.wild.test RSA only")
         stop(k)
 
 
@@ -259,23 +261,29 @@ def _alpn_order():
 @suite.case("--alpn-strict: no_application_protocol for a client with no overlap")
 def _alpn_strict():
     k, port = serve("--alpn", "h2", "--alpn-strict")
-    argv = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-CAfile", certs().ca,
-            "-servername", "alpha.test", "-alpn", "spdy/3"]
-    p = Proc(argv, stdin=None, name="s_client -alpn spdy/3")
-    if p.wait(20) == 0:
-        raise Fail("s_client succeeded\n" + p.describe())
-    if not re.search(r"^[0-9A-F]+:error:0A000460:SSL routines:ssl3_read_bytes:tlsv1 alert no "
-                     r"application protocol:\S+:\d+:SSL alert number 120$", p.stderr, re.M):
-        raise Fail("s_client did not report alert 120\n" + p.describe(4000))
-    # No ALPN offered at all is no overlap either.
-    _, ok = s_client_cert(port, "alpha.test", alpn="h2")
+    # No overlap, and no ALPN offered at all: both refused.
+    for offer in (["-alpn", "spdy/3"], []):
+        argv = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-CAfile",
+                certs().ca, "-servername", "alpha.test"] + offer
+        p = Proc(argv, stdin=None, name="s_client %s" % " ".join(offer))
+        if p.wait(20) == 0:
+            raise Fail("s_client succeeded\n" + p.describe())
+        if not re.search(r"^[0-9A-F]+:error:0A000460:SSL routines:ssl3_read_bytes:tlsv1 alert "
+                         r"no application protocol:\S+:\d+:SSL alert number 120$",
+                         p.stderr, re.M):
+            raise Fail("s_client did not report alert 120\n" + p.describe(4000))
+    _, ok = s_client_cert(port, "alpha.test", alpn="spdy/3,h2")
     if b"ALPN protocol: h2\n" not in ok.stdout:
-        raise Fail("s_client -alpn h2 was refused\n" + ok.describe(4000))
+        raise Fail("s_client -alpn spdy/3,h2 was refused\n" + ok.describe(4000))
     stop(k)
-    need_regex_line(k, r'session 1 peer=127\.0\.0\.1:\d+ rx=0 tx=0 duration=\d+\.\d{3}s '
-                    r'end=handshake-failed reason="TLS handshake refused: the client offered '
-                    r'none of the --alpn protocols \(--alpn-strict\); sent alert '
-                    r'no_application_protocol"', "the refused session's log line")
+    lines = [ln for ln in kt_lines(k) if ln.startswith("session ")]
+    refused = (r'session %d peer=127\.0\.0\.1:\d+ rx=0 tx=0 duration=\d+\.\d{3}s '
+               r'end=handshake-failed reason="TLS handshake refused: the client offered '
+               r'none of the --alpn protocols \(--alpn-strict\); sent alert '
+               r'no_application_protocol"')
+    if len(lines) != 3 or not re.fullmatch(refused % 1, lines[0]) or \
+            not re.fullmatch(refused % 2, lines[1]) or " alpn=h2 " not in lines[2]:
+        raise Fail("log lines:\n%s" % "\n".join(lines))
 
 
 @suite.case("--alpn-strict on one session: exit 6 and the exact line")

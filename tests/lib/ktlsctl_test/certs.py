@@ -35,6 +35,7 @@ SPECS = {
     "alpha_rsa": ("ca", "rsa", "alpha.test", ["alpha.test"], [], True, None),
     "beta_ec": ("ca", "ecdsa", "beta.test", ["beta.test", "www.beta.test"], [], True, None),
     "wild_ec": ("ca", "ecdsa", "wild.test", ["*.wild.test"], [], True, None),
+    "wild_rsa": ("ca", "rsa", "wild.test", ["*.wild.test"], [], True, None),
 }
 
 
@@ -50,7 +51,7 @@ class Certs:
     expired       server cert for localhost, signed by ca, expired in 2021
     alpha_ec, alpha_rsa   server certs for alpha.test, ECDSA and RSA, signed by ca
     beta_ec       server cert for beta.test and www.beta.test (ECDSA), signed by ca
-    wild_ec       server cert for *.wild.test (ECDSA), signed by ca
+    wild_ec, wild_rsa     server certs for *.wild.test, ECDSA and RSA, signed by ca
     ca and ca2 are file names; every other one a (certfile, keyfile) pair.
     """
 
