@@ -15,6 +15,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
@@ -29,6 +30,7 @@ from ktlsctl_test.data import random_bytes  # noqa: E402
 from ktlsctl_test.peers import (  # noqa: E402
     EOF_CLOSE, require_programs, s_client_argv, start_s_server)
 from ktlsctl_test.certs import fingerprint, put_pair, replace_file  # noqa: E402
+from ktlsctl_test.relays import Relay  # noqa: E402
 
 require_programs("certtool", "gnutls-cli", "openssl")
 
@@ -460,6 +462,38 @@ def _early_ktlsctl():
               "after the handshake" % len(early))
     if not k.wait_out(len(early) + len(rest), 20) or bytes(k.out) != early + rest:
         raise Fail("listen wrote %d bytes, wanted %d" % (len(k.out), len(early) + len(rest)))
+    stop(k)
+
+
+@suite.case("a replayed first flight (ClientHello and early data) never reaches listen's "
+            "output: it cannot complete the handshake")
+def _early_replay():
+    k, port = listen_once("--early-data")
+    sess = os.path.join(suite.tmpdir(), "replay.sess")
+    first = Relay(port)
+    save_session(first.port, sess)
+    early, rest = data(1000), data(1000)
+    rec = Relay(port, port=first.port)      # the session file names that port
+    c = early_connect(rec.port, sess, early, rest)
+    check_exit(c, 0, 30, "ktlsctl connect --early-data")
+    need_line(c, "early data accepted: %d bytes sent in 0-RTT" % len(early))
+    if not k.wait_out(len(early) + len(rest), 20) or bytes(k.out) != early + rest:
+        raise Fail("listen wrote %d bytes, wanted %d" % (len(k.out), len(early) + len(rest)))
+    flight = rec.seen["c2s"]
+    if len(flight) >= Relay.KEEP:
+        raise Fail("the client's bytes (%d) did not all fit the relay's record" % len(flight))
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s.sendall(flight)
+    s.shutdown(socket.SHUT_WR)
+    while s.recv(65536):
+        pass
+    s.close()
+    if not k.wait_until(lambda p: any(ln.startswith("TLS handshake failed: ")
+                                      for ln in kt_lines(p)), 20):
+        raise Fail("the replay did not end in a failed handshake\n" + k.describe())
+    need_line(k, "early data accepted: %d bytes received in 0-RTT" % len(early))
+    if bytes(k.out) != early + rest:
+        raise Fail("listen's output changed after the replay: %d bytes" % len(k.out))
     stop(k)
 
 
