@@ -182,17 +182,21 @@ static int handshake(int fd, const struct cli_opts *o, struct kc_creds *creds,
 	return 0;
 }
 
-/* Every byte of buf through the connection, before the pump starts. */
+/* Every byte of buf through the connection, before the pump starts;
+ * a stop signal ends the wait for a peer that does not read. */
 static int send_all(struct kc_conn *conn, const unsigned char *buf, size_t len,
 		    struct kc_err *err)
 {
 	while (len > 0 || kc_conn_tx_pending(conn)) {
+		if (cli_stop_signal)
+			return kc_err_set(err, KC_E_IO, "stopped while sending the early data");
 		ssize_t n = len ? kc_conn_write(conn, buf, len, err) : kc_conn_flush(conn, err);
 		if (n == -1)
 			return -1;
 		if (n == KC_CONN_AGAIN) {
-			struct pollfd pf = { .fd = kc_conn_fd(conn), .events = POLLOUT };
-			if (poll(&pf, 1, -1) < 0 && errno != EINTR)
+			struct pollfd pf[2] = { { .fd = kc_conn_fd(conn), .events = POLLOUT },
+						{ .fd = cli_stop_fd, .events = POLLIN } };
+			if (poll(pf, cli_stop_fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
 				return kc_err_errno(err, KC_E_IO, errno, "poll");
 			continue;
 		}
@@ -256,9 +260,10 @@ static int early_data_received(const struct cli_opts *o, gnutls_session_t sessio
 			return kc_err_errno(err, KC_E_IO, errno, "cannot write to standard output");
 		}
 	}
-	if (o->tls.accept_early_data)
-		cli_info(total ? "early data accepted: %zu bytes received in 0-RTT"
-			       : "no early data received", total);
+	if (o->tls.accept_early_data && total)
+		cli_info("early data accepted: %zu bytes received in 0-RTT", total);
+	else if (o->tls.accept_early_data)
+		cli_info("no early data received");
 	return 0;
 }
 
@@ -369,7 +374,7 @@ static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
 	report_resumption(o, session, resume_status);
 	if ((o->tls.role == KC_CLIENT ? early_data_after(o, conn, &early, &err)
 				      : early_data_received(o, session, conn, &err)) < 0) {
-		status = cli_fail(&err);
+		status = cli_stop_signal ? cli_interrupted_status() : cli_fail(&err);
 		goto out;
 	}
 	/* TLS 1.2 has no tickets after the handshake: save right away. */
