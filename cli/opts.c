@@ -103,8 +103,32 @@ SETTER(set_tls12, o->tls.versions |= KC_VERS_12)
 SETTER(set_tls13, o->tls.versions |= KC_VERS_13)
 SETTER(set_priority, o->tls.priority = arg)
 SETTER(set_cafile, o->tls.cafile = arg)
-SETTER(set_cert, o->tls.certfile = arg)
-SETTER(set_key, o->tls.keyfile = arg)
+SETTER(set_alpn_strict, o->tls.alpn_strict = true)
+SETTER(set_accept_early_data, o->tls.accept_early_data = true)
+SETTER(set_early_data, o->early_data = arg)
+
+/* --cert and --key: paired in the order given. */
+static int add_file(const struct cli_option *opt, const char *arg, const char **files,
+		    size_t *n, struct kc_err *err)
+{
+	if (*n == KC_MAX_CERTS)
+		return kc_err_set(err, KC_E_USAGE, "at most %d --%s files", KC_MAX_CERTS,
+				  opt->name);
+	files[(*n)++] = arg;
+	return 0;
+}
+
+static int set_cert(struct cli_opts *o, const struct cli_option *opt, const char *arg,
+		    struct kc_err *err)
+{
+	return add_file(opt, arg, o->tls.certfile, &o->tls.n_certfiles, err);
+}
+
+static int set_key(struct cli_opts *o, const struct cli_option *opt, const char *arg,
+		   struct kc_err *err)
+{
+	return add_file(opt, arg, o->tls.keyfile, &o->tls.n_keyfiles, err);
+}
 SETTER(set_insecure, o->tls.insecure = true)
 SETTER(set_verify_client, o->tls.verify_client = true)
 SETTER(set_echo, o->echo = true)
@@ -563,6 +587,12 @@ static const struct cli_option opt_session_in = {
 	.name = "session-in", .metavar = "FILE", .hint = CLI_HINT_FILE, .apply = set_session_in,
 	.help = "resume the session saved in FILE",
 };
+static const struct cli_option opt_early_data = {
+	.name = "early-data", .metavar = "FILE", .hint = CLI_HINT_FILE, .apply = set_early_data,
+	.help = "with --session-in: send FILE as TLS 1.3 early\n"
+		"data (0-RTT) if the ticket allows, else (or if\n"
+		"the server refuses it) right after the handshake",
+};
 static const struct cli_option opt_session_out = {
 	.name = "session-out", .metavar = "FILE", .hint = CLI_HINT_FILE, .apply = set_session_out,
 	.help = "save the session to FILE for resumption\n"
@@ -572,11 +602,15 @@ static const struct cli_option opt_session_out = {
 /* listen */
 static const struct cli_option opt_server_cert = {
 	.name = "cert", .metavar = "FILE", .hint = CLI_HINT_FILE, .apply = set_cert,
-	.help = "server certificate chain (PEM), required",
+	.help = "server certificate chain (PEM), required;\n"
+		"repeatable: each client gets the one whose names\n"
+		"match its SNI (and whose key suits it), else the\n"
+		"first",
 };
 static const struct cli_option opt_server_key = {
 	.name = "key", .metavar = "FILE", .hint = CLI_HINT_FILE, .apply = set_key,
-	.help = "server private key (PEM), required",
+	.help = "server private key (PEM), required; one for\n"
+		"each --cert, in the same order",
 };
 static const struct cli_option opt_echo = {
 	.name = "echo", .apply = set_echo,
@@ -600,7 +634,17 @@ static const struct cli_option opt_exec = {
 static const struct cli_option opt_server_alpn = {
 	.name = "alpn", .metavar = "PROTO", .apply = add_alpn,
 	.help = "accept an ALPN protocol (repeatable; the\n"
-		"client's first choice among them wins)",
+		"first of ours that the client offers wins)",
+};
+static const struct cli_option opt_alpn_strict = {
+	.name = "alpn-strict", .apply = set_alpn_strict,
+	.help = "with --alpn: refuse a client that offers none\n"
+		"of them (alert no_application_protocol)",
+};
+static const struct cli_option opt_accept_early_data = {
+	.name = "early-data", .apply = set_accept_early_data,
+	.help = "accept TLS 1.3 early data (0-RTT) from resuming\n"
+		"clients: it can be replayed (see the man page)",
 };
 static const struct cli_option opt_max_conns = {
 	.name = "max-conns", .metavar = "N", .apply = set_max_conns,
@@ -782,7 +826,7 @@ static const struct cli_option opt_version = {
 
 static const struct cli_option *const connect_options[] = {
 	SESSION_OPTIONS, CLIENT_OPTIONS,
-	&opt_session_in, &opt_session_out, &opt_ocsp, &opt_ocsp_require,
+	&opt_session_in, &opt_session_out, &opt_early_data, &opt_ocsp, &opt_ocsp_require,
 	&opt_accept, &opt_max_conns, &opt_drain_timeout, &opt_log_format,
 	&opt_quiet, &opt_verbose, &opt_help, NULL,
 };
@@ -790,8 +834,9 @@ static const struct cli_option *const connect_options[] = {
 static const struct cli_option *const listen_options[] = {
 	SESSION_OPTIONS,
 	&opt_server_cert, &opt_server_key, &opt_echo, &opt_keep_open, &opt_forward,
-	&opt_exec, &opt_server_alpn, &opt_max_conns, &opt_drain_timeout, &opt_log_format, &opt_backend_timeout,
-	&opt_verify_client, &opt_ocsp_response,
+	&opt_exec, &opt_server_alpn, &opt_alpn_strict, &opt_accept_early_data, &opt_max_conns,
+	&opt_drain_timeout, &opt_log_format, &opt_backend_timeout, &opt_verify_client,
+	&opt_ocsp_response,
 	&opt_quiet, &opt_verbose, &opt_help, NULL,
 };
 
@@ -861,8 +906,14 @@ static int check_pid(struct cli_opts *o, const struct cli_subcommand *sub, int n
 static int check_tls_files(const struct cli_opts *o, const struct cli_subcommand *sub,
 			   struct kc_err *err)
 {
-	if (!o->tls.certfile != !o->tls.keyfile)
-		return usage_error(err, sub, "--cert and --key go together");
+	if (o->tls.n_certfiles != o->tls.n_keyfiles)
+		return usage_error(err, sub, o->tls.n_certfiles > 1 || o->tls.n_keyfiles > 1
+				   ? "--cert and --key go together: give one --key for each "
+				     "--cert, in the same order"
+				   : "--cert and --key go together");
+	if (o->cmd != CLI_CMD_LISTEN && o->tls.n_certfiles > 1)
+		return usage_error(err, sub, "give one --cert and one --key (several are for "
+				   "listen)");
 	if (o->tls.verify_client && !o->tls.cafile)
 		return usage_error(err, sub, "--verify-client needs --cafile FILE");
 	return 0;
@@ -883,13 +934,13 @@ static int check_stats(struct cli_opts *o, const struct cli_subcommand *sub, int
 	if (o->serve && (o->stats_format == CLI_STATS_JSON || o->json))
 		return usage_error(err, sub, "--serve serves metrics: --format openmetrics or "
 				   "prometheus, or neither (then as the scraper asks)");
-	if ((o->tls.certfile || o->tls.keyfile || o->tls.cafile || o->tls.verify_client) &&
+	if ((o->tls.n_certfiles || o->tls.n_keyfiles || o->tls.cafile || o->tls.verify_client) &&
 	    !o->serve)
 		return usage_error(err, sub, "--cert, --key, --cafile and --verify-client "
 				   "go with --serve");
 	if (check_tls_files(o, sub, err) < 0)
 		return -1;
-	if (o->tls.cafile && !o->tls.certfile)
+	if (o->tls.cafile && !o->tls.n_certfiles)
 		return usage_error(err, sub, "--cafile verifies scrapers over TLS: give "
 				   "--cert and --key too");
 	return 0;
@@ -906,7 +957,7 @@ static int check_session(struct cli_opts *o, const struct cli_subcommand *sub, i
 		return -1;
 	o->target_arg = pos[0];
 	o->tls.role = listen ? KC_SERVER : KC_CLIENT;
-	if (listen && (!o->tls.certfile || !o->tls.keyfile))
+	if (listen && (!o->tls.n_certfiles || !o->tls.n_keyfiles))
 		return usage_error(err, sub, "listen needs --cert FILE and --key FILE");
 	if (check_tls_files(o, sub, err) < 0)
 		return -1;
@@ -923,6 +974,11 @@ static int check_session(struct cli_opts *o, const struct cli_subcommand *sub, i
 	if (o->accept && (o->session_in || o->session_out))
 		return usage_error(err, sub, "--accept resumes across its connections by itself: "
 				   "give it without --session-in and --session-out");
+	if (o->tls.alpn_strict && !o->tls.n_alpn)
+		return usage_error(err, sub, "--alpn-strict needs the protocols: give --alpn PROTO");
+	if (o->early_data && !o->session_in)
+		return usage_error(err, sub, "--early-data needs a ticket: give --session-in FILE "
+				   "(saved by an earlier --session-out)");
 	if (o->tls.priority && (o->tls.versions || o->tls.n_ciphers))
 		return usage_error(err, sub,
 				   "--priority replaces --tls1.2/--tls1.3/--cipher: give one or the other");

@@ -62,6 +62,7 @@ struct cli_opts {
 	bool show_certs;               /* --show-certs: the peer's chain as PEM on stderr */
 	const char *save_certs;        /* --save-certs FILE */
 	const char *info_json;         /* --info-json FILE */
+	const char *early_data;        /* connect --early-data FILE */
 	/* KTLSCTL_TEST_SOFT_NOREKEY=1 (man page, ENVIRONMENT): the user-space
 	 * channel plays a kernel that cannot rekey, so that the suites can
 	 * test Linux before 6.14's behaviour on any machine. */

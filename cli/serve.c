@@ -38,6 +38,12 @@ static struct kc_view *report_view(const struct kc_session_report *r)
 		kc_view_string(v, "cipher", NULL, "%s", r->cipher);
 	if (r->resumed)
 		kc_view_string(v, "resumed", NULL, "yes");
+	if (r->sni[0])
+		kc_view_string(v, "sni", NULL, "%s", r->sni);
+	if (r->alpn[0])
+		kc_view_string(v, "alpn", NULL, "%s", r->alpn);
+	if (r->early)
+		kc_view_uint(v, "early", NULL, r->early);
 	if (r->channel)
 		kc_view_string(v, "channel", NULL, "%s", r->channel);
 	if (r->path)
@@ -226,20 +232,36 @@ void cli_serve_on_reload(void *ctx, const struct kc_creds *creds, const struct k
 			  err->msg);
 		return;
 	}
-	char from[3 * 1024];
+	/* "'c1', 'k1', 'c2', 'k2' and 'ca'": every file read, in order;
+	 * then what each certificate is, in the same order. */
+	const char *files[2 * KC_MAX_CERTS + 1];
+	size_t n = 0;
+	for (size_t i = 0; i < o->tls.n_certfiles; i++) {
+		files[n++] = o->tls.certfile[i];
+		files[n++] = o->tls.keyfile[i];
+	}
 	if (o->tls.cafile)
-		snprintf(from, sizeof from, "'%s', '%s' and '%s'", o->tls.certfile,
-			 o->tls.keyfile, o->tls.cafile);
+		files[n++] = o->tls.cafile;
+	char from[4 * 1024] = "", certs[2 * 1024] = "", msg[7 * 1024];
+	size_t off = 0, coff = 0;
+	for (size_t i = 0; i < n && off < sizeof from; i++)
+		off += (size_t)snprintf(from + off, sizeof from - off, "%s'%s'",
+					i == 0 ? "" : i + 1 == n ? " and " : ", ", files[i]);
+	for (size_t i = 0; i < kc_creds_count(creds) && coff < sizeof certs; i++) {
+		char subject[512], sha[KC_SHA256_HEX];
+		struct kc_err e;
+		if (kc_creds_cert_info(creds, i, subject, sizeof subject, sha, &e) < 0)
+			break;
+		coff += (size_t)snprintf(certs + coff, sizeof certs - coff,
+					 "%scertificate subject '%s', SHA-256 %s", i ? "; " : "",
+					 subject, sha);
+	}
+	if (certs[0])
+		snprintf(msg, sizeof msg, "reloaded credentials from %s: new handshakes use them "
+			 "(%s)", from, certs);
 	else
-		snprintf(from, sizeof from, "'%s' and '%s'", o->tls.certfile, o->tls.keyfile);
-	char subject[512], sha[KC_SHA256_HEX], msg[4 * 1024];
-	struct kc_err e;
-	if (kc_creds_cert_info(creds, subject, sizeof subject, sha, &e) < 0)
 		snprintf(msg, sizeof msg, "reloaded credentials from %s: new handshakes use them",
 			 from);
-	else
-		snprintf(msg, sizeof msg, "reloaded credentials from %s: new handshakes use them "
-			 "(certificate subject '%s', SHA-256 %s)", from, subject, sha);
 	cli_serve_on_notice(ctx, msg);
 }
 

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -132,10 +133,34 @@ static void report_resumption(const struct cli_opts *o, gnutls_session_t session
 			   "or unknown to it); did a full handshake", o->session_in);
 }
 
+/* 0-RTT: what the client sends as early data, and what became of it. */
+struct early {
+	gnutls_datum_t data;           /* connect --early-data FILE's bytes */
+	int status;                    /* KC_EARLY_* */
+};
+
+/* connect --early-data FILE's bytes, read before connecting so that a
+ * file that cannot be read fails at once.  0 or the exit status. */
+static int load_early_data(const struct cli_opts *o, gnutls_datum_t *data)
+{
+	struct kc_err err = { 0 };
+	if (!o->early_data)
+		return 0;
+	int rc = gnutls_load_file(o->early_data, data);
+	if (rc < 0) {
+		kc_err_set(&err, KC_E_IO, "cannot read --early-data file '%s': %s",
+			   o->early_data, rc == GNUTLS_E_FILE_ERROR ? strerror(errno)
+								    : gnutls_strerror(rc));
+		return cli_fail(&err);
+	}
+	return 0;
+}
+
 /* The handshake on a connected socket, resuming from --session-in when
- * that file can be used.  Returns 0 or the exit status (said why). */
+ * that file can be used (and sending --early-data with it).  Returns 0
+ * or the exit status (said why). */
 static int handshake(int fd, const struct cli_opts *o, struct kc_creds *creds,
-		     gnutls_session_t *session, int *resume_status)
+		     gnutls_session_t *session, int *resume_status, struct early *early)
 {
 	struct kc_err err = { 0 };
 	struct kc_tls_opts tls = o->tls;
@@ -145,12 +170,101 @@ static int handshake(int fd, const struct cli_opts *o, struct kc_creds *creds,
 	if (o->session_in && load_session(o, &saved))
 		tls.resume_data = &saved;
 	tls.resume_status = resume_status;
+	if (early->data.data) {
+		tls.early_data = &early->data;
+		tls.early_status = &early->status;
+	}
 	tls.stop = &cli_stop_signal;
 	tls.stop_fd = cli_stop_fd;
 	int hs = kc_tls_handshake(fd, &tls, creds, session, &err);
 	kc_sessfile_free(&saved);
 	if (hs < 0)
 		return cli_stop_signal ? cli_interrupted_status() : cli_fail(&err);
+	return 0;
+}
+
+/* Every byte of buf through the connection, before the pump starts;
+ * a stop signal ends the wait for a peer that does not read. */
+static int send_all(struct kc_conn *conn, const unsigned char *buf, size_t len,
+		    struct kc_err *err)
+{
+	while (len > 0 || kc_conn_tx_pending(conn)) {
+		if (cli_stop_signal)
+			return kc_err_set(err, KC_E_IO, "stopped while sending the early data");
+		ssize_t n = len ? kc_conn_write(conn, buf, len, err) : kc_conn_flush(conn, err);
+		if (n == -1)
+			return -1;
+		if (n == KC_CONN_AGAIN) {
+			struct pollfd pf[2] = { { .fd = kc_conn_fd(conn), .events = POLLOUT },
+						{ .fd = cli_stop_fd, .events = POLLIN } };
+			if (poll(pf, cli_stop_fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+				return kc_err_errno(err, KC_E_IO, errno, "poll");
+			continue;
+		}
+		if (len) {
+			buf += n;
+			len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+/* Client: say what became of the early data, and send it again after
+ * the handshake unless the server took it, so that nothing is lost. */
+static int early_data_after(const struct cli_opts *o, struct kc_conn *conn,
+			    const struct early *e, struct kc_err *err)
+{
+	if (!e->data.data)
+		return 0;
+	static const char *const why[] = {
+		[KC_EARLY_NONE] = "the session in the --session-in file is not usable",
+		[KC_EARLY_TOO_BIG] = "it is larger than the ticket allows",
+		[KC_EARLY_NOT_ALLOWED] = "the ticket does not allow early data",
+		[KC_EARLY_REJECTED] = "the server refused it",
+	};
+	if (e->status == KC_EARLY_ACCEPTED) {
+		cli_info("early data accepted: %u bytes sent in 0-RTT", e->data.size);
+		return 0;
+	}
+	cli_info("early data not sent in 0-RTT (%s): sending its %u bytes after the handshake",
+		 why[e->status], e->data.size);
+	return send_all(conn, e->data.data, e->data.size, err);
+}
+
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Server: the client's early data goes first, to standard output (or
+ * back to it under --echo). */
+static int early_data_received(const struct cli_opts *o, gnutls_session_t session,
+			       struct kc_conn *conn, struct kc_err *err)
+{
+	unsigned char buf[4096];
+	size_t n, total = 0;
+	while ((n = kc_tls_early_data(session, buf, sizeof buf)) > 0) {
+		total += n;
+		if (o->echo) {
+			if (send_all(conn, buf, n, err) < 0)
+				return -1;
+		} else if (write_all(STDOUT_FILENO, buf, n) < 0) {
+			return kc_err_errno(err, KC_E_IO, errno, "cannot write to standard output");
+		}
+	}
+	if (o->tls.accept_early_data && total)
+		cli_info("early data accepted: %zu bytes received in 0-RTT", total);
+	else if (o->tls.accept_early_data)
+		cli_info("no early data received");
 	return 0;
 }
 
@@ -167,9 +281,12 @@ static void announce(const struct cli_opts *o, gnutls_session_t session,
 		cli_notice("notice: kernel TLS unavailable (%s); using the user-space record channel",
 			   why);
 	kc_tls_describe(session, desc, sizeof desc);
+	char sni[256] = "";
+	if (o->tls.role == KC_SERVER && kc_tls_server_name(session, sni + 6, sizeof sni - 6))
+		memcpy(sni, ", SNI ", 6);
 	(!o->echo && isatty(STDIN_FILENO) ? cli_notice : cli_info)(
-		"%s %s: %s, %s channel", o->tls.role == KC_CLIENT ? "connected to" : "accepted",
-		peer, desc, kc_conn_channel_name(conn));
+		"%s %s: %s%s, %s channel", o->tls.role == KC_CLIENT ? "connected to" : "accepted",
+		peer, desc, sni, kc_conn_channel_name(conn));
 	cli_describe_limits(conn, desc, sizeof desc);
 	cli_info("record size: %s", desc);
 }
@@ -223,18 +340,21 @@ static int pump(const struct cli_opts *o, gnutls_session_t session, struct kc_co
 
 /* Handshake, handover and pump on a connected socket; the exit status. */
 static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
-		       const char *peer)
+		       const char *peer, const gnutls_datum_t *early_data)
 {
 	struct kc_err err = { 0 };
 	gnutls_session_t session = NULL;
 	struct kc_conn *conn = NULL;
 	char why[512];
 	int resume_status, status;
+	struct early early = { .status = KC_EARLY_NONE };
+	if (early_data)
+		early.data = *early_data;
 
 	int kernel = kc_conn_choose_channel(fd, o->ktls, why, sizeof why, &err);
 	if (kernel < 0)
 		return cli_fail(&err);
-	if ((status = handshake(fd, o, creds, &session, &resume_status)) != 0)
+	if ((status = handshake(fd, o, creds, &session, &resume_status, &early)) != 0)
 		goto out;
 	struct session_ctx sx = { .o = o, .session = session };
 	struct kc_conn_opts co = {
@@ -255,6 +375,11 @@ static int run_session(int fd, const struct cli_opts *o, struct kc_creds *creds,
 	if ((status = cli_hsreport(o, session, peer)) != 0)
 		goto out;
 	report_resumption(o, session, resume_status);
+	if ((o->tls.role == KC_CLIENT ? early_data_after(o, conn, &early, &err)
+				      : early_data_received(o, session, conn, &err)) < 0) {
+		status = cli_stop_signal ? cli_interrupted_status() : cli_fail(&err);
+		goto out;
+	}
 	/* TLS 1.2 has no tickets after the handshake: save right away. */
 	if (o->session_out && gnutls_protocol_get_version(session) == GNUTLS_TLS1_2 &&
 	    cli_save_session(session, o, o->session_out, &err) < 0)
@@ -349,8 +474,13 @@ int cli_connect(const struct cli_opts *o)
 	char peer[KC_ADDRSTR_MAX];
 	int status;
 
-	if ((status = load_creds(o, &creds)) != 0)
+	gnutls_datum_t early = { 0 };
+	if ((status = load_early_data(o, &early)) != 0)
 		return status;
+	if ((status = load_creds(o, &creds)) != 0) {
+		gnutls_free(early.data);
+		return status;
+	}
 	if (o->tls.insecure)
 		cli_notice("warning: --insecure: the server's certificate is NOT verified; "
 			   "anyone on the path can read and change this session");
@@ -362,13 +492,15 @@ int cli_connect(const struct cli_opts *o)
 	int fd = kc_tcp_connect(&o->hp, o->connect_timeout_ms, peer, &err);
 	if (fd < 0) {
 		kc_creds_free(creds);
+		gnutls_free(early.data);
 		return cli_stop_signal ? cli_interrupted_status() : cli_fail(&err);
 	}
 	status = o->starttls ? starttls(fd, o) : 0;
 	if (status == 0)
-		status = run_session(fd, o, creds, peer);
+		status = run_session(fd, o, creds, peer, early.data ? &early : NULL);
 	close(fd);
 	kc_creds_free(creds);
+	gnutls_free(early.data);
 	return status;
 }
 
@@ -404,7 +536,7 @@ int cli_listen(const struct cli_opts *o)
 			break;
 		}
 		cli_info("connection from %s", peer);
-		status = run_session(fd, o, creds, peer);
+		status = run_session(fd, o, creds, peer, NULL);
 		close(fd);
 	} while (o->keep_open && !cli_stop_signal);
 	if (cli_stop_signal)

@@ -411,7 +411,7 @@ int cli_stats_serve(const struct cli_opts *o)
 	tls.role = KC_SERVER;
 	tls.handshake_timeout_ms = HANDSHAKE_TIMEOUT_MS;
 	struct kc_creds *creds = NULL;
-	if (o->tls.certfile && kc_creds_new(&tls, &creds, &err) < 0)
+	if (o->tls.n_certfiles && kc_creds_new(&tls, &creds, &err) < 0)
 		return cli_fail(&err);
 	char bound[KC_ADDRSTR_MAX];
 	int lfd = kc_tcp_listen(&o->serve_hp, bound, &err);

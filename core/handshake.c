@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,7 +23,25 @@
 struct kc_creds {
 	unsigned refs;
 	gnutls_certificate_credentials_t x509;
+	size_t n_certs;                /* chains loaded, in --cert order */
+	/* Server with several pairs: each one's certificate (for its names)
+	 * and, for one with a wildcard DNS name, credentials holding it and
+	 * the pairs of the same names.  GnuTLS's own choice compares names
+	 * exactly; a client whose SNI only a wildcard matches is switched to
+	 * these before that choice (choose_wildcard). */
+	gnutls_x509_crt_t crt[KC_MAX_CERTS];
+	gnutls_certificate_credentials_t wild[KC_MAX_CERTS];
+	bool any_wild;
 	gnutls_datum_t ticket_key;     /* server: shared by all connections */
+	/* server: the ClientHellos whose early data was taken, so that a
+	 * replayed one is refused it (only while these credentials live) */
+	gnutls_anti_replay_t anti_replay;
+	struct seen {
+		unsigned char key[64];
+		unsigned len;
+		time_t expires;
+	} seen[256];
+	size_t next_seen;
 };
 
 static int check_readable(const char *what, const char *path, struct kc_err *err)
@@ -33,22 +52,23 @@ static int check_readable(const char *what, const char *path, struct kc_err *err
 	return 0;
 }
 
-static int load_trust(const struct kc_tls_opts *o, struct kc_creds *c, struct kc_err *err)
+static int load_trust(const struct kc_tls_opts *o, gnutls_certificate_credentials_t x509,
+		      struct kc_err *err)
 {
 	int rc;
 
 	if (o->ca_pem) {
-		rc = gnutls_certificate_set_x509_trust_mem(c->x509, o->ca_pem, GNUTLS_X509_FMT_PEM);
+		rc = gnutls_certificate_set_x509_trust_mem(x509, o->ca_pem, GNUTLS_X509_FMT_PEM);
 	} else if (o->cafile) {
 		if (check_readable("CA file", o->cafile, err) < 0)
 			return -1;
-		rc = gnutls_certificate_set_x509_trust_file(c->x509, o->cafile,
+		rc = gnutls_certificate_set_x509_trust_file(x509, o->cafile,
 							    GNUTLS_X509_FMT_PEM);
 		if (rc == 0)
 			return kc_err_set(err, KC_E_CREDENTIALS,
 					  "CA file '%s' holds no PEM certificate", o->cafile);
 	} else if (o->role == KC_CLIENT && !o->insecure) {
-		rc = gnutls_certificate_set_x509_system_trust(c->x509);
+		rc = gnutls_certificate_set_x509_system_trust(x509);
 		if (rc == 0)
 			return kc_err_set(err, KC_E_CREDENTIALS,
 					  "the system trust store is empty: install "
@@ -63,40 +83,165 @@ static int load_trust(const struct kc_tls_opts *o, struct kc_creds *c, struct kc
 	return 0;
 }
 
-static int load_key_pair(const struct kc_tls_opts *o, struct kc_creds *c, struct kc_err *err)
+static int pair_error(int rc, const char *certname, const char *keyname, struct kc_err *err)
 {
-	int rc;
-
-	if (o->cert_pem && o->key_pem) {
-		rc = gnutls_certificate_set_x509_key_mem(c->x509, o->cert_pem, o->key_pem,
-							 GNUTLS_X509_FMT_PEM);
-	} else if (o->certfile || o->keyfile) {
-		if (!o->certfile || !o->keyfile)
-			return kc_err_set(err, KC_E_USAGE, "--cert and --key go together");
-		if (check_readable("certificate file", o->certfile, err) < 0 ||
-		    check_readable("key file", o->keyfile, err) < 0)
-			return -1;
-		rc = gnutls_certificate_set_x509_key_file(c->x509, o->certfile, o->keyfile,
-							  GNUTLS_X509_FMT_PEM);
-	} else {
-		return 0;
-	}
 	if (rc == GNUTLS_E_CERTIFICATE_KEY_MISMATCH)
 		return kc_err_set(err, KC_E_CREDENTIALS,
 				  "the key in '%s' does not belong to the certificate in '%s'",
-				  o->keyfile ? o->keyfile : "(memory)",
-				  o->certfile ? o->certfile : "(memory)");
+				  keyname, certname);
+	return kc_err_set(err, KC_E_CREDENTIALS,
+			  "cannot load certificate '%s' with key '%s': %s (both must be PEM)",
+			  certname, keyname, gnutls_strerror(rc));
+}
+
+static int load_one_pair(const char *certfile, const char *keyfile, struct kc_creds *c,
+			 struct kc_err *err)
+{
+	if (check_readable("certificate file", certfile, err) < 0 ||
+	    check_readable("key file", keyfile, err) < 0)
+		return -1;
+	int rc = gnutls_certificate_set_x509_key_file(c->x509, certfile, keyfile,
+						      GNUTLS_X509_FMT_PEM);
+	return rc < 0 ? pair_error(rc, certfile, keyfile, err) : 0;
+}
+
+/* Every pair goes into the one credentials structure: GnuTLS then picks,
+ * for each client, the chain whose names match its SNI and whose key its
+ * signature algorithms allow, and the first one when no name matches. */
+static int load_key_pairs(const struct kc_tls_opts *o, struct kc_creds *c, struct kc_err *err)
+{
+	if (o->cert_pem && o->key_pem) {
+		int rc = gnutls_certificate_set_x509_key_mem(c->x509, o->cert_pem, o->key_pem,
+							     GNUTLS_X509_FMT_PEM);
+		if (rc < 0)
+			return pair_error(rc, "(memory)", "(memory)", err);
+		c->n_certs = 1;
+		return 0;
+	}
+	if (o->n_certfiles != o->n_keyfiles)
+		return kc_err_set(err, KC_E_USAGE, "--cert and --key go together: give one --key "
+				  "for each --cert, in the same order");
+	for (size_t i = 0; i < o->n_certfiles; i++) {
+		if (load_one_pair(o->certfile[i], o->keyfile[i], c, err) < 0)
+			return -1;
+		c->n_certs++;
+	}
+	return 0;
+}
+
+/* The DNS names of crt's subjectAltName, up to max; how many. */
+#define MAX_NAMES 32
+static size_t dns_names(gnutls_x509_crt_t crt, char names[][256], size_t max)
+{
+	size_t n = 0;
+	for (unsigned seq = 0; n < max; seq++) {
+		size_t len = 256;
+		unsigned critical;
+		int type = gnutls_x509_crt_get_subject_alt_name(crt, seq, names[n], &len, &critical);
+		if (type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+			break;
+		if (type == GNUTLS_SAN_DNSNAME && len < 256)
+			n++;
+	}
+	return n;
+}
+
+static bool same_names(char a[][256], size_t na, char b[][256], size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++) {
+		bool found = false;
+		for (size_t j = 0; j < nb && !found; j++)
+			found = strcasecmp(a[i], b[j]) == 0;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* Each pair's certificate, and the credentials for wildcard names (see
+ * struct kc_creds). */
+static int load_wildcards(const struct kc_tls_opts *o, struct kc_creds *c, struct kc_err *err)
+{
+	char (*names)[MAX_NAMES][256] = calloc(KC_MAX_CERTS, sizeof *names);
+	size_t n_names[KC_MAX_CERTS];
+	int rc = 0;
+
+	if (!names)
+		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
+
+	for (size_t i = 0; i < c->n_certs && rc >= 0; i++) {
+		gnutls_datum_t der;
+		if ((rc = gnutls_certificate_get_crt_raw(c->x509, (unsigned)i, 0, &der)) < 0 ||
+		    (rc = gnutls_x509_crt_init(&c->crt[i])) < 0 ||
+		    (rc = gnutls_x509_crt_import(c->crt[i], &der, GNUTLS_X509_FMT_DER)) < 0)
+			rc = kc_err_set(err, KC_E_CREDENTIALS, "cannot read the certificate in '%s': %s",
+					o->certfile[i], gnutls_strerror(rc));
+		else
+			n_names[i] = dns_names(c->crt[i], names[i], MAX_NAMES);
+	}
+	for (size_t i = 0; i < c->n_certs && rc >= 0; i++) {
+		bool wildcard = false;
+		for (size_t k = 0; k < n_names[i]; k++)
+			wildcard |= strncmp(names[i][k], "*.", 2) == 0;
+		if (!wildcard)
+			continue;
+		if ((rc = gnutls_certificate_allocate_credentials(&c->wild[i])) < 0) {
+			rc = kc_err_set(err, KC_E_INTERNAL, "GnuTLS: %s", gnutls_strerror(rc));
+			break;
+		}
+		rc = load_trust(o, c->wild[i], err);
+		for (size_t j = 0; j < c->n_certs && rc >= 0; j++) {
+			if (!same_names(names[i], n_names[i], names[j], n_names[j]))
+				continue;
+			rc = gnutls_certificate_set_x509_key_file(c->wild[i], o->certfile[j],
+								  o->keyfile[j], GNUTLS_X509_FMT_PEM);
+			if (rc < 0)
+				rc = pair_error(rc, o->certfile[j], o->keyfile[j], err);
+		}
+		c->any_wild = true;
+	}
+	free(names);
+	return rc < 0 ? -1 : 0;
+}
+
+/* GnuTLS's anti-replay asks whether it saw this ClientHello before, for
+ * as long as the ticket's age window: a ring of the last ones seen (a
+ * replay older than the ring's memory still gets its early data: the
+ * man page says so). */
+static int anti_replay_add(void *ptr, time_t expires, const gnutls_datum_t *key,
+			   const gnutls_datum_t *data)
+{
+	struct kc_creds *c = ptr;
+	time_t now = time(NULL);
+	unsigned len = key->size < sizeof c->seen[0].key ? key->size
+							: (unsigned)sizeof c->seen[0].key;
+	for (size_t i = 0; i < sizeof c->seen / sizeof c->seen[0]; i++)
+		if (c->seen[i].len == len && c->seen[i].expires >= now &&
+		    memcmp(c->seen[i].key, key->data, len) == 0)
+			return GNUTLS_E_DB_ENTRY_EXISTS;
+	struct seen *e = &c->seen[c->next_seen++ % (sizeof c->seen / sizeof c->seen[0])];
+	memcpy(e->key, key->data, len);
+	e->len = len;
+	e->expires = expires;
+	return 0;
+}
+
+static int anti_replay_init(struct kc_creds *c, struct kc_err *err)
+{
+	int rc = gnutls_anti_replay_init(&c->anti_replay);
 	if (rc < 0)
-		return kc_err_set(err, KC_E_CREDENTIALS,
-				  "cannot load certificate '%s' with key '%s': %s (both must be PEM)",
-				  o->certfile ? o->certfile : "(memory)",
-				  o->keyfile ? o->keyfile : "(memory)", gnutls_strerror(rc));
+		return kc_err_set(err, KC_E_INTERNAL, "GnuTLS anti-replay: %s", gnutls_strerror(rc));
+	gnutls_anti_replay_set_add_function(c->anti_replay, anti_replay_add);
+	gnutls_anti_replay_set_ptr(c->anti_replay, c);
 	return 0;
 }
 
 /* Whether the DER OCSP response in file is about the certificate c
  * presents: 1 yes, 0 no, -1 with *err when it cannot be read. */
-static int ocsp_matches(const char *file, const struct kc_creds *c, struct kc_err *err)
+static int ocsp_matches(const char *file, const struct kc_creds *c, unsigned idx,
+			struct kc_err *err)
 {
 	gnutls_datum_t raw = { 0 }, der;
 	gnutls_ocsp_resp_t resp = NULL;
@@ -110,7 +255,7 @@ static int ocsp_matches(const char *file, const struct kc_creds *c, struct kc_er
 		kc_err_set(err, KC_E_CREDENTIALS, "cannot load the OCSP response '%s': %s (it must "
 			   "be DER, as 'openssl ocsp -respout' writes it)", file, gnutls_strerror(rc));
 		rc = -1;
-	} else if ((rc = gnutls_certificate_get_crt_raw(c->x509, 0, 0, &der)) < 0 ||
+	} else if ((rc = gnutls_certificate_get_crt_raw(c->x509, idx, 0, &der)) < 0 ||
 		   (rc = gnutls_x509_crt_init(&crt)) < 0 ||
 		   (rc = gnutls_x509_crt_import(crt, &der, GNUTLS_X509_FMT_DER)) < 0) {
 		kc_err_set(err, KC_E_CREDENTIALS, "cannot read our certificate: %s",
@@ -137,15 +282,19 @@ static int load_ocsp_response(const struct kc_tls_opts *o, struct kc_creds *c,
 		return 0;
 	if (check_readable("OCSP response file", o->ocsp_response, err) < 0)
 		return -1;
-	int rc = ocsp_matches(o->ocsp_response, c, err);
-	if (rc < 0)
-		return -1;
+	/* Stapled for the pair it is about (with several --cert). */
+	int rc = 0;
+	unsigned idx = 0;
+	for (; idx < c->n_certs && rc == 0; idx += rc == 0)
+		if ((rc = ocsp_matches(o->ocsp_response, c, idx, err)) < 0)
+			return -1;
 	if (rc == 0)
 		return kc_err_set(err, KC_E_CREDENTIALS,
-				  "the OCSP response in '%s' is not about the certificate in '%s'",
-				  o->ocsp_response, o->certfile ? o->certfile : "(memory)");
+				  "the OCSP response in '%s' is not about the certificate in '%s'%s",
+				  o->ocsp_response, o->n_certfiles ? o->certfile[0] : "(memory)",
+				  o->n_certfiles > 1 ? " or any other --cert" : "");
 	gnutls_certificate_set_flags(c->x509, GNUTLS_CERTIFICATE_SKIP_OCSP_RESPONSE_CHECK);
-	rc = gnutls_certificate_set_ocsp_status_request_file(c->x509, o->ocsp_response, 0);
+	rc = gnutls_certificate_set_ocsp_status_request_file(c->x509, o->ocsp_response, idx);
 	if (rc < 0)
 		return kc_err_set(err, KC_E_CREDENTIALS, "cannot load the OCSP response '%s': %s",
 				  o->ocsp_response, gnutls_strerror(rc));
@@ -165,7 +314,7 @@ int kc_creds_new(const struct kc_tls_opts *o, struct kc_creds **out, struct kc_e
 		free(c);
 		return kc_err_set(err, KC_E_INTERNAL, "GnuTLS: %s", gnutls_strerror(rc));
 	}
-	if (o->role == KC_SERVER && !o->cert_pem && (!o->certfile || !o->keyfile)) {
+	if (o->role == KC_SERVER && !o->cert_pem && (!o->n_certfiles || !o->n_keyfiles)) {
 		kc_creds_free(c);
 		return kc_err_set(err, KC_E_USAGE, "listen needs --cert FILE and --key FILE");
 	}
@@ -175,8 +324,10 @@ int kc_creds_new(const struct kc_tls_opts *o, struct kc_creds **out, struct kc_e
 				  "--verify-client needs --cafile FILE with the CA that signs "
 				  "client certificates");
 	}
-	if (load_trust(o, c, err) < 0 || load_key_pair(o, c, err) < 0 ||
+	if (load_trust(o, c->x509, err) < 0 || load_key_pairs(o, c, err) < 0 ||
 	    load_ocsp_response(o, c, err) < 0)
+		goto fail;
+	if (o->role == KC_SERVER && c->n_certs > 1 && !o->cert_pem && load_wildcards(o, c, err) < 0)
 		goto fail;
 	if (o->role == KC_SERVER) {
 		rc = gnutls_session_ticket_key_generate(&c->ticket_key);
@@ -185,6 +336,8 @@ int kc_creds_new(const struct kc_tls_opts *o, struct kc_creds **out, struct kc_e
 				   gnutls_strerror(rc));
 			goto fail;
 		}
+		if (o->accept_early_data && anti_replay_init(c, err) < 0)
+			goto fail;
 	}
 	*out = c;
 	return 0;
@@ -206,6 +359,14 @@ void kc_creds_free(struct kc_creds *c)
 		return;
 	if (c->x509)
 		gnutls_certificate_free_credentials(c->x509);
+	if (c->anti_replay)
+		gnutls_anti_replay_deinit(c->anti_replay);
+	for (size_t i = 0; i < KC_MAX_CERTS; i++) {
+		if (c->crt[i])
+			gnutls_x509_crt_deinit(c->crt[i]);
+		if (c->wild[i])
+			gnutls_certificate_free_credentials(c->wild[i]);
+	}
 	if (c->ticket_key.data) {
 		gnutls_memset(c->ticket_key.data, 0, c->ticket_key.size);
 		gnutls_free(c->ticket_key.data);
@@ -213,11 +374,16 @@ void kc_creds_free(struct kc_creds *c)
 	free(c);
 }
 
-int kc_creds_cert_info(const struct kc_creds *c, char *subject, size_t len,
+size_t kc_creds_count(const struct kc_creds *c)
+{
+	return c->n_certs;
+}
+
+int kc_creds_cert_info(const struct kc_creds *c, size_t i, char *subject, size_t len,
 		       char sha256[KC_SHA256_HEX], struct kc_err *err)
 {
 	gnutls_datum_t der;
-	int rc = gnutls_certificate_get_crt_raw(c->x509, 0, 0, &der);
+	int rc = gnutls_certificate_get_crt_raw(c->x509, (unsigned)i, 0, &der);
 	if (rc < 0)
 		return kc_err_set(err, KC_E_CREDENTIALS, "no certificate: %s", gnutls_strerror(rc));
 	unsigned char md[32];
@@ -226,8 +392,8 @@ int kc_creds_cert_info(const struct kc_creds *c, char *subject, size_t len,
 	if (rc < 0 || mdlen != sizeof md)
 		return kc_err_set(err, KC_E_INTERNAL, "cannot hash the certificate: %s",
 				  gnutls_strerror(rc));
-	for (size_t i = 0; i < sizeof md; i++)
-		snprintf(sha256 + 2 * i, 3, "%02x", md[i]);
+	for (size_t j = 0; j < sizeof md; j++)
+		snprintf(sha256 + 2 * j, 3, "%02x", md[j]);
 	gnutls_x509_crt_t crt;
 	gnutls_datum_t dn = { 0 };
 	if ((rc = gnutls_x509_crt_init(&crt)) < 0)
@@ -301,6 +467,65 @@ int kc_tls_recv_size(const struct kc_tls_opts *o, size_t *size, struct kc_err *e
 	return 0;
 }
 
+/* The credentials the session's handshake started with (below). */
+static struct kc_creds *hs_creds(gnutls_session_t s);
+
+/* After the ClientHello, before GnuTLS picks a certificate: when the
+ * client's SNI matches no pair's names exactly but a pair's wildcard
+ * name (as certificate verification matches them), the session takes
+ * that pair's credentials, where GnuTLS then picks by signature
+ * algorithms among the pairs of the same names. */
+static int choose_wildcard(gnutls_session_t s)
+{
+	struct kc_creds *c = hs_creds(s);
+	char name[256];
+	if (!c || !kc_tls_server_name(s, name, sizeof name))
+		return 0;
+	for (size_t i = 0; i < c->n_certs; i++)
+		if (gnutls_x509_crt_check_hostname2(c->crt[i], name,
+						    GNUTLS_VERIFY_DO_NOT_ALLOW_WILDCARDS))
+			return 0;
+	for (size_t i = 0; i < c->n_certs; i++)
+		if (c->wild[i] && gnutls_x509_crt_check_hostname2(c->crt[i], name, 0))
+			return gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, c->wild[i]);
+	return 0;
+}
+
+/* --alpn-strict: the client offered none of our protocols (or none at
+ * all).  Called before the ServerHello, once the ClientHello's ALPN
+ * extension has been read. */
+static int require_alpn(gnutls_session_t s, unsigned htype, unsigned when, unsigned incoming,
+			const gnutls_datum_t *msg)
+{
+	gnutls_datum_t p;
+	if (gnutls_alpn_get_selected_protocol(s, &p) < 0)
+		return GNUTLS_E_NO_APPLICATION_PROTOCOL;
+	return 0;
+}
+
+/* The client's 0-RTT data, queued to go out with the ClientHello when
+ * the saved session's ticket allows that much (else it waits for the
+ * handshake: *early_status says which). */
+static int send_early_data(gnutls_session_t s, const struct kc_tls_opts *o, struct kc_err *err)
+{
+	size_t max = gnutls_record_get_max_early_data_size(s);
+	if (max == 0) {   /* a TLS 1.2 session, or a ticket without early_data */
+		*o->early_status = KC_EARLY_NOT_ALLOWED;
+		return 0;
+	}
+	if (o->early_data->size > max) {
+		*o->early_status = KC_EARLY_TOO_BIG;
+		return 0;
+	}
+	ssize_t rc = gnutls_record_send_early_data(s, o->early_data->data, o->early_data->size);
+	if (rc < 0)
+		return kc_err_set(err, KC_E_INTERNAL, "GnuTLS early data: %s",
+				  gnutls_strerror((int)rc));
+	/* rejected until the handshake says otherwise */
+	*o->early_status = KC_EARLY_REJECTED;
+	return 0;
+}
+
 static int setup_session(gnutls_session_t s, int fd, const struct kc_tls_opts *o,
 			 struct kc_creds *c, struct kc_err *err)
 {
@@ -350,15 +575,35 @@ static int setup_session(gnutls_session_t s, int fd, const struct kc_tls_opts *o
 			protos[i].data = (unsigned char *)o->alpn[i];
 			protos[i].size = (unsigned)strlen(o->alpn[i]);
 		}
-		rc = gnutls_alpn_set_protocols(s, protos, (unsigned)o->n_alpn, 0);
+		/* A server takes the first of ours the client offers. */
+		rc = gnutls_alpn_set_protocols(s, protos, (unsigned)o->n_alpn,
+					       o->role == KC_SERVER ? GNUTLS_ALPN_SERVER_PRECEDENCE
+								    : 0);
 		if (rc < 0)
 			return kc_err_set(err, KC_E_USAGE, "invalid ALPN protocol: %s",
 					  gnutls_strerror(rc));
 	}
+	if (o->role == KC_SERVER && c->any_wild)
+		gnutls_handshake_set_post_client_hello_function(s, choose_wildcard);
+	if (o->role == KC_SERVER && o->n_alpn && o->alpn_strict)
+		gnutls_handshake_set_hook_function(s, GNUTLS_HANDSHAKE_SERVER_HELLO,
+						   GNUTLS_HOOK_PRE, require_alpn);
+	if (o->role == KC_SERVER && o->accept_early_data) {
+		rc = gnutls_record_set_max_early_data_size(s, KC_EARLY_MAX);
+		if (rc < 0)
+			return kc_err_set(err, KC_E_INTERNAL, "GnuTLS early data: %s",
+					  gnutls_strerror(rc));
+		if (c->anti_replay)
+			gnutls_anti_replay_enable(s, c->anti_replay);
+	}
+	if (o->early_status)
+		*o->early_status = KC_EARLY_NONE;
 	if (o->role == KC_CLIENT && o->resume_data) {
 		rc = gnutls_session_set_data(s, o->resume_data->data, o->resume_data->size);
 		if (o->resume_status)
 			*o->resume_status = rc;
+		if (rc == 0 && o->early_data && o->early_status && send_early_data(s, o, err) < 0)
+			return -1;
 	}
 	gnutls_transport_set_int(s, fd);
 	gnutls_handshake_set_timeout(s, o->handshake_timeout_ms ? o->handshake_timeout_ms
@@ -510,6 +755,10 @@ static int handshake_error(gnutls_session_t s, const struct kc_tls_opts *o, int 
 				  "TLS handshake failed: the peer sent alert '%s'",
 				  gnutls_alert_get_name(a));
 	}
+	if (rc == GNUTLS_E_NO_APPLICATION_PROTOCOL)
+		return kc_err_set(err, KC_E_HANDSHAKE,
+				  "TLS handshake refused: the client offered none of the --alpn "
+				  "protocols (--alpn-strict); sent alert no_application_protocol");
 	if (rc == GNUTLS_E_UNEXPECTED_PACKET_LENGTH || rc == GNUTLS_E_UNSUPPORTED_VERSION_PACKET ||
 	    rc == GNUTLS_E_UNEXPECTED_PACKET)
 		return kc_err_set(err, KC_E_HANDSHAKE,
@@ -547,6 +796,7 @@ static const char *const handshake_only[] = {
 
 struct hs_secrets {
 	gnutls_keylog_func chain;      /* GnuTLS's own: SSLKEYLOGFILE */
+	struct kc_creds *creds;        /* for choose_wildcard */
 	unsigned n;
 	struct {
 		unsigned char *p;
@@ -554,6 +804,12 @@ struct hs_secrets {
 		unsigned char digest[32];  /* SHA-256 of what *p held */
 	} s[HS_SECRETS_MAX];
 };
+
+static struct kc_creds *hs_creds(gnutls_session_t s)
+{
+	struct hs_secrets *hs = gnutls_session_get_ptr(s);
+	return hs ? hs->creds : NULL;
+}
 
 static int note_secret(gnutls_session_t s, const char *label, const gnutls_datum_t *secret)
 {
@@ -599,8 +855,12 @@ static int hs_begin(int fd, const struct kc_tls_opts *o, struct kc_creds *c, uns
 		    struct hs_secrets *hs, gnutls_session_t *out, struct kc_err *err)
 {
 	gnutls_session_t s;
-	/* Servers send no tickets until asked; clients must not use early
-	 * data or false start before a handover. */
+	/* No false start before a handover: the handshake must be over.
+	 * 0-RTT data (when asked for) is all sent, or all received, within
+	 * the handshake, under its own keys. */
+	if ((o->role == KC_CLIENT && o->early_data && o->resume_data) ||
+	    (o->role == KC_SERVER && o->accept_early_data))
+		flags |= GNUTLS_ENABLE_EARLY_DATA;
 	int rc = gnutls_init(&s, (o->role == KC_CLIENT ? GNUTLS_CLIENT : GNUTLS_SERVER) | flags);
 	if (rc < 0)
 		return kc_err_set(err, KC_E_INTERNAL, "GnuTLS: %s", gnutls_strerror(rc));
@@ -609,6 +869,7 @@ static int hs_begin(int fd, const struct kc_tls_opts *o, struct kc_creds *c, uns
 		return -1;
 	}
 	memset(hs, 0, sizeof *hs);
+	hs->creds = c;
 	hs->chain = gnutls_session_get_keylog_function(s);
 	gnutls_session_set_ptr(s, hs);
 	gnutls_session_set_keylog_function(s, note_secret);
@@ -657,12 +918,18 @@ static int hs_end(gnutls_session_t s, int fd, const struct kc_tls_opts *o, int r
 	gnutls_session_set_ptr(s, NULL);
 	set_transport(s, (void *)(intptr_t)fd, false);
 	if (rc < 0) {
+		/* GnuTLS leaves the alert to us; the one a client must see. */
+		if (rc == GNUTLS_E_NO_APPLICATION_PROTOCOL)
+			gnutls_alert_send(s, GNUTLS_AL_FATAL, GNUTLS_A_NO_APPLICATION_PROTOCOL);
 		gnutls_memset(hs, 0, sizeof *hs);
 		kc_burn_stack(KC_BURN_HANDSHAKE);
 		handshake_error(s, o, rc, err);
 		gnutls_deinit(s);
 		return -1;
 	}
+	if (o->early_status && *o->early_status == KC_EARLY_REJECTED &&
+	    (gnutls_session_get_flags(s) & GNUTLS_SFLAGS_EARLY_DATA))
+		*o->early_status = KC_EARLY_ACCEPTED;
 	wipe_handshake_secrets(hs);
 	kc_burn_stack(KC_BURN_HANDSHAKE);   /* the key exchange's dead frames */
 	gnutls_alert_description_t alert;
@@ -880,4 +1147,10 @@ bool kc_tls_peer_subject(gnutls_session_t s, char *buf, size_t len)
 	gnutls_free(dn.data);
 	gnutls_x509_crt_deinit(crt);
 	return ok;
+}
+
+size_t kc_tls_early_data(gnutls_session_t s, void *buf, size_t len)
+{
+	ssize_t n = gnutls_record_recv_early_data(s, buf, len);
+	return n > 0 ? (size_t)n : 0;
 }

@@ -20,6 +20,7 @@ enum kc_role { KC_CLIENT, KC_SERVER };
 #define KC_VERS_12 1u
 #define KC_VERS_13 2u
 #define KC_MAX_ALPN 8
+#define KC_MAX_CERTS 8
 
 struct kc_tls_opts {
 	enum kc_role role;
@@ -31,11 +32,30 @@ struct kc_tls_opts {
 	bool insecure;                 /* client: no certificate verification */
 	bool verify_client;            /* server: require a client certificate */
 	const char *cafile;            /* NULL: system trust (client) */
-	const char *certfile, *keyfile;
+	/* Certificate chains and their keys, paired in order.  A client has
+	 * at most one pair; a server with several picks, for each client, the
+	 * one whose SAN DNS names match its SNI and whose key suits its
+	 * signature algorithms (GnuTLS's own selection), the first by default. */
+	const char *certfile[KC_MAX_CERTS], *keyfile[KC_MAX_CERTS];
+	size_t n_certfiles, n_keyfiles;
 	/* In-memory PEM alternatives (selftest's ephemeral certificate). */
 	const gnutls_datum_t *ca_pem, *cert_pem, *key_pem;
+	/* ALPN protocols: a client offers them in this order; a server takes
+	 * the first of them the client offers (ours is the order that
+	 * counts), and with alpn_strict refuses a client that offers none of
+	 * them (alert no_application_protocol). */
 	const char *alpn[KC_MAX_ALPN];
 	size_t n_alpn;
+	bool alpn_strict;
+	/* TLS 1.3 0-RTT.  Client: early_data (with resume_data) is sent as
+	 * early data when the ticket allows that much, before the handshake;
+	 * *early_status gets KC_EARLY_* (KC_EARLY_ACCEPTED: the server took
+	 * it; else it must be sent again after the handshake).  Server:
+	 * accept_early_data takes up to KC_EARLY_MAX bytes of it, read with
+	 * kc_tls_early_data once the handshake is done. */
+	const gnutls_datum_t *early_data;
+	int *early_status;
+	bool accept_early_data;
 	const char *priority;          /* replaces the built-in priority string */
 	unsigned versions;             /* KC_VERS_* mask, 0 = both */
 	gnutls_cipher_algorithm_t ciphers[KC_NCIPHERS];
@@ -62,6 +82,11 @@ struct kc_tls_opts {
 	const char *ocsp_response;
 };
 
+enum { KC_EARLY_NONE, KC_EARLY_TOO_BIG, KC_EARLY_NOT_ALLOWED, KC_EARLY_REJECTED,
+       KC_EARLY_ACCEPTED };
+/* What a server announces in its tickets and accepts as early data. */
+#define KC_EARLY_MAX 16384u
+
 /* Credentials outlive one connection (a listening server reuses them, and
  * its session-ticket key, for every accepted connection).  They are
  * reference-counted: a GnuTLS session points into them until it is
@@ -77,12 +102,15 @@ int kc_creds_new(const struct kc_tls_opts *opts, struct kc_creds **out,
 struct kc_creds *kc_creds_ref(struct kc_creds *creds);
 void kc_creds_free(struct kc_creds *creds);
 
-/* The certificate creds present (the first of its chain): its subject DN
- * (RFC 4514; control characters replaced by '?') in subject, and the
- * SHA-256 of its DER encoding as lowercase hex in sha256.  -1 with *err
- * when there is none. */
+/* How many certificate chains creds hold (--cert pairs, in order). */
+size_t kc_creds_count(const struct kc_creds *creds);
+
+/* The i-th certificate creds present (the first of its chain): its
+ * subject DN (RFC 4514; control characters replaced by '?') in subject,
+ * and the SHA-256 of its DER encoding as lowercase hex in sha256.  -1
+ * with *err when there is none. */
 #define KC_SHA256_HEX 65
-int kc_creds_cert_info(const struct kc_creds *creds, char *subject, size_t len,
+int kc_creds_cert_info(const struct kc_creds *creds, size_t i, char *subject, size_t len,
 		       char sha256[KC_SHA256_HEX], struct kc_err *err);
 
 /* The priority string built from opts (exposed for tests and -v).
@@ -142,5 +170,10 @@ void kc_tls_describe(gnutls_session_t session, char *buf, size_t len);
 bool kc_tls_server_name(gnutls_session_t session, char *buf, size_t len);
 bool kc_tls_alpn(gnutls_session_t session, char *buf, size_t len);
 bool kc_tls_peer_subject(gnutls_session_t session, char *buf, size_t len);
+
+/* Server: the early data the client sent (0-RTT) and the handshake
+ * accepted, moved into buf (at most len bytes; what does not fit is
+ * left for the next call).  The bytes, 0 when there is no more. */
+size_t kc_tls_early_data(gnutls_session_t session, void *buf, size_t len);
 
 #endif

@@ -297,6 +297,11 @@ static void fill_report(struct session *s)
 		 gnutls_protocol_get_name(gnutls_protocol_get_version(s->tls)));
 	snprintf(s->rep.cipher, sizeof s->rep.cipher, "%s", kc_cipher_name(kc_conn_cipher(s->conn)));
 	s->rep.resumed = gnutls_session_is_resumed(s->tls) != 0;
+	if (s->srv->o->tls.role == KC_SERVER &&
+	    !kc_tls_server_name(s->tls, s->rep.sni, sizeof s->rep.sni))
+		s->rep.sni[0] = '\0';
+	if (!kc_tls_alpn(s->tls, s->rep.alpn, sizeof s->rep.alpn))
+		s->rep.alpn[0] = '\0';
 	s->rep.channel = kc_conn_channel_name(s->conn);
 	s->rep.rx = kc_conn_stats(s->conn, KC_RX)->bytes;
 	s->rep.tx = kc_conn_stats(s->conn, KC_TX)->bytes;
@@ -578,6 +583,12 @@ static int established(struct session *s, struct kc_err *err)
 	s->b2c.p = o->mode != KC_SERVE_ECHO ? malloc(SESSION_BUF) : NULL;
 	if (!s->c2b.p || (o->mode != KC_SERVE_ECHO && !s->b2c.p))
 		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
+	/* The client's early data (0-RTT) goes first, as if read first: the
+	 * buffer holds all GnuTLS accepts (KC_EARLY_MAX). */
+	if (o->tls.accept_early_data) {
+		s->c2b.len = kc_tls_early_data(s->tls, s->c2b.p, SESSION_BUF);
+		s->rep.early = s->c2b.len;
+	}
 	/* Without pipes (out of descriptors) the session copies instead. */
 	const struct kc_channel_caps *can = kc_conn_channel_caps(s->conn);
 	if (o->mode != KC_SERVE_ECHO && !o->copy && can->recv_pipe && can->send_pipe) {

@@ -121,6 +121,9 @@ struct kc_session_report {
 	char version[16];                 /* "TLS1.3"; "" before the handshake */
 	char cipher[32];                  /* "AES-256-GCM"; "" before the handshake */
 	bool resumed;                     /* the handshake resumed a session */
+	char sni[256];                    /* the server name the client sent; "" none */
+	char alpn[256];                   /* the ALPN protocol negotiated; "" none */
+	size_t early;                     /* bytes of early data (0-RTT) taken */
 	const char *channel;              /* "kernel", "user-space"; NULL before */
 	const char *path;                 /* "splice", "copy" (kc_data_path_name); NULL before */
 	uint64_t rx, tx;                  /* application bytes from / to the TLS peer */

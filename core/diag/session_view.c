@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/diag/session_view.h"
+#include "core/handshake.h"
 #include "core/keys.h"
 #include "core/limits.h"
 
@@ -59,6 +60,11 @@ int kc_session_view(struct kc_view *o, struct kc_conn *conn,
 	kc_view_string(o, "suite", NULL, "%s", or_unknown(gnutls_ciphersuite_get(info->session)));
 #endif
 	kc_view_bool(o, "resumed", NULL, gnutls_session_is_resumed(info->session));
+	char name[256];
+	if (strcmp(info->role, "server") == 0 && kc_tls_server_name(info->session, name, sizeof name))
+		kc_view_string(o, "sni", NULL, "%s", name);
+	if (kc_tls_alpn(info->session, name, sizeof name))
+		kc_view_string(o, "alpn", NULL, "%s", name);
 	direction(o, conn, KC_TX);
 	direction(o, conn, KC_RX);
 	uint64_t point = kc_conn_rekey_point(conn);
@@ -107,6 +113,7 @@ static const struct label session_labels[] = {
 	{ "pid", "pid" }, { "session", "serving session" }, { "role", "role" }, { "peer", "peer" },
 	{ "channel", "record channel" }, { "version", "version" }, { "cipher", "cipher" },
 	{ "suite", "cipher suite" }, { "resumed", "resumed" },
+	{ "sni", "server name (SNI)" }, { "alpn", "ALPN protocol" },
 	{ "tx", "send" }, { "rx", "receive" },
 	{ "records_key", "records under the current key" }, { "records", "records in all" },
 	{ "bytes", "bytes" }, { "key_updates", "key updates" },

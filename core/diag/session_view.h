@@ -11,7 +11,8 @@
  * Session (keys of man/ktlsctl.1, JSON OUTPUT):
  *   pid, session (a serving process's session id, when it has one), role,
  *   peer, channel, version, cipher, suite (when GnuTLS has
- *   gnutls_ciphersuite_get), resumed,
+ *   gnutls_ciphersuite_get), resumed, sni (a server's, when the client
+ *   sent one), alpn (when negotiated),
  *   tx, rx: {records_key, records, bytes, key_updates, limit,
  *            limit_used (percent, 4 decimals), record_size,
  *            tx: record_size_by; rx: record_size_exact, no_pad},

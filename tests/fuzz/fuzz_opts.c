@@ -118,7 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					die("success without a port");
 				if (o.cmd == CLI_CMD_CONNECT && !o.hp.host[0])
 					die("connect without a host");
-				if (o.cmd == CLI_CMD_LISTEN && (!o.tls.certfile || !o.tls.keyfile))
+				if (o.cmd == CLI_CMD_LISTEN && (!o.tls.n_certfiles || !o.tls.n_keyfiles))
 					die("listen without --cert and --key");
 				if (o.tls.verify_client && !o.tls.cafile)
 					die("--verify-client without --cafile");

@@ -795,7 +795,7 @@ def _serve_tls_silent_scraper():
         # may still be behind the socket: wait for the line.
         if not serve.wait_err(re.escape(slow), scaled(5)):
             raise Fail("no line %r before our close_notify\n%s" % (slow, serve.describe()))
-        want = (r'ktlsctl: session 1 peer=%s version=TLS1\.3 cipher=\S+ channel=\S+ path=\S+ '
+        want = (r'ktlsctl: session 1 peer=%s version=TLS1\.3 cipher=\S+ sni=localhost channel=\S+ path=\S+ '
                 r'rx=0 tx=0 duration=1[5-9]\.\d{3}s end=truncated reason="the client did not '
                 r'answer our close_notify within 5000 ms"\n' % re.escape(peer))
         if not serve.wait_err(want, 20):

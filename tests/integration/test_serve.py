@@ -436,10 +436,11 @@ def _log_json():
     dport = dead.getsockname()[1]     # bound, not listening: refused
     for args, want in (
             (["--forward", "127.0.0.1:%d" % dport],
-             {"backend": "127.0.0.1:%d" % dport, "rx": 0, "tx": 0, "end": "backend-failed",
+             {"backend": "127.0.0.1:%d" % dport, "sni": "localhost", "rx": 0, "tx": 0,
+              "end": "backend-failed",
               "reason": "cannot connect to backend 127.0.0.1:%d: Connection refused" % dport}),
             (["--exec", "head -c 5; exit 3"],
-             {"rx": 11, "tx": 5, "exit": 3, "end": "closed"})):
+             {"sni": "localhost", "rx": 11, "tx": 5, "exit": 3, "end": "closed"})):
         k, port = serve("--log-format", "json", *args)
         raw = socket.create_connection(("127.0.0.1", port), timeout=scaled(20))
         me = "%s:%d" % raw.getsockname()[:2]
@@ -685,6 +686,7 @@ def _exec_env():
     env["KTLSCTL_SNI"] = "stale"
     k, port = serve("--exec", "env | grep ^KTLSCTL_ | sort", "--alpn", "x", "--alpn", "y",
                     env=env)
+    # The client prefers y; our order (x first) wins.
     ctx = py_ctx()
     ctx.set_alpn_protocols(["y", "x"])
     raw = socket.create_connection(("127.0.0.1", port), timeout=scaled(20))
@@ -693,7 +695,7 @@ def _exec_env():
     got = recv_to_eof(t)
     t.unwrap()
     t.close()
-    want = ("KTLSCTL_ALPN=y\nKTLSCTL_CHANNEL=%s\nKTLSCTL_CIPHER=AES-256-GCM\n"
+    want = ("KTLSCTL_ALPN=x\nKTLSCTL_CHANNEL=%s\nKTLSCTL_CIPHER=AES-256-GCM\n"
             "KTLSCTL_PEER=%s\nKTLSCTL_SESSION=1\nKTLSCTL_SNI=localhost\n"
             "KTLSCTL_VERSION=TLS1.3\n" % (CHANNEL, me))
     if got.decode() != want:

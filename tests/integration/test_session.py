@@ -1680,7 +1680,8 @@ def _term_half_typed():
         t.wait_line("ktlsctl: listening on 127.0.0.1:%d" % port)
         th = threading.Thread(target=client, daemon=True)
         th.start()
-        t.wait_regex(r"^ktlsctl: accepted 127\.0\.0\.1:\d+: TLS1\.3 \S+, %s$" % CHANNEL_NAME)
+        t.wait_regex(r"^ktlsctl: accepted 127\.0\.0\.1:\d+: TLS1\.3 \S+, SNI localhost, %s$"
+                     % CHANNEL_NAME)
         t.wait_last_line(">")
         t.type("half")
         t.keys("Left", "Left")              # cursor between "ha" and "lf"

@@ -215,8 +215,10 @@ int main(int argc, char **argv)
 	if (fault == KU_IGNORE)
 		tls.versions = KC_VERS_13;
 	snprintf(hp.port, sizeof hp.port, "%s", argv[2]);
-	tls.certfile = argv[3];
-	tls.keyfile = argv[4];
+	tls.certfile[0] = argv[3];
+	tls.n_certfiles = 1;
+	tls.keyfile[0] = argv[4];
+	tls.n_keyfiles = 1;
 	if (gnutls_global_init() < 0 || kc_creds_new(&tls, &creds, &err) < 0) {
 		fprintf(stderr, "faulty_server: cannot load %s, %s\n", argv[3], argv[4]);
 		return 1;

@@ -45,7 +45,7 @@ Test(creds, cert_info_subject_and_sha256)
 	struct kc_creds *c;
 	cr_assert_eq(kc_creds_new(&o, &c, &err), 0, "%s", err.msg);
 	char subject[256], sha[KC_SHA256_HEX], want[KC_SHA256_HEX];
-	cr_assert_eq(kc_creds_cert_info(c, subject, sizeof subject, sha, &err), 0, "%s", err.msg);
+	cr_assert_eq(kc_creds_cert_info(c, 0, subject, sizeof subject, sha, &err), 0, "%s", err.msg);
 	cr_assert_str_eq(subject, "CN=ktlsctl selftest");
 	der_sha256(&sc.cert_pem, want);
 	cr_assert_str_eq(sha, want);
@@ -68,7 +68,7 @@ Test(creds, references)
 	kc_creds_free(c);
 	kc_creds_free(c);
 	char subject[256], sha[KC_SHA256_HEX];
-	cr_assert_eq(kc_creds_cert_info(c, subject, sizeof subject, sha, &err), 0, "%s", err.msg);
+	cr_assert_eq(kc_creds_cert_info(c, 0, subject, sizeof subject, sha, &err), 0, "%s", err.msg);
 	kc_creds_free(c);
 	cr_assert_null(kc_creds_ref(NULL));
 	kc_creds_free(NULL);

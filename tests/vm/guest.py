@@ -70,6 +70,7 @@ SUITES = [
     ("test_metrics.py", 900, True),
     ("test_serve_ctl.py", 600, False),
     ("test_starttls.py", 600, False),
+    ("test_listen_sni.py", 600, False),
 ]
 
 # (a SKIP line is "SKIP name: reason (1.23s)"; names have ": " in them too)

@@ -39,6 +39,12 @@ SPECS = {
     "inter_rsa": ("ca_rsa", "rsa", "ktlsctl test RSA intermediate CA", [], [], None, None),
     "leaf_rsa": ("inter_rsa", "rsa", "localhost") + LOCAL + (True, None),
     "srv_rsa2": ("ca_rsa", "rsa", "localhost") + LOCAL + (True, None),
+    # a server of several names (listen picks one by SNI)
+    "alpha_ec": ("ca", "ecdsa", "alpha.test", ["alpha.test"], [], True, None),
+    "alpha_rsa": ("ca", "rsa", "alpha.test", ["alpha.test"], [], True, None),
+    "beta_ec": ("ca", "ecdsa", "beta.test", ["beta.test", "www.beta.test"], [], True, None),
+    "wild_ec": ("ca", "ecdsa", "wild.test", ["*.wild.test"], [], True, None),
+    "wild_rsa": ("ca", "rsa", "wild.test", ["*.wild.test"], [], True, None),
 }
 
 
@@ -52,6 +58,9 @@ class Certs:
     ca2, other    an unrelated CA and a localhost server cert signed by it
     wronghost     server cert for "wronghost.invalid" only, signed by ca
     expired       server cert for localhost, signed by ca, expired in 2021
+    alpha_ec, alpha_rsa   server certs for alpha.test, ECDSA and RSA, signed by ca
+    beta_ec       server cert for beta.test and www.beta.test (ECDSA), signed by ca
+    wild_ec, wild_rsa     server certs for *.wild.test, ECDSA and RSA, signed by ca
     inter_ec      an intermediate CA (ECDSA) signed by ca
     leaf_ec       server cert for localhost (ECDSA) signed by inter_ec;
     revoked_ec    another one, for the OCSP tests to revoke
