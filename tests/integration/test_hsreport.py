@@ -664,6 +664,40 @@ def _listen_wrong_response():
         raise Fail("exit status %s, expected 5 and %r\n%s" % (rc, want, p.describe()))
 
 
+@suite.case("ocsp: listen with two pairs staples the response for the pair it is about; "
+            "one about neither -> 5")
+def _listen_two_pairs():
+    o = ocsp()
+    rsa = certs().srv_rsa
+    good = Chain("leaf_ec", "ecdsa")
+    # The RSA pair comes first: a client that signs with ECDSA only gets
+    # the second, leaf_ec, with its staple.
+    srv, port = ktlsctl_listen("--cert", rsa[0], "--key", rsa[1], "--cert", good.chainfile,
+                               "--key", good.key, "--echo", *SESSION_ARGS,
+                               "--ocsp-response", o.good)
+    try:
+        p = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                            "-sigalgs", "ecdsa_secp256r1_sha256", "-status", "-CAfile",
+                            good.ca], stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=30)
+    finally:
+        stop(srv)
+    out = p.stdout.decode(errors="replace")
+    lines = [line.strip() for line in out.splitlines()]
+    for want in ("Cert Status: good", "OCSP Response Status: successful (0x0)"):
+        if want not in lines:
+            raise Fail("s_client: no line %r\n%s\n%s" % (want, out, srv.describe()))
+    if not re.search(r"^Peer signature type: ECDSA$", out, re.M):
+        raise Fail("s_client did not get the ECDSA pair\n" + out)
+    other = certs().srv_ec
+    p, rc = ktlsctl_run("listen", "127.0.0.1:0", "--cert", rsa[0], "--key", rsa[1],
+                        "--cert", other[0], "--key", other[1], "--ocsp-response", o.good)
+    want = ("ktlsctl: the OCSP response in '%s' is not about the certificate in '%s' or any "
+            "other --cert\n" % (o.good, rsa[0]))
+    if rc != 5 or p.stderr != want:
+        raise Fail("exit status %s, expected 5 and %r\n%s" % (rc, want, p.describe()))
+
+
 @suite.case("ocsp: listen --ocsp-response that is not DER -> 5")
 def _listen_bad_response():
     pair = certs().srv_ec
