@@ -259,9 +259,17 @@ static void start_session(struct server *srv, int fd, const char *peer)
 	start_tls(s);
 }
 
+static void on_reload(struct kc_loop_item *item, uint32_t events);
+
 static void on_listener(struct kc_loop_item *item, uint32_t events)
 {
 	struct server *srv = item->ctx;
+	/* A reload that came in the same turn goes first: a client that
+	 * connects after it was asked for (and, with workers, after the
+	 * main process said so) gets the new credentials. */
+	struct pollfd rp = { .fd = srv->reload.in_epoll ? srv->reload.fd : -1, .events = POLLIN };
+	if (rp.fd >= 0 && poll(&rp, 1, 0) > 0 && (rp.revents & POLLIN))
+		on_reload(&srv->reload, EPOLLIN);
 	for (int i = 0; i < ACCEPTS_PER_TURN && srv->n < srv->max && !srv->stopping; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof ss;
@@ -1190,10 +1198,12 @@ static void on_reload(struct kc_loop_item *item, uint32_t events)
 	struct server *srv = item->ctx;
 	unsigned char buf[KC_TICKET_KEY_SIZE];
 	ssize_t r;
+	bool asked = false;
 	srv->key_len = 0;
 	/* Keys are written whole (a pipe write under PIPE_BUF is never
 	 * split): the last one wins. */
 	while ((r = read(item->fd, buf, sizeof buf)) > 0 || (r < 0 && errno == EINTR)) {
+		asked |= r > 0;
 		if (r == (ssize_t)sizeof buf) {
 			memcpy(srv->key, buf, sizeof buf);
 			srv->key_len = sizeof buf;
@@ -1205,8 +1215,10 @@ static void on_reload(struct kc_loop_item *item, uint32_t events)
 		kc_loop_forget(srv->loop, item);
 		return;
 	}
-	if (srv->stopping)
-		return;   /* no handshake will start again */
+	/* nothing (on_listener took this request already), or the stop:
+	 * no handshake will start again */
+	if (!asked || srv->stopping)
+		return;
 	struct kc_err err = { 0 };
 	struct kc_creds *c;
 	if (srv->o->reload_keys && !srv->key_len)
