@@ -186,7 +186,7 @@ struct kc_ctl_server *cli_ctl_open(const char *whose)
 	return ctl;
 }
 
-int cli_serve_loop(const struct cli_opts *o, const struct kc_serve_opts *so)
+int cli_serve_loop(const struct kc_serve_opts *so)
 {
 	struct kc_err err = { 0 };
 	struct kc_serve_result res;
@@ -202,7 +202,6 @@ int cli_serve_loop(const struct cli_opts *o, const struct kc_serve_opts *so)
 			  "both ways (see their log lines)", res.unclean, res.at_stop);
 		return KC_E_TRUNCATED;
 	}
-	(void)o;
 	return cli_interrupted_status();
 }
 
@@ -249,7 +248,7 @@ int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 		status = cli_serve_workers(o, &so);
 	} else {
 		so.ctl = cli_ctl_open("these sessions");
-		status = cli_serve_loop(o, &so);
+		status = cli_serve_loop(&so);
 		kc_ctl_server_close(so.ctl);   /* its socket file goes too */
 	}
 	if (backend)

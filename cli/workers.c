@@ -76,7 +76,7 @@ static int run_worker(struct main_proc *m, struct kc_serve_opts *so, unsigned k,
 	}
 	so->on_reload = worker_on_reload;
 	so->ctl = ctl;
-	int status = cli_serve_loop(m->o, so);
+	int status = cli_serve_loop(so);
 	kc_ctl_server_close(ctl);
 	if (reload_r >= 0 && so->reload_fd == reload_r)
 		close(reload_r);
