@@ -3,6 +3,8 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "cli/msg.h"
@@ -36,7 +38,12 @@ static void say(const char *prefix, const char *fmt, va_list ap)
 		vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
 	if (hook_before)
 		hook_before();
-	fprintf(stderr, "%s%s\n", line, prefix[0] ? "\033[0m" : "");
+	/* One write(), whole, so that other processes' lines (listen
+	 * --workers) never come between its parts. */
+	struct iovec iov[] = { { line, strlen(line) },
+			       { (void *)(prefix[0] ? "\033[0m\n" : "\n"), prefix[0] ? 5 : 1 } };
+	fflush(stderr);
+	(void)!writev(STDERR_FILENO, iov, 2);
 	if (hook_after)
 		hook_after();
 }
@@ -63,7 +70,9 @@ void cli_log_line(const char *line)
 {
 	if (verbosity < CLI_NORMAL)
 		return;
-	fprintf(stderr, "%s\n", line);
+	struct iovec iov[] = { { (void *)line, strlen(line) }, { (void *)"\n", 1 } };
+	fflush(stderr);
+	(void)!writev(STDERR_FILENO, iov, 2);   /* one write: see say() */
 }
 
 void cli_info(const char *fmt, ...)

@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -626,6 +627,25 @@ static const struct cli_option opt_forward = {
 	.help = "serve every client at once, each joined to its\n"
 		"own plain TCP connection to HOST:PORT",
 };
+/* A number, or auto: as many as the CPUs online (nginx's
+ * worker_processes auto). */
+static int set_workers(struct cli_opts *o, const struct cli_option *opt, const char *arg,
+		       struct kc_err *err)
+{
+	char *end;
+	errno = 0;
+	long v = strcmp(arg, "auto") == 0 ? sysconf(_SC_NPROCESSORS_ONLN)
+					  : (long)strtoul(arg, &end, 10);
+	if (strcmp(arg, "auto") != 0 && (errno || end == arg || *end || arg[0] == '-'))
+		v = 0;
+	if (v < 1 || v > 1024)
+		return kc_err_set(err, KC_E_USAGE,
+				  "invalid --%s '%s': give a number of processes from 1 to 1024, "
+				  "or auto", opt->name, arg);
+	o->workers = (unsigned)v;
+	return 0;
+}
+
 static const struct cli_option opt_exec = {
 	.name = "exec", .metavar = "COMMAND", .apply = set_exec,
 	.help = "serve every client at once, each joined to its\n"
@@ -650,6 +670,11 @@ static const struct cli_option opt_max_conns = {
 	.name = "max-conns", .metavar = "N", .apply = set_max_conns,
 	.help = "serving many: at most N sessions at once\n"
 		"(default 1024); at N, wait before accepting",
+};
+static const struct cli_option opt_workers = {
+	.name = "workers", .metavar = "N|auto", .apply = set_workers,
+	.help = "serving many: serve in N processes (auto: one\n"
+		"per CPU online), --max-conns shared out (default 1)",
 };
 static const struct cli_option opt_drain_timeout = {
 	.name = "drain-timeout", .metavar = "SECS", .apply = set_drain_timeout,
@@ -827,7 +852,7 @@ static const struct cli_option opt_version = {
 static const struct cli_option *const connect_options[] = {
 	SESSION_OPTIONS, CLIENT_OPTIONS,
 	&opt_session_in, &opt_session_out, &opt_early_data, &opt_ocsp, &opt_ocsp_require,
-	&opt_accept, &opt_max_conns, &opt_drain_timeout, &opt_log_format,
+	&opt_accept, &opt_max_conns, &opt_workers, &opt_drain_timeout, &opt_log_format,
 	&opt_quiet, &opt_verbose, &opt_help, NULL,
 };
 
@@ -835,8 +860,8 @@ static const struct cli_option *const listen_options[] = {
 	SESSION_OPTIONS,
 	&opt_server_cert, &opt_server_key, &opt_echo, &opt_keep_open, &opt_forward,
 	&opt_exec, &opt_server_alpn, &opt_alpn_strict, &opt_accept_early_data, &opt_max_conns,
-	&opt_drain_timeout, &opt_log_format, &opt_backend_timeout, &opt_verify_client,
-	&opt_ocsp_response,
+	&opt_workers, &opt_drain_timeout, &opt_log_format, &opt_backend_timeout,
+	&opt_verify_client, &opt_ocsp_response,
 	&opt_quiet, &opt_verbose, &opt_help, NULL,
 };
 
@@ -971,6 +996,12 @@ static int check_session(struct cli_opts *o, const struct cli_subcommand *sub, i
 		return usage_error(err, sub, "--show-certs, --save-certs and --info-json report "
 				   "one session: give them without %s",
 				   listen ? "--forward, --exec or --echo -k" : "--accept");
+	if (o->workers > 1 && !cli_serves_many(o))
+		return usage_error(err, sub, "--workers is for serving many sessions: give it with "
+				   "--forward, --exec, --echo --keep-open or connect --accept");
+	if (o->workers > o->max_conns)
+		return usage_error(err, sub, "--max-conns %u is shared out among --workers %u: "
+				   "give each at least one session", o->max_conns, o->workers);
 	if (o->accept && (o->session_in || o->session_out))
 		return usage_error(err, sub, "--accept resumes across its connections by itself: "
 				   "give it without --session-in and --session-out");
@@ -1210,6 +1241,7 @@ int cli_parse(int argc, char **argv, struct cli_opts *o, struct kc_err *err)
 	o->connect_timeout_ms = 10000;
 	o->tls.handshake_timeout_ms = 30000;
 	o->max_conns = 1024;
+	o->workers = 1;
 	o->drain_timeout_ms = 10000;
 	o->eof = KC_EOF_LINGER;
 	o->linger_ms = CLI_LINGER_DEFAULT_MS;

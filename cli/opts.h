@@ -42,6 +42,7 @@ struct cli_opts {
 	const char *forward_arg;
 	const char *exec_command;      /* --exec COMMAND */
 	unsigned max_conns;            /* --max-conns, default 1024 */
+	unsigned workers;              /* --workers, default 1 (auto: the online CPUs) */
 	unsigned drain_timeout_ms;     /* --drain-timeout, default 10 s */
 	bool log_json;                 /* --log-format json */
 	/* connect --accept [ADDR]:PORT: a TLS connection to HOST:PORT for

@@ -13,6 +13,7 @@
 #include "cli/serve.h"
 #include "cli/session.h"
 #include "cli/signals.h"
+#include "cli/workers.h"
 #include "core/ctl.h"
 #include "core/diag/view.h"
 #include "core/diag/hsinfo_view.h"
@@ -276,6 +277,25 @@ struct kc_ctl_server *cli_ctl_open(const char *whose)
 	return ctl;
 }
 
+int cli_serve_loop(const struct kc_serve_opts *so)
+{
+	struct kc_err err = { 0 };
+	struct kc_serve_result res;
+	if (kc_serve_run(so, &res, &err) < 0)
+		return cli_fail(&err);
+	if (res.cut_off) {
+		cli_error("%lu of %lu sessions were still open at the drain timeout and were cut "
+			  "off (raise --drain-timeout to wait longer)", res.cut_off, res.at_stop);
+		return KC_E_TIMEOUT;
+	}
+	if (res.unclean) {
+		cli_error("%lu of %lu sessions open at the stop did not end with close_notify "
+			  "both ways (see their log lines)", res.unclean, res.at_stop);
+		return KC_E_TRUNCATED;
+	}
+	return cli_interrupted_status();
+}
+
 int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 {
 	struct kc_err err = { 0 };
@@ -314,24 +334,16 @@ int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds)
 		.on_notice = cli_serve_on_notice,
 		.on_reload = cli_serve_on_reload,
 		.ctx = (void *)o,
-		.ctl = cli_ctl_open("these sessions"),
 	};
-	struct kc_serve_result res;
-	int rc = kc_serve_run(&so, &res, &err);
-	kc_ctl_server_close(so.ctl);   /* its socket file goes too */
+	int status;
+	if (o->workers > 1) {
+		status = cli_serve_workers(o, &so);
+	} else {
+		so.ctl = cli_ctl_open("these sessions");
+		status = cli_serve_loop(&so);
+		kc_ctl_server_close(so.ctl);   /* its socket file goes too */
+	}
 	if (backend)
 		freeaddrinfo(backend);
-	if (rc < 0)
-		return cli_fail(&err);
-	if (res.cut_off) {
-		cli_error("%lu of %lu sessions were still open at the drain timeout and were cut "
-			  "off (raise --drain-timeout to wait longer)", res.cut_off, res.at_stop);
-		return KC_E_TIMEOUT;
-	}
-	if (res.unclean) {
-		cli_error("%lu of %lu sessions open at the stop did not end with close_notify "
-			  "both ways (see their log lines)", res.unclean, res.at_stop);
-		return KC_E_TRUNCATED;
-	}
-	return cli_interrupted_status();
+	return status;
 }

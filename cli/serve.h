@@ -13,6 +13,10 @@
  * the exit status. */
 int cli_serve(const struct cli_opts *o, int lfd, struct kc_creds *creds);
 
+/* One kc_serve_run on so, and the exit status its result means (a
+ * worker's too, cli/workers.h). */
+int cli_serve_loop(const struct kc_serve_opts *so);
+
 /* What a user sees of any server on core/serve.h (listen, and stats
  * --serve over TLS), as kc_serve_opts callbacks whose ctx is the struct
  * cli_opts: a session's log line (text, or JSON with --log-format json),

@@ -60,6 +60,33 @@ int cli_install_reload_signal(void)
 	return sigaction(SIGHUP, &sa, NULL);
 }
 
+int cli_signals_for_worker(void)
+{
+	int fds[2];
+	signal(SIGHUP, SIG_IGN);
+	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -1;
+	/* The main process's ends are its own; no handler runs between
+	 * these two lines that could use a closed one (a signal here still
+	 * sets cli_stop_signal, and the new pipe is checked after). */
+	int old_r = cli_stop_fd, old_w = stop_pipe_w;
+	cli_stop_fd = fds[0];
+	stop_pipe_w = fds[1];
+	if (old_r >= 0)
+		close(old_r);
+	if (old_w >= 0)
+		close(old_w);
+	if (cli_stop_signal && write(stop_pipe_w, "", 1) < 0) {
+		/* cannot be full: it is new */
+	}
+	if (cli_reload_fd >= 0)
+		close(cli_reload_fd);
+	if (reload_pipe_w >= 0)
+		close(reload_pipe_w);
+	cli_reload_fd = reload_pipe_w = -1;
+	return 0;
+}
+
 int cli_interrupted_status(void)
 {
 	return 128 + (int)cli_stop_signal;

@@ -23,6 +23,12 @@ void cli_install_signals(void);
 extern int cli_reload_fd;
 int cli_install_reload_signal(void);
 
+/* In a worker process (cli/workers.h), just forked: a stop pipe of its
+ * own, so that only a signal to this process stops it (its main process
+ * passes the stop on), and SIGHUP ignored (reloads come from the main
+ * process).  -1 with errno when the pipe fails. */
+int cli_signals_for_worker(void);
+
 /* The exit status of a run the stop signal ended: 128 + its number. */
 int cli_interrupted_status(void);
 

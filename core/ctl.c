@@ -95,6 +95,13 @@ static void clean_stale(const char *dir)
 
 int kc_ctl_server_open(struct kc_ctl_server **out, struct kc_err *err)
 {
+	char name[32];
+	snprintf(name, sizeof name, "%d.sock", (int)getpid());
+	return kc_ctl_server_open_as(name, out, err);
+}
+
+int kc_ctl_server_open_as(const char *name, struct kc_ctl_server **out, struct kc_err *err)
+{
 	char dir[KC_CTL_DIR_MAX];
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct kc_ctl_server *s;
@@ -106,7 +113,7 @@ int kc_ctl_server_open(struct kc_ctl_server **out, struct kc_err *err)
 		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
 	for (int i = 0; i < CLIENTS; i++)
 		s->c[i].fd = -1;
-	snprintf(s->path, sizeof s->path, "%s/%d.sock", dir, (int)getpid());
+	snprintf(s->path, sizeof s->path, "%s/%s", dir, name);
 	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", s->path);
 	unlink(s->path);
 	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -135,6 +142,16 @@ void kc_ctl_server_close(struct kc_ctl_server *s)
 	free(s);
 }
 
+void kc_ctl_server_drop(struct kc_ctl_server *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < CLIENTS; i++)
+		client_drop(&s->c[i]);
+	close(s->lfd);
+	free(s);
+}
+
 const char *kc_ctl_server_path(const struct kc_ctl_server *s)
 {
 	return s->path;
@@ -159,7 +176,11 @@ struct target {
 	struct kc_conn *conn;
 	const struct kc_session_info *info;
 	const struct kc_ctl_many *many;
+	const struct kc_ctl_workers *workers;
 };
+
+static int exchange(const char *path, const char *request, char **answer, size_t *len);
+static const char *first_line(const char *s, size_t len, char *buf, size_t size);
 
 /* A growing response buffer, up to KC_CTL_RESPONSE_MAX. */
 struct out {
@@ -301,6 +322,187 @@ int kc_ctl_parse_request(const char *words, struct kc_ctl_req *rq)
 	return *p ? -1 : 0;
 }
 
+/* ------------------------------------------------ a main process's workers */
+
+static int by_id(const void *a, const void *b)
+{
+	const struct kc_view *x = kc_view_get(*(struct kc_view *const *)a, "session");
+	const struct kc_view *y = kc_view_get(*(struct kc_view *const *)b, "session");
+	uint64_t i = x ? x->num : 0, j = y ? y->num : 0;
+	return i < j ? -1 : i > j;
+}
+
+/* An object's "pid", made ours: the workers' sessions are the main
+ * process's to the user. */
+static void own_pid(struct kc_view *obj)
+{
+	struct kc_view *pid = (struct kc_view *)kc_view_get(obj, "pid");
+	if (pid && pid->kind == KC_VIEW_UINT)
+		pid->num = (uint64_t)getpid();
+}
+
+/* A worker's OK answer as a tree; NULL and *err otherwise. */
+static struct kc_view *ask(const struct kc_ctl_workers *w, size_t i, const char *words,
+			   struct kc_err *err)
+{
+	static const char ok[] = PROTO " OK\n";
+	char *buf;
+	size_t len;
+	struct kc_view *v = NULL;
+	if (exchange(w->paths[i], words, &buf, &len) < 0) {
+		kc_err_errno(err, KC_E_CONNECT, errno, "process %d: its worker %zu does not answer",
+			     (int)getpid(), i + 1);
+		return NULL;
+	}
+	if (len < sizeof ok - 1 || memcmp(buf, ok, sizeof ok - 1) != 0 ||
+	    kc_view_from_json(buf + sizeof ok - 1, len - (sizeof ok - 1), &v, err) != 0) {
+		char line[200];
+		kc_err_set(err, KC_E_PROTOCOL, "process %d: its worker %zu answered '%s'",
+			   (int)getpid(), i + 1, first_line(buf, len, line, sizeof line));
+		kc_view_free(v);
+		v = NULL;
+	}
+	free(buf);
+	return v;
+}
+
+/* Every worker's STATS as one process's. */
+static struct kc_view *merged_stats(const struct kc_ctl_workers *w, struct kc_err *err)
+{
+	struct kc_view *v = kc_view_new();
+	struct kc_view **all = NULL;
+	size_t n = 0;
+	uint64_t accepted = 0;
+	if (!v) {
+		kc_err_set(err, KC_E_INTERNAL, "out of memory");
+		return NULL;
+	}
+	kc_view_uint(v, "pid", NULL, (uint64_t)getpid());
+	kc_view_string(v, "serving", NULL, "%s", w->mode);
+	struct kc_view *acc = kc_view_uint(v, "accepted", NULL, 0);
+	struct kc_view *list = kc_view_array(v, "sessions", NULL);
+	for (size_t i = 0; i < w->n; i++) {
+		struct kc_view *a = ask(w, i, "STATS", err);
+		struct kc_view *ss = a ? (struct kc_view *)kc_view_get(a, "sessions") : NULL;
+		const struct kc_view *wacc = a ? kc_view_get(a, "accepted") : NULL;
+		if (!ss) {
+			if (a)
+				kc_err_set(err, KC_E_PROTOCOL, "process %d: its worker %zu answered "
+					   "without sessions", (int)getpid(), i + 1);
+			kc_view_free(a);
+			goto fail;
+		}
+		accepted += wacc ? wacc->num : 0;
+		for (struct kc_view *c = ss->first, *next; c; c = next) {
+			next = c->next;
+			struct kc_view **p = realloc(all, (n + 1) * sizeof *all);
+			if (!p) {
+				kc_view_free(a);
+				kc_err_set(err, KC_E_INTERNAL, "out of memory");
+				goto fail;
+			}
+			all = p;
+			all[n++] = c;
+			c->next = NULL;
+			own_pid(c);
+		}
+		ss->first = ss->last = NULL;   /* they are the list's now */
+		kc_view_free(a);
+	}
+	/* One chain in the order of the ids, moved under list. */
+	if (n)
+		qsort(all, n, sizeof *all, by_id);
+	for (size_t i = 0; i < n; i++) {
+		struct kc_view one = { .first = all[i], .last = all[i] };
+		kc_view_move_children(list, &one);
+	}
+	free(all);
+	if (acc)
+		acc->num = accepted;
+	if (kc_view_status(v, err) < 0) {
+		kc_view_free(v);
+		return NULL;
+	}
+	return v;
+fail:
+	/* the sessions taken out so far belong to no tree */
+	for (size_t i = 0; i < n; i++) {
+		struct kc_view *t = kc_view_new();
+		struct kc_view one = { .first = all[i], .last = all[i] };
+		kc_view_move_children(t, &one);
+		kc_view_free(t);
+	}
+	free(all);
+	kc_view_free(v);
+	return NULL;
+}
+
+/* The session ids of a merged STATS, as ids() gives them. */
+static const char *merged_ids(const struct kc_view *v, char buf[IDS_MAX])
+{
+	size_t off = 0;
+	const struct kc_view *list = kc_view_get(v, "sessions");
+	for (const struct kc_view *c = list ? list->first : NULL; c; c = c->next) {
+		const struct kc_view *id = kc_view_get(c, "session");
+		if (off > IDS_MAX - 32) {
+			off += (size_t)snprintf(buf + off, IDS_MAX - off, ", ...");
+			break;
+		}
+		off += (size_t)snprintf(buf + off, IDS_MAX - off, "%s%llu", off ? ", " : "",
+					(unsigned long long)(id ? id->num : 0));
+	}
+	return off ? buf : "none";
+}
+
+static void respond_workers(struct out *o, const struct kc_ctl_workers *w,
+			    const struct kc_ctl_req *rq, const char *words)
+{
+	struct kc_err err = { 0 };
+	char list[IDS_MAX];
+	if (!rq->id) {
+		/* put_view frees the tree */
+		struct kc_view *v = merged_stats(w, &err);
+		if (!v) {
+			put(o, PROTO " ERR %s\n", err.msg);
+		} else if (rq->op == KC_CTL_STATS) {
+			put_view(o, v, 0, &err);
+		} else {
+			put(o, PROTO " ERR process %d serves many sessions: give --session ID (its "
+			    "sessions: %s)\n", (int)getpid(), merged_ids(v, list));
+			kc_view_free(v);
+		}
+		return;
+	}
+	/* The worker that owns the id (its ids are i+1, i+1+n, ...). */
+	size_t i = (rq->id - 1) % w->n;
+	char *buf;
+	size_t len;
+	static const char ok[] = PROTO " OK\n", about[] = PROTO " ERR process ";
+	if (exchange(w->paths[i], words, &buf, &len) < 0) {
+		put(o, PROTO " ERR process %d: its worker %zu does not answer (%s)\n",
+		    (int)getpid(), i + 1, strerror(errno));
+		return;
+	}
+	struct kc_view *v = NULL;
+	if (len >= sizeof ok - 1 && memcmp(buf, ok, sizeof ok - 1) == 0 &&
+	    kc_view_from_json(buf + sizeof ok - 1, len - (sizeof ok - 1), &v, &err) == 0) {
+		own_pid(v);
+		put_view(o, v, kc_view_status(v, &err), &err);   /* frees it */
+		v = NULL;
+	} else if (len >= sizeof about - 1 && memcmp(buf, about, sizeof about - 1) == 0) {
+		/* About which session: said in the main process's name, with
+		 * the ids of all the workers. */
+		struct kc_view *all = merged_stats(w, &err);
+		put(o, PROTO " ERR process %d has no session %lu running (its sessions: %s)\n",
+		    (int)getpid(), rq->id, all ? merged_ids(all, list) : "unknown");
+		kc_view_free(all);
+	} else {
+		put(o, "%.*s", (int)len, buf);
+	}
+	kc_view_free(v);
+	free(buf);
+}
+
 static void respond(struct ctl_client *cl, const struct target *t)
 {
 	struct out o = { 0 };
@@ -323,6 +525,8 @@ static void respond(struct ctl_client *cl, const struct target *t)
 	} else if (kc_ctl_parse_request(req + sizeof PROTO, &rq) < 0) {
 		put(&o, PROTO " ERR unknown request (STATS [ID], TICKETS [ID], KEYUPDATE [ID] "
 			"[request])\n");
+	} else if (t->workers) {
+		respond_workers(&o, t->workers, &rq, req + sizeof PROTO);
 	} else if (!t->many && rq.id) {
 		put(&o, PROTO " ERR process %d is a single session, not a serving process: give "
 			"no --session\n", (int)getpid());
@@ -463,6 +667,12 @@ void kc_ctl_server_ready_many(struct kc_ctl_server *s, const struct kc_ctl_many 
 	ready(s, &(struct target){ .many = many }, fds, n);
 }
 
+void kc_ctl_server_ready_workers(struct kc_ctl_server *s, const struct kc_ctl_workers *w,
+				 const struct pollfd *fds, int n)
+{
+	ready(s, &(struct target){ .workers = w }, fds, n);
+}
+
 /* ------------------------------------------------------------- client */
 
 int kc_ctl_list(pid_t *pids, size_t max, size_t *n, struct kc_err *err)
@@ -489,34 +699,25 @@ int kc_ctl_list(pid_t *pids, size_t max, size_t *n, struct kc_err *err)
 	return 0;
 }
 
-int kc_ctl_request(pid_t pid, const char *request, struct kc_view **answer,
-		   struct kc_err *err)
+/* One request line (words after the protocol) to the socket at path,
+ * and all of its answer (up to KC_CTL_RESPONSE_MAX) in *answer (free
+ * it): -1 with errno when nothing can be asked. */
+static int exchange(const char *path, const char *request, char **answer, size_t *alen)
 {
-	char dir[KC_CTL_DIR_MAX];
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	size_t len = 0, cap = 16384;
 	char *buf = malloc(cap);
-
-	*answer = NULL;
 	if (!buf)
-		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
-	if (kc_ctl_dir(dir, sizeof dir, false, err) < 0) {
-		free(buf);
-		if (err && err->sys_errno == ENOENT)
-			return kc_err_set(err, KC_E_CONNECT,
-					  "no ktlsctl session with pid %d answers (no session has "
-					  "run as this user)", (int)pid);
 		return -1;
-	}
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%d.sock", dir, (int)pid);
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
 		int e = errno;
 		if (fd >= 0)
 			close(fd);
 		free(buf);
-		return kc_err_errno(err, KC_E_CONNECT, e,
-				    "no ktlsctl session with pid %d answers (%s)", (int)pid, sa.sun_path);
+		errno = e;
+		return -1;
 	}
 	struct timeval tv = { .tv_sec = CLIENT_TIMEOUT_MS / 1000 };
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -551,6 +752,33 @@ int kc_ctl_request(pid_t pid, const char *request, struct kc_view **answer,
 		len += (size_t)n;
 	}
 	close(fd);
+	*answer = buf;
+	*alen = len;
+	return 0;
+}
+
+int kc_ctl_request(pid_t pid, const char *request, struct kc_view **answer,
+		   struct kc_err *err)
+{
+	char dir[KC_CTL_DIR_MAX], path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *buf;
+	size_t len;
+
+	*answer = NULL;
+	if (kc_ctl_dir(dir, sizeof dir, false, err) < 0) {
+		if (err && err->sys_errno == ENOENT)
+			return kc_err_set(err, KC_E_CONNECT,
+					  "no ktlsctl session with pid %d answers (no session has "
+					  "run as this user)", (int)pid);
+		return -1;
+	}
+	snprintf(path, sizeof path, "%s/%d.sock", dir, (int)pid);
+	if (exchange(path, request, &buf, &len) < 0) {
+		if (errno == ENOMEM)
+			return kc_err_set(err, KC_E_INTERNAL, "out of memory");
+		return kc_err_errno(err, KC_E_CONNECT, errno,
+				    "no ktlsctl session with pid %d answers (%s)", (int)pid, path);
+	}
 	int rc = kc_ctl_parse_response(buf, len, pid, answer, err);
 	free(buf);
 	return rc;

@@ -82,11 +82,34 @@ struct kc_ctl_many {
 	void *ctx;
 };
 
+/* A serving process with workers (listen --workers): worker i (of n)
+ * serves its own sessions, with ids i+1, i+1+n, ... (core/serve.h's
+ * id_first and id_step), on a control socket of its own at paths[i],
+ * which no client lists (kc_ctl_server_open_as).  The main process's
+ * socket answers for all of them as one serving process: STATS without
+ * an id merges the workers' answers (its own pid everywhere, "accepted"
+ * their sum, every session in the order of its id); a request with an
+ * id goes to the worker that owns the id, and its answer comes back with
+ * the main pid; an id none runs is refused in the main process's name.
+ * The workers are asked one after another, each for up to 2 s, in the
+ * main process's own loop (it serves nothing else). */
+struct kc_ctl_workers {
+	const char *mode;             /* "forward", ... */
+	size_t n;
+	const char *const *paths;
+};
+
 /* The directory sessions use; create it (0700) when asked. */
 int kc_ctl_dir(char *buf, size_t len, bool create, struct kc_err *err);
 
 int kc_ctl_server_open(struct kc_ctl_server **out, struct kc_err *err);
+/* The same under another file name in the directory: one that does not
+ * end in .sock is private (kc_ctl_list does not see it). */
+int kc_ctl_server_open_as(const char *name, struct kc_ctl_server **out, struct kc_err *err);
 void kc_ctl_server_close(struct kc_ctl_server *s);   /* removes the socket */
+/* Our copy closed (after a fork: another process serves it); the socket
+ * file stays. */
+void kc_ctl_server_drop(struct kc_ctl_server *s);
 const char *kc_ctl_server_path(const struct kc_ctl_server *s);
 int kc_ctl_server_fds(struct kc_ctl_server *s, struct pollfd *fds, int max);
 void kc_ctl_server_ready(struct kc_ctl_server *s, struct kc_conn *conn,
@@ -94,6 +117,9 @@ void kc_ctl_server_ready(struct kc_ctl_server *s, struct kc_conn *conn,
 /* The same for a serving process. */
 void kc_ctl_server_ready_many(struct kc_ctl_server *s, const struct kc_ctl_many *many,
 			      const struct pollfd *fds, int n);
+/* The same for a main process and its workers. */
+void kc_ctl_server_ready_workers(struct kc_ctl_server *s, const struct kc_ctl_workers *w,
+				 const struct pollfd *fds, int n);
 
 /* Client: the pids of the sessions in the directory (stale sockets of
  * dead processes are removed), and one request ("STATS", "TICKETS",

@@ -374,6 +374,26 @@ void kc_creds_free(struct kc_creds *c)
 	free(c);
 }
 
+int kc_creds_ticket_key(const struct kc_creds *c, unsigned char key[KC_TICKET_KEY_SIZE],
+			struct kc_err *err)
+{
+	if (c->ticket_key.size != KC_TICKET_KEY_SIZE)
+		return kc_err_set(err, KC_E_INTERNAL, "no session-ticket key of %d bytes",
+				  KC_TICKET_KEY_SIZE);
+	memcpy(key, c->ticket_key.data, KC_TICKET_KEY_SIZE);
+	return 0;
+}
+
+int kc_creds_set_ticket_key(struct kc_creds *c, const unsigned char key[KC_TICKET_KEY_SIZE],
+			    struct kc_err *err)
+{
+	if (c->ticket_key.size != KC_TICKET_KEY_SIZE)
+		return kc_err_set(err, KC_E_INTERNAL, "no session-ticket key of %d bytes",
+				  KC_TICKET_KEY_SIZE);
+	memcpy(c->ticket_key.data, key, KC_TICKET_KEY_SIZE);
+	return 0;
+}
+
 size_t kc_creds_count(const struct kc_creds *c)
 {
 	return c->n_certs;

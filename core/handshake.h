@@ -102,6 +102,17 @@ int kc_creds_new(const struct kc_tls_opts *opts, struct kc_creds **out,
 struct kc_creds *kc_creds_ref(struct kc_creds *creds);
 void kc_creds_free(struct kc_creds *creds);
 
+/* A server's session-ticket key, made by kc_creds_new (GnuTLS's size):
+ * copied out, or replaced, so that processes serving the same listener
+ * (listen --workers) resume each other's tickets.  Replace it before the
+ * first handshake with creds.  -1 with *err when creds have none (a
+ * client's) or len is not the size. */
+#define KC_TICKET_KEY_SIZE 64
+int kc_creds_ticket_key(const struct kc_creds *creds, unsigned char key[KC_TICKET_KEY_SIZE],
+			struct kc_err *err);
+int kc_creds_set_ticket_key(struct kc_creds *creds, const unsigned char key[KC_TICKET_KEY_SIZE],
+			    struct kc_err *err);
+
 /* How many certificate chains creds hold (--cert pairs, in order). */
 size_t kc_creds_count(const struct kc_creds *creds);
 

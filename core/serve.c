@@ -104,7 +104,7 @@ struct server {
 	bool stopping;
 	bool killing;                /* the drain timeout passed: SIGKILL next */
 	unsigned max;
-	unsigned long n, next_id;
+	unsigned long n, next_id, id_step;
 	struct session *sessions;    /* the newest first */
 	struct session *oldest;      /* the list's tail */
 	struct kc_serve_result *res;
@@ -117,6 +117,9 @@ struct server {
 	struct kc_ctl_many many;
 	int ctl_fds[KC_CTL_MAX_FDS];
 	int ctl_n;
+	/* reload_keys: the ticket key the next reload takes */
+	unsigned char key[KC_TICKET_KEY_SIZE];
+	size_t key_len;
 };
 
 const char *kc_session_end_name(enum kc_session_end end)
@@ -162,7 +165,9 @@ static void update_listener(struct server *srv)
 	bool want = !srv->stopping && !srv->emfile_paused && srv->n < srv->max && srv->lfd >= 0;
 	if (want == srv->listening)
 		return;
-	if (want && kc_loop_watch(srv->loop, &srv->listener, EPOLLIN) < 0)
+	/* EPOLLEXCLUSIVE: other processes may wait on the same listener;
+	 * one of them is woken for a client, not all. */
+	if (want && kc_loop_watch(srv->loop, &srv->listener, EPOLLIN | EPOLLEXCLUSIVE) < 0)
 		return;
 	if (!want)
 		kc_loop_unwatch(srv->loop, &srv->listener);
@@ -225,8 +230,9 @@ static void start_session(struct server *srv, int fd, const char *peer)
 	s->bfd = originate ? fd : -1;
 	s->c2bp.r = s->c2bp.w = s->b2cp.r = s->b2cp.w = -1;
 	s->started = kc_loop_now();
-	s->rep.id = ++srv->next_id;
-	srv->many.accepted = srv->next_id;
+	s->rep.id = srv->next_id;
+	srv->next_id += srv->id_step;
+	srv->many.accepted++;
 	snprintf(s->rep.peer, sizeof s->rep.peer, "%s", peer);
 	if (o->mode == KC_SERVE_FORWARD || originate)
 		snprintf(s->rep.backend, sizeof s->rep.backend, "%s", o->backend_name);
@@ -253,9 +259,17 @@ static void start_session(struct server *srv, int fd, const char *peer)
 	start_tls(s);
 }
 
+static void on_reload(struct kc_loop_item *item, uint32_t events);
+
 static void on_listener(struct kc_loop_item *item, uint32_t events)
 {
 	struct server *srv = item->ctx;
+	/* A reload that came in the same turn goes first: a client that
+	 * connects after it was asked for (and, with workers, after the
+	 * main process said so) gets the new credentials. */
+	struct pollfd rp = { .fd = srv->reload.in_epoll ? srv->reload.fd : -1, .events = POLLIN };
+	if (rp.fd >= 0 && poll(&rp, 1, 0) > 0 && (rp.revents & POLLIN))
+		on_reload(&srv->reload, EPOLLIN);
 	for (int i = 0; i < ACCEPTS_PER_TURN && srv->n < srv->max && !srv->stopping; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof ss;
@@ -1195,20 +1209,35 @@ static void on_stop(struct kc_loop_item *item, uint32_t events)
 static void on_reload(struct kc_loop_item *item, uint32_t events)
 {
 	struct server *srv = item->ctx;
-	char buf[64];
+	unsigned char buf[KC_TICKET_KEY_SIZE];
 	ssize_t r;
-	while ((r = read(item->fd, buf, sizeof buf)) > 0 || (r < 0 && errno == EINTR))
-		;
+	bool asked = false;
+	srv->key_len = 0;
+	/* Keys are written whole (a pipe write under PIPE_BUF is never
+	 * split): the last one wins. */
+	while ((r = read(item->fd, buf, sizeof buf)) > 0 || (r < 0 && errno == EINTR)) {
+		asked |= r > 0;
+		if (r == (ssize_t)sizeof buf) {
+			memcpy(srv->key, buf, sizeof buf);
+			srv->key_len = sizeof buf;
+		}
+	}
+	gnutls_memset(buf, 0, sizeof buf);
 	if (r == 0 || (r < 0 && errno != EAGAIN)) {
 		/* the writer is gone or the pipe broke: no more requests */
 		kc_loop_forget(srv->loop, item);
 		return;
 	}
-	if (srv->stopping)
-		return;   /* no handshake will start again */
+	/* nothing (on_listener took this request already), or the stop:
+	 * no handshake will start again */
+	if (!asked || srv->stopping)
+		return;
 	struct kc_err err = { 0 };
 	struct kc_creds *c;
-	if (kc_creds_new(&srv->o->tls, &c, &err) < 0) {
+	if (srv->o->reload_keys && !srv->key_len)
+		return;   /* no whole key yet */
+	if (kc_creds_new(&srv->o->tls, &c, &err) < 0 ||
+	    (srv->o->reload_keys && kc_creds_set_ticket_key(c, srv->key, &err) < 0)) {
 		if (srv->o->on_reload)
 			srv->o->on_reload(srv->o->ctx, NULL, &err);
 		return;
@@ -1316,7 +1345,9 @@ int kc_serve_run(const struct kc_serve_opts *o, struct kc_serve_result *res,
 		 struct kc_err *err)
 {
 	struct server srv = { .o = o, .lfd = o->listen_fd, .res = res,
-			      .max = o->max_conns ? o->max_conns : DEFAULT_MAX_CONNS };
+			      .max = o->max_conns ? o->max_conns : DEFAULT_MAX_CONNS,
+			      .next_id = o->id_first ? o->id_first : 1,
+			      .id_step = o->id_step ? o->id_step : 1 };
 	memset(res, 0, sizeof *res);
 	if (kc_loop_new(&srv.loop, err) < 0) {
 		close(o->listen_fd);
@@ -1364,6 +1395,7 @@ int kc_serve_run(const struct kc_serve_opts *o, struct kc_serve_result *res,
 	if (srv.ctl.fd >= 0)
 		close(srv.ctl.fd);
 	kc_creds_free(srv.creds);
+	gnutls_memset(srv.key, 0, sizeof srv.key);
 	gnutls_free(srv.resume.data);
 	if (srv.lfd >= 0)
 		close(srv.lfd);

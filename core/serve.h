@@ -64,6 +64,11 @@
  * still running at the drain timeout get SIGTERM, and SIGKILL a second
  * later.
  *
+ * Several processes may serve the same listening socket at once (listen
+ * --workers): each waits for it with EPOLLEXCLUSIVE, so that a client
+ * wakes one of them, and one that finds nothing to accept (EAGAIN) waits
+ * again.  id_first and id_step keep their session ids apart.
+ *
  * When reload_fd becomes readable (SIGHUP), the credentials are loaded
  * again from the files tls names (kc_creds_new: --cert, --key, --cafile)
  * and used for every handshake that starts after it, with a new
@@ -71,7 +76,10 @@
  * handshake with the new certificate instead).  Sessions already in
  * their handshake or established keep the credentials they started
  * with, which live on until the last of them ends.  When the files
- * cannot be loaded, the old credentials stay.  Either way on_reload
+ * cannot be loaded, the old credentials stay.  With reload_keys, what
+ * the pipe carries are session-ticket keys (KC_TICKET_KEY_SIZE bytes
+ * each, written whole): the new credentials take the last one, so that
+ * processes reloading together keep resuming each other's tickets.  Either way on_reload
  * says how it went.  During the drain, requests are ignored.
  *
  * With ctl, the process's control socket (core/ctl.h) is served in the
@@ -115,7 +123,7 @@ enum kc_session_end {
 const char *kc_session_end_name(enum kc_session_end end);
 
 struct kc_session_report {
-	unsigned long id;                 /* 1, 2, ... in the order accepted */
+	unsigned long id;                 /* id_first, + id_step, ... in the order accepted */
 	char peer[KC_ADDRSTR_MAX];        /* who connected (originate: the plain client) */
 	char backend[KC_ADDRSTR_MAX];     /* "" without one (originate: the TLS server) */
 	char version[16];                 /* "TLS1.3"; "" before the handshake */
@@ -181,6 +189,9 @@ struct kc_serve_opts {
 	 * Only for the call; it must not block. */
 	void (*on_handshake)(void *ctx, const struct kc_session_report *r,
 			     gnutls_session_t tls);
+	bool reload_keys;                 /* the pipe carries ticket keys (above) */
+	/* Session ids: id_first, id_first + id_step, ... (0: 1 and 1) */
+	unsigned long id_first, id_step;
 	void (*on_end)(void *ctx, const struct kc_session_report *r);
 	void (*on_notice)(void *ctx, const char *msg);
 	/* After a reload: the new credentials (only for the call), or NULL

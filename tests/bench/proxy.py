@@ -227,13 +227,17 @@ class Terminator:
 
 
 class KtlsctlForward(Terminator):
-    def __init__(self, px, channel):
+    def __init__(self, px, channel, workers=False):
         super().__init__(px)
         self.channel = channel
-        self.id = "ktlsctl-" + channel
-        self.title = "ktlsctl --forward, " + ("kernel" if channel == "kernel" else "user space")
-        self.how = ("ktlsctl listen --forward --ktls %s: one epoll loop%s"
+        self.workers = workers
+        self.id = "ktlsctl-" + channel + ("-workers" if workers else "")
+        self.title = ("ktlsctl --workers auto, " if workers else "ktlsctl --forward, ") + (
+            "kernel" if channel == "kernel" else "user space")
+        self.how = ("ktlsctl listen --forward --ktls %s: %s%s"
                     % ("require" if channel == "kernel" else "off",
+                       "--workers auto, a process per CPU, each one epoll loop on the shared "
+                       "listener" if workers else "one epoll loop",
                        ", splice socket-pipe-socket" if channel == "kernel" else ""))
 
     def available(self):
@@ -248,8 +252,15 @@ class KtlsctlForward(Terminator):
         return ([self.b.ktlsctl, "listen", "127.0.0.1:%d" % port, "--cert", self.b.cert,
                  "--key", self.b.key, "--forward", "127.0.0.1:%d" % bport,
                  "--ktls", "require" if self.channel == "kernel" else "off", "--tls" + a.tls,
-                 "--cipher", B.SUITES[a.suite]["ktlsctl"], "--max-conns", str(self.maxconn())],
+                 "--cipher", B.SUITES[a.suite]["ktlsctl"], "--max-conns", str(self.maxconn())]
+                + (["--workers", "auto"] if self.workers else []),
                 None)
+
+    def maxconn(self):
+        # --max-conns is shared out among the workers: each must be able
+        # to hold every idle session, wherever the kernel sends them.
+        n = (os.cpu_count() or 1) if self.workers else 1
+        return super().maxconn() * n
 
 
 class Stunnel(Terminator):
@@ -466,7 +477,9 @@ class Proxy:
         self.crcs = {}
 
     def terminators(self):
-        all_t = [KtlsctlForward(self, "kernel"), KtlsctlForward(self, "user"), Stunnel(self),
+        all_t = [KtlsctlForward(self, "kernel"), KtlsctlForward(self, "user"),
+                 KtlsctlForward(self, "kernel", workers=True),
+                 KtlsctlForward(self, "user", workers=True), Stunnel(self),
                  SocatFork(self), HAProxy(self), Nginx(self), Limit(self)]
         a = self.args
         if a.only:

@@ -92,3 +92,33 @@ Test(creds, key_of_another_certificate)
 	kc_selfcert_free(&a);
 	kc_selfcert_free(&b);
 }
+
+/* Processes serving one listener (listen --workers) share a ticket key:
+ * one's key, copied out, replaces another's. */
+Test(creds, ticket_key_shared)
+{
+	struct kc_selfcert sc;
+	struct kc_err err = { 0 };
+	cr_assert_eq(kc_selfcert_generate(&sc, &err), 0, "%s", err.msg);
+	struct kc_tls_opts o = server_opts(&sc, &sc);
+	struct kc_creds *a, *b;
+	cr_assert_eq(kc_creds_new(&o, &a, &err), 0, "%s", err.msg);
+	cr_assert_eq(kc_creds_new(&o, &b, &err), 0, "%s", err.msg);
+	unsigned char ka[KC_TICKET_KEY_SIZE], kb[KC_TICKET_KEY_SIZE];
+	cr_assert_eq(kc_creds_ticket_key(a, ka, &err), 0, "%s", err.msg);
+	cr_assert_eq(kc_creds_ticket_key(b, kb, &err), 0, "%s", err.msg);
+	cr_assert_neq(memcmp(ka, kb, sizeof ka), 0, "two credentials made the same key");
+	cr_assert_eq(kc_creds_set_ticket_key(b, ka, &err), 0, "%s", err.msg);
+	cr_assert_eq(kc_creds_ticket_key(b, kb, &err), 0, "%s", err.msg);
+	cr_assert_eq(memcmp(ka, kb, sizeof ka), 0);
+	kc_creds_free(a);
+	kc_creds_free(b);
+	/* a client's credentials have none */
+	struct kc_tls_opts co = { .role = KC_CLIENT, .insecure = true };
+	struct kc_creds *c;
+	cr_assert_eq(kc_creds_new(&co, &c, &err), 0, "%s", err.msg);
+	cr_assert_eq(kc_creds_ticket_key(c, ka, &err), -1);
+	cr_assert_eq(kc_creds_set_ticket_key(c, ka, &err), -1);
+	kc_creds_free(c);
+	kc_selfcert_free(&sc);
+}

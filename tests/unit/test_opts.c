@@ -3,6 +3,7 @@
 
 #include <criterion/criterion.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/opts.h"
 #include "core/keys.h"
@@ -76,6 +77,37 @@ Test(opts, listen)
 	cr_assert(o.keep_open);
 	cr_assert_eq(o.verbosity, CLI_QUIET);
 	cr_assert_eq(o.tls.role, KC_SERVER);
+}
+
+/* --workers: a number or auto (the CPUs online), for serving many only,
+ * and never more workers than --max-conns can share out. */
+Test(opts, workers)
+{
+	struct cli_opts o;
+	struct kc_err err = { 0 };
+	cr_assert_eq(PARSE(&o, &err, "listen", ":0", "--cert", "c.pem", "--key", "k.pem",
+			   "--echo", "-k"), 0, "%s", err.msg);
+	cr_assert_eq(o.workers, 1);
+	cr_assert_eq(PARSE(&o, &err, "listen", ":0", "--cert", "c.pem", "--key", "k.pem",
+			   "--forward", "127.0.0.1:80", "--workers", "3"), 0, "%s", err.msg);
+	cr_assert_eq(o.workers, 3);
+	cr_assert_eq(PARSE(&o, &err, "listen", ":0", "--cert", "c.pem", "--key", "k.pem",
+			   "--exec", "cat", "--workers", "auto"), 0, "%s", err.msg);
+	cr_assert_eq(o.workers, (unsigned)sysconf(_SC_NPROCESSORS_ONLN));
+	cr_assert_eq(PARSE(&o, &err, "connect", "a:1", "--accept", ":0", "--workers", "2"), 0,
+		     "%s", err.msg);
+	cr_assert_eq(o.workers, 2);
+	FAILS("invalid --workers '0'", "listen", ":1", "--cert", "c", "--key", "k", "--echo",
+	      "-k", "--workers", "0");
+	FAILS("invalid --workers 'many'", "listen", ":1", "--cert", "c", "--key", "k", "--echo",
+	      "-k", "--workers", "many");
+	FAILS("invalid --workers '2x'", "listen", ":1", "--cert", "c", "--key", "k", "--echo",
+	      "-k", "--workers", "2x");
+	FAILS("--workers is for serving many sessions", "listen", ":1", "--cert", "c", "--key",
+	      "k", "--echo", "--workers", "2");
+	FAILS("--workers is for serving many sessions", "connect", "a:1", "--workers", "2");
+	FAILS("--max-conns 2 is shared out among --workers 3", "listen", ":1", "--cert", "c",
+	      "--key", "k", "--echo", "-k", "--workers", "3", "--max-conns", "2");
 }
 
 Test(opts, help_and_version)

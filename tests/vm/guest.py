@@ -17,9 +17,9 @@ tier must run everything it lists).  A suite that ends without its
 "N passed, 0 failed, 0 skipped" line, or runs past its time, adds a FAIL of
 its own.  The suites run a few at a time (the cases wait on peers and
 timers more than they compute); test_kernel (it reads the kernel's global
-counters), test_secrets (it scans ktlsctl's memory) and test_serve (100
-clients at once: hundreds of MiB of peers and CPU the others' timings
-would feel) run alone.
+counters), test_secrets (it scans ktlsctl's memory), test_serve and
+test_workers (100 clients at once: hundreds of MiB of peers and CPU the
+others' timings would feel) run alone.
 
 Environment (run-vm.sh passes VM_ENV_X as X):
   KTLSCTL        the binary under test (required)
@@ -71,6 +71,7 @@ SUITES = [
     ("test_serve_ctl.py", 600, False),
     ("test_starttls.py", 600, False),
     ("test_listen_sni.py", 600, False),
+    ("test_workers.py", 900, True),
 ]
 
 # (a SKIP line is "SKIP name: reason (1.23s)"; names have ": " in them too)
