@@ -41,6 +41,7 @@ from ktlsctl_test.peers import (  # noqa: E402
     EOF_CLOSE, gnutls_cli_argv, require_programs, s_client_argv)
 from ktlsctl_test.pytls import py_client_ctx  # noqa: E402
 from ktlsctl_test.backends import SOURCE_CHUNK, SOURCE_SIZE, backend  # noqa: E402
+from ktlsctl_test.serving import log_lines, sigterm_under_load, wait_sessions  # noqa: E402
 from ktlsctl_test.certs import (  # noqa: E402
     fingerprint, put_pair, reload_files, reloaded_line, replace_file)
 
@@ -79,16 +80,6 @@ def stop(k, what):
     """SIGTERM: every session had closed, so the exit says a clean drain."""
     k.signal(signal.SIGTERM)
     check_exit(k, 143, 20, what + " after SIGTERM")
-
-
-def log_lines(k):
-    return re.findall(r"^ktlsctl: session \d+ .*$", k.stderr, re.M)
-
-
-def wait_sessions(k, n, timeout):
-    if not k.wait_until(lambda p: len(log_lines(p)) >= n, timeout):
-        raise Fail("expected %d session lines, got %d\n%s" % (n, len(log_lines(k)), k.describe()))
-    return log_lines(k)
 
 
 def wait_closed(k, n):
@@ -326,43 +317,7 @@ def _truncated():
 def _sigterm():
     be, bport = backend()
     k, port = serve("--forward", "127.0.0.1:%d" % bport)
-    n = 20
-    socks, datas, got = [], [], [bytearray() for _ in range(n)]
-    for i in range(n):
-        # a TCP end without close_notify raises instead of reading b""
-        t = py_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(30)),
-                                 server_hostname="localhost", suppress_ragged_eofs=False)
-        data = random_bytes(256 << 10)
-        t.sendall(data[:4096])
-        socks.append(t)
-        datas.append(data)
-    for i, t in enumerate(socks):      # every session is relaying
-        while len(got[i]) < 4096:
-            got[i].extend(t.recv(65536))
-    senders = [threading.Thread(target=lambda t=t, d=d: _send_quietly(t, d[4096:]))
-               for t, d in zip(socks, datas)]
-    for s in senders:
-        s.start()
-    k.signal(signal.SIGTERM)
-    for i, t in enumerate(socks):
-        while True:
-            d = t.recv(65536)
-            if not d:
-                break
-            got[i].extend(d)
-        if bytes(got[i]) != datas[i][:len(got[i])]:
-            raise Fail("client %d: what came back is not a prefix of what it sent" % i)
-    for t in socks:
-        try:
-            t.unwrap()
-        except (ssl.SSLError, OSError):
-            pass
-    check_exit(k, 143, 30, "ktlsctl listen --forward after SIGTERM under load")
-    lines = log_lines(k)
-    if len([ln for ln in lines if ln.endswith("end=closed")]) != n:
-        raise Fail("not every session closed:\n" + "\n".join(lines))
-    for t in socks:
-        t.close()
+    sigterm_under_load(k, port, py_ctx(), 20, "ktlsctl listen --forward")
 
 
 @suite.case("SIGTERM with a client that never answers close_notify: cut off at "
@@ -387,13 +342,6 @@ def _drain_timeout():
             "(raise --drain-timeout to wait longer)") not in k.stderr:
         raise Fail("no summary line\n" + k.describe())
     t.close()
-
-
-def _send_quietly(t, data):
-    try:
-        t.sendall(data)
-    except (ssl.SSLError, OSError):
-        pass
 
 
 @suite.case("--max-conns 2: a third client waits for a slot, then is served", timeout=60)

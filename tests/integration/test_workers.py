@@ -34,6 +34,7 @@ from ktlsctl_test.peers import (  # noqa: E402
     EOF_CLOSE, gnutls_cli_argv, require_programs, s_client_argv)
 from ktlsctl_test.pytls import py_client_ctx  # noqa: E402
 from ktlsctl_test.backends import backend  # noqa: E402
+from ktlsctl_test.serving import log_lines, sigterm_under_load, wait_sessions  # noqa: E402
 from ktlsctl_test.certs import fingerprint, put_pair, reload_files, reloaded_line  # noqa: E402
 
 require_programs("certtool", "gnutls-cli", "openssl")
@@ -82,18 +83,8 @@ def workers_of(k):
     return [int(x) for x in open(path).read().split()]
 
 
-def log_lines(k):
-    return re.findall(r"^ktlsctl: session \d+ .*$", k.stderr, re.M)
-
-
 def ids(lines):
     return [int(re.match(r"ktlsctl: session (\d+) ", ln).group(1)) for ln in lines]
-
-
-def wait_sessions(k, n, timeout=30):
-    if not k.wait_until(lambda p: len(log_lines(p)) >= n, timeout):
-        raise Fail("expected %d session lines, got %d\n%s" % (n, len(log_lines(k)), k.describe()))
-    return log_lines(k)
 
 
 def stop(k, what, status=143):
@@ -352,49 +343,8 @@ def _resume():
 def _sigterm():
     be, bport = backend()
     k, port = serve(new_xdg(), "--forward", "127.0.0.1:%d" % bport, "--max-conns", "20")
-    n = 20
-    socks, datas, got = [], [], [bytearray() for _ in range(n)]
-    for i in range(n):
-        t = py_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(30)),
-                                 server_hostname="localhost", suppress_ragged_eofs=False)
-        data = random_bytes(256 << 10)
-        t.sendall(data[:4096])
-        socks.append(t)
-        datas.append(data)
-    for i, t in enumerate(socks):      # every session is relaying (10 on each worker)
-        while len(got[i]) < 4096:
-            got[i].extend(t.recv(65536))
-
-    def send_quietly(t, data):
-        try:
-            t.sendall(data)
-        except (ssl.SSLError, OSError):
-            pass
-    senders = [threading.Thread(target=send_quietly, args=(t, d[4096:]))
-               for t, d in zip(socks, datas)]
-    for s in senders:
-        s.start()
-    k.signal(signal.SIGTERM)
-    for i, t in enumerate(socks):
-        while True:
-            d = t.recv(65536)
-            if not d:
-                break
-            got[i].extend(d)
-        if bytes(got[i]) != datas[i][:len(got[i])]:
-            raise Fail("client %d: what came back is not a prefix of what it sent" % i)
-    for t in socks:
-        try:
-            t.unwrap()
-        except (ssl.SSLError, OSError):
-            pass
-    check_exit(k, 143, 30, "ktlsctl listen --forward --workers 2 after SIGTERM under load")
-    lines = log_lines(k)
-    if len([ln for ln in lines if ln.endswith("end=closed")]) != n:
-        raise Fail("not every session closed:\n" + "\n".join(lines))
+    lines = sigterm_under_load(k, port, py_ctx(), 20, "ktlsctl listen --forward --workers 2")
     both_workers(lines, "20 clients")
-    for t in socks:
-        t.close()
 
 
 @suite.case("SIGHUP: one reload line; the next clients get the new certificate on both "
