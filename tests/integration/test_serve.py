@@ -19,7 +19,6 @@ import ctypes
 import json
 import os
 import re
-import select
 import signal
 import socket
 import ssl
@@ -35,13 +34,14 @@ from ktlsctl_test.channel import CHANNEL, CHANNEL_ARGS, REKEY, can_rekey  # noqa
 from ktlsctl_test.runner import Suite  # noqa: E402
 from ktlsctl_test.verdicts import Fail  # noqa: E402
 from ktlsctl_test.procs import (  # noqa: E402
-    check_exit, kt_lines, ktlsctl, ktlsctl_listen, Proc, wait_for)
+    check_exit, kt_lines, ktlsctl, ktlsctl_listen, wait_for)
 from ktlsctl_test.data import random_bytes, sha  # noqa: E402
 from ktlsctl_test.peers import (  # noqa: E402
-    EOF_CLOSE, gnutls_cli_argv, require_programs, s_client_argv)
+    EOF_CLOSE, require_programs)
 from ktlsctl_test.pytls import py_client_ctx  # noqa: E402
 from ktlsctl_test.backends import SOURCE_CHUNK, SOURCE_SIZE, backend  # noqa: E402
-from ktlsctl_test.serving import log_lines, sigterm_under_load, wait_sessions  # noqa: E402
+from ktlsctl_test.serving import (  # noqa: E402
+    log_lines, mixed_echo_clients, py_echo, sigterm_under_load, wait_sessions)
 from ktlsctl_test.certs import (  # noqa: E402
     fingerprint, put_pair, reload_files, reloaded_line, replace_file)
 
@@ -94,43 +94,6 @@ def py_ctx():
     return py_client_ctx(certs().ca)
 
 
-def py_echo(port, data, results, i):
-    """Python ssl: send data while reading the echo, then close_notify both
-    ways.  One thread drives the socket: an SSL object used from two
-    threads at once (a sender and a reader) breaks in OpenSSL itself."""
-    try:
-        t = py_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(60)),
-                                 server_hostname="localhost")
-        t.setblocking(False)
-        got, sent = bytearray(), 0
-        while len(got) < len(data):
-            want_w = [t] if sent < len(data) else []
-            r, w, _ = select.select([t], want_w, [], 0 if t.pending() else scaled(60))
-            if not (r or w or t.pending()):
-                raise TimeoutError("no progress for %d s (%d sent, %d back)"
-                                   % (scaled(60), sent, len(got)))
-            if w:
-                try:
-                    sent += t.send(data[sent:sent + 16384])
-                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                    pass
-            if r or t.pending():
-                try:
-                    d = t.recv(65536)
-                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                    continue
-                if not d:
-                    break
-                got.extend(d)
-        t.setblocking(True)
-        t.settimeout(scaled(60))
-        t.unwrap()
-        t.close()
-        results[i] = sha(bytes(got)) == sha(data) or "python: echo differs (%d of %d bytes)" % (len(got), len(data))
-    except Exception as e:  # noqa: BLE001 - reported per client
-        results[i] = "python: %r" % e
-
-
 # ------------------------------------------------------------------ cases
 
 @suite.case("100 clients at once (ktlsctl, gnutls-cli, s_client, python), %s each "
@@ -140,51 +103,17 @@ def _many():
     be, bport = backend()
     k, port = serve("--forward", "127.0.0.1:%d" % bport)
     n, size = 100, MANY_SIZE
-    kinds = ["ktlsctl", "python", "gnutls-cli", "openssl"]
     every = max(size // 16384 // 4, 1)      # records between key updates
     rekeying = ["--key-update-after", str(every), "-v"] if can_rekey() else []
-    procs, threads, datas = {}, [], {}
-    results = [None] * n
-    for i in range(n):
-        data = random_bytes(size)
-        datas[i] = data
-        kind = kinds[i % len(kinds)]
-        if kind == "ktlsctl":
-            # where the channel can rekey, these update their keys three
-            # times mid-stream (GnuTLS takes at most 8 a second: more
-            # often would be a flood): the server follows each
-            procs[i] = ktlsctl("connect", "127.0.0.1:%d" % port, "--cafile", certs().ca,
-                               *EOF_CLOSE, *SERVE_ARGS, *rekeying, stdin=data)
-        elif kind == "gnutls-cli":
-            log = os.path.join(suite.tmpdir(), "gnutls-cli-%d.log" % i)   # not on stdout
-            procs[i] = Proc(gnutls_cli_argv(port, certs().ca, log), name="gnutls-cli")
-            procs[i].send(data)     # stdin closed once the echo is back
-        elif kind == "openssl":
-            procs[i] = Proc(s_client_argv(port, certs().ca, host="127.0.0.1", mode="quiet"),
-                            name="s_client")
-            procs[i].send(data)
-        else:
-            t = threading.Thread(target=py_echo, args=(port, data, results, i))
-            t.start()
-            threads.append(t)
-    for t in threads:
-        t.join(scaled(300))
-    for i, p in procs.items():
-        # s_client and gnutls-cli stop reading at the end of their input
-        p.wait_out(size, 300)
-        p.close_stdin()
-        rc = p.wait(60)
-        ok = sha(p.stdout) == sha(datas[i])
-        results[i] = True if ok and rc == 0 else "%s: exit %s, %d of %d bytes, hash %s\n%s" % (
-            p.name, rc, len(p.stdout), size, "equal" if ok else "differs", p.describe())
-    bad = [r for r in results if r is not True]
+    bad, kclients = mixed_echo_clients(port, n, size, certs().ca, suite.tmpdir(),
+                                       (*SERVE_ARGS, *rekeying))
     if bad:
         unclean = [ln for ln in log_lines(k) if not ln.endswith("end=closed")]
         raise Fail("%d of %d clients failed:\n%s\nthe server's sessions that did not close:\n%s"
                    % (len(bad), n, "\n".join(map(str, bad[:5])), "\n".join(unclean[:20])))
     if rekeying:
         updates = [len(re.findall(r"^ktlsctl: updated our send keys", p.stderr, re.M))
-                   for p in procs.values() if p.name == "ktlsctl"]
+                   for p in kclients]
         # (at least: records can be shorter than 16 KiB)
         if min(updates) < (size // 16384 - 1) // every:
             raise Fail("ktlsctl clients updated their keys %s times, not every %d records"
@@ -210,7 +139,7 @@ def _silent():
         silent.append(s)
     t0 = time.monotonic()
     results = [None] * 20
-    threads = [threading.Thread(target=py_echo, args=(port, random_bytes(64 << 10), results, i))
+    threads = [threading.Thread(target=py_echo, args=(py_ctx(), port, random_bytes(64 << 10), results, i))
                for i in range(20)]
     for t in threads:
         t.start()
@@ -552,7 +481,7 @@ def _emfile():
     n, size = 40, sized(256 << 10)
     datas = [random_bytes(size) for _ in range(n)]
     results = [None] * n
-    threads = [threading.Thread(target=py_echo, args=(port, datas[i], results, i))
+    threads = [threading.Thread(target=py_echo, args=(py_ctx(), port, datas[i], results, i))
                for i in range(n)]
     for t in threads:
         t.start()
@@ -600,7 +529,7 @@ def _exec_many():
             procs[i] = ktlsctl("connect", "127.0.0.1:%d" % port, "--cafile", certs().ca,
                                *EOF_CLOSE, *SERVE_ARGS, stdin=data)
         else:
-            t = threading.Thread(target=py_echo, args=(port, data, results, i))
+            t = threading.Thread(target=py_echo, args=(py_ctx(), port, data, results, i))
             t.start()
             threads.append(t)
     for t in threads:

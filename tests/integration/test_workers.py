@@ -14,12 +14,10 @@ is for an event.
 import json
 import os
 import re
-import select
 import signal
 import socket
 import ssl
 import sys
-import threading
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -28,13 +26,14 @@ from ktlsctl_test.channel import CHANNEL, CHANNEL_ARGS, can_rekey  # noqa: E402
 from ktlsctl_test.runner import Suite  # noqa: E402
 from ktlsctl_test.verdicts import Fail  # noqa: E402
 from ktlsctl_test.procs import (  # noqa: E402
-    check_exit, ktlsctl, ktlsctl_listen, ktlsctl_run, Proc, wait_for)
-from ktlsctl_test.data import random_bytes, sha  # noqa: E402
+    check_exit, ktlsctl, ktlsctl_listen, ktlsctl_run, wait_for)
+from ktlsctl_test.data import sha  # noqa: E402
 from ktlsctl_test.peers import (  # noqa: E402
-    EOF_CLOSE, gnutls_cli_argv, require_programs, s_client_argv)
+    EOF_CLOSE, require_programs)
 from ktlsctl_test.pytls import py_client_ctx  # noqa: E402
 from ktlsctl_test.backends import backend  # noqa: E402
-from ktlsctl_test.serving import log_lines, sigterm_under_load, wait_sessions  # noqa: E402
+from ktlsctl_test.serving import (  # noqa: E402
+    log_lines, mixed_echo_clients, sigterm_under_load, wait_sessions)
 from ktlsctl_test.certs import fingerprint, put_pair, reload_files, reloaded_line  # noqa: E402
 
 require_programs("certtool", "gnutls-cli", "openssl")
@@ -139,42 +138,6 @@ def close_all(socks):
         t.close()
 
 
-def py_echo(port, data, results, i):
-    """Python ssl: send data while reading the echo, then close_notify both
-    ways (one thread drives the socket)."""
-    try:
-        t = py_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(60)),
-                                 server_hostname="localhost")
-        t.setblocking(False)
-        got, sent = bytearray(), 0
-        while len(got) < len(data):
-            want_w = [t] if sent < len(data) else []
-            r, w, _ = select.select([t], want_w, [], 0 if t.pending() else scaled(60))
-            if not (r or w or t.pending()):
-                raise TimeoutError("no progress (%d sent, %d back)" % (sent, len(got)))
-            if w:
-                try:
-                    sent += t.send(data[sent:sent + 16384])
-                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                    pass
-            if r or t.pending():
-                try:
-                    d = t.recv(65536)
-                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                    continue
-                if not d:
-                    break
-                got.extend(d)
-        t.setblocking(True)
-        t.settimeout(scaled(60))
-        t.unwrap()
-        t.close()
-        results[i] = sha(bytes(got)) == sha(data) or "python: echo differs (%d of %d bytes)" % (
-            len(got), len(data))
-    except Exception as e:  # noqa: BLE001 - reported per client
-        results[i] = "python: %r" % e
-
-
 # ------------------------------------------------------------------ cases
 
 @suite.case("--workers 2, 100 clients at once (ktlsctl, gnutls-cli, s_client, python), %s "
@@ -184,37 +147,7 @@ def _many():
     be, bport = backend()
     k, port = serve(new_xdg(), "--forward", "127.0.0.1:%d" % bport)
     n, size = 100, MANY_SIZE
-    kinds = ["ktlsctl", "python", "gnutls-cli", "openssl"]
-    procs, threads, datas = {}, [], {}
-    results = [None] * n
-    for i in range(n):
-        datas[i] = data = random_bytes(size)
-        kind = kinds[i % len(kinds)]
-        if kind == "ktlsctl":
-            procs[i] = ktlsctl("connect", "127.0.0.1:%d" % port, "--cafile", certs().ca,
-                               *EOF_CLOSE, *ARGS, stdin=data)
-        elif kind == "gnutls-cli":
-            log = os.path.join(suite.tmpdir(), "gnutls-cli-%d.log" % i)
-            procs[i] = Proc(gnutls_cli_argv(port, certs().ca, log), name="gnutls-cli")
-            procs[i].send(data)
-        elif kind == "openssl":
-            procs[i] = Proc(s_client_argv(port, certs().ca, host="127.0.0.1", mode="quiet"),
-                            name="s_client")
-            procs[i].send(data)
-        else:
-            t = threading.Thread(target=py_echo, args=(port, data, results, i))
-            t.start()
-            threads.append(t)
-    for t in threads:
-        t.join(scaled(300))
-    for i, p in procs.items():
-        p.wait_out(size, 300)
-        p.close_stdin()
-        rc = p.wait(60)
-        ok = sha(p.stdout) == sha(datas[i])
-        results[i] = True if ok and rc == 0 else "%s: exit %s, %d of %d bytes, hash %s\n%s" % (
-            p.name, rc, len(p.stdout), size, "equal" if ok else "differs", p.describe())
-    bad = [r for r in results if r is not True]
+    bad, _ = mixed_echo_clients(port, n, size, certs().ca, suite.tmpdir(), ARGS)
     if bad:
         raise Fail("%d of %d clients failed:\n%s" % (len(bad), n, "\n".join(map(str, bad[:5]))))
     lines = wait_sessions(k, n)

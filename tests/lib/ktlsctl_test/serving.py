@@ -1,14 +1,18 @@
 """What the serving suites (test_serve, test_workers) share: a serving
 process's session log lines, and its drain under load."""
 
+import os
 import re
+import select
 import signal
 import socket
 import ssl
 import threading
 
-from .data import random_bytes
-from .procs import check_exit
+from .data import random_bytes, sha
+from .peers import EOF_CLOSE, gnutls_cli_argv, s_client_argv
+from .procs import Proc, check_exit, ktlsctl
+from .pytls import py_client_ctx
 from .settings import scaled
 from .verdicts import Fail
 
@@ -74,3 +78,85 @@ def sigterm_under_load(k, port, ctx, n, what):
     for t in socks:
         t.close()
     return lines
+
+
+def py_echo(ctx, port, data, results, i):
+    """Python ssl: send data while reading the echo, then close_notify both
+    ways.  One thread drives the socket: an SSL object used from two
+    threads at once (a sender and a reader) breaks in OpenSSL itself.
+    results[i]: True, or what went wrong."""
+    try:
+        t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=scaled(60)),
+                            server_hostname="localhost")
+        t.setblocking(False)
+        got, sent = bytearray(), 0
+        while len(got) < len(data):
+            want_w = [t] if sent < len(data) else []
+            r, w, _ = select.select([t], want_w, [], 0 if t.pending() else scaled(60))
+            if not (r or w or t.pending()):
+                raise TimeoutError("no progress for %d s (%d sent, %d back)"
+                                   % (scaled(60), sent, len(got)))
+            if w:
+                try:
+                    sent += t.send(data[sent:sent + 16384])
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    pass
+            if r or t.pending():
+                try:
+                    d = t.recv(65536)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    continue
+                if not d:
+                    break
+                got.extend(d)
+        t.setblocking(True)
+        t.settimeout(scaled(60))
+        t.unwrap()
+        t.close()
+        results[i] = sha(bytes(got)) == sha(data) or "python: echo differs (%d of %d bytes)" % (
+            len(got), len(data))
+    except Exception as e:  # noqa: BLE001 - reported per client
+        results[i] = "python: %r" % e
+
+
+MIXED_KINDS = ("ktlsctl", "python", "gnutls-cli", "openssl")
+
+
+def mixed_echo_clients(port, n, size, ca, logdir, ktlsctl_args=()):
+    """n clients at once through an echo at port, in turn `ktlsctl
+    connect` (with ktlsctl_args), Python ssl, gnutls-cli and s_client,
+    each with its own `size` random bytes, its echo checked by hash.
+    Returns (the failures, one message each; the ktlsctl clients)."""
+    procs, threads, datas = {}, [], {}
+    results = [None] * n
+    ctx = py_client_ctx(ca)
+    for i in range(n):
+        datas[i] = data = random_bytes(size)
+        kind = MIXED_KINDS[i % len(MIXED_KINDS)]
+        if kind == "ktlsctl":
+            procs[i] = ktlsctl("connect", "127.0.0.1:%d" % port, "--cafile", ca, *EOF_CLOSE,
+                               *ktlsctl_args, stdin=data)
+        elif kind == "gnutls-cli":
+            log = os.path.join(logdir, "gnutls-cli-%d.log" % i)   # not on stdout
+            procs[i] = Proc(gnutls_cli_argv(port, ca, log), name="gnutls-cli")
+            procs[i].send(data)     # stdin closed once the echo is back
+        elif kind == "openssl":
+            procs[i] = Proc(s_client_argv(port, ca, host="127.0.0.1", mode="quiet"),
+                            name="s_client")
+            procs[i].send(data)
+        else:
+            t = threading.Thread(target=py_echo, args=(ctx, port, data, results, i))
+            t.start()
+            threads.append(t)
+    for t in threads:
+        t.join(scaled(300))
+    for i, p in procs.items():
+        # s_client and gnutls-cli stop reading at the end of their input
+        p.wait_out(size, 300)
+        p.close_stdin()
+        rc = p.wait(60)
+        ok = sha(p.stdout) == sha(datas[i])
+        results[i] = True if ok and rc == 0 else "%s: exit %s, %d of %d bytes, hash %s\n%s" % (
+            p.name, rc, len(p.stdout), size, "equal" if ok else "differs", p.describe())
+    return ([r for r in results if r is not True],
+            [p for p in procs.values() if p.name == "ktlsctl"])
