@@ -592,14 +592,12 @@ static int established(struct session *s, struct kc_err *err)
 	if (o->mode == KC_SERVE_ORIGINATE && kc_conn_version(s->conn) == KC_TLS12)
 		keep_for_resumption(s);
 	s->established = time(NULL);
-	s->c2b.cap = s->b2c.cap = SESSION_BUF;
-	s->c2b.p = malloc(SESSION_BUF);
-	s->b2c.p = o->mode != KC_SERVE_ECHO ? malloc(SESSION_BUF) : NULL;
-	if (!s->c2b.p || (o->mode != KC_SERVE_ECHO && !s->b2c.p))
-		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
 	/* The client's early data (0-RTT) goes first, as if read first: the
 	 * buffer holds all GnuTLS accepts (KC_EARLY_MAX). */
+	s->c2b.cap = SESSION_BUF;
 	if (o->tls.accept_early_data) {
+		if (!(s->c2b.p = malloc(SESSION_BUF)))
+			return kc_err_set(err, KC_E_INTERNAL, "out of memory");
 		s->c2b.len = kc_tls_early_data(s->tls, s->c2b.p, SESSION_BUF);
 		s->rep.early = s->c2b.len;
 	}
@@ -611,6 +609,16 @@ static int established(struct session *s, struct kc_err *err)
 			pipe_leg_close(&s->c2bp);
 			pipe_leg_close(&s->b2cp);
 		}
+	}
+	/* Spliced, the backend's bytes never pass through us, and the
+	 * client's only after a control record: c2b is made when first
+	 * needed (read_client), b2c never, so that an idle session costs
+	 * its pipes, not 64 KiB of buffers. */
+	if (!s->zc) {
+		s->b2c.cap = o->mode != KC_SERVE_ECHO ? SESSION_BUF : 0;
+		if ((!s->c2b.p && !(s->c2b.p = malloc(SESSION_BUF))) ||
+		    (s->b2c.cap && !(s->b2c.p = malloc(SESSION_BUF))))
+			return kc_err_set(err, KC_E_INTERNAL, "out of memory");
 	}
 	s->rep.path = kc_data_path_name(s->zc ? KC_PATH_SPLICE : KC_PATH_COPY);
 	if (s->srv->stopping) {
@@ -775,6 +783,11 @@ static int read_client(struct session *s)
 			return -1;
 		}
 		/* KC_CONN_USE_READ: a control record, the end, an error */
+	}
+	if (!s->c2b.p && !(s->c2b.p = malloc(SESSION_BUF))) {
+		kc_err_set(&err, KC_E_INTERNAL, "out of memory");
+		fail(s, KC_END_ERROR, &err);
+		return -1;
 	}
 	n = kc_conn_read(s->conn, kc_buf_tail(&s->c2b), kc_buf_space(&s->c2b), &err);
 	if (n > 0) {
