@@ -345,11 +345,14 @@ def add_mode_server(kind, version, mode):
             raise Fail("%s: the data received is not a prefix of the answer" % what)
         m = TRUNC_AFTER.search(k.stderr)
         if kind == "node":
-            # node answers our close_notify with its own before any data:
-            # a clean close that ktlsctl cannot tell from a complete one.
-            if rc != 0 or k.out:
-                raise Fail("%s: expected exit 0 with no data (node closes cleanly at once)\n%s"
-                           % (what, k.describe()))
+            # node answers our close_notify with its own, mostly before
+            # any data; on a busy machine it may have sent part of the
+            # answer first (65675 bytes, once, in the VM tier).  Either
+            # way a clean close that ktlsctl cannot tell from a complete
+            # one: exit 0, with what came a prefix of the answer.
+            if rc != 0:
+                raise Fail("%s: expected exit 0, with no data or a prefix of the answer "
+                           "(node closes cleanly)\n%s" % (what, k.describe()))
         elif not ((rc == 0 and body == full)
                   or (rc == 8 and m and 0 < int(m.group(1)) <= k.out_total)):
             raise Fail("%s: expected the whole answer and exit 0, or exit 8 with 'the peer "
@@ -357,7 +360,7 @@ def add_mode_server(kind, version, mode):
                        % (what, k.describe()))
         note("%d of %d bytes, exit %d" % (len(body), len(full), rc))
     expect = ("every byte, exit 0" if mode != "close"
-              else "no answer, exit 0" if kind == "node"
+              else "a clean close (no data or a prefix), exit 0" if kind == "node"
               else "whole and 0, or 8 for bytes after our close_notify")
     suite.add("mode: --eof %s -> %s TLS%s: %s" % (mode, kind, version, expect), run)
 
