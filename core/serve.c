@@ -270,7 +270,14 @@ static void on_listener(struct kc_loop_item *item, uint32_t events)
 	struct pollfd rp = { .fd = srv->reload.in_epoll ? srv->reload.fd : -1, .events = POLLIN };
 	if (rp.fd >= 0 && poll(&rp, 1, 0) > 0 && (rp.revents & POLLIN))
 		on_reload(&srv->reload, EPOLLIN);
-	for (int i = 0; i < ACCEPTS_PER_TURN && srv->n < srv->max && !srv->stopping; i++) {
+	/* Workers share the listener, and EPOLLEXCLUSIVE wakes the first idle
+	 * one in its wait queue, so one worker would take a whole burst of
+	 * clients.  A worker takes one per turn and registers again, which
+	 * puts it at the back of the queue: the clients go round the workers. */
+	bool shared = srv->id_step > 1;
+	int took = 0;
+	for (int i = 0; i < (shared ? 1 : ACCEPTS_PER_TURN) && srv->n < srv->max &&
+			!srv->stopping; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof ss;
 		int fd = accept4(srv->lfd, (struct sockaddr *)&ss, &len,
@@ -295,9 +302,14 @@ static void on_listener(struct kc_loop_item *item, uint32_t events)
 		char peer[KC_ADDRSTR_MAX];
 		kc_sockaddr_str(&ss, peer);
 		start_session(srv, fd, peer);
+		took++;
 	}
 	if (events & KC_LOOP_TIMER)
 		srv->emfile_paused = false;
+	if (shared && took && srv->listening) {
+		kc_loop_unwatch(srv->loop, &srv->listener);
+		srv->listening = false;
+	}
 	update_listener(srv);
 }
 

@@ -91,12 +91,15 @@ def stop(k, what, status=143):
     check_exit(k, status, 30, what + " after SIGTERM")
 
 
-def both_workers(lines, what):
-    """Ids of both parities: each worker ran some of these sessions."""
-    got = {i % 2 for i in ids(lines)}
-    if got != {0, 1}:
-        raise Fail("%s: only worker %s ran sessions (ids %s)"
-                   % (what, 2 - min(got) if got else "none", ids(lines)))
+def both_workers(lines, what, least=1):
+    """Ids of both parities: each worker ran at least `least` of these
+    sessions."""
+    odd = sum(i % 2 for i in ids(lines))
+    per = (odd, len(lines) - odd)
+    if min(per) < least:
+        raise Fail("%s: worker 1 ran %d sessions, worker 2 %d; each should run at least %d "
+                   "(ids %s)" % (what, per[0], per[1], least, ids(lines)))
+    print("%s: worker 1 ran %d sessions, worker 2 %d" % (what, per[0], per[1]))
 
 
 def py_ctx():
@@ -141,8 +144,8 @@ def close_all(socks):
 # ------------------------------------------------------------------ cases
 
 @suite.case("--workers 2, 100 clients at once (ktlsctl, gnutls-cli, s_client, python), %s "
-            "each through --forward: every hash equal, 100 closed lines with unique ids from "
-            "both workers" % human(MANY_SIZE), timeout=400)
+            "each through --forward: every hash equal, 100 closed lines with unique ids, at "
+            "least 30 from each worker" % human(MANY_SIZE), timeout=400)
 def _many():
     be, bport = backend()
     k, port = serve(new_xdg(), "--forward", "127.0.0.1:%d" % bport)
@@ -159,7 +162,9 @@ def _many():
                       "\n".join(ln for ln in lines if ln not in closed)[:3000]))
     if len(set(ids(lines))) != n:
         raise Fail("session ids repeat: %s" % sorted(ids(lines)))
-    both_workers(lines, "100 clients")
+    # Clients are dealt round the workers (each re-registers on the shared
+    # listener after taking one), not all to whichever waits first.
+    both_workers(lines, "100 clients", least=30)
     other = [ln for ln in k.stderr.splitlines()
              if not re.match(r"ktlsctl: (listening on |session \d+ )", ln)]
     if other:
