@@ -29,21 +29,25 @@ void cli_msg_set_verbosity(enum cli_verbosity v)
 	verbosity = v;
 }
 
+/* text and its end (newline, after a colour reset when one was set) in
+ * one write(), whole, so that other processes' lines (listen --workers)
+ * never come between their parts; stdio's own buffer goes first. */
+static void write_line(const char *text, const char *end)
+{
+	struct iovec iov[] = { { (void *)text, strlen(text) }, { (void *)end, strlen(end) } };
+	fflush(stderr);
+	(void)!writev(STDERR_FILENO, iov, 2);
+}
+
 static void say(const char *prefix, const char *fmt, va_list ap)
 {
-	/* One write per line so lines from concurrent processes stay whole. */
 	char line[1024];
 	int n = snprintf(line, sizeof line, "%sktlsctl: ", prefix);
 	if (n >= 0 && (size_t)n < sizeof line)
 		vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
 	if (hook_before)
 		hook_before();
-	/* One write(), whole, so that other processes' lines (listen
-	 * --workers) never come between its parts. */
-	struct iovec iov[] = { { line, strlen(line) },
-			       { (void *)(prefix[0] ? "\033[0m\n" : "\n"), prefix[0] ? 5 : 1 } };
-	fflush(stderr);
-	(void)!writev(STDERR_FILENO, iov, 2);
+	write_line(line, prefix[0] ? "\033[0m\n" : "\n");
 	if (hook_after)
 		hook_after();
 }
@@ -70,9 +74,7 @@ void cli_log_line(const char *line)
 {
 	if (verbosity < CLI_NORMAL)
 		return;
-	struct iovec iov[] = { { (void *)line, strlen(line) }, { (void *)"\n", 1 } };
-	fflush(stderr);
-	(void)!writev(STDERR_FILENO, iov, 2);   /* one write: see say() */
+	write_line(line, "\n");
 }
 
 void cli_info(const char *fmt, ...)

@@ -15,6 +15,7 @@
 #include "cli/serve.h"
 #include "cli/session.h"
 #include "cli/signals.h"
+#include "core/atomicfile.h"
 #include "core/conn.h"
 #include "core/ctl.h"
 #include "core/net.h"
@@ -231,20 +232,6 @@ static int early_data_after(const struct cli_opts *o, struct kc_conn *conn,
 	return send_all(conn, e->data.data, e->data.size, err);
 }
 
-static int write_all(int fd, const unsigned char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Server: the client's early data goes first, to standard output (or
  * back to it under --echo). */
 static int early_data_received(const struct cli_opts *o, gnutls_session_t session,
@@ -257,7 +244,7 @@ static int early_data_received(const struct cli_opts *o, gnutls_session_t sessio
 		if (o->echo) {
 			if (send_all(conn, buf, n, err) < 0)
 				return -1;
-		} else if (write_all(STDOUT_FILENO, buf, n) < 0) {
+		} else if (kc_write_all(STDOUT_FILENO, buf, n) < 0) {
 			return kc_err_errno(err, KC_E_IO, errno, "cannot write to standard output");
 		}
 	}

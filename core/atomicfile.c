@@ -12,8 +12,9 @@
 
 #include "core/atomicfile.h"
 
-static int write_all(int fd, const char *p, size_t n)
+int kc_write_all(int fd, const void *buf, size_t n)
 {
+	const char *p = buf;
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
 		if (w < 0) {
@@ -65,7 +66,7 @@ int kc_atomic_write(const char *path, const void *text, size_t len, mode_t mode,
 	if (fchmod(fd, mode) < 0)
 		goto fail;
 	step = "writing";
-	if (write_all(fd, text, len) < 0)
+	if (kc_write_all(fd, text, len) < 0)
 		goto fail;
 	step = "fsync";
 	if (fsync(fd) < 0)

@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
 #include <gnutls/ocsp.h>
 #include <gnutls/x509.h>
@@ -24,14 +24,20 @@ struct kc_creds {
 	unsigned refs;
 	gnutls_certificate_credentials_t x509;
 	size_t n_certs;                /* chains loaded, in --cert order */
-	/* Server with several pairs: each one's certificate (for its names)
-	 * and, for one with a wildcard DNS name, credentials holding it and
-	 * the pairs of the same names.  GnuTLS's own choice compares names
-	 * exactly; a client whose SNI only a wildcard matches is switched to
-	 * these before that choice (choose_wildcard). */
-	gnutls_x509_crt_t crt[KC_MAX_CERTS];
-	gnutls_certificate_credentials_t wild[KC_MAX_CERTS];
-	bool any_wild;
+	/* Server: each pair as choose_pair hands it to GnuTLS, taken from
+	 * x509 (the files are read once): the chain, the key, the leaf (for
+	 * its names) and the --ocsp-response staple when it is about this
+	 * pair.  GnuTLS's own choice compares SNI with names exactly, so a
+	 * wildcard name never matched; ours matches as certificate
+	 * verification does, and the staple goes with whichever pair. */
+	struct pair {
+		gnutls_pcert_st *chain;
+		unsigned chain_len;
+		gnutls_privkey_t key;
+		gnutls_x509_crt_t leaf;
+		gnutls_digest_algorithm_t ecdsa_hash;   /* TLS 1.3: the curve's */
+		gnutls_ocsp_data_st staple;             /* response.data NULL: none */
+	} pair[KC_MAX_CERTS];
 	gnutls_datum_t ticket_key;     /* server: shared by all connections */
 	/* server: the ClientHellos whose early data was taken, so that a
 	 * replayed one is refused it (only while these credentials live) */
@@ -129,81 +135,60 @@ static int load_key_pairs(const struct kc_tls_opts *o, struct kc_creds *c, struc
 	return 0;
 }
 
-/* The DNS names of crt's subjectAltName, up to max; how many. */
-#define MAX_NAMES 32
-static size_t dns_names(gnutls_x509_crt_t crt, char names[][256], size_t max)
-{
-	size_t n = 0;
-	for (unsigned seq = 0; n < max; seq++) {
-		size_t len = 256;
-		unsigned critical;
-		int type = gnutls_x509_crt_get_subject_alt_name(crt, seq, names[n], &len, &critical);
-		if (type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
-			break;
-		if (type == GNUTLS_SAN_DNSNAME && len < 256)
-			n++;
-	}
-	return n;
-}
+/* The credentials the session's handshake started with, and what its
+ * ClientHello's cipher suites allow (SUITES_*; below). */
+static struct kc_creds *hs_creds(gnutls_session_t s);
+static unsigned hs_suite_keys(gnutls_session_t s);
+static int choose_pair(gnutls_session_t s, const struct gnutls_cert_retr_st *info,
+		       gnutls_pcert_st **chain, unsigned *chain_len,
+		       gnutls_ocsp_data_st **staple, unsigned *n_staples,
+		       gnutls_privkey_t *key, unsigned *flags);
 
-static bool same_names(char a[][256], size_t na, char b[][256], size_t nb)
+/* Pair i of x509 as choose_pair gives it: its chain and key copied out
+ * of the credentials structure. */
+static int take_pair(struct kc_creds *c, unsigned i, struct kc_err *err)
 {
-	if (na != nb)
-		return false;
-	for (size_t i = 0; i < na; i++) {
-		bool found = false;
-		for (size_t j = 0; j < nb && !found; j++)
-			found = strcasecmp(a[i], b[j]) == 0;
-		if (!found)
-			return false;
-	}
-	return true;
-}
+	struct pair *p = &c->pair[i];
+	gnutls_x509_privkey_t xkey = NULL;
+	gnutls_datum_t der;
+	unsigned n = 0, bits = 0;
+	int rc;
 
-/* Each pair's certificate, and the credentials for wildcard names (see
- * struct kc_creds). */
-static int load_wildcards(const struct kc_tls_opts *o, struct kc_creds *c, struct kc_err *err)
-{
-	char (*names)[MAX_NAMES][256] = calloc(KC_MAX_CERTS, sizeof *names);
-	size_t n_names[KC_MAX_CERTS];
-	int rc = 0;
-
-	if (!names)
+	while (gnutls_certificate_get_crt_raw(c->x509, i, n, &der) == 0)
+		n++;
+	if (!n || !(p->chain = calloc(n, sizeof *p->chain)))
 		return kc_err_set(err, KC_E_INTERNAL, "out of memory");
+	for (; p->chain_len < n; p->chain_len++)
+		if ((rc = gnutls_certificate_get_crt_raw(c->x509, i, p->chain_len, &der)) < 0 ||
+		    (rc = gnutls_pcert_import_x509_raw(&p->chain[p->chain_len], &der,
+						       GNUTLS_X509_FMT_DER, 0)) < 0)
+			goto fail;
+	if ((rc = gnutls_x509_crt_init(&p->leaf)) < 0 ||
+	    (rc = gnutls_x509_crt_import(p->leaf, &p->chain[0].cert, GNUTLS_X509_FMT_DER)) < 0 ||
+	    (rc = gnutls_certificate_get_x509_key(c->x509, i, &xkey)) < 0 ||
+	    (rc = gnutls_privkey_init(&p->key)) < 0 ||
+	    (rc = gnutls_privkey_import_x509(p->key, xkey, GNUTLS_PRIVKEY_IMPORT_AUTO_RELEASE)) < 0)
+		goto fail;
+	xkey = NULL;   /* p->key's now */
+	if (gnutls_pubkey_get_pk_algorithm(p->chain[0].pubkey, &bits) == GNUTLS_PK_ECDSA)
+		p->ecdsa_hash = bits <= 256 ? GNUTLS_DIG_SHA256
+			      : bits <= 384 ? GNUTLS_DIG_SHA384 : GNUTLS_DIG_SHA512;
+	return 0;
+fail:
+	if (xkey)
+		gnutls_x509_privkey_deinit(xkey);
+	return kc_err_set(err, KC_E_CREDENTIALS, "cannot take certificate pair %u for serving: %s",
+			  i + 1, gnutls_strerror(rc));
+}
 
-	for (size_t i = 0; i < c->n_certs && rc >= 0; i++) {
-		gnutls_datum_t der;
-		if ((rc = gnutls_certificate_get_crt_raw(c->x509, (unsigned)i, 0, &der)) < 0 ||
-		    (rc = gnutls_x509_crt_init(&c->crt[i])) < 0 ||
-		    (rc = gnutls_x509_crt_import(c->crt[i], &der, GNUTLS_X509_FMT_DER)) < 0)
-			rc = kc_err_set(err, KC_E_CREDENTIALS, "cannot read the certificate in '%s': %s",
-					o->certfile[i], gnutls_strerror(rc));
-		else
-			n_names[i] = dns_names(c->crt[i], names[i], MAX_NAMES);
-	}
-	for (size_t i = 0; i < c->n_certs && rc >= 0; i++) {
-		bool wildcard = false;
-		for (size_t k = 0; k < n_names[i]; k++)
-			wildcard |= strncmp(names[i][k], "*.", 2) == 0;
-		if (!wildcard)
-			continue;
-		if ((rc = gnutls_certificate_allocate_credentials(&c->wild[i])) < 0) {
-			rc = kc_err_set(err, KC_E_INTERNAL, "GnuTLS: %s", gnutls_strerror(rc));
-			break;
-		}
-		rc = load_trust(o, c->wild[i], err);
-		for (size_t j = 0; j < c->n_certs && rc >= 0; j++) {
-			if (!same_names(names[i], n_names[i], names[j], n_names[j]))
-				continue;
-			rc = gnutls_certificate_set_x509_key_file(c->wild[i], o->certfile[j],
-								  o->keyfile[j], GNUTLS_X509_FMT_PEM);
-			if (rc < 0)
-				rc = pair_error(rc, o->certfile[j], o->keyfile[j], err);
-		}
-		c->any_wild = true;
-	}
-	free(names);
-	return rc < 0 ? -1 : 0;
+/* A server presents the pair choose_pair picks for each client. */
+static int take_pairs(struct kc_creds *c, struct kc_err *err)
+{
+	for (unsigned i = 0; i < c->n_certs; i++)
+		if (take_pair(c, i, err) < 0)
+			return -1;
+	gnutls_certificate_set_retrieve_function3(c->x509, choose_pair);
+	return 0;
 }
 
 /* GnuTLS's anti-replay asks whether it saw this ClientHello before, for
@@ -238,20 +223,17 @@ static int anti_replay_init(struct kc_creds *c, struct kc_err *err)
 	return 0;
 }
 
-/* Whether the DER OCSP response in file is about the certificate c
- * presents: 1 yes, 0 no, -1 with *err when it cannot be read. */
-static int ocsp_matches(const char *file, const struct kc_creds *c, unsigned idx,
-			struct kc_err *err)
+/* Whether the DER OCSP response raw (from file) is about pair idx's
+ * certificate: 1 yes, 0 no, -1 with *err when it cannot be read. */
+static int ocsp_matches(const char *file, const gnutls_datum_t *raw, const struct kc_creds *c,
+			unsigned idx, struct kc_err *err)
 {
-	gnutls_datum_t raw = { 0 }, der;
+	gnutls_datum_t der;
 	gnutls_ocsp_resp_t resp = NULL;
 	gnutls_x509_crt_t crt = NULL;
-	int rc = gnutls_load_file(file, &raw);
-	if (rc < 0)
-		return kc_err_set(err, KC_E_CREDENTIALS, "cannot read the OCSP response '%s': %s",
-				  file, gnutls_strerror(rc));
+	int rc;
 	if ((rc = gnutls_ocsp_resp_init(&resp)) < 0 ||
-	    (rc = gnutls_ocsp_resp_import(resp, &raw)) < 0) {
+	    (rc = gnutls_ocsp_resp_import(resp, raw)) < 0) {
 		kc_err_set(err, KC_E_CREDENTIALS, "cannot load the OCSP response '%s': %s (it must "
 			   "be DER, as 'openssl ocsp -respout' writes it)", file, gnutls_strerror(rc));
 		rc = -1;
@@ -268,7 +250,6 @@ static int ocsp_matches(const char *file, const struct kc_creds *c, unsigned idx
 		gnutls_x509_crt_deinit(crt);
 	if (resp)
 		gnutls_ocsp_resp_deinit(resp);
-	gnutls_free(raw.data);
 	return rc;
 }
 
@@ -282,22 +263,28 @@ static int load_ocsp_response(const struct kc_tls_opts *o, struct kc_creds *c,
 		return 0;
 	if (check_readable("OCSP response file", o->ocsp_response, err) < 0)
 		return -1;
+	gnutls_datum_t raw = { 0 };
+	int rc = gnutls_load_file(o->ocsp_response, &raw);
+	if (rc < 0)
+		return kc_err_set(err, KC_E_CREDENTIALS, "cannot read the OCSP response '%s': %s",
+				  o->ocsp_response, gnutls_strerror(rc));
 	/* Stapled for the pair it is about (with several --cert). */
-	int rc = 0;
+	rc = 0;
 	unsigned idx = 0;
 	for (; idx < c->n_certs && rc == 0; idx += rc == 0)
-		if ((rc = ocsp_matches(o->ocsp_response, c, idx, err)) < 0)
+		rc = ocsp_matches(o->ocsp_response, &raw, c, idx, err);
+	if (rc <= 0) {
+		gnutls_free(raw.data);
+		if (rc < 0)
 			return -1;
-	if (rc == 0)
 		return kc_err_set(err, KC_E_CREDENTIALS,
 				  "the OCSP response in '%s' is not about the certificate in '%s'%s",
 				  o->ocsp_response, o->n_certfiles ? o->certfile[0] : "(memory)",
 				  o->n_certfiles > 1 ? " or any other --cert" : "");
-	gnutls_certificate_set_flags(c->x509, GNUTLS_CERTIFICATE_SKIP_OCSP_RESPONSE_CHECK);
-	rc = gnutls_certificate_set_ocsp_status_request_file(c->x509, o->ocsp_response, idx);
-	if (rc < 0)
-		return kc_err_set(err, KC_E_CREDENTIALS, "cannot load the OCSP response '%s': %s",
-				  o->ocsp_response, gnutls_strerror(rc));
+	}
+	/* No expiry time: GnuTLS would stop stapling it then. */
+	c->pair[idx].staple.response = raw;
+	c->pair[idx].staple.exptime = 0;
 	return 0;
 }
 
@@ -325,9 +312,7 @@ int kc_creds_new(const struct kc_tls_opts *o, struct kc_creds **out, struct kc_e
 				  "client certificates");
 	}
 	if (load_trust(o, c->x509, err) < 0 || load_key_pairs(o, c, err) < 0 ||
-	    load_ocsp_response(o, c, err) < 0)
-		goto fail;
-	if (o->role == KC_SERVER && c->n_certs > 1 && !o->cert_pem && load_wildcards(o, c, err) < 0)
+	    (o->role == KC_SERVER && take_pairs(c, err) < 0) || load_ocsp_response(o, c, err) < 0)
 		goto fail;
 	if (o->role == KC_SERVER) {
 		rc = gnutls_session_ticket_key_generate(&c->ticket_key);
@@ -362,10 +347,15 @@ void kc_creds_free(struct kc_creds *c)
 	if (c->anti_replay)
 		gnutls_anti_replay_deinit(c->anti_replay);
 	for (size_t i = 0; i < KC_MAX_CERTS; i++) {
-		if (c->crt[i])
-			gnutls_x509_crt_deinit(c->crt[i]);
-		if (c->wild[i])
-			gnutls_certificate_free_credentials(c->wild[i]);
+		struct pair *p = &c->pair[i];
+		for (unsigned k = 0; k < p->chain_len; k++)
+			gnutls_pcert_deinit(&p->chain[k]);
+		free(p->chain);
+		if (p->key)
+			gnutls_privkey_deinit(p->key);
+		if (p->leaf)
+			gnutls_x509_crt_deinit(p->leaf);
+		gnutls_free(p->staple.response.data);
 	}
 	if (c->ticket_key.data) {
 		gnutls_memset(c->ticket_key.data, 0, c->ticket_key.size);
@@ -487,41 +477,117 @@ int kc_tls_recv_size(const struct kc_tls_opts *o, size_t *size, struct kc_err *e
 	return 0;
 }
 
-/* The credentials the session's handshake started with (below). */
-static struct kc_creds *hs_creds(gnutls_session_t s);
+/* TLS 1.2: which keys the client's cipher suites allow (on_handshake
+ * notes them from its ClientHello). */
+enum { SUITES_SEEN = 1, SUITES_RSA = 2, SUITES_ECDSA = 4 };
 
-/* After the ClientHello, before GnuTLS picks a certificate: when the
- * client's SNI matches no pair's names exactly but a pair's wildcard
- * name (as certificate verification matches them), the session takes
- * that pair's credentials, where GnuTLS then picks by signature
- * algorithms among the pairs of the same names. */
-static int choose_wildcard(gnutls_session_t s)
+static unsigned suite_keys(const gnutls_datum_t *hello)
+{
+	/* version, random, session id, then the cipher suites */
+	const unsigned char *m = hello->data;
+	size_t n = hello->size, at = 2 + 32;
+	if (n < at + 1 || n < at + 1 + m[at] + 2)
+		return 0;
+	at += 1 + m[at];
+	size_t len = (size_t)m[at] << 8 | m[at + 1];
+	at += 2;
+	if (n < at + len)
+		return 0;
+	unsigned keys = SUITES_SEEN;
+	for (size_t i = 0; i + 1 < len; i += 2) {
+		unsigned char id[2];
+		gnutls_kx_algorithm_t kx;
+		for (size_t k = 0; gnutls_cipher_suite_info(k, id, &kx, NULL, NULL, NULL); k++) {
+			if (id[0] != m[at + i] || id[1] != m[at + i + 1])
+				continue;
+			if (kx == GNUTLS_KX_ECDHE_ECDSA)
+				keys |= SUITES_ECDSA;
+			else if (kx == GNUTLS_KX_ECDHE_RSA || kx == GNUTLS_KX_DHE_RSA ||
+				 kx == GNUTLS_KX_RSA)
+				keys |= SUITES_RSA;
+			break;
+		}
+	}
+	return keys;
+}
+
+/* Whether the client lets p's key sign: one of its signature algorithms
+ * fits the key (in TLS 1.3 not RSA PKCS#1 v1.5, and ECDSA only with the
+ * key's curve's hash, as GnuTLS then requires; in TLS 1.2 one of its
+ * cipher suites must take the key too).  A TLS 1.2 client that sent no
+ * signature algorithms takes any key its suites allow. */
+static bool key_fits(gnutls_session_t s, const struct pair *p)
+{
+	bool tls13 = gnutls_protocol_get_version(s) == GNUTLS_TLS1_3;
+	unsigned bits;
+	int pk = gnutls_pubkey_get_pk_algorithm(p->chain[0].pubkey, &bits);
+	unsigned suites = hs_suite_keys(s);
+	if (!tls13 && (suites & SUITES_SEEN) &&
+	    !(suites & (pk == GNUTLS_PK_RSA || pk == GNUTLS_PK_RSA_PSS ? SUITES_RSA : SUITES_ECDSA)))
+		return false;
+	gnutls_sign_algorithm_t sig;
+	if (gnutls_sign_algorithm_get_requested(s, 0, &sig) < 0)
+		return !tls13;
+	for (size_t i = 0; gnutls_sign_algorithm_get_requested(s, i, &sig) == 0; i++) {
+		if (!gnutls_sign_supports_pk_algorithm(sig, (gnutls_pk_algorithm_t)pk))
+			continue;
+		if (tls13 && gnutls_sign_get_pk_algorithm(sig) == GNUTLS_PK_RSA)
+			continue;
+		if (tls13 && p->ecdsa_hash && gnutls_sign_get_hash_algorithm(sig) != p->ecdsa_hash)
+			continue;
+		return true;
+	}
+	return false;
+}
+
+/* The pair for this client, in --cert order: the first whose names
+ * match its SNI exactly and whose key it allows, else the same by a
+ * wildcard name (as certificate verification matches them), else the
+ * first whose key it allows, else the first. */
+static struct pair *pick_pair(gnutls_session_t s, struct kc_creds *c)
+{
+	static const unsigned matching[] = { GNUTLS_VERIFY_DO_NOT_ALLOW_WILDCARDS, 0 };
+	char name[256];
+	bool sni = kc_tls_server_name(s, name, sizeof name);
+	for (size_t m = 0; sni && m < sizeof matching / sizeof matching[0]; m++)
+		for (size_t i = 0; i < c->n_certs; i++)
+			if (gnutls_x509_crt_check_hostname2(c->pair[i].leaf, name, matching[m]) &&
+			    key_fits(s, &c->pair[i]))
+				return &c->pair[i];
+	for (size_t i = 0; i < c->n_certs; i++)
+		if (key_fits(s, &c->pair[i]))
+			return &c->pair[i];
+	return &c->pair[0];
+}
+
+/* GnuTLS asks once a handshake, after the ClientHello, which chain to
+ * present; the pair stays c's (no GNUTLS_CERT_RETR_DEINIT_ALL), which
+ * outlives the session. */
+static int choose_pair(gnutls_session_t s, const struct gnutls_cert_retr_st *info,
+		       gnutls_pcert_st **chain, unsigned *chain_len,
+		       gnutls_ocsp_data_st **staple, unsigned *n_staples,
+		       gnutls_privkey_t *key, unsigned *flags)
 {
 	struct kc_creds *c = hs_creds(s);
-	char name[256];
-	if (!c || !kc_tls_server_name(s, name, sizeof name))
-		return 0;
-	for (size_t i = 0; i < c->n_certs; i++)
-		if (gnutls_x509_crt_check_hostname2(c->crt[i], name,
-						    GNUTLS_VERIFY_DO_NOT_ALLOW_WILDCARDS))
-			return 0;
-	for (size_t i = 0; i < c->n_certs; i++)
-		if (c->wild[i] && gnutls_x509_crt_check_hostname2(c->crt[i], name, 0))
-			return gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, c->wild[i]);
+	if (!c || !c->n_certs)
+		return -1;
+	struct pair *p = pick_pair(s, c);
+	*chain = p->chain;
+	*chain_len = p->chain_len;
+	*key = p->key;
+	*staple = p->staple.response.data ? &p->staple : NULL;
+	*n_staples = p->staple.response.data ? 1 : 0;
+	*flags = 0;
 	return 0;
 }
 
-/* --alpn-strict: the client offered none of our protocols (or none at
- * all).  Called before the ServerHello, once the ClientHello's ALPN
- * extension has been read. */
-static int require_alpn(gnutls_session_t s, unsigned htype, unsigned when, unsigned incoming,
-			const gnutls_datum_t *msg)
-{
-	gnutls_datum_t p;
-	if (gnutls_alpn_get_selected_protocol(s, &p) < 0)
-		return GNUTLS_E_NO_APPLICATION_PROTOCOL;
-	return 0;
-}
+/* A server's one handshake hook (GnuTLS keeps one), before each message:
+ * notes which keys the ClientHello's cipher suites allow; under
+ * --alpn-strict, refuses before the ServerHello (the ClientHello's ALPN
+ * extension read by then) a client that offered none of our protocols,
+ * or none at all. */
+static int on_handshake(gnutls_session_t s, unsigned htype, unsigned when, unsigned incoming,
+			const gnutls_datum_t *msg);
 
 /* The client's 0-RTT data, queued to go out with the ClientHello when
  * the saved session's ticket allows that much (else it waits for the
@@ -603,11 +669,9 @@ static int setup_session(gnutls_session_t s, int fd, const struct kc_tls_opts *o
 			return kc_err_set(err, KC_E_USAGE, "invalid ALPN protocol: %s",
 					  gnutls_strerror(rc));
 	}
-	if (o->role == KC_SERVER && c->any_wild)
-		gnutls_handshake_set_post_client_hello_function(s, choose_wildcard);
-	if (o->role == KC_SERVER && o->n_alpn && o->alpn_strict)
-		gnutls_handshake_set_hook_function(s, GNUTLS_HANDSHAKE_SERVER_HELLO,
-						   GNUTLS_HOOK_PRE, require_alpn);
+	if (o->role == KC_SERVER)
+		gnutls_handshake_set_hook_function(s, GNUTLS_HANDSHAKE_ANY, GNUTLS_HOOK_PRE,
+						   on_handshake);
 	if (o->role == KC_SERVER && o->accept_early_data) {
 		rc = gnutls_record_set_max_early_data_size(s, KC_EARLY_MAX);
 		if (rc < 0)
@@ -816,7 +880,9 @@ static const char *const handshake_only[] = {
 
 struct hs_secrets {
 	gnutls_keylog_func chain;      /* GnuTLS's own: SSLKEYLOGFILE */
-	struct kc_creds *creds;        /* for choose_wildcard */
+	struct kc_creds *creds;        /* for choose_pair */
+	bool alpn_strict;              /* for on_handshake */
+	unsigned suite_keys;           /* SUITES_* of the ClientHello */
 	unsigned n;
 	struct {
 		unsigned char *p;
@@ -829,6 +895,27 @@ static struct kc_creds *hs_creds(gnutls_session_t s)
 {
 	struct hs_secrets *hs = gnutls_session_get_ptr(s);
 	return hs ? hs->creds : NULL;
+}
+
+static unsigned hs_suite_keys(gnutls_session_t s)
+{
+	struct hs_secrets *hs = gnutls_session_get_ptr(s);
+	return hs ? hs->suite_keys : 0;
+}
+
+static int on_handshake(gnutls_session_t s, unsigned htype, unsigned when, unsigned incoming,
+			const gnutls_datum_t *msg)
+{
+	struct hs_secrets *hs = gnutls_session_get_ptr(s);
+	gnutls_datum_t p;
+	if (!hs)
+		return 0;
+	if (htype == GNUTLS_HANDSHAKE_CLIENT_HELLO && incoming)
+		hs->suite_keys = suite_keys(msg);
+	if (htype == GNUTLS_HANDSHAKE_SERVER_HELLO && !incoming && hs->alpn_strict &&
+	    gnutls_alpn_get_selected_protocol(s, &p) < 0)
+		return GNUTLS_E_NO_APPLICATION_PROTOCOL;
+	return 0;
 }
 
 static int note_secret(gnutls_session_t s, const char *label, const gnutls_datum_t *secret)
@@ -890,6 +977,7 @@ static int hs_begin(int fd, const struct kc_tls_opts *o, struct kc_creds *c, uns
 	}
 	memset(hs, 0, sizeof *hs);
 	hs->creds = c;
+	hs->alpn_strict = o->role == KC_SERVER && o->n_alpn && o->alpn_strict;
 	hs->chain = gnutls_session_get_keylog_function(s);
 	gnutls_session_set_ptr(s, hs);
 	gnutls_session_set_keylog_function(s, note_secret);

@@ -447,8 +447,9 @@ REVOKED_AT = "2025-01-01T00:00:00Z"
 class Ocsp:
     """Responses from `openssl ocsp` for leaf_ec (good) and revoked_ec
     (revoked on REVOKED_AT), signed by their issuer, inter_ec; one for a
-    certificate the database does not know (unknown); and a good one
-    signed by an unrelated CA's key (forged)."""
+    certificate the database does not know (unknown); a good one
+    signed by an unrelated CA's key (forged); and a good one for wild_ec
+    (*.wild.test), signed by its issuer, ca (wild)."""
 
     def __init__(self):
         c = certs()
@@ -456,12 +457,15 @@ class Ocsp:
         os.makedirs(self.d, exist_ok=True)
         serial = {n: openssl("x509", "-noout", "-serial", "-in",
                              getattr(c, n)[0]).strip().split("=")[1]
-                  for n in ("leaf_ec", "revoked_ec")}
+                  for n in ("leaf_ec", "revoked_ec", "wild_ec")}
         index = os.path.join(self.d, "index.txt")
         with open(index, "w") as f:
             f.write("V\t301231000000Z\t\t%s\tunknown\t/CN=localhost\n" % serial["leaf_ec"])
             f.write("R\t301231000000Z\t250101000000Z\t%s\tunknown\t/CN=localhost\n"
                     % serial["revoked_ec"])
+        wild_index = os.path.join(self.d, "wild-index.txt")
+        with open(wild_index, "w") as f:
+            f.write("V\t301231000000Z\t\t%s\tunknown\t/CN=wild.test\n" % serial["wild_ec"])
         empty = os.path.join(self.d, "empty.txt")
         open(empty, "w").close()
         self.good = self._respond("leaf_ec", index)
@@ -469,16 +473,17 @@ class Ocsp:
         self.unknown = self._respond("leaf_ec", empty, "unknown")
         # signed by a stranger (ca2's key), not by the issuer
         self.forged = self._respond("leaf_ec", index, "forged", signer="ca2")
+        self.wild = self._respond("wild_ec", wild_index, issuer="ca", signer="ca")
 
-    def _respond(self, name, index, tag="", signer="inter_ec"):
+    def _respond(self, name, index, tag="", signer="inter_ec", issuer="inter_ec"):
         c = certs()
         req = os.path.join(self.d, name + tag + ".req")
         resp = os.path.join(self.d, name + tag + ".der")
-        openssl("ocsp", "-issuer", c.inter_ec, "-cert", getattr(c, name)[0], "-no_nonce",
-                "-reqout", req)
+        openssl("ocsp", "-issuer", getattr(c, issuer), "-cert", getattr(c, name)[0],
+                "-no_nonce", "-reqout", req)
         openssl("ocsp", "-index", index, "-rsigner", getattr(c, signer),
                 "-rkey", c.key_of(signer),
-                "-CA", c.inter_ec, "-reqin", req, "-respout", resp, "-ndays", "1")
+                "-CA", getattr(c, issuer), "-reqin", req, "-respout", resp, "-ndays", "1")
         return resp
 
     @staticmethod
@@ -696,6 +701,38 @@ def _listen_two_pairs():
             "other --cert\n" % (o.good, rsa[0]))
     if rc != 5 or p.stderr != want:
         raise Fail("exit status %s, expected 5 and %r\n%s" % (rc, want, p.describe()))
+
+
+@suite.case("ocsp: listen staples the response for the pair a wildcard name chose, and "
+            "only for it")
+def _listen_wildcard_staple():
+    o = ocsp()
+    first, wild = certs().srv_ec, certs().wild_ec
+    srv, port = ktlsctl_listen("--cert", first[0], "--key", first[1], "--cert", wild[0],
+                               "--key", wild[1], "--echo", "-k", *CHANNEL_ARGS,
+                               "--ocsp-response", o.wild)
+    try:
+        for sni, pair, staple in (("x.wild.test", wild, ["OCSP Response Status: successful (0x0)",
+                                                         "Cert Status: good"]),
+                                  ("localhost", first, ["OCSP response: no response sent"])):
+            p = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                                "-servername", sni, "-status", "-CAfile", certs().ca],
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+            out = p.stdout.decode(errors="replace")
+            with open(pair[0]) as f:
+                want = fingerprints(f.read())[:1]
+            # after the staple's text, which shows its signer's certificate
+            got = fingerprints(out.partition("\nServer certificate\n")[2])[:1]
+            if got != want:
+                raise Fail("s_client -servername %s: got the certificate %s, wanted %s\n%s"
+                           % (sni, got, want, out))
+            lines = [line.strip() for line in out.splitlines()]
+            for line in staple:
+                if line not in lines:
+                    raise Fail("s_client -servername %s: no line %r\n%s\n%s"
+                               % (sni, line, out, srv.describe()))
+    finally:
+        stop(srv)
 
 
 @suite.case("ocsp: listen --ocsp-response that is not DER -> 5")

@@ -77,10 +77,10 @@ def pem_sha(text, what, proc):
     return fingerprint(path)
 
 
-def s_client_cert(port, sni=None, sigalgs=None, alpn=None):
+def s_client_cert(port, sni=None, sigalgs=None, alpn=None, extra=()):
     """The certificate openssl s_client receives (its fingerprint), and
     the s_client process (ended)."""
-    extra = ["-showcerts"]
+    extra = ["-showcerts"] + list(extra)
     if sni:
         extra += ["-servername", sni]
     else:
@@ -157,6 +157,20 @@ def _sni_gnutls_cli():
             want_cert(gnutls_cli_cert(port, "x.wild.test", RSA_ONLY), "wild_rsa",
                       "gnutls-cli x.wild.test RSA only")
         stop(k)
+
+
+@suite.case("TLS 1.2: the client's cipher suites choose between the RSA and ECDSA pairs")
+def _sni_tls12_suites():
+    k, port = serve()
+    for sni, suite_name, name in (
+            ("alpha.test", "ECDHE-RSA-AES128-GCM-SHA256", "alpha_rsa"),
+            ("alpha.test", "ECDHE-ECDSA-AES128-GCM-SHA256", "alpha_ec"),
+            ("x.wild.test", "ECDHE-RSA-AES128-GCM-SHA256", "wild_rsa"),
+            ("x.wild.test", "ECDHE-ECDSA-AES128-GCM-SHA256", "wild_ec"),
+            (None, "ECDHE-RSA-AES128-GCM-SHA256", "alpha_rsa")):   # the first RSA pair
+        got, _ = s_client_cert(port, sni, extra=["-tls1_2", "-cipher", suite_name])
+        want_cert(got, name, "s_client -tls1_2 -servername %s -cipher %s" % (sni, suite_name))
+    stop(k)
 
 
 @suite.case("--cert and --key: one --key for each --cert, else a usage error")
