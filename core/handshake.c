@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -481,6 +482,22 @@ int kc_tls_recv_size(const struct kc_tls_opts *o, size_t *size, struct kc_err *e
  * notes them from its ClientHello). */
 enum { SUITES_SEEN = 1, SUITES_RSA = 2, SUITES_ECDSA = 4 };
 
+/* SUITES_RSA/SUITES_ECDSA of every suite GnuTLS knows, by its two-byte
+ * id: read from GnuTLS's table once, not per ClientHello. */
+static unsigned char suite_key_of[1 << 16];
+static pthread_once_t suite_key_once = PTHREAD_ONCE_INIT;
+
+static void suite_key_table(void)
+{
+	unsigned char id[2];
+	gnutls_kx_algorithm_t kx;
+	for (size_t k = 0; gnutls_cipher_suite_info(k, id, &kx, NULL, NULL, NULL); k++)
+		suite_key_of[id[0] << 8 | id[1]] =
+			kx == GNUTLS_KX_ECDHE_ECDSA ? SUITES_ECDSA
+			: kx == GNUTLS_KX_ECDHE_RSA || kx == GNUTLS_KX_DHE_RSA || kx == GNUTLS_KX_RSA
+			? SUITES_RSA : 0;
+}
+
 static unsigned suite_keys(const gnutls_datum_t *hello)
 {
 	/* version, random, session id, then the cipher suites */
@@ -493,21 +510,10 @@ static unsigned suite_keys(const gnutls_datum_t *hello)
 	at += 2;
 	if (n < at + len)
 		return 0;
+	pthread_once(&suite_key_once, suite_key_table);
 	unsigned keys = SUITES_SEEN;
-	for (size_t i = 0; i + 1 < len; i += 2) {
-		unsigned char id[2];
-		gnutls_kx_algorithm_t kx;
-		for (size_t k = 0; gnutls_cipher_suite_info(k, id, &kx, NULL, NULL, NULL); k++) {
-			if (id[0] != m[at + i] || id[1] != m[at + i + 1])
-				continue;
-			if (kx == GNUTLS_KX_ECDHE_ECDSA)
-				keys |= SUITES_ECDSA;
-			else if (kx == GNUTLS_KX_ECDHE_RSA || kx == GNUTLS_KX_DHE_RSA ||
-				 kx == GNUTLS_KX_RSA)
-				keys |= SUITES_RSA;
-			break;
-		}
-	}
+	for (size_t i = 0; i + 1 < len; i += 2)
+		keys |= suite_key_of[m[at + i] << 8 | m[at + i + 1]];
 	return keys;
 }
 
@@ -548,6 +554,8 @@ static struct pair *pick_pair(gnutls_session_t s, struct kc_creds *c)
 {
 	static const unsigned matching[] = { GNUTLS_VERIFY_DO_NOT_ALLOW_WILDCARDS, 0 };
 	char name[256];
+	if (c->n_certs == 1)
+		return &c->pair[0];   /* no choice: GnuTLS refuses a client it does not suit */
 	bool sni = kc_tls_server_name(s, name, sizeof name);
 	for (size_t m = 0; sni && m < sizeof matching / sizeof matching[0]; m++)
 		for (size_t i = 0; i < c->n_certs; i++)
@@ -910,7 +918,9 @@ static int on_handshake(gnutls_session_t s, unsigned htype, unsigned when, unsig
 	gnutls_datum_t p;
 	if (!hs)
 		return 0;
-	if (htype == GNUTLS_HANDSHAKE_CLIENT_HELLO && incoming)
+	/* Only a choice between pairs needs the suites. */
+	if (htype == GNUTLS_HANDSHAKE_CLIENT_HELLO && incoming && hs->creds &&
+	    hs->creds->n_certs > 1)
 		hs->suite_keys = suite_keys(msg);
 	if (htype == GNUTLS_HANDSHAKE_SERVER_HELLO && !incoming && hs->alpn_strict &&
 	    gnutls_alpn_get_selected_protocol(s, &p) < 0)
