@@ -49,8 +49,17 @@ int kc_kernel_attach(int fd, struct kc_err *err)
 		return kc_err_set(err, KC_E_KTLS,
 				  "this kernel has no TLS ULP (tls module not loaded or "
 				  "CONFIG_TLS off): try 'modprobe tls'");
-	if (e == ENOTCONN)
+	if (e == ENOTCONN) {
+		/* The kernel takes only an established connection: a client
+		 * that sent its flight and closed at once is past that. */
+		struct tcp_info ti;
+		socklen_t len = sizeof ti;
+		if (getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &len) == 0 &&
+		    ti.tcpi_state == TCP_CLOSE_WAIT)
+			return kc_err_set(err, KC_E_KTLS, "the peer had already closed its side of "
+					  "the connection (the kernel enables TLS only on an open one)");
 		return kc_err_set(err, KC_E_KTLS, "the socket is not connected");
+	}
 	if (e == EEXIST)
 		return kc_err_set(err, KC_E_KTLS, "the socket already has an upper-layer protocol");
 	if (e == ENOPROTOOPT)
