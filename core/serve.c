@@ -82,6 +82,10 @@ struct session {
 	bool client_eof;             /* its close_notify came */
 	bool truncated;              /* it ended without one */
 	bool backend_eof, backend_shut;
+	/* The backend's last read said EAGAIN and epoll has not called it
+	 * readable since: no read is tried (a syscall saved each round of a
+	 * client-to-backend transfer). */
+	bool backend_dry;
 	bool draining;               /* the stop: read no more from the backend */
 	/* A socket reported an error or hangup while we waited for nothing
 	 * on it: epoll would report it on every turn, so it is no longer
@@ -787,7 +791,7 @@ static int read_client(struct session *s)
 			return 1;
 		}
 		if (n == KC_CONN_AGAIN) {
-			s->c2bp.full = !writable(s->c2bp.w);
+			s->c2bp.full = s->c2bp.len > 0 && !writable(s->c2bp.w);
 			return 0;
 		}
 		if (n == -1) {
@@ -858,7 +862,8 @@ static int read_backend(struct session *s)
 	struct kc_err err;
 	ssize_t n;
 
-	if (!reads_backend(s) || (s->zc ? s->b2cp.full : kc_buf_space(&s->b2c) == 0))
+	if (!reads_backend(s) || s->backend_dry ||
+	    (s->zc ? s->b2cp.full : kc_buf_space(&s->b2c) == 0))
 		return 0;
 	if (s->zc)
 		n = splice(s->bfd, NULL, s->b2cp.w, NULL, SESSION_BUF, SPLICE_F_NONBLOCK);
@@ -871,7 +876,8 @@ static int read_backend(struct session *s)
 			s->b2c.len += (size_t)n;
 		return 1;
 	}
-	if (n < 0 && errno == EAGAIN && s->zc && !writable(s->b2cp.w)) {
+	/* splice says EAGAIN for a full pipe too; an empty one is not */
+	if (n < 0 && errno == EAGAIN && s->zc && s->b2cp.len > 0 && !writable(s->b2cp.w)) {
 		s->b2cp.full = true;
 		return 0;
 	}
@@ -882,8 +888,10 @@ static int read_backend(struct session *s)
 		s->backend_eof = true;
 		return 1;
 	}
-	if (!fatal_errno(errno))
+	if (!fatal_errno(errno)) {
+		s->backend_dry = errno == EAGAIN && !s->backend_hup;   /* unwatched: read on */
 		return 0;
+	}
 	if (exec)
 		kc_err_errno(&err, KC_E_IO, errno, "cannot read from the command");
 	else if (local(s))
@@ -1137,6 +1145,7 @@ static void on_backend(struct kc_loop_item *item, uint32_t events)
 	} else if (hung_up(item, events)) {
 		s->backend_hup = true;
 	}
+	s->backend_dry = false;
 	relay(s);
 }
 
@@ -1148,6 +1157,7 @@ static void on_proc(struct kc_loop_item *item, uint32_t events)
 	if (!kc_child_reap(&s->child))
 		return;             /* not yet: the pidfd said so too early */
 	kc_loop_forget(s->srv->loop, &s->proc);
+	s->backend_dry = false;   /* a read now tells the end of its output */
 	if (s->state == ST_COMMAND)
 		finish(s);
 	else
