@@ -875,7 +875,7 @@ class Proxy:
             self.status[t.id] = ("skipped", t.skip_reason) if t.skip_reason else ("ok", None)
             t.base_how = t.how
             if t.openssl_ktls:
-                t.how += "; kTLS: not yet seen"
+                t.how += "; kTLS: not checked (no round completed)"
         self.header(ts)
         for r in range(0, a.rounds + 1):
             verify = r == 0
@@ -920,6 +920,7 @@ class Proxy:
                    else "TlsTxSw in /proc/net/tls_stat did not rise during round %d "
                         "(TlsRxSw rose by %d)" % (r, rx))
             self.status[t.id] = ("unavailable", "OpenSSL did not enable kTLS: " + why)
+            t.how = t.base_how + "; kTLS: not enabled (see above)"
             for k in [k for k in self.results if k[0] == t.id]:
                 del self.results[k]
             B.say("  UNAVAILABLE %s: %s" % (t.title, self.status[t.id][1]))
@@ -1018,7 +1019,7 @@ class Proxy:
                 B.say("skipped: %s: %s" % (t.title, t.skip_reason))
         B.say()
 
-    def table(self, ts, title, figs, spread_keys, ref_key):
+    def table(self, ts, title, figs, spread_keys):
         """One table of medians, then the ratios of each ktlsctl row to
         every other row."""
         B.say()
@@ -1040,7 +1041,7 @@ class Proxy:
             B.say("  %-28s" % t.title + "".join(" %*s" % (w, c) for w, c in zip(widths, cells))
                   + ("  %5.0f%%" % sp if sp is not None else ""))
         refs = [t for t in ts if isinstance(t, KtlsctlForward) and self.status[t.id][0] == "ok"
-                and self.med(t.id, ref_key)]
+                and any(self.med(t.id, f[0]) for f in figs)]
         for ref in refs:
             B.say("  ratios, %s / contender (throughput, handshakes: >1 ktlsctl faster; "
                   "CPU, KiB: <1 ktlsctl cheaper)" % ref.title)
@@ -1061,10 +1062,10 @@ class Proxy:
         dirs = self.args.proxy_dirs
         self.table(ts, "== proxy: terminator in front of a plain TCP backend%s"
                    % (" (transfers: upload, client -> terminator (decrypts) -> backend)"
-                      if "up" in dirs else ""), self.FIGS, self.SPREAD_KEYS, "one_mibs")
+                      if "up" in dirs else ""), self.FIGS, self.SPREAD_KEYS)
         if "down" in dirs:
             self.table(ts, "== proxy, download: backend -> terminator (encrypts) -> client",
-                       self.DOWN_FIGS, self.DOWN_SPREAD_KEYS, "down_one_mibs")
+                       self.DOWN_FIGS, self.DOWN_SPREAD_KEYS)
         B.say()
         B.say("how each terminator runs (same certificate, ECDSA P-256, and suite):")
         for t in ts:
