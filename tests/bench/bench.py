@@ -1818,6 +1818,10 @@ def main(argv=None):
                     help="proxy: handshakes in flight at once (default 8)")
     ap.add_argument("--proxy-idle", type=int, default=1000,
                     help="proxy: idle sessions held open for the memory figure (default 1000)")
+    ap.add_argument("--proxy-dirs", default="up,down",
+                    help="proxy: comma-separated transfer directions: up (client to backend, "
+                         "the terminator decrypts), down (backend to client, it encrypts); "
+                         "default both")
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="print every command and every transfer's figure")
     ap.add_argument("--tcp-endpoint", nargs=3, metavar=("ROLE", "PORT", "MODE"),
@@ -1832,6 +1836,12 @@ def main(argv=None):
     for m in args.modes:
         if m not in MODES:
             ap.error("unknown mode %r (one-way, both)" % m)
+    args.proxy_dirs = [d.strip() for d in args.proxy_dirs.split(",") if d.strip()]
+    for d in args.proxy_dirs:
+        if d not in ("up", "down"):
+            ap.error("unknown --proxy-dirs direction %r (up, down)" % d)
+    if not args.proxy_dirs:
+        ap.error("--proxy-dirs needs up, down or both")
     args.only = [x.strip() for x in args.only.split(",")] if args.only else None
     args.skip = [x.strip() for x in args.skip.split(",")] if args.skip else None
     if args.rounds < 1:

@@ -12,6 +12,10 @@ the same TLS client.  Per terminator:
                timed from starting the client to the moment the backend
                holds the last byte
   N conns      --proxy-conns connections at once, --size bytes in all
+  ... down     the same two the other way (--proxy-dirs): the backend sends,
+               the terminator encrypts, timed to the last byte out of the
+               clients (ktlsctl connect --eof wait, each into a tcpcopy
+               drain that counts it)
   CPU s/GiB    user + system CPU of the terminator's processes (all of them:
                nginx's workers, socat's forked children) during the
                transfer, from /proc, per GiB
@@ -22,6 +26,8 @@ the same TLS client.  Per terminator:
                per session
 
 The "limit" row is the backend alone: a plain TCP client straight to it.
+The "OpenSSL kTLS" rows (nginx, haproxy) count only where sockets got kernel
+TLS while they ran (/proc/net/tls_stat); else they are UNAVAILABLE.
 bench.py calls main(); run as a script, this file is the handshake and
 idle-session client (standard library only):
 
@@ -44,6 +50,7 @@ import time
 import zlib
 
 B = None            # the bench module (bench.py runs as __main__): set by main()
+tls_stat = None     # ktlsctl_test.channel.tls_stat: set by main() (bench.py's sys.path)
 MIB = 1 << 20
 GIB = 1 << 30
 CLK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -112,23 +119,28 @@ def tree_pss_kib(root):
 # ------------------------------------------------------------- the backend
 
 class Sink:
-    """`tcpcopy sink PORT discard|crc`, its event lines collected."""
+    """`tcpcopy sink PORT discard|crc`, its event lines collected; for
+    downloads, told on its stdin to send a file to each new connection."""
 
     def __init__(self, px, d, crc):
         self.px = px
         self.lock = threading.Condition()
         self.opened = {}        # id -> time
-        self.ended = {}         # id -> (bytes, crc, t_last, reset)
+        self.ended = {}         # id -> (bytes, crc, t_last, reset): bytes sent when sending
+        self.mode = None        # its last "mode ..." answer
         r, w = os.pipe2(os.O_CLOEXEC)
         self.err = os.path.join(d, "sink.err")
-        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        ctl_r, self.ctl = os.pipe2(os.O_CLOEXEC)
         try:
             self.proc = B.Proc("tcpcopy sink", [px.b.tcpcopy, "sink", "0",
                                                 "crc" if crc else "discard"],
-                               null, w, self.err, env=px.b.env, persistent=True)
+                               ctl_r, w, self.err, env=px.b.env, persistent=True)
+        except BaseException:
+            os.close(self.ctl)
+            raise
         finally:
             os.close(w)
-            os.close(null)
+            os.close(ctl_r)
         self.proc.errpath = self.err
         self.reader = threading.Thread(target=self._read, args=(r,), daemon=True)
         self.reader.start()
@@ -153,7 +165,26 @@ class Sink:
                         self.opened[int(w[1])] = float(w[2])
                     elif w[0] == "end":
                         self.ended[int(w[1])] = (int(w[2]), w[3], float(w[4]), len(w) > 5)
+                    elif w[0] == "mode":
+                        self.mode = " ".join(w[1:])
                     self.lock.notify_all()
+
+    def send_mode(self, path):
+        """From now on, send the file at path to each new connection (None:
+        receive only again); returns once the backend has switched."""
+        want = "send %d" % os.path.getsize(path) if path else "recv"
+        with self.lock:
+            self.mode = None
+        try:
+            os.write(self.ctl, (("send %s" % path) if path else "recv").encode() + b"\n")
+        except OSError as e:
+            raise B.RunFailed("the backend (tcpcopy sink) takes no command: %s" % e)
+        if not self.wait(lambda o, e: self.mode is not None, 15 * self.px.b.args.timeout_scale):
+            raise B.RunFailed("the backend (tcpcopy sink) did not answer \"%s\": %s"
+                              % (want, B.tail_of(self.err)))
+        if self.mode != want:
+            raise B.RunFailed("the backend (tcpcopy sink) answered \"mode %s\" to \"%s\""
+                              % (self.mode, want))
 
     def mark(self):
         """Forget the connections so far (all ended: wait_idle first)."""
@@ -194,6 +225,9 @@ class Sink:
     def stop(self):
         self.proc.stop(1.0)
         self.reader.join(5)
+        if self.ctl is not None:
+            os.close(self.ctl)
+            self.ctl = None
 
 
 # ------------------------------------------------------------ terminators
@@ -202,6 +236,7 @@ class Terminator:
     id = title = ""
     kind = "tls"
     how = ""
+    openssl_ktls = False    # asks OpenSSL for kTLS: checked in /proc/net/tls_stat
 
     def __init__(self, px):
         self.px = px
@@ -360,6 +395,8 @@ class Nginx(Terminator):
                    % self.suite13())
         else:
             tls = "ssl_protocols TLSv1.2;\n    ssl_ciphers %s;\n" % self.suite12()
+        if self.openssl_ktls:
+            tls += "    ssl_conf_command Options KTLS;\n"
         conf = os.path.join(d, "nginx.conf")
         with open(conf, "w") as f:
             f.write("load_module %s;\ndaemon off;\nmaster_process on;\nworker_processes auto;\n"
@@ -374,12 +411,49 @@ class Nginx(Terminator):
         return [nginx, "-e", "stderr", "-p", d, "-c", conf], None
 
 
+def ktls_unavailable(t):
+    """Why a contender that asks OpenSSL for kTLS cannot run here."""
+    if not t.b.ktls[0]:
+        return "kernel TLS unavailable here (%s); `make bench-vm` runs it" % t.b.ktls[1]
+    return None
+
+
+class NginxKtls(Nginx):
+    id = "nginx-ktls"
+    title = "nginx stream, OpenSSL kTLS"
+    openssl_ktls = True
+    how = Nginx.how + ", ssl_conf_command Options KTLS"
+
+    def available(self):
+        return ktls_unavailable(self) or super().available()
+
+
+class HAProxyKtls(HAProxy):
+    id = "haproxy-ktls"
+    title = "haproxy, OpenSSL kTLS"
+    openssl_ktls = True
+    # haproxy 2.6 has no kTLS keyword of its own (its "ktls" came in 3.3).
+    how = HAProxy.how + ", OPENSSL_CONF with Options = KTLS in system_default"
+
+    def available(self):
+        return ktls_unavailable(self) or super().available()
+
+    def command(self, port, bport, d):
+        argv, _ = super().command(port, bport, d)
+        conf = os.path.join(d, "openssl-ktls.cnf")
+        with open(conf, "w") as f:
+            f.write("openssl_conf = bench_conf\n[bench_conf]\nssl_conf = bench_ssl\n"
+                    "[bench_ssl]\nsystem_default = bench_tls\n[bench_tls]\nOptions = KTLS\n")
+        return argv, {"OPENSSL_CONF": conf}
+
+
 class Limit(Terminator):
     id = "limit"
     title = "limit: backend alone"
     kind = "limit"
-    how = ("no TLS, no terminator: tcpcopy connect (sendfile) straight to the backend; "
-           "its CPU, handshakes (plain connects) and memory are the backend's")
+    how = ("no TLS, no terminator: tcpcopy connect (sendfile) straight to the backend, "
+           "downloads tcpcopy connect ... receive (splice) from it; its CPU, handshakes "
+           "(plain connects) and memory are the backend's")
 
 
 # ----------------------------------------------------------------- the run
@@ -475,12 +549,15 @@ class Proxy:
         self.results = {}           # (id, figure) -> [values per round]
         self.status = {}            # id -> (status, reason)
         self.crcs = {}
+        self.ktls_got = {}          # id -> ["TX only" | "TX+RX" per round] (OpenSSL kTLS rows)
+        self.ktls_rises = {}        # id -> ["+TX/+RX" per round]
 
     def terminators(self):
         all_t = [KtlsctlForward(self, "kernel"), KtlsctlForward(self, "user"),
                  KtlsctlForward(self, "kernel", workers=True),
                  KtlsctlForward(self, "user", workers=True), Stunnel(self),
-                 SocatFork(self), HAProxy(self), Nginx(self), Limit(self)]
+                 SocatFork(self), HAProxy(self), Nginx(self), HAProxyKtls(self),
+                 NginxKtls(self), Limit(self)]
         a = self.args
         if a.only:
             unknown = set(a.only) - {t.id for t in all_t}
@@ -590,6 +667,116 @@ class Proxy:
         wall = max(e[2] for e in ends) - t0
         return (nconn * per / MIB / wall, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1], nconn * per)
 
+    def down_client_argv(self, t, port):
+        """The download client: reads the terminator until it closes (TLS:
+        its close_notify), writes what it got to stdout; sends nothing and
+        never closes first (--eof wait), so the end is the terminator's."""
+        b, a = self.b, self.args
+        if t.kind == "limit":
+            return [b.tcpcopy, "connect", str(port), "receive"]
+        return [b.ktlsctl, "connect", "127.0.0.1:%d" % port, "--cafile", b.ca, "--ktls", "off",
+                "--tls" + a.tls, "--cipher", B.SUITES[a.suite]["ktlsctl"], "--eof", "wait"]
+
+    def transfer_down(self, inst, nconn, verify):
+        """Downloads: the backend sends each of nconn connections --size /
+        nconn bytes at once; each client's stdout goes to a `tcpcopy drain`
+        that counts it (and its CRC-32 when verify), timed to the last byte
+        out of the clients: (MiB/s, CPU user s, CPU sys s, bytes)."""
+        b = self.b
+        per = self.args.size // nconn
+        x = b.dataset_of(per)
+        inst.settle()
+        inst.sink.send_mode(x.data)
+        clients, drains = [], []
+        try:
+            cpu0 = tree_cpu(inst.root)
+            go_r, go_w = os.pipe2(os.O_CLOEXEC)
+            argv = ["/bin/sh", "-c", 'read _ <&%d; exec "$@"' % go_r, "sh"] + \
+                self.down_client_argv(inst.t, inst.port)
+            try:
+                for i in range(nconn):
+                    err = os.path.join(inst.dir, "client-%d.err" % i)
+                    r, w = os.pipe2(os.O_CLOEXEC)
+                    try:
+                        with open(err + ".drain", "wb") as ferr:
+                            d = subprocess.Popen([b.tcpcopy, "drain", "crc" if verify else
+                                                  "discard"], stdin=r, stdout=subprocess.PIPE,
+                                                 stderr=ferr, env=b.env, start_new_session=True)
+                        B.procs.register(d)
+                        d.errpath = err + ".drain"
+                        drains.append(d)
+                        with open(err, "wb") as ferr:
+                            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=w,
+                                                 stderr=ferr, env=b.env, start_new_session=True,
+                                                 pass_fds=(go_r,))
+                        B.procs.register(p)
+                        p.errpath = err
+                        clients.append(p)
+                    finally:
+                        os.close(r)
+                        os.close(w)
+            finally:
+                os.close(go_r)
+                t0 = time.monotonic()
+                os.close(go_w)
+            deadline = t0 + b.timeout
+            while True:
+                for p in clients + drains:
+                    if p.poll() not in (None, 0):
+                        raise B.RunFailed("the %s exited with status %d: %s" % (
+                            "download counter (tcpcopy drain)" if p in drains
+                            else "client (tcpcopy)" if inst.t.kind == "limit"
+                            else "client (ktlsctl connect)", p.returncode, B.tail_of(p.errpath)))
+                inst.check_alive()
+                if all(p.returncode is not None for p in clients + drains):
+                    break
+                if time.monotonic() > deadline:
+                    raise B.RunFailed("timed out after %.0fs: %d of %d clients still running"
+                                      % (time.monotonic() - t0,
+                                         sum(p.returncode is None for p in clients), nconn))
+                inst.sink.wait(lambda o, e: False, 0.02)
+            got = []
+            for d in drains:
+                w = d.stdout.read().decode("ascii", "replace").split()
+                if len(w) != 3:
+                    raise B.RunFailed("the download counter (tcpcopy drain) said %r"
+                                      % " ".join(w))
+                got.append((int(w[0]), w[1], float(w[2])))
+            # The backend's side: every connection sent in full, then ended.
+            grace = 10 * self.args.timeout_scale
+            if not inst.sink.wait(lambda o, e: len(e) >= nconn, grace):
+                raise B.RunFailed("every client got its data, but %.0fs later the backend had "
+                                  "ended %d of %d connections" % (grace, len(inst.sink.ended),
+                                                                  nconn))
+            cpu1 = tree_cpu(inst.root)
+        finally:
+            for p in clients + drains:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                if p.stdout is not None:
+                    p.stdout.close()
+                B.procs.unregister(p)
+        # Back to receiving: the idle sessions and handshakes get no data.
+        # (After a failure the instance is stopped instead.)
+        inst.sink.send_mode(None)
+        with inst.sink.lock:
+            ends = list(inst.sink.ended.values())
+        if len(ends) != nconn:
+            raise B.RunFailed("the backend saw %d connections, expected %d" % (len(ends), nconn))
+        for n, _, _, reset in ends:
+            if n != per:
+                raise B.RunFailed("the backend sent a connection %d bytes, expected %d%s"
+                                  % (n, per, " (reset)" if reset else ""))
+        for n, crc, _ in got:
+            if n != per:
+                raise B.RunFailed("a client received %d bytes, expected %d" % (n, per))
+            if verify and crc != self.crc_of(x):
+                raise B.RunFailed("data corrupted: CRC-32 at the client %s, sent %s"
+                                  % (crc, self.crc_of(x)))
+        wall = max(g[2] for g in got) - t0
+        return (nconn * per / MIB / wall, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1], nconn * per)
+
     def py_client(self, *argv):
         a = self.args
         tls = "plain" if argv[0] == "plain" else a.tls
@@ -686,6 +873,9 @@ class Proxy:
         for t in ts:
             t.skip_reason = t.available()
             self.status[t.id] = ("skipped", t.skip_reason) if t.skip_reason else ("ok", None)
+            t.base_how = t.how
+            if t.openssl_ktls:
+                t.how += "; kTLS: not checked (no round completed)"
         self.header(ts)
         for r in range(0, a.rounds + 1):
             verify = r == 0
@@ -698,8 +888,11 @@ class Proxy:
                 t0 = time.monotonic()
                 inst = None
                 try:
+                    before = tls_stat()
                     inst = Instance(self, t, verify)
                     self.one_round(inst, verify)
+                    if t.openssl_ktls:
+                        self.check_ktls(t, r, before, tls_stat())
                 except B.RunFailed as e:
                     self.status[t.id] = ("failed", "round %d: %s" % (r, e))
                     B.say("  FAILED %s, round %d: %s" % (t.title, r, e))
@@ -713,22 +906,55 @@ class Proxy:
             self.write_json(ts)
         return 1 if any(s == "failed" for s, _ in self.status.values()) else 0
 
+    def check_ktls(self, t, r, before, after):
+        """A contender that asks OpenSSL for kTLS counts as kTLS only if
+        sockets got kernel TLS while it ran (/proc/net/tls_stat is the
+        whole machine's, but contenders run one at a time and every client
+        runs --ktls off): else it is unavailable, its figures dropped."""
+        def rose(key):
+            return after.get(key, 0) - before.get(key, 0)
+        tx = max(rose("TlsTxSw"), rose("TlsTxDevice"))
+        rx = max(rose("TlsRxSw"), rose("TlsRxDevice"))
+        if tx <= 0:
+            why = ("/proc/net/tls_stat is missing (the tls module is not loaded)" if not after
+                   else "TlsTxSw in /proc/net/tls_stat did not rise during round %d "
+                        "(TlsRxSw rose by %d)" % (r, rx))
+            self.status[t.id] = ("unavailable", "OpenSSL did not enable kTLS: " + why)
+            t.how = t.base_how + "; kTLS: not enabled (see above)"
+            for k in [k for k in self.results if k[0] == t.id]:
+                del self.results[k]
+            B.say("  UNAVAILABLE %s: %s" % (t.title, self.status[t.id][1]))
+            return
+        seen = self.ktls_got.setdefault(t.id, [])
+        seen.append("TX+RX" if rx > 0 else "TX only")
+        rises = self.ktls_rises.setdefault(t.id, [])
+        rises.append("+%d/+%d" % (tx, rx))
+        # The weakest a round saw: TX+RX only if every round had both.
+        t.how = "%s; kTLS: %s (TlsTxSw/TlsRxSw in /proc/net/tls_stat, per round: %s)" % (
+            t.base_how, "TX only" if "TX only" in seen else "TX+RX", ", ".join(rises))
+
     def one_round(self, inst, verify):
         a = self.args
         t = inst.t
+        # (figure key prefix, transfer) per direction asked for
+        dirs = [(pre, f) for d, pre, f in (("up", "", self.transfer),
+                                           ("down", "down_", self.transfer_down))
+                if d in a.proxy_dirs]
         if verify:
-            self.transfer(inst, 1, True)
-            self.transfer(inst, a.proxy_conns, True)
+            for _, f in dirs:
+                f(inst, 1, True)
+                f(inst, a.proxy_conns, True)
             self.handshakes(inst, 2 * a.proxy_hs_concurrency)
             return
         res = self.results
         kib, base = self.idle(inst, a.proxy_idle)
         res.setdefault((t.id, "idle_kib"), []).append(kib)
         res.setdefault((t.id, "base_kib"), []).append(base)
-        for n, key in ((1, "one"), (a.proxy_conns, "many")):
-            mibs, u, s, nbytes = self.transfer(inst, n, False)
-            res.setdefault((t.id, key + "_mibs"), []).append(mibs)
-            res.setdefault((t.id, key + "_cpu"), []).append((u + s) / (nbytes / GIB))
+        for pre, f in dirs:
+            for n, key in ((1, "one"), (a.proxy_conns, "many")):
+                mibs, u, s, nbytes = f(inst, n, False)
+                res.setdefault((t.id, pre + key + "_mibs"), []).append(mibs)
+                res.setdefault((t.id, pre + key + "_cpu"), []).append((u + s) / (nbytes / GIB))
         hs, cpu, _ = self.handshakes(inst, a.proxy_handshakes)
         res.setdefault((t.id, "hs"), []).append(hs)
         res.setdefault((t.id, "hs_cpu_ms"), []).append(cpu * 1000 / a.proxy_handshakes)
@@ -742,16 +968,23 @@ class Proxy:
             ("hs", "handshakes/s", "%.0f", True),
             ("hs_cpu_ms", "CPU ms/hs", "%.2f", False),
             ("idle_kib", "KiB/session", "%.1f", False))
+    # Downloads (--proxy-dirs down): the terminator encrypts.
+    DOWN_FIGS = (("down_one_mibs", "1 conn down MiB/s", "%.1f", True),
+                 ("down_many_mibs", "%d conns down MiB/s", "%.1f", True),
+                 ("down_one_cpu", "CPU s/GiB 1 down", "%.2f", False),
+                 ("down_many_cpu", "CPU s/GiB %d down", "%.2f", False))
+    SPREAD_KEYS = ("one_mibs", "many_mibs", "hs")
+    DOWN_SPREAD_KEYS = ("down_one_mibs", "down_many_mibs")
 
     def med(self, tid, fig):
         v = self.results.get((tid, fig))
         return statistics.median(v) if v else None
 
-    def spread(self, tid):
+    def spread(self, tid, keys=SPREAD_KEYS):
         """The largest (fastest - slowest) / median among the rate figures
         over the rounds, in %: a large one means a noisy machine."""
         out = None
-        for key in ("one_mibs", "many_mibs", "hs"):
+        for key in keys:
             v = self.results.get((tid, key)) or []
             if len(v) > 1 and statistics.median(v) > 0:
                 sp = (max(v) - min(v)) / statistics.median(v) * 100
@@ -763,11 +996,13 @@ class Proxy:
 
     def header(self, ts):
         a, b = self.args, self.b
-        B.say("ktlsctl bench, proxy scenario: TLS %s %s, %s client to backend (1 connection, "
+        dirs = {"up": "client to backend", "down": "backend to client"}
+        B.say("ktlsctl bench, proxy scenario: TLS %s %s, %s %s (1 connection, "
               "then %d at once), %d new connections, %d idle sessions; %d timed round%s after "
               "a warm-up round; figures are medians"
               % (a.tls, B.SUITES[a.suite]["ossl13"] if a.tls == "1.3"
-                 else B.SUITES[a.suite]["ossl12"], B.human_size(a.size), a.proxy_conns,
+                 else B.SUITES[a.suite]["ossl12"], B.human_size(a.size),
+                 " and ".join(dirs[d] for d in a.proxy_dirs), a.proxy_conns,
                  a.proxy_handshakes, a.proxy_idle, a.rounds, "" if a.rounds == 1 else "s"))
         load = os.getloadavg()[0]
         B.say("host: %s, %d CPUs, load %.2f; kTLS: %s"
@@ -775,32 +1010,38 @@ class Proxy:
                  "available" if b.ktls[0] else "unavailable (%s)" % b.ktls[1]))
         if load > (os.cpu_count() or 1) * 0.5:
             B.say("note: the machine is busy (load %.2f): figures are noisy" % load)
-        B.say("backend: tcpcopy sink (plain TCP, one epoll loop, data dropped with MSG_TRUNC); "
-              "client: ktlsctl connect --ktls off (transfers), proxy.py (handshakes, idle)")
+        B.say("backend: tcpcopy sink (plain TCP, one epoll loop, data dropped with MSG_TRUNC%s); "
+              "client: ktlsctl connect --ktls off (transfers%s), proxy.py (handshakes, idle)"
+              % (", or sent with sendfile for downloads" if "down" in a.proxy_dirs else "",
+                 ", downloads counted by tcpcopy drain" if "down" in a.proxy_dirs else ""))
         for t in ts:
             if t.skip_reason:
                 B.say("skipped: %s: %s" % (t.title, t.skip_reason))
         B.say()
 
-    def report(self, ts):
+    def table(self, ts, title, figs, spread_keys):
+        """One table of medians, then the ratios of each ktlsctl row to
+        every other row."""
         B.say()
-        B.say("== proxy: terminator in front of a plain TCP backend")
-        cols = [self.fig_title(f[1]) for f in self.FIGS]
-        B.say("  %-28s" % "contender" + "".join(" %13s" % c for c in cols) + "  spread")
+        B.say(title)
+        cols = [self.fig_title(f[1]) for f in figs]
+        widths = [max(13, len(c)) for c in cols]
+        B.say("  %-28s" % "contender" + "".join(" %*s" % (w, c) for w, c in zip(widths, cols))
+              + "  spread")
         for t in ts:
             st, why = self.status[t.id]
             if st != "ok":
                 B.say("  %-28s %s: %s" % (t.title, st.upper(), why))
                 continue
             cells = []
-            for key, _, fmt, _ in self.FIGS:
+            for key, _, fmt, _ in figs:
                 v = self.med(t.id, key)
                 cells.append(fmt % v if v is not None else "-")
-            sp = self.spread(t.id)
-            B.say("  %-28s" % t.title + "".join(" %13s" % c for c in cells)
+            sp = self.spread(t.id, spread_keys)
+            B.say("  %-28s" % t.title + "".join(" %*s" % (w, c) for w, c in zip(widths, cells))
                   + ("  %5.0f%%" % sp if sp is not None else ""))
         refs = [t for t in ts if isinstance(t, KtlsctlForward) and self.status[t.id][0] == "ok"
-                and self.med(t.id, "one_mibs")]
+                and any(self.med(t.id, f[0]) for f in figs)]
         for ref in refs:
             B.say("  ratios, %s / contender (throughput, handshakes: >1 ktlsctl faster; "
                   "CPU, KiB: <1 ktlsctl cheaper)" % ref.title)
@@ -808,13 +1049,23 @@ class Proxy:
                 if t is ref or self.status[t.id][0] != "ok":
                     continue
                 cells = []
-                for key, _, _, _ in self.FIGS:
+                for key, _, _, _ in figs:
                     mine, theirs = self.med(ref.id, key), self.med(t.id, key)
                     # A zero (CPU below the clock tick at small sizes, the
                     # backend's memory within noise) has no ratio.
                     ok = mine is not None and theirs is not None and mine > 0 and theirs > 0
                     cells.append(B.ratio(mine / theirs) if ok else "n/a")
-                B.say("  %-28s" % t.title + "".join(" %13s" % c for c in cells))
+                B.say("  %-28s" % t.title
+                      + "".join(" %*s" % (w, c) for w, c in zip(widths, cells)))
+
+    def report(self, ts):
+        dirs = self.args.proxy_dirs
+        self.table(ts, "== proxy: terminator in front of a plain TCP backend%s"
+                   % (" (transfers: upload, client -> terminator (decrypts) -> backend)"
+                      if "up" in dirs else ""), self.FIGS, self.SPREAD_KEYS)
+        if "down" in dirs:
+            self.table(ts, "== proxy, download: backend -> terminator (encrypts) -> client",
+                       self.DOWN_FIGS, self.DOWN_SPREAD_KEYS)
         B.say()
         B.say("how each terminator runs (same certificate, ECDSA P-256, and suite):")
         for t in ts:
@@ -831,17 +1082,23 @@ class Proxy:
                "config": {"size_bytes": a.size, "rounds": a.rounds, "tls": a.tls,
                           "suite": a.suite, "conns": a.proxy_conns,
                           "handshakes": a.proxy_handshakes,
-                          "hs_concurrency": a.proxy_hs_concurrency, "idle": a.proxy_idle},
+                          "hs_concurrency": a.proxy_hs_concurrency, "idle": a.proxy_idle,
+                          "dirs": a.proxy_dirs},
                "host": {"kernel": B.platform.release(), "cpus": os.cpu_count(),
                         "loadavg": list(os.getloadavg()), "ktls": self.b.ktls[0]},
                "results": []}
+        figs = self.FIGS + self.DOWN_FIGS
         for t in ts:
             st, why = self.status[t.id]
             doc["results"].append({
                 "contender": t.id, "title": t.title, "how": t.how, "status": st, "reason": why,
-                "median": {k: self.med(t.id, k) for k, _, _, _ in self.FIGS},
+                "median": {k: self.med(t.id, k) for k, _, _, _ in figs},
                 "spread_pct": self.spread(t.id),
-                "rounds": {k: self.results.get((t.id, k), []) for k, _, _, _ in self.FIGS}})
+                "down_spread_pct": self.spread(t.id, self.DOWN_SPREAD_KEYS),
+                # What OpenSSL's kTLS did for the row, the weakest round's.
+                "ktls": (("TX only" if "TX only" in self.ktls_got[t.id] else "TX+RX")
+                         if self.ktls_got.get(t.id) else None),
+                "rounds": {k: self.results.get((t.id, k), []) for k, _, _, _ in figs}})
         with open(a.json, "w") as f:
             json.dump(doc, f, indent=1, sort_keys=True)
             f.write("\n")
@@ -849,8 +1106,9 @@ class Proxy:
 
 
 def main(args, bench_module):
-    global B
+    global B, tls_stat
     B = bench_module
+    from ktlsctl_test.channel import tls_stat
     if args.list:
         px = Proxy(args)
         for t in px.terminators():
