@@ -866,6 +866,10 @@ class Originate:
     def report(self, ts):
         B.say()
         B.say("== originate: plain TCP in, TLS out to one server")
+        if self.args.ratios_only:
+            # bench-vm: the CPU is emulated.  The table stays for the
+            # resumed share and the failures; its other figures mean nothing.
+            B.say("  (emulated CPU: compare the ratios only, not the figures)")
         cols = [self.fig_title(f[1]) for f in self.FIGS]
         B.say("  %-28s" % "contender" + "".join(" %13s" % c for c in cols) + "  spread")
         for t in ts:
