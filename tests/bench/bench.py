@@ -1806,9 +1806,11 @@ def main(argv=None):
     ap.add_argument("--no-install", action="store_true",
                     help="do not apt-get install socat (and the proxy scenario's stunnel4, "
                          "haproxy, libnginx-mod-stream) when missing")
-    ap.add_argument("--scenario", choices=("transfer", "proxy"), default="transfer",
-                    help="transfer (the default: tools end to end) or proxy (TLS terminators "
-                         "in front of one plain TCP backend: tests/bench/proxy.py)")
+    ap.add_argument("--scenario", choices=("transfer", "proxy", "originate"), default="transfer",
+                    help="transfer (the default: tools end to end), proxy (TLS terminators "
+                         "in front of one plain TCP backend: tests/bench/proxy.py) or "
+                         "originate (TLS originators to one TLS server, sized by the --proxy-* "
+                         "options: tests/bench/originate.py)")
     ap.add_argument("--proxy-conns", type=int, default=16,
                     help="proxy: concurrent connections of the many-connections figure "
                          "(default 16)")
@@ -1859,6 +1861,9 @@ def main(argv=None):
         if args.scenario == "proxy":
             import proxy
             return proxy.main(args, sys.modules[__name__])
+        if args.scenario == "originate":
+            import originate
+            return originate.main(args, sys.modules[__name__])
         b = Bench(args)
         if args.list:
             for c in b.contenders():
