@@ -275,13 +275,15 @@ static void on_listener(struct kc_loop_item *item, uint32_t events)
 	if (rp.fd >= 0 && poll(&rp, 1, 0) > 0 && (rp.revents & POLLIN))
 		on_reload(&srv->reload, EPOLLIN);
 	/* Workers share the listener, and EPOLLEXCLUSIVE wakes the first idle
-	 * one in its wait queue, so one worker would take a whole burst of
-	 * clients.  A worker takes one per turn and registers again, which
-	 * puts it at the back of the queue: the clients go round the workers. */
+	 * one in its wait queue, so that one would take every client.  After
+	 * taking what waits, a worker registers again, which puts it at the
+	 * back of the queue: the next clients wake another.  (One client per
+	 * wake would deal a burst more evenly, but a worker busy relaying
+	 * many sessions comes back to accept only after a long turn, and
+	 * clients waited in the backlog past their handshake timeout.) */
 	bool shared = srv->id_step > 1;
 	int took = 0;
-	for (int i = 0; i < (shared ? 1 : ACCEPTS_PER_TURN) && srv->n < srv->max &&
-			!srv->stopping; i++) {
+	for (int i = 0; i < ACCEPTS_PER_TURN && srv->n < srv->max && !srv->stopping; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof ss;
 		int fd = accept4(srv->lfd, (struct sockaddr *)&ss, &len,
