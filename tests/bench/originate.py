@@ -39,118 +39,18 @@ TCP, standard library only):
 import json
 import os
 import re
-import resource
 import shutil
 import socket
-import statistics
-import subprocess
 import sys
-import threading
 import time
-import zlib
 
-# The process-tree readers of the proxy scenario: /proc only, no state.
-from proxy import tree, tree_cpu, tree_pss_kib
+import scenario
+from scenario import (Clients, Contender, HAProxyTool, KtlsctlTool, NginxTool, Scenario,
+                      Sink, StunnelTool, tree_cpu)
 
 B = None            # the bench module (bench.py runs as __main__): set by main()
-MIB = 1 << 20
 GIB = 1 << 30
-NGINX_STREAM = "/usr/lib/nginx/modules/ngx_stream_module.so"
 SESSION = re.compile(r"^ktlsctl: session \d+ .*\bversion=(\S+) cipher=(\S+)")
-
-
-def wait_listening(proc, port, errpath, what, timeout):
-    """Wait until port listens (in /proc/net/tcp); B.RunFailed when proc
-    exits first or the time runs out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if B.listening(port):
-            return
-        if proc.try_reap():
-            break
-        time.sleep(0.01)
-    raise B.RunFailed("%s %s before listening on %d: %s"
-                      % (what, proc.describe_status(), port, B.tail_of(errpath)))
-
-
-# ------------------------------------------------------------- the sink
-
-class Sink:
-    """`tcpcopy sink PORT discard|crc`: every connection's opening, and its
-    end with its byte count, CRC-32 and the time of its last byte."""
-
-    def __init__(self, b, d, crc):
-        self.lock = threading.Condition()
-        self.opened = {}        # id -> time
-        self.ended = {}         # id -> (bytes, crc, t_last, reset)
-        r, w = os.pipe2(os.O_CLOEXEC)
-        err = os.path.join(d, "sink.err")
-        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            self.proc = B.Proc("tcpcopy sink", [b.tcpcopy, "sink", "0",
-                                                "crc" if crc else "discard"],
-                               null, w, err, env=b.env, persistent=True)
-        finally:
-            os.close(w)
-            os.close(null)
-        self.reader = threading.Thread(target=self._read, args=(r,), daemon=True)
-        self.reader.start()
-        self.port = None
-        deadline = time.monotonic() + 15
-        while self.port is None:
-            m = re.search(r"listening on \S*:(\d+)", B.read_text(err))
-            if m:
-                self.port = int(m.group(1))
-            elif self.proc.try_reap() or time.monotonic() > deadline:
-                raise B.RunFailed("the sink (tcpcopy sink) did not start: %s" % B.tail_of(err))
-            else:
-                time.sleep(0.01)
-
-    def _read(self, fd):
-        with os.fdopen(fd, "r") as f:
-            for line in f:
-                w = line.split()
-                with self.lock:
-                    if w[0] == "open":
-                        self.opened[int(w[1])] = float(w[2])
-                    elif w[0] == "end":
-                        self.ended[int(w[1])] = (int(w[2]), w[3], float(w[4]), len(w) > 5)
-                    self.lock.notify_all()
-
-    def open_now(self):
-        with self.lock:
-            return len(self.opened) - len(self.ended)
-
-    def wait(self, pred, timeout):
-        """Wait until pred(opened, ended) holds; False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self.lock:
-            while not pred(self.opened, self.ended):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.lock.wait(min(left, 0.5))
-            return True
-
-    def settle(self, timeout, quiet=0.5):
-        """Wait until every connection has ended and none opened or ended
-        for quiet seconds, then forget them all; False on timeout."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if not self.wait(lambda o, e: len(o) == len(e), deadline - time.monotonic()):
-                return False
-            with self.lock:
-                seen = (len(self.opened), len(self.ended))
-            time.sleep(quiet)
-            with self.lock:
-                if (len(self.opened), len(self.ended)) == seen:
-                    self.opened.clear()
-                    self.ended.clear()
-                    return True
-
-    def stop(self):
-        self.proc.stop(1.0)
-        self.reader.join(5)
 
 
 # ------------------------------------------------------------- the server
@@ -166,28 +66,14 @@ class Server:
         self.err = os.path.join(d, "server.err")
         self.mark_at = 0
         n = os.cpu_count() or 1
-        for attempt in range(4):
-            self.port = B.free_port()
-            argv = [b.ktlsctl, "listen", "127.0.0.1:%d" % self.port, "--cert", b.cert,
-                    "--key", b.key, "--forward", "127.0.0.1:%d" % sink_port, "--ktls", "off",
-                    "--tls" + a.tls, "--cipher", B.SUITES[a.suite]["ktlsctl"],
-                    "--workers", "auto", "--max-conns", str(maxconn * n)]
-            if a.verbose:
-                B.say("    $ %s" % B.shlex.join(argv))
-            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-            try:
-                self.proc = B.Proc("TLS server", argv, null, null, self.err, env=b.env,
-                                   persistent=True)
-            finally:
-                os.close(null)
-            try:
-                wait_listening(self.proc, self.port, self.err, "the TLS server (ktlsctl listen)",
-                               20 * a.timeout_scale)
-                return
-            except B.RunFailed:
-                self.proc.stop(1.0)
-                if attempt == 3 or not re.search(r"in use", B.read_text(self.err), re.I):
-                    raise
+        self.proc, self.port = scenario.start_listening(
+            b, "TLS server", "the TLS server (ktlsctl listen)",
+            lambda port: ([b.ktlsctl, "listen", "127.0.0.1:%d" % port, "--cert", b.cert,
+                           "--key", b.key, "--forward", "127.0.0.1:%d" % sink_port,
+                           "--ktls", "off", "--tls" + a.tls,
+                           "--cipher", B.SUITES[a.suite]["ktlsctl"],
+                           "--workers", "auto", "--max-conns", str(maxconn * n)], None),
+            self.err)
 
     def mark(self):
         self.mark_at = os.path.getsize(self.err)
@@ -210,19 +96,8 @@ class Server:
 
 # --------------------------------------------------------- originators
 
-class Originator:
-    id = title = ""
-    kind = "tls"
-    how = ""
+class Originator(Contender):
     resumes = ""
-
-    def __init__(self, og):
-        self.og = og
-        self.b = og.b
-        self.skip_reason = None
-
-    def available(self):
-        return None
 
     def command(self, port, sport, d):
         """(argv, env) of the originator on 127.0.0.1:port, each client's
@@ -230,24 +105,12 @@ class Originator:
         against the run's CA); d: a directory for its configuration."""
         raise NotImplementedError
 
-    def suite13(self):
-        return B.SUITES[self.b.args.suite]["ossl13"]
 
-    def suite12(self):
-        return B.SUITES[self.b.args.suite]["ossl12"]
-
-    def maxconn(self):
-        return self.b.args.proxy_idle + self.b.args.proxy_hs_concurrency + 64
-
-
-class KtlsctlAccept(Originator):
+class KtlsctlAccept(KtlsctlTool, Originator):
     resumes = "yes: offers the server's latest ticket"
 
     def __init__(self, og, channel, workers=False):
-        super().__init__(og)
-        self.channel = channel
-        self.workers = workers
-        self.id = "ktlsctl-" + channel + ("-workers" if workers else "")
+        super().__init__(og, channel, workers)
         self.title = ("ktlsctl --workers auto, " if workers else "ktlsctl --accept, ") + (
             "kernel" if channel == "kernel" else "user space")
         self.how = ("ktlsctl connect SERVER --accept --ktls %s: %s%s"
@@ -256,53 +119,26 @@ class KtlsctlAccept(Originator):
                        if workers else "one epoll loop",
                        ", splice socket-pipe-socket" if channel == "kernel" else ""))
 
-    def available(self):
-        if not os.access(self.b.ktlsctl, os.X_OK):
-            return "ktlsctl binary %s not found (build it first)" % self.b.ktlsctl
-        if self.channel == "kernel" and not self.b.ktls[0]:
-            return "kernel TLS unavailable here (%s)" % self.b.ktls[1]
-        return None
-
     def command(self, port, sport, d):
-        a = self.b.args
         return ([self.b.ktlsctl, "connect", "localhost:%d" % sport, "--accept",
-                 "127.0.0.1:%d" % port, "--cafile", self.b.ca,
-                 "--ktls", "require" if self.channel == "kernel" else "off", "--tls" + a.tls,
-                 "--cipher", B.SUITES[a.suite]["ktlsctl"], "--max-conns", str(self.maxconn())]
-                + (["--workers", "auto"] if self.workers else []),
+                 "127.0.0.1:%d" % port, "--cafile", self.b.ca] + self.tls_argv(),
                 None)
 
-    def maxconn(self):
-        # --max-conns is shared out among the workers: each must be able to
-        # hold every idle connection, wherever the kernel sends them.
-        n = (os.cpu_count() or 1) if self.workers else 1
-        return super().maxconn() * n
 
-
-class Stunnel(Originator):
+class Stunnel(StunnelTool, Originator):
     id = "stunnel"
     title = "stunnel4 client"
     how = ("stunnel4, foreground, one [service] with client = yes, accept/connect, "
            "verifyChain, checkHost (a thread per connection)")
     resumes = "yes: its client caches the session"
 
-    def available(self):
-        return self.b.ensure_package("stunnel4", lambda: shutil.which("stunnel4"), "stunnel4")
-
     def command(self, port, sport, d):
-        a = self.b.args
         conf = os.path.join(d, "stunnel.conf")
         with open(conf, "w") as f:
             f.write("foreground = yes\npid =\ndebug = 3\n"
                     "[bench]\nclient = yes\naccept = 127.0.0.1:%d\nconnect = 127.0.0.1:%d\n"
                     "CAfile = %s\nverifyChain = yes\ncheckHost = localhost\nsni = localhost\n"
-                    % (port, sport, self.b.ca))
-            if a.tls == "1.3":
-                f.write("sslVersionMin = TLSv1.3\nsslVersionMax = TLSv1.3\n"
-                        "ciphersuites = %s\n" % self.suite13())
-            else:
-                f.write("sslVersionMin = TLSv1.2\nsslVersionMax = TLSv1.2\n"
-                        "ciphers = %s\n" % self.suite12())
+                    % (port, sport, self.b.ca) + self.stunnel_tls())
         return ["stunnel4", conf], None
 
 
@@ -328,73 +164,37 @@ class SocatFork(Originator):
                 {"OPENSSL_CONF": self.b.openssl_conf})
 
 
-class HAProxy(Originator):
+class HAProxy(HAProxyTool, Originator):
     id = "haproxy"
     title = "haproxy"
     how = ("haproxy -db, mode tcp, server s1 ... ssl verify required ca-file (its default "
            "threads: one per CPU)")
     resumes = "yes: reuses the last session per server (default, no-ssl-reuse turns it off)"
 
-    def available(self):
-        return self.b.ensure_package("haproxy", lambda: shutil.which("haproxy"), "haproxy")
-
     def command(self, port, sport, d):
-        a = self.b.args
-        if a.tls == "1.3":
-            tls = ("  ssl-default-server-options ssl-min-ver TLSv1.3 ssl-max-ver TLSv1.3\n"
-                   "  ssl-default-server-ciphersuites %s\n" % self.suite13())
-        else:
-            tls = ("  ssl-default-server-options ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.2\n"
-                   "  ssl-default-server-ciphers %s\n" % self.suite12())
         conf = os.path.join(d, "haproxy.cfg")
         with open(conf, "w") as f:
-            f.write("global\n  maxconn %d\n%s"
-                    "defaults\n  mode tcp\n  timeout connect 10s\n  timeout client 1h\n"
-                    "  timeout server 1h\n"
-                    "frontend fe\n  bind 127.0.0.1:%d\n  default_backend be\n"
+            f.write(self.haproxy_head(2 * self.maxconn(), "server")
+                    + "frontend fe\n  bind 127.0.0.1:%d\n  default_backend be\n"
                     "backend be\n  server s1 127.0.0.1:%d ssl verify required ca-file %s "
-                    "verifyhost localhost sni str(localhost)\n"
-                    % (2 * self.maxconn(), tls, port, sport, self.b.ca))
+                    "verifyhost localhost sni str(localhost)\n" % (port, sport, self.b.ca))
         return ["haproxy", "-db", "-f", conf], None
 
 
-class Nginx(Originator):
+class Nginx(NginxTool, Originator):
     id = "nginx"
     title = "nginx stream"
     how = ("nginx stream { server { listen ...; proxy_pass server; proxy_ssl on; "
            "proxy_ssl_verify on; proxy_half_close on; } }, worker_processes auto (one per CPU)")
     resumes = "yes: proxy_ssl_session_reuse is on by default (per worker)"
 
-    def available(self):
-        if not shutil.which("nginx") and not os.path.exists("/usr/sbin/nginx"):
-            why = self.b.ensure_package("nginx-light", lambda: shutil.which("nginx")
-                                        or os.path.exists("/usr/sbin/nginx"), "nginx")
-            if why:
-                return why
-        return self.b.ensure_package("libnginx-mod-stream", lambda: os.path.exists(NGINX_STREAM),
-                                     "nginx's stream module")
-
     def command(self, port, sport, d):
-        a = self.b.args
-        if a.tls == "1.3":
-            tls = ("proxy_ssl_protocols TLSv1.3;\n    proxy_ssl_conf_command Ciphersuites %s;\n"
-                   % self.suite13())
-        else:
-            tls = "proxy_ssl_protocols TLSv1.2;\n    proxy_ssl_ciphers %s;\n" % self.suite12()
-        conf = os.path.join(d, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write("load_module %s;\ndaemon off;\nmaster_process on;\nworker_processes auto;\n"
-                    "pid %s/nginx.pid;\nerror_log stderr warn;\nworker_rlimit_nofile %d;\n"
-                    "events { worker_connections %d; }\n"
-                    "stream {\n  server {\n    listen 127.0.0.1:%d;\n"
-                    "    proxy_pass 127.0.0.1:%d;\n    proxy_ssl on;\n    %s"
-                    "    proxy_ssl_verify on;\n    proxy_ssl_trusted_certificate %s;\n"
-                    "    proxy_ssl_name localhost;\n    proxy_ssl_server_name on;\n"
-                    "    proxy_half_close on;\n    proxy_timeout 1h;\n  }\n}\n"
-                    % (NGINX_STREAM, d, 4 * self.maxconn(), 2 * self.maxconn(), port,
-                       sport, tls, self.b.ca))
-        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        return [nginx, "-e", "stderr", "-p", d, "-c", conf], None
+        return self.nginx_run(d, "stream {\n  server {\n    listen 127.0.0.1:%d;\n"
+                              "    proxy_pass 127.0.0.1:%d;\n    proxy_ssl on;\n    %s"
+                              "    proxy_ssl_verify on;\n    proxy_ssl_trusted_certificate %s;\n"
+                              "    proxy_ssl_name localhost;\n    proxy_ssl_server_name on;\n"
+                              "    proxy_half_close on;\n    proxy_timeout 1h;\n  }\n}\n"
+                              % (port, sport, self.nginx_tls("proxy_"), self.b.ca)), None
 
 
 class Limit(Originator):
@@ -419,39 +219,18 @@ class Instance:
         self.dir = B.tempfile.mkdtemp(prefix="originate-%s." % t.id, dir=b.tmp)
         self.sink = self.server = self.proc = None
         try:
-            self.sink = Sink(b, self.dir, crc)
+            self.sink = Sink(b, self.dir, crc, "the sink")
             self.server = Server(b, self.dir, self.sink.port, og.server_maxconn())
             self.port, self.root = self.server.port, None
             if t.kind != "limit":
-                self._start()
+                self.proc, self.port = scenario.start_listening(
+                    b, t.title, t.title, lambda port: t.command(port, self.server.port, self.dir),
+                    os.path.join(self.dir, "%s.err" % t.id))
+                self.root = self.proc.pid
         except B.RunFailed:
             self.stop()
             raise
 
-    def _start(self):
-        b, t = self.og.b, self.t
-        for attempt in range(4):
-            port = B.free_port()
-            argv, env = t.command(port, self.server.port, self.dir)
-            e = dict(b.env)
-            e.update(env or {})
-            err = os.path.join(self.dir, "%s.err" % t.id)
-            if b.args.verbose:
-                B.say("    $ %s" % B.shlex.join(argv))
-            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-            try:
-                self.proc = B.Proc(t.title, argv, null, null, err, env=e, persistent=True)
-            finally:
-                os.close(null)
-            self.proc.errpath = err
-            try:
-                wait_listening(self.proc, port, err, t.title, 20 * b.args.timeout_scale)
-                self.port, self.root = port, self.proc.pid
-                return
-            except B.RunFailed:
-                self.proc.stop(1.0)
-                if attempt == 3 or not re.search(r"in use", B.read_text(err), re.I):
-                    raise
 
     def check_alive(self):
         self.server.check_alive()
@@ -464,18 +243,11 @@ class Instance:
         sink and the originator's process tree stopped changing (a socat
         child may still be exiting), then forget them."""
         limit = (30 + self.sink.open_now() / 20) * self.og.args.timeout_scale
-        if not self.sink.settle(limit):
+        if not self.sink.wait_quiet(limit, forget=True):
             raise B.RunFailed("%d sink connection(s) of the previous test still open after %.0fs"
                               % (self.sink.open_now(), limit))
         if self.root is not None:
-            deadline = time.monotonic() + limit
-            n = len(tree(self.root))
-            while time.monotonic() < deadline:
-                time.sleep(0.2)
-                m = len(tree(self.root))
-                if m == n:
-                    break
-                n = m
+            scenario.wait_tree_still(self.root, limit)
         # And the server's log: it writes a session's line after the sink
         # saw the end (once its close_notify is out).
         size = -1
@@ -500,47 +272,24 @@ class Instance:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class Originate:
-    def __init__(self, args):
-        self.args = args
-        self.b = B.Bench(args)
-        self.results = {}           # (id, figure) -> [values per round]
-        self.status = {}            # id -> (status, reason)
-        self.crcs = {}
+class Originate(Scenario):
+    NAME = "originate"
+    SINK_NAME = "sink"
+    SHORT_UPLOAD = "a connection delivered %d bytes to the sink, expected %d%s"
+    TIMEOUT_BYTES = True
 
-    def originators(self):
-        all_t = [KtlsctlAccept(self, "kernel"), KtlsctlAccept(self, "user"),
-                 KtlsctlAccept(self, "kernel", workers=True),
-                 KtlsctlAccept(self, "user", workers=True), Stunnel(self),
-                 SocatFork(self), HAProxy(self), Nginx(self), Limit(self)]
-        a = self.args
-        if a.only:
-            unknown = set(a.only) - {t.id for t in all_t}
-            if unknown:
-                raise SystemExit("bench: unknown contender(s) %s; known: %s"
-                                 % (", ".join(sorted(unknown)), ", ".join(t.id for t in all_t)))
-            all_t = [t for t in all_t if t.id in a.only]
-        if a.skip:
-            all_t = [t for t in all_t if t.id not in a.skip]
-        return all_t
+    def all_contenders(self):
+        return [KtlsctlAccept(self, "kernel"), KtlsctlAccept(self, "user"),
+                KtlsctlAccept(self, "kernel", workers=True),
+                KtlsctlAccept(self, "user", workers=True), Stunnel(self),
+                SocatFork(self), HAProxy(self), Nginx(self), Limit(self)]
+
 
     def server_maxconn(self):
         a = self.args
         return a.proxy_idle + max(a.proxy_hs_concurrency, a.proxy_conns) + 64
 
     # -- the clients
-
-    def crc_of(self, x):
-        if x.data not in self.crcs:
-            c = 0
-            with open(x.data, "rb") as f:
-                while True:
-                    blk = f.read(1 << 22)
-                    if not blk:
-                        break
-                    c = zlib.crc32(blk, c)
-            self.crcs[x.data] = "%08x" % c
-        return self.crcs[x.data]
 
     def client_argv(self, inst):
         b, a = self.b, self.args
@@ -572,81 +321,11 @@ class Originate:
     def transfer(self, inst, nconn, verify):
         """nconn connections at once, --size bytes in all: (MiB/s, CPU
         user s, CPU sys s, bytes)."""
-        b = self.b
-        per = self.args.size // nconn
-        x = b.dataset_of(per)
-        inst.settle()
-        cpu0 = inst.cpu()
-        clients = []
-        # The clients are started first, each waiting in a shell for the go
-        # (EOF on a pipe they share): starting N processes is not timed.
-        go_r, go_w = os.pipe2(os.O_CLOEXEC)
-        argv = ["/bin/sh", "-c", 'read _ <&%d; exec "$@"' % go_r, "sh"] + self.client_argv(inst)
-        who = "ktlsctl connect" if inst.t.kind == "limit" else "tcpcopy connect"
-        try:
-            for i in range(nconn):
-                err = os.path.join(inst.dir, "client-%d.err" % i)
-                with open(x.data, "rb") as fin, open(err, "wb") as ferr:
-                    p = subprocess.Popen(argv, stdin=fin, stdout=subprocess.DEVNULL, stderr=ferr,
-                                         env=b.env, start_new_session=True, pass_fds=(go_r,))
-                B.procs.register(p)
-                p.errpath = err
-                clients.append(p)
-        finally:
-            os.close(go_r)
-            t0 = time.monotonic()
-            os.close(go_w)
-        deadline = t0 + b.timeout
-        try:
-            while True:
-                for p in clients:
-                    if p.poll() not in (None, 0):
-                        raise B.RunFailed("the client (%s) exited with status %d: %s"
-                                          % (who, p.returncode, B.tail_of(p.errpath)))
-                inst.check_alive()
-                if all(p.returncode is not None for p in clients):
-                    # The clients are done (each waits for the end to come
-                    # back): the sink has every end, unless data was lost.
-                    grace = 10 * self.args.timeout_scale
-                    if inst.sink.wait(lambda o, e: len(e) >= nconn, grace):
-                        break
-                    with inst.sink.lock:
-                        got = sorted(v[0] for v in inst.sink.ended.values())
-                        opened = len(inst.sink.opened)
-                    raise B.RunFailed("every client exited with status 0, but %.0fs later the "
-                                      "sink had seen %d of %d connections, %d of them ended "
-                                      "(bytes: %s)" % (grace, opened, nconn, len(got),
-                                                       ", ".join(map(str, got[:4])) or "none"))
-                if time.monotonic() > deadline:
-                    with inst.sink.lock:
-                        got = sorted(v[0] for v in inst.sink.ended.values())
-                    raise B.RunFailed("timed out after %.0fs: %d of %d sink connections ended "
-                                      "(bytes: %s), %d client(s) still running"
-                                      % (time.monotonic() - t0, len(got), nconn,
-                                         ", ".join(map(str, got[:4])) or "none",
-                                         sum(p.returncode is None for p in clients)))
-                inst.sink.wait(lambda o, e: False, 0.02)
-        finally:
-            for p in clients:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-                B.procs.unregister(p)
-        cpu1 = inst.cpu()
-        with inst.sink.lock:
-            ends = list(inst.sink.ended.values())
-        if len(ends) != nconn:
-            raise B.RunFailed("the sink saw %d connections, expected %d" % (len(ends), nconn))
-        for n, crc, _, reset in ends:
-            if n != per:
-                raise B.RunFailed("a connection delivered %d bytes to the sink, expected %d%s"
-                                  % (n, per, " (reset)" if reset else ""))
-            if verify and crc != self.crc_of(x):
-                raise B.RunFailed("data corrupted: CRC-32 at the sink %s, sent %s"
-                                  % (crc, self.crc_of(x)))
+        return self.upload(inst, nconn, verify, self.client_argv(inst),
+                           "ktlsctl connect" if inst.t.kind == "limit" else "tcpcopy connect")
+
+    def after_upload(self, inst, nconn, verify):
         self.check_sessions(inst, nconn, verify)
-        wall = max(e[2] for e in ends) - t0
-        return (nconn * per / MIB / wall, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1], nconn * per)
 
     def py_client(self, *argv):
         return [self.b.python, os.path.abspath(__file__)] + [str(v) for v in argv]
@@ -656,7 +335,6 @@ class Originate:
         back: (connections/s, CPU s of the originator, resumed)."""
         a = self.args
         inst.settle()
-        cpu0 = inst.cpu()
         if inst.t.kind == "limit":
             # The TLS client's own handshakes, through the proxy scenario's
             # client (Python's ssl): straight to the server.
@@ -667,21 +345,7 @@ class Originate:
             argv = [str(v) for v in argv]
         else:
             argv = self.py_client("handshakes", inst.port, n, a.proxy_hs_concurrency)
-        try:
-            r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env=self.b.env, timeout=(60 + n / 2) * a.timeout_scale)
-        except subprocess.TimeoutExpired:
-            raise B.RunFailed("the connection client timed out")
-        cpu1 = inst.cpu()
-        inst.check_alive()
-        try:
-            rep = json.loads(r.stdout.decode().strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            raise B.RunFailed("the connection client failed: %s"
-                              % B.last_line(r.stderr.decode("utf-8", "replace")))
-        if rep["failed"]:
-            raise B.RunFailed("%d of %d connections failed: %s"
-                              % (rep["failed"], n, "; ".join(rep["errors"])))
+        rep, cpu = self.new_conns(inst, argv, n, "connection", "connections")
         if inst.t.kind == "limit":
             # Its client resets the connection once the handshake is done,
             # often before the server has connected to the sink: the
@@ -695,61 +359,18 @@ class Originate:
                               % (len(ends), n, " (bytes: %s)" % ", ".join(map(str, bad[:4]))
                                  if bad else ""))
         resumed = self.check_sessions(inst, n, verify)
-        return n / rep["wall_s"], (cpu1[0] + cpu1[1]) - (cpu0[0] + cpu0[1]), resumed
+        return n / rep["wall_s"], cpu, resumed
 
     def idle(self, inst, n):
         """KiB of the originator's memory per idle connection, and its
         baseline."""
-        inst.settle()
-        p = subprocess.Popen(self.py_client("idle", inst.port, n), stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.b.env)
-        B.procs.register(p)
-        limit = (60 + n / 20) * self.args.timeout_scale
-        try:
-            if p.stdout.readline().strip() != b"primed":
-                raise B.RunFailed("the idle client failed: %s"
-                                  % B.last_line(p.stderr.read().decode("utf-8", "replace")))
-            # The baseline, once a few connections came and went.
-            if not inst.sink.settle(30 * self.args.timeout_scale, quiet=1.0):
-                raise B.RunFailed("connections of the idle client's first round still open")
-            base = tree_pss_kib(inst.root)
-            p.stdin.write(b"go\n")
-            p.stdin.flush()
-            line = p.stdout.readline().strip()
-            if line != b"ready":
-                raise B.RunFailed("the idle client: %s" % (
-                    line.decode("utf-8", "replace")
-                    or B.last_line(p.stderr.read().decode("utf-8", "replace"))))
-            # Every connection through to the sink (its handshake done).
-            if not inst.sink.wait(lambda o, e: len(o) - len(e) >= n, limit):
-                raise B.RunFailed("only %d of %d idle connections reached the sink"
-                                  % (inst.sink.open_now(), n))
-            inst.check_alive()
-            full = tree_pss_kib(inst.root)
-        finally:
-            try:
-                p.stdin.close()
-                p.wait(limit)
-            except subprocess.TimeoutExpired:
-                p.kill()
-            B.procs.unregister(p)
-        return (full - base) / n, base
+        return self.measure_idle(inst, self.py_client("idle", inst.port, n), n, "connections",
+                                 "the sink", True)
 
     # -- rounds
 
-    def run(self):
-        a, b = self.args, self.b
-        ts = self.originators()
-        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile[1], nofile[1]))
-        except (ValueError, OSError):
-            pass
-        need = 2 * a.proxy_idle + 256
-        if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < need:
-            raise SystemExit("bench: --proxy-idle %d needs %d open files, ulimit -n allows %d "
-                             "(raise it, or lower --proxy-idle)"
-                             % (a.proxy_idle, need, resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
+    def check_needs(self):
+        b = self.b
         if not b.tcpcopy:
             raise SystemExit("bench: the originate scenario needs tests/bench/tcpcopy (its "
                              "clients and sink): make tests/bench/tcpcopy, or run it with "
@@ -757,36 +378,9 @@ class Originate:
         if not os.access(b.ktlsctl, os.X_OK):
             raise SystemExit("bench: the originate scenario's TLS server is ktlsctl: %s not "
                              "found (build it first)" % b.ktlsctl)
-        b.setup()
-        for t in ts:
-            t.skip_reason = t.available()
-            self.status[t.id] = ("skipped", t.skip_reason) if t.skip_reason else ("ok", None)
-        self.header(ts)
-        for r in range(0, a.rounds + 1):
-            verify = r == 0
-            B.say("round 0 (warm-up: checks every byte (CRC-32 at the sink) and the suite, "
-                  "not timed) ..." if verify else "round %d of %d ..." % (r, a.rounds))
-            order = ts[r % len(ts):] + ts[:r % len(ts)]
-            for t in order:
-                if self.status[t.id][0] != "ok":
-                    continue
-                t0 = time.monotonic()
-                inst = None
-                try:
-                    inst = Instance(self, t, verify)
-                    self.one_round(inst, verify)
-                except B.RunFailed as e:
-                    self.status[t.id] = ("failed", "round %d: %s" % (r, e))
-                    B.say("  FAILED %s, round %d: %s" % (t.title, r, e))
-                finally:
-                    if inst is not None:
-                        inst.stop()
-                if a.verbose:
-                    B.say("  %-28s %.1fs" % (t.title, time.monotonic() - t0))
-        self.report(ts)
-        if a.json:
-            self.write_json(ts)
-        return 1 if any(s == "failed" for s, _ in self.status.values()) else 0
+
+    def instance(self, t, verify):
+        return Instance(self, t, verify)
 
     def one_round(self, inst, verify):
         a = self.args
@@ -823,128 +417,45 @@ class Originate:
             ("resumed_pct", "resumed %", "%.0f", None),
             ("idle_kib", "KiB/conn", "%.1f", False))
 
-    def med(self, tid, fig):
-        v = self.results.get((tid, fig))
-        return statistics.median(v) if v else None
-
-    def spread(self, tid):
-        """The largest (fastest - slowest) / median among the rate figures
-        over the rounds, in %: a large one means a noisy machine."""
-        out = None
-        for key in ("one_mibs", "many_mibs", "hs"):
-            v = self.results.get((tid, key)) or []
-            if len(v) > 1 and statistics.median(v) > 0:
-                sp = (max(v) - min(v)) / statistics.median(v) * 100
-                out = sp if out is None else max(out, sp)
-        return out
-
-    def fig_title(self, title):
-        return title % self.args.proxy_conns if "%d" in title else title
-
     def header(self, ts):
-        a, b = self.args, self.b
-        B.say("ktlsctl bench, originate scenario: TLS %s %s, %s plain TCP client through the "
-              "originator to a TLS server (1 connection, then %d at once), %d new connections, "
-              "%d idle connections; %d timed round%s after a warm-up round; figures are medians"
-              % (a.tls, B.SUITES[a.suite]["ossl13"] if a.tls == "1.3"
-                 else B.SUITES[a.suite]["ossl12"], B.human_size(a.size), a.proxy_conns,
-                 a.proxy_handshakes, a.proxy_idle, a.rounds, "" if a.rounds == 1 else "s"))
-        load = os.getloadavg()[0]
-        B.say("host: %s, %d CPUs, load %.2f; kTLS: %s"
-              % (B.platform.release(), os.cpu_count() or 1, load,
-                 "available" if b.ktls[0] else "unavailable (%s)" % b.ktls[1]))
-        if load > (os.cpu_count() or 1) * 0.5:
-            B.say("note: the machine is busy (load %.2f): figures are noisy" % load)
-        B.say("server: ktlsctl listen --forward --ktls off --workers auto to tcpcopy sink (the "
-              "same for every originator); clients: tcpcopy connect (transfers, sendfile), "
-              "originate.py (new and idle connections, plain TCP)")
-        for t in ts:
-            if t.skip_reason:
-                B.say("skipped: %s: %s" % (t.title, t.skip_reason))
-        B.say()
+        a = self.args
+        super().header(
+            ts, "ktlsctl bench, originate scenario: TLS %s %s, %s plain TCP client through the "
+            "originator to a TLS server (1 connection, then %d at once), %d new connections, "
+            "%d idle connections; %d timed round%s after a warm-up round; figures are medians"
+            % (a.tls, B.SUITES[a.suite]["ossl13"] if a.tls == "1.3"
+               else B.SUITES[a.suite]["ossl12"], B.human_size(a.size), a.proxy_conns,
+               a.proxy_handshakes, a.proxy_idle, a.rounds, "" if a.rounds == 1 else "s"),
+            "server: ktlsctl listen --forward --ktls off --workers auto to tcpcopy sink (the "
+            "same for every originator); clients: tcpcopy connect (transfers, sendfile), "
+            "originate.py (new and idle connections, plain TCP)")
 
     def report(self, ts):
-        B.say()
-        B.say("== originate: plain TCP in, TLS out to one server")
-        if self.args.ratios_only:
-            # bench-vm: the CPU is emulated.  The table stays for the
-            # resumed share and the failures; its other figures mean nothing.
-            B.say("  (emulated CPU: compare the ratios only, not the figures)")
-        cols = [self.fig_title(f[1]) for f in self.FIGS]
-        B.say("  %-28s" % "contender" + "".join(" %13s" % c for c in cols) + "  spread")
-        for t in ts:
-            st, why = self.status[t.id]
-            if st != "ok":
-                B.say("  %-28s %s: %s" % (t.title, st.upper(), why))
-                continue
-            cells = []
-            for key, _, fmt, _ in self.FIGS:
-                v = self.med(t.id, key)
-                cells.append(fmt % v if v is not None else "-")
-            sp = self.spread(t.id)
-            B.say("  %-28s" % t.title + "".join(" %13s" % c for c in cells)
-                  + ("  %5.0f%%" % sp if sp is not None else ""))
-        refs = [t for t in ts if isinstance(t, KtlsctlAccept) and self.status[t.id][0] == "ok"
-                and self.med(t.id, "one_mibs")]
-        for ref in refs:
-            B.say("  ratios, %s / contender (throughput, conns/s: >1 ktlsctl faster; "
-                  "CPU, KiB: <1 ktlsctl cheaper)" % ref.title)
-            for t in ts:
-                if t is ref or self.status[t.id][0] != "ok":
-                    continue
-                cells = []
-                for key, _, _, better in self.FIGS:
-                    mine, theirs = self.med(ref.id, key), self.med(t.id, key)
-                    # A zero (CPU below the clock tick at small sizes) has
-                    # no ratio; nor has the share of resumed handshakes.
-                    ok = (better is not None and mine is not None and theirs is not None
-                          and mine > 0 and theirs > 0)
-                    cells.append(B.ratio(mine / theirs) if ok else "n/a")
-                B.say("  %-28s" % t.title + "".join(" %13s" % c for c in cells))
+        self.table(ts, "== originate: plain TCP in, TLS out to one server", self.FIGS,
+                   self.SPREAD_KEYS, KtlsctlAccept, ("one_mibs",), "conns/s",
+                   # bench-vm: the CPU is emulated.  The table stays for the
+                   # resumed share and the failures; its other figures mean nothing.
+                   note="  (emulated CPU: compare the ratios only, not the figures)"
+                   if self.args.ratios_only else None, width=13)
         B.say()
         B.say("how each originator runs (same CA, suite and TLS server); resumes by itself:")
         for t in ts:
             if not t.skip_reason:
                 B.say("  %-28s %s; resumes: %s" % (t.title, t.how, t.resumes))
-        for t in ts:
-            if self.status[t.id][0] == "failed":
-                B.say("FAILED: %s: %s" % (t.title, self.status[t.id][1]))
+        self.say_failed(ts)
 
     def write_json(self, ts):
-        a = self.args
-        doc = {"format": 1, "tool": "ktlsctl bench", "scenario": "originate",
-               "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "config": {"size_bytes": a.size, "rounds": a.rounds, "tls": a.tls,
-                          "suite": a.suite, "conns": a.proxy_conns,
-                          "handshakes": a.proxy_handshakes,
-                          "hs_concurrency": a.proxy_hs_concurrency, "idle": a.proxy_idle,
-                          "server": "ktlsctl listen --forward --ktls off --workers auto"},
-               "host": {"kernel": B.platform.release(), "cpus": os.cpu_count(),
-                        "loadavg": list(os.getloadavg()), "ktls": self.b.ktls[0]},
-               "results": []}
-        keys = [k for k, _, _, _ in self.FIGS] + ["base_kib"]
-        for t in ts:
-            st, why = self.status[t.id]
-            doc["results"].append({
-                "contender": t.id, "title": t.title, "how": t.how, "resumes": t.resumes,
-                "status": st, "reason": why,
-                "median": {k: self.med(t.id, k) for k in keys},
-                "spread_pct": self.spread(t.id),
-                "rounds": {k: self.results.get((t.id, k), []) for k in keys}})
-        with open(a.json, "w") as f:
-            json.dump(doc, f, indent=1, sort_keys=True)
-            f.write("\n")
-        B.say("results written to %s" % a.json)
+        self.json_doc(ts, {"server": "ktlsctl listen --forward --ktls off --workers auto"},
+                      [k for k, _, _, _ in self.FIGS] + ["base_kib"],
+                      lambda t: {"resumes": t.resumes})
 
 
 def main(args, bench_module):
     global B
     B = bench_module
+    scenario.use(B)
     if args.list:
-        og = Originate(args)
-        for t in og.originators():
-            B.say("%-20s %s" % (t.id, t.title))
-        return 0
+        return Originate(args).list()
     return Originate(args).run()
 
 
@@ -957,9 +468,6 @@ def client_main(argv):
     through the TLS server to the sink and the sink closed)."""
     what, port, n = argv[0], int(argv[1]), int(argv[2])
     conc = int(argv[3]) if what == "handshakes" else 4
-    lock = threading.Lock()
-    state = {"next": 0, "failed": 0, "errors": []}
-    held = []
 
     def one(keep):
         s = socket.create_connection(("127.0.0.1", port), timeout=60)
@@ -975,55 +483,15 @@ def client_main(argv):
             s.close()
         return None
 
-    def worker(count, keep):
-        while True:
-            with lock:
-                if state["next"] >= count:
-                    return
-                state["next"] += 1
-            try:
-                s = one(keep)
-                if s is not None:
-                    with lock:
-                        held.append(s)
-            except OSError as e:
-                with lock:
-                    state["failed"] += 1
-                    if len(state["errors"]) < 3:
-                        state["errors"].append(str(e))
-
-    def run(count, keep):
-        state["next"] = 0
-        ths = [threading.Thread(target=worker, args=(count, keep)) for _ in range(conc)]
-        for t in ths:
-            t.start()
-        for t in ths:
-            t.join()
-
+    clients = Clients(conc, one)
     if what == "handshakes":
-        t0 = time.monotonic()
-        run(n, False)
-        print(json.dumps({"wall_s": time.monotonic() - t0, "failed": state["failed"],
-                          "errors": state["errors"]}))
+        wall = clients.timed(n)
+        print(json.dumps({"wall_s": wall, "failed": clients.failed,
+                          "errors": clients.errors}))
         return 0
     # idle: a few connections that come and go (the originator's one-time
     # set-up is then in the baseline), then N held until stdin closes.
-    run(8, False)
-    sys.stdout.write("primed\n")
-    sys.stdout.flush()
-    if sys.stdin.readline().strip() != "go":
-        return 0
-    run(n, True)
-    if state["failed"]:
-        sys.stdout.write("%d of %d connections failed: %s\n"
-                         % (state["failed"], n, "; ".join(state["errors"])))
-    else:
-        sys.stdout.write("ready\n")
-    sys.stdout.flush()
-    sys.stdin.read()
-    for s in held:
-        s.close()
-    return 0
+    return clients.idle(n, "connections")
 
 
 if __name__ == "__main__":
