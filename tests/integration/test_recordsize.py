@@ -35,7 +35,7 @@ import sys
 
 sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from ktlsctl_test.settings import KTLSCTL  # noqa: E402
+from ktlsctl_test.settings import KTLSCTL, scaled  # noqa: E402
 from ktlsctl_test.channel import CHANNEL, CHANNEL_ARGS  # noqa: E402
 from ktlsctl_test.runner import note, Suite  # noqa: E402
 from ktlsctl_test.verdicts import Fail  # noqa: E402
@@ -122,8 +122,14 @@ def add_send(version, cipher, n, extra=()):
         width = min(n, 4096) - 1     # gnutls-serv echoes line by line
         data = hex_lines(256 << 10, width=width)
         k = ktlsctl("connect", "localhost:%d" % meter.port, "--cafile", certs().ca,
-                    "--tls" + version, "--cipher", cipher, *(SESSION_ARGS + list(extra)),
-                    stdin=data)
+                    "--tls" + version, "--cipher", cipher, *(SESSION_ARGS + list(extra)))
+        # gnutls-serv drops what it has not echoed yet when our close_notify
+        # comes (TLS 1.2 asks that, RFC 5246 7.2.1): the input ends, and
+        # --eof close sends it, once the whole echo is here.
+        k.send(data)
+        if not k.wait_out(len(data), scaled(60)):
+            raise Fail("the echo: %d of %d bytes\n%s" % (k.out_total, len(data), k.describe()))
+        k.close_stdin()
         check_exit(k, 0, 60, "connect")
         check_data("the echo", k.out, data)
         meter.join()
